@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test command of README.md: installs what the tests need, checks formatting, lints,
+# file sizes, then runs every test with nextest in the dev profile.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash ci/setup.sh
+bash ci/file-size.sh
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo nextest run --workspace --locked --no-fail-fast

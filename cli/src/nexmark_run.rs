@@ -1,0 +1,100 @@
+//! `eddy nexmark run`: one query from Flink's verbatim SQL, with its throughput.
+
+use clap::Args;
+use kernel::metrics::JobMetrics;
+use nexmark::queries::{job_script, JobSettings};
+use perf::{process_usage, RunRecord};
+use sql_planner::plan_script;
+
+use crate::job::PlanArgs;
+use crate::Failure;
+
+#[derive(Args)]
+pub struct NexmarkRunArgs {
+    /// The query: q0 … q22.
+    #[arg(long, short = 'q')]
+    pub query: String,
+    /// Number of events to generate.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub events: u64,
+    /// `first-event.rate`: event-time density in events per second (not a wall-clock limit).
+    #[arg(long, default_value_t = 10_000_000)]
+    pub rate: u64,
+    /// Parallelism of every operator [default: the number of cores].
+    #[arg(long, short = 'p')]
+    pub parallelism: Option<usize>,
+    /// Seed of the generator: the same seed gives the same events.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Print exactly one JSON object with the results instead of the report.
+    #[arg(long)]
+    pub json: bool,
+    /// Keep what file-writing queries (q10) wrote, instead of deleting it after the run.
+    #[arg(long)]
+    pub keep_output: bool,
+}
+
+pub fn run(args: NexmarkRunArgs) -> Result<(), Failure> {
+    if args.events == 0 {
+        return Err(Failure::User("--events must be at least 1".into()));
+    }
+    if args.rate == 0 {
+        return Err(Failure::User("--rate must be at least 1".into()));
+    }
+    let submit_time = chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string();
+    let dir = std::env::temp_dir().join(format!("eddy-nexmark-{}", std::process::id()));
+    let settings = JobSettings {
+        events: args.events,
+        rate: args.rate,
+        extra_options: vec![("seed".into(), args.seed.to_string())],
+        nexmark_dir: dir.display().to_string(),
+        submit_time,
+        flink_home: dir.display().to_string(),
+    };
+    let script = job_script(&args.query, &settings)?;
+    let plan_args = PlanArgs { parallelism: args.parallelism, set: vec![] };
+    let options = plan_args.options()?;
+    let parallelism = options.parallelism;
+    let job = plan_script(&script, &options).map_err(|e| Failure::from(e).with_prefix(&args.query))?;
+    let before = process_usage();
+    let result = crate::job::execute(&job, Some(args.events), &args.query);
+    let after = process_usage();
+    if !args.keep_output {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else if dir.exists() {
+        eprintln!("output kept in {}", dir.display());
+    }
+    let (metrics, wall) = result?;
+    let record = RunRecord::new(
+        &args.query,
+        args.events,
+        parallelism,
+        wall,
+        after.cpu_seconds - before.cpu_seconds,
+        JobMetrics::get(&metrics.sink_rows),
+        after.peak_rss_bytes,
+    );
+    if args.json {
+        println!("{}", serde_json::to_string(&record).map_err(|e| Failure::Internal(e.to_string()))?);
+    } else {
+        println!("query            {}", record.query);
+        println!("events           {}", record.events);
+        println!("parallelism      {}", record.parallelism);
+        println!("wall seconds     {:.3}", record.wall_s);
+        println!("CPU seconds      {:.3}", record.cpu_s);
+        println!("events/s         {:.0}", record.events_per_s);
+        println!("events/CPU-s     {:.0}", record.events_per_cpu_s);
+        println!("sink rows        {}", record.sink_rows);
+        println!("peak RSS         {:.1} MiB", record.peak_rss_bytes as f64 / (1024.0 * 1024.0));
+    }
+    Ok(())
+}
+
+impl Failure {
+    fn with_prefix(self, what: &str) -> Failure {
+        match self {
+            Failure::User(m) => Failure::User(format!("{what}: {m}")),
+            Failure::Internal(m) => Failure::Internal(format!("{what}: {m}")),
+        }
+    }
+}

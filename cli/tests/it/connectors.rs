@@ -1,0 +1,119 @@
+//! Connectors end to end: datagen, filesystem (csv, json, parse errors), print, statement sets.
+
+use std::fs;
+
+use kernel::metrics::JobMetrics;
+
+use crate::support::{eddy, run_sql, sorted_csv_rows, stderr, stdout};
+
+#[test]
+fn datagen_sequences_and_bounded_random_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let sql = format!(
+        "CREATE TABLE gen (id BIGINT, v INT, name STRING) WITH (
+            'connector' = 'datagen', 'rows-per-second' = '1000000',
+            'fields.id.kind' = 'sequence', 'fields.id.start' = '1', 'fields.id.end' = '1000',
+            'fields.v.min' = '5', 'fields.v.max' = '9', 'fields.name.length' = '4');
+         CREATE TABLE out (id BIGINT, v INT, name STRING) WITH (
+            'connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+         INSERT INTO out SELECT id, v, name FROM gen;",
+        dir.path().display()
+    );
+    let m = run_sql(&sql, 2).unwrap();
+    assert_eq!(JobMetrics::get(&m.sink_rows), 1000);
+    let rows = sorted_csv_rows(dir.path());
+    let mut ids: Vec<i64> = rows.iter().map(|r| r[0].parse().unwrap()).collect();
+    ids.sort();
+    assert_eq!(ids, (1..=1000).collect::<Vec<_>>(), "each sequence value exactly once over 2 subtasks");
+    assert!(rows.iter().all(|r| (5..=9).contains(&r[1].parse::<i32>().unwrap()) && r[2].len() == 4));
+}
+
+#[test]
+fn filesystem_csv_and_json_round_trip_with_computed_columns() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.csv");
+    fs::write(&input, "1,apple,2.50,2020-01-01 10:00:00.000\n2,Pear,3.25,2020-01-01 11:30:00.500\n").unwrap();
+    let json_out = dir.path().join("json");
+    let sql = format!(
+        "CREATE TABLE src (id INT, name STRING, price DECIMAL(10, 2), ts TIMESTAMP(3),
+             up AS UPPER(name), WATERMARK FOR ts AS ts - INTERVAL '1' SECOND)
+           WITH ('connector' = 'filesystem', 'path' = 'file://{}', 'format' = 'csv');
+         CREATE TABLE dst (id INT, up STRING, total DECIMAL(12, 2), ts TIMESTAMP(3))
+           WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+         INSERT INTO dst SELECT id, up, price * 2, ts FROM src WHERE id > 0;",
+        input.display(),
+        json_out.display()
+    );
+    run_sql(&sql, 1).unwrap();
+    let mut lines: Vec<String> = crate::support::data_files(&json_out)
+        .iter()
+        .flat_map(|f| fs::read_to_string(f).unwrap().lines().map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    lines.sort();
+    assert_eq!(lines.len(), 2);
+    assert!(lines[0].contains(r#""up":"APPLE""#) && lines[0].contains(r#""ts":"2020-01-01 10:00:00.000""#), "{}", lines[0]);
+    assert!(lines[1].contains(r#""total":"6.50""#) || lines[1].contains(r#""total":6.50"#), "{}", lines[1]);
+
+    // And back: the JSON files read with the same schema.
+    let csv_out = dir.path().join("csv");
+    let sql = format!(
+        "CREATE TABLE j (id INT, up STRING, total DECIMAL(12, 2), ts TIMESTAMP(3))
+           WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'json');
+         CREATE TABLE c (id INT, up STRING) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+         INSERT INTO c SELECT id, up FROM j;",
+        json_out.display(),
+        csv_out.display()
+    );
+    run_sql(&sql, 1).unwrap();
+    assert_eq!(sorted_csv_rows(&csv_out), vec![vec!["1".to_string(), "APPLE".into()], vec!["2".into(), "PEAR".into()]]);
+}
+
+fn bad_input_script(dir: &std::path::Path, format: &str, ignore: bool) -> String {
+    let out = dir.join(format!("out-{format}-{ignore}"));
+    format!(
+        "CREATE TABLE src (id BIGINT, name STRING) WITH ('connector' = 'filesystem', 'path' = '{}',
+           'format' = '{format}', '{format}.ignore-parse-errors' = '{ignore}');
+         CREATE TABLE dst (id BIGINT, name STRING) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+         INSERT INTO dst SELECT * FROM src;",
+        dir.join(format!("in.{format}")).display(),
+        out.display()
+    )
+}
+
+#[test]
+fn malformed_records_fail_the_job_naming_file_and_line_or_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("in.csv"), "1,a\nnot-a-number,b\n3,c\n").unwrap();
+    fs::write(dir.path().join("in.json"), "{\"id\": 1, \"name\": \"a\"}\n{\"id\": 2, \n{\"id\": 3, \"name\": \"c\"}\n").unwrap();
+    for format in ["csv", "json"] {
+        let err = run_sql(&bad_input_script(dir.path(), format, false), 1).unwrap_err();
+        assert!(err.contains(&format!("in.{format}")) && err.contains("line 2"), "{format}: {err}");
+        let m = run_sql(&bad_input_script(dir.path(), format, true), 1).unwrap();
+        assert_eq!(JobMetrics::get(&m.sink_rows), 2, "{format}: good records kept");
+        assert_eq!(JobMetrics::get(&m.skipped_records), 1, "{format}: bad record counted");
+        assert!(m.notes().iter().any(|n| n.contains("skipped 1 malformed")), "{format}");
+    }
+}
+
+#[test]
+fn print_sink_writes_flink_row_format_and_statement_sets_run_as_one_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("job.sql");
+    fs::write(
+        &script,
+        "CREATE TABLE gen (id BIGINT) WITH ('connector' = 'datagen', 'number-of-rows' = '3',
+            'fields.id.kind' = 'sequence', 'fields.id.start' = '7', 'fields.id.end' = '9');
+         CREATE TABLE p1 (id BIGINT, s STRING) WITH ('connector' = 'print', 'print-identifier' = 'one');
+         CREATE TABLE p2 (id BIGINT) WITH ('connector' = 'print', 'print-identifier' = 'two');
+         EXECUTE STATEMENT SET BEGIN
+           INSERT INTO p1 SELECT id, CAST(NULL AS STRING) FROM gen WHERE id <> 8;
+           INSERT INTO p2 SELECT id * 10 FROM gen;
+         END;",
+    )
+    .unwrap();
+    let o = eddy(&["run", script.to_str().unwrap(), "--parallelism", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut lines: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
+    lines.sort();
+    assert_eq!(lines, vec!["one> +I[7, null]", "one> +I[9, null]", "two> +I[70]", "two> +I[80]", "two> +I[90]"]);
+}

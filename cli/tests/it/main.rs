@@ -1,0 +1,7 @@
+//! eddy's integration tests: one test binary (DataFusion makes each one large), many modules.
+
+mod cli;
+mod connectors;
+mod nexmark_golden;
+mod reference;
+mod support;

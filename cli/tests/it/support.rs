@@ -1,0 +1,87 @@
+//! Helpers: running scripts in-process and through the binary, reading CSV output.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use kernel::connectors::ConnectorRegistry;
+use kernel::metrics::JobMetrics;
+use kernel::operator::CancelFlag;
+use kernel::runtime::{run_job, JobConfig};
+use sql_planner::{plan_script, PlanOptions};
+
+pub fn registry() -> ConnectorRegistry {
+    let mut r = ConnectorRegistry::with_builtins();
+    r.register(Arc::new(nexmark::NexmarkConnector));
+    r
+}
+
+/// Plans and runs `sql` in this process; returns the job's metrics.
+pub fn run_sql(sql: &str, parallelism: usize) -> Result<Arc<JobMetrics>, String> {
+    let opts = PlanOptions { parallelism, settings: vec![], connectors: registry() };
+    let job = plan_script(sql, &opts).map_err(|e| e.to_string())?;
+    let metrics = Arc::new(JobMetrics::default());
+    run_job(&job.graph, &JobConfig::default(), metrics.clone(), CancelFlag::default()).map_err(|e| e.to_string())?;
+    Ok(metrics)
+}
+
+/// Runs the `eddy` binary.
+pub fn eddy(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_eddy")).args(args).output().expect("eddy runs")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Every committed data file under `dir` (hidden and `_`-prefixed files excluded).
+pub fn data_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            if p.is_dir() {
+                stack.push(p);
+            } else if !name.starts_with('.') && !name.starts_with('_') {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The CSV rows of `file`, as strings.
+pub fn csv_rows(file: &Path) -> Vec<Vec<String>> {
+    let mut r = csv::ReaderBuilder::new().has_headers(false).from_path(file).unwrap();
+    r.records().map(|rec| rec.unwrap().iter().map(str::to_string).collect()).collect()
+}
+
+/// All CSV rows under `dir`, sorted (outputs are compared as multisets).
+pub fn sorted_csv_rows(dir: &Path) -> Vec<Vec<String>> {
+    let mut rows: Vec<Vec<String>> = data_files(dir).iter().flat_map(|f| csv_rows(f)).collect();
+    rows.sort();
+    rows
+}
+
+/// Asserts two sorted row sets are equal, showing the first difference.
+pub fn assert_same_rows(query: &str, got: &[Vec<String>], want: &[Vec<String>]) {
+    if got == want {
+        return;
+    }
+    let first = got.iter().zip(want).position(|(a, b)| a != b);
+    panic!(
+        "{query}: {} rows from eddy, {} expected; first difference at {:?}: got {:?}, want {:?}",
+        got.len(),
+        want.len(),
+        first,
+        first.map(|i| &got[i]),
+        first.map(|i| &want[i])
+    );
+}

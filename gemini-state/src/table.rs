@@ -1,0 +1,100 @@
+//! The `StateTable` trait: the only way an operator reads or writes keyed state.
+
+use crate::{KeyGroup, KeyGroupRange};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("key group {key_group} is outside this table's range {range:?}")]
+    ForeignKeyGroup { key_group: KeyGroup, range: KeyGroupRange },
+    #[error("state snapshot {0} is corrupt: {1}")]
+    CorruptSnapshot(u64, String),
+}
+
+pub type Result<T> = std::result::Result<T, StateError>;
+
+/// Per-table settings.
+#[derive(Debug, Clone, Default)]
+pub struct TableOptions {
+    /// Entries not written for this long (in the table's time, see [`StateTable::advance_time`])
+    /// are dropped, like Flink's `table.exec.state.ttl`. `None` keeps entries until deleted.
+    pub ttl_ms: Option<i64>,
+}
+
+/// One key-value pair as stored, for scans and snapshots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub key_group: KeyGroup,
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+}
+
+/// An immutable copy of a table's contents at a barrier, the input of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableSnapshot {
+    pub checkpoint_id: u64,
+    pub entries: Vec<Entry>,
+}
+
+/// Keyed state of one operator subtask, over the key groups it owns.
+///
+/// Keys are memcomparable byte strings, ordered first by key group, then bytewise. Every call
+/// takes many keys so that implementations can amortise lookups (sorted probes, one lock, one
+/// I/O per block) and operators stay vectorized.
+pub trait StateTable: Send {
+    /// The key groups this table holds.
+    fn key_groups(&self) -> KeyGroupRange;
+
+    /// Looks up `keys[i]` in `key_groups[i]`; `out` is cleared and gets one slot per key.
+    fn get_many(
+        &self,
+        key_groups: &[KeyGroup],
+        keys: &[&[u8]],
+        out: &mut Vec<Option<Vec<u8>>>,
+    ) -> Result<()>;
+
+    /// Writes `values[i]` under `keys[i]`, replacing what was there.
+    fn put_many(&mut self, key_groups: &[KeyGroup], keys: &[&[u8]], values: &[&[u8]])
+        -> Result<()>;
+
+    /// Deletes the given keys; missing keys are ignored.
+    fn delete_many(&mut self, key_groups: &[KeyGroup], keys: &[&[u8]]) -> Result<()>;
+
+    /// Calls `visit(key, value)` for every key in `key_group` starting with `prefix`, in key
+    /// order, until `visit` returns false.
+    fn scan_prefix(
+        &self,
+        key_group: KeyGroup,
+        prefix: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()>;
+
+    /// Calls `visit` for keys in `[start, end)` of `key_group`, in key order.
+    fn scan_range(
+        &self,
+        key_group: KeyGroup,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<()>;
+
+    /// Deletes keys in `[start, end)` in every key group of the table; returns how many.
+    /// Operators that prefix keys with event time use this for watermark-driven cleanup.
+    fn delete_range_all_groups(&mut self, start: &[u8], end: &[u8]) -> Result<u64>;
+
+    /// Moves the table's clock (processing or event time, as the operator chooses) and drops
+    /// entries whose TTL has passed; returns how many were dropped.
+    fn advance_time(&mut self, now_ms: i64) -> Result<u64>;
+
+    /// Number of live entries.
+    fn len(&self) -> usize;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Freezes the current contents for checkpoint `checkpoint_id`.
+    fn snapshot(&mut self, checkpoint_id: u64) -> Result<TableSnapshot>;
+
+    /// Replaces the contents with a snapshot, keeping only this table's key groups (rescale).
+    fn restore(&mut self, snapshot: &TableSnapshot) -> Result<()>;
+}

@@ -1,0 +1,112 @@
+//! Connectors: where a table's rows come from and go to, chosen by `'connector' = '…'`.
+//!
+//! A [`Connector`] turns a table declaration ([`TableDescriptor`]) into a source factory, a
+//! sink factory, or both. The [`ConnectorRegistry`] holds them by name; crates above the
+//! kernel add their own (the Nexmark generator lives in `nexmark/`).
+
+mod blackhole;
+mod cells;
+mod datagen;
+mod filesystem;
+mod options;
+mod print;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+
+pub use blackhole::BlackholeConnector;
+pub use datagen::DatagenConnector;
+pub use filesystem::encode::{write_csv, write_json, TIMESTAMP_FORMAT};
+pub use filesystem::FilesystemConnector;
+pub use options::Options;
+pub use print::{format_row_values, PrintConnector};
+
+use crate::operator::{OperatorFactory, SourceFactory};
+use crate::{Error, Result};
+
+/// A table as declared by `CREATE TABLE`: what a connector needs to read or write it.
+#[derive(Debug, Clone)]
+pub struct TableDescriptor {
+    pub name: String,
+    /// Physical columns (computed columns excluded).
+    pub schema: SchemaRef,
+    /// `PARTITIONED BY` columns.
+    pub partition_keys: Vec<String>,
+    pub options: Options,
+}
+
+pub trait Connector: Send + Sync {
+    fn name(&self) -> &'static str;
+
+    /// Option keys this connector accepts besides `connector`. A `#` in a key stands for a
+    /// column name (`fields.#.kind`).
+    fn option_keys(&self) -> &'static [&'static str];
+
+    /// A source reading the table; `projection` lists the physical columns the query needs, in
+    /// order, and the source's batches carry exactly those.
+    fn source(&self, table: &TableDescriptor, projection: Option<&[usize]>) -> Result<Arc<dyn SourceFactory>> {
+        let _ = projection;
+        Err(Error::user(format!(
+            "table '{}': connector '{}' can only be written to, not read",
+            table.name,
+            self.name()
+        )))
+    }
+
+    /// A sink writing rows of the table's schema.
+    fn sink(&self, table: &TableDescriptor) -> Result<Arc<dyn OperatorFactory>> {
+        Err(Error::user(format!(
+            "table '{}': connector '{}' can only be read from, not written",
+            table.name,
+            self.name()
+        )))
+    }
+}
+
+/// Connectors by name.
+#[derive(Clone, Default)]
+pub struct ConnectorRegistry {
+    connectors: BTreeMap<&'static str, Arc<dyn Connector>>,
+}
+
+impl ConnectorRegistry {
+    /// The kernel's own connectors: blackhole, print, datagen, filesystem.
+    pub fn with_builtins() -> Self {
+        let mut r = ConnectorRegistry::default();
+        r.register(Arc::new(BlackholeConnector));
+        r.register(Arc::new(PrintConnector));
+        r.register(Arc::new(DatagenConnector));
+        r.register(Arc::new(FilesystemConnector));
+        r
+    }
+
+    pub fn register(&mut self, c: Arc<dyn Connector>) {
+        self.connectors.insert(c.name(), c);
+    }
+
+    pub fn names(&self) -> Vec<&'static str> {
+        self.connectors.keys().copied().collect()
+    }
+
+    /// The connector a table declares, with its options checked against what it accepts.
+    pub fn for_table(&self, table: &TableDescriptor) -> Result<Arc<dyn Connector>> {
+        let Some(name) = table.options.get("connector") else {
+            return Err(Error::user(format!(
+                "table '{}' has no 'connector' option; available connectors: {}",
+                table.name,
+                self.names().join(", ")
+            )));
+        };
+        let Some(c) = self.connectors.get(name) else {
+            return Err(Error::user(format!(
+                "table '{}': unknown connector '{name}'; available connectors: {}",
+                table.name,
+                self.names().join(", ")
+            )));
+        };
+        table.options.check_known(&table.name, name, c.option_keys(), &table.schema)?;
+        Ok(c.clone())
+    }
+}

@@ -1,0 +1,78 @@
+//! Calc: Flink's name for a fused filter and projection.
+
+use std::sync::Arc;
+
+use arrow::array::{AsArray, RecordBatch, RecordBatchOptions};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{DataType, SchemaRef};
+use datafusion_physical_expr::PhysicalExpr;
+
+use super::evaluate;
+use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
+use crate::{Error, Result};
+
+/// Builds [`Calc`] subtasks. The expressions are DataFusion physical expressions over the
+/// input schema; the output schema is given by the planner.
+#[derive(Debug, Clone)]
+pub struct CalcFactory {
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+    pub projection: Vec<Arc<dyn PhysicalExpr>>,
+    pub output: SchemaRef,
+}
+
+impl OperatorFactory for CalcFactory {
+    fn create(&self, _subtask: usize, _parallelism: usize) -> Result<Box<dyn Operator>> {
+        Ok(Box::new(Calc { spec: self.clone() }))
+    }
+
+    fn describe(&self) -> String {
+        let mut s = String::new();
+        if let Some(f) = &self.filter {
+            s.push_str(&format!("where {f}; "));
+        }
+        let cols: Vec<String> = self
+            .projection
+            .iter()
+            .zip(self.output.fields())
+            .map(|(e, f)| format!("{e} AS {}", f.name()))
+            .collect();
+        s.push_str(&format!("select {}", cols.join(", ")));
+        s
+    }
+}
+
+struct Calc {
+    spec: CalcFactory,
+}
+
+impl Operator for Calc {
+    fn name(&self) -> &str {
+        "Calc"
+    }
+
+    fn on_batch(&mut self, _input: usize, batch: RecordBatch, _ctx: &mut OperatorContext, out: &mut dyn Output) -> Result<()> {
+        // Filter first so projections only run on surviving rows.
+        let batch = match &self.spec.filter {
+            None => batch,
+            Some(f) => {
+                let mask = evaluate(f, &batch)?;
+                if mask.data_type() != &DataType::Boolean {
+                    return Err(Error::internal(format!("filter {f} is {}, not BOOLEAN", mask.data_type())));
+                }
+                let mask = mask.as_boolean();
+                if mask.true_count() == batch.num_rows() {
+                    batch
+                } else {
+                    filter_record_batch(&batch, mask)?
+                }
+            }
+        };
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let columns = self.spec.projection.iter().map(|e| evaluate(e, &batch)).collect::<Result<Vec<_>>>()?;
+        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        let projected = RecordBatch::try_new_with_options(self.spec.output.clone(), columns, &options)?;
+        out.batch(projected)
+    }
+}

@@ -1,0 +1,67 @@
+//! A chain: operators joined by forward edges, run as nested calls inside one task.
+
+use crate::operator::{Operator, OperatorContext, Output};
+use crate::types::{Message, Watermark};
+use crate::Result;
+
+pub(crate) struct Chain {
+    ops: Vec<Box<dyn Operator>>,
+    ctxs: Vec<OperatorContext>,
+}
+
+impl Chain {
+    pub(crate) fn new(ops: Vec<Box<dyn Operator>>, ctxs: Vec<OperatorContext>) -> Self {
+        debug_assert_eq!(ops.len(), ctxs.len());
+        Chain { ops, ctxs }
+    }
+
+    /// Delivers `msg`, arriving on the head operator's input `input`, through the chain; what
+    /// the last operator emits goes to `tail`.
+    pub(crate) fn push(&mut self, input: usize, msg: Message, tail: &mut dyn Output) -> Result<()> {
+        Link { ops: &mut self.ops, ctxs: &mut self.ctxs, tail, input }.deliver(msg)
+    }
+}
+
+/// The rest of a chain seen from one operator: itself an [`Output`].
+struct Link<'a> {
+    ops: &'a mut [Box<dyn Operator>],
+    ctxs: &'a mut [OperatorContext],
+    tail: &'a mut dyn Output,
+    input: usize,
+}
+
+impl Link<'_> {
+    fn deliver(&mut self, msg: Message) -> Result<()> {
+        let Some((op, rest)) = self.ops.split_first_mut() else {
+            return self.tail.emit(msg);
+        };
+        let (ctx, rest_ctxs) = self.ctxs.split_first_mut().expect("one context per operator");
+        let mut next = Link { ops: rest, ctxs: rest_ctxs, tail: &mut *self.tail, input: 0 };
+        match msg {
+            Message::Batch(batch) => op.on_batch(self.input, batch, ctx, &mut next),
+            Message::Watermark(wm) => {
+                if let Watermark::EventTime(t) = wm {
+                    ctx.current_watermark = Some(t);
+                    for due in ctx.take_due_timers(t) {
+                        op.on_timer(due, ctx, &mut next)?;
+                    }
+                }
+                op.on_watermark(wm, ctx, &mut next)
+            }
+            Message::Barrier(barrier) => {
+                op.on_barrier(&barrier, ctx, &mut next)?;
+                next.emit(Message::Barrier(barrier))
+            }
+            Message::End => {
+                op.on_end(ctx, &mut next)?;
+                next.emit(Message::End)
+            }
+        }
+    }
+}
+
+impl Output for Link<'_> {
+    fn emit(&mut self, msg: Message) -> Result<()> {
+        self.deliver(msg)
+    }
+}

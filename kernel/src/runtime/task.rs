@@ -1,0 +1,209 @@
+//! Tasks: one thread drives one chain for one subtask.
+//!
+//! A source task polls its source and pushes batches through the chain. An operator task reads
+//! its input channels, keeps the watermark as the minimum over inputs that are neither idle nor
+//! finished, aligns barriers (a channel that delivered the barrier is not read again until all
+//! have), and ends when every input has ended.
+
+use std::time::Duration;
+
+use net_shuffle::local::{Receiver, Select};
+
+use super::chain::Chain;
+use super::router::Router;
+use crate::metrics::JobMetrics;
+use crate::operator::{CancelFlag, OperatorContext, Source, SourcePoll};
+use crate::types::{Barrier, EventTime, Message, Watermark};
+use crate::{Error, Result};
+
+pub(crate) struct SourceTask {
+    pub source: Box<dyn Source>,
+    pub ctx: OperatorContext,
+    pub chain: Chain,
+    pub router: Router,
+    pub cancel: CancelFlag,
+}
+
+impl SourceTask {
+    pub fn run(&mut self) -> Result<()> {
+        let mut idle = false;
+        loop {
+            if self.cancel.is_cancelled() {
+                // Ctrl-C or a failure elsewhere: end cleanly without flushing event time.
+                return self.chain.push(0, Message::End, &mut self.router);
+            }
+            match self.source.poll_next(&mut self.ctx)? {
+                SourcePoll::Batch(b) => {
+                    idle = false;
+                    JobMetrics::add(&self.ctx.metrics.source_rows, b.num_rows() as u64);
+                    self.chain.push(0, Message::Batch(b), &mut self.router)?;
+                }
+                SourcePoll::Pending => {}
+                SourcePoll::Idle => {
+                    if !idle {
+                        idle = true;
+                        self.chain.push(0, Message::Watermark(Watermark::Idle), &mut self.router)?;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                SourcePoll::End => {
+                    // Bounded input is complete: event time jumps to the end, as in Flink.
+                    self.chain.push(0, Message::Watermark(Watermark::EventTime(EventTime::MAX)), &mut self.router)?;
+                    return self.chain.push(0, Message::End, &mut self.router);
+                }
+            }
+        }
+    }
+}
+
+/// One input channel of an operator task.
+pub(crate) struct InputChannel {
+    pub receiver: Receiver<Message>,
+    /// Which input of the head operator this channel feeds.
+    pub input: usize,
+    watermark: Option<EventTime>,
+    idle: bool,
+    ended: bool,
+    /// Delivered the pending barrier; not read until the barrier is aligned.
+    blocked: bool,
+}
+
+impl InputChannel {
+    pub fn new(receiver: Receiver<Message>, input: usize) -> Self {
+        InputChannel { receiver, input, watermark: None, idle: false, ended: false, blocked: false }
+    }
+}
+
+pub(crate) struct OperatorTask {
+    pub inputs: Vec<InputChannel>,
+    pub chain: Chain,
+    pub router: Router,
+    /// The event-time watermark last forwarded into the chain.
+    last_time: Option<EventTime>,
+    /// Whether the last watermark forwarded was `Idle`.
+    idle_emitted: bool,
+    pending_barrier: Option<Barrier>,
+}
+
+impl OperatorTask {
+    pub fn new(inputs: Vec<InputChannel>, chain: Chain, router: Router) -> Self {
+        OperatorTask { inputs, chain, router, last_time: None, idle_emitted: false, pending_barrier: None }
+    }
+
+    pub fn run(&mut self) -> Result<()> {
+        while let Some(i) = self.next_ready()? {
+            let msg = match self.inputs[i].receiver.recv() {
+                Ok(m) => m,
+                Err(_) => return Err(Error::internal("an upstream task stopped without finishing")),
+            };
+            self.handle(i, msg)?;
+        }
+        self.chain.push(0, Message::End, &mut self.router)
+    }
+
+    /// Blocks until a readable channel has a message; `None` once every channel has ended.
+    fn next_ready(&self) -> Result<Option<usize>> {
+        let readable: Vec<usize> =
+            (0..self.inputs.len()).filter(|&i| !self.inputs[i].ended && !self.inputs[i].blocked).collect();
+        if readable.is_empty() {
+            if self.inputs.iter().any(|c| !c.ended) {
+                return Err(Error::internal("all live inputs blocked on a barrier"));
+            }
+            return Ok(None);
+        }
+        if readable.len() == 1 {
+            return Ok(Some(readable[0]));
+        }
+        let mut sel = Select::new();
+        for &i in &readable {
+            sel.recv(&self.inputs[i].receiver);
+        }
+        Ok(Some(readable[sel.ready()]))
+    }
+
+    pub(super) fn handle(&mut self, i: usize, msg: Message) -> Result<()> {
+        match msg {
+            Message::Batch(b) => {
+                let input = self.inputs[i].input;
+                self.chain.push(input, Message::Batch(b), &mut self.router)
+            }
+            Message::Watermark(Watermark::EventTime(t)) => {
+                let ch = &mut self.inputs[i];
+                ch.idle = false;
+                ch.watermark = Some(ch.watermark.map_or(t, |w| w.max(t)));
+                self.advance_watermark()
+            }
+            Message::Watermark(Watermark::Idle) => {
+                self.inputs[i].idle = true;
+                self.advance_watermark()
+            }
+            Message::Barrier(b) => {
+                match self.pending_barrier {
+                    Some(p) if p.checkpoint_id != b.checkpoint_id => {
+                        return Err(Error::internal(format!(
+                            "barrier {} arrived while aligning barrier {}",
+                            b.checkpoint_id, p.checkpoint_id
+                        )))
+                    }
+                    _ => self.pending_barrier = Some(b),
+                }
+                self.inputs[i].blocked = true;
+                self.maybe_release_barrier()
+            }
+            Message::End => {
+                self.inputs[i].ended = true;
+                self.advance_watermark()?;
+                self.maybe_release_barrier()
+            }
+        }
+    }
+
+    fn maybe_release_barrier(&mut self) -> Result<()> {
+        let Some(b) = self.pending_barrier else { return Ok(()) };
+        if self.inputs.iter().all(|c| c.ended || c.blocked) {
+            self.pending_barrier = None;
+            for c in &mut self.inputs {
+                c.blocked = false;
+            }
+            self.chain.push(0, Message::Barrier(b), &mut self.router)?;
+        }
+        Ok(())
+    }
+
+    /// Recomputes the minimum watermark over live, non-idle inputs and forwards it if it moved.
+    fn advance_watermark(&mut self) -> Result<()> {
+        let mut live = self.inputs.iter().filter(|c| !c.ended).peekable();
+        if live.peek().is_none() {
+            return Ok(());
+        }
+        let mut min: Option<EventTime> = None;
+        let mut any_active = false;
+        for c in live.filter(|c| !c.idle) {
+            any_active = true;
+            match c.watermark {
+                None => return Ok(()), // an active input has not reported event time yet
+                Some(w) => min = Some(min.map_or(w, |m| m.min(w))),
+            }
+        }
+        if !any_active {
+            if !self.idle_emitted {
+                self.idle_emitted = true;
+                self.chain.push(0, Message::Watermark(Watermark::Idle), &mut self.router)?;
+            }
+            return Ok(());
+        }
+        let t = min.expect("an active input has a watermark");
+        let next = match self.last_time {
+            Some(prev) if t <= prev => {
+                if !self.idle_emitted {
+                    return Ok(());
+                }
+                prev // back from idle: event time never goes backwards
+            }
+            _ => t,
+        };
+        self.last_time = Some(next);
+        self.idle_emitted = false;
+        self.chain.push(0, Message::Watermark(Watermark::EventTime(next)), &mut self.router)
+    }
+}

@@ -1,0 +1,278 @@
+//! Runtime tests: watermark propagation, barrier alignment, partitioned edges, failures.
+
+use std::sync::Arc;
+
+use arrow::array::{AsArray, Int64Array, RecordBatch};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use parking_lot::Mutex;
+
+use super::chain::Chain;
+use super::router::Router;
+use super::task::{InputChannel, OperatorTask};
+use super::*;
+use crate::graph::{Node, NodeKind, Partitioning};
+use crate::operator::{Operator, OperatorContext, OperatorFactory, Output, Source, SourceFactory, SourcePoll};
+use crate::types::{Barrier, StreamSchema, Watermark};
+
+/// What a recording operator saw, in order.
+#[derive(Debug, Clone, PartialEq)]
+enum Seen {
+    Rows(usize, Vec<i64>),
+    Wm(Watermark),
+    Barrier(u64),
+    End,
+}
+
+type Log = Arc<Mutex<Vec<Seen>>>;
+
+struct Recorder(Log);
+
+impl Operator for Recorder {
+    fn name(&self) -> &str {
+        "Recorder"
+    }
+    fn on_batch(&mut self, input: usize, batch: RecordBatch, _: &mut OperatorContext, _: &mut dyn Output) -> Result<()> {
+        self.0.lock().push(Seen::Rows(input, batch.column(0).as_primitive::<Int64Type>().values().to_vec()));
+        Ok(())
+    }
+    fn on_watermark(&mut self, wm: Watermark, _: &mut OperatorContext, _: &mut dyn Output) -> Result<()> {
+        self.0.lock().push(Seen::Wm(wm));
+        Ok(())
+    }
+    fn on_barrier(&mut self, b: &Barrier, _: &mut OperatorContext, _: &mut dyn Output) -> Result<()> {
+        self.0.lock().push(Seen::Barrier(b.checkpoint_id));
+        Ok(())
+    }
+    fn on_end(&mut self, _: &mut OperatorContext, _: &mut dyn Output) -> Result<()> {
+        self.0.lock().push(Seen::End);
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct RecorderFactory(Log);
+
+impl OperatorFactory for RecorderFactory {
+    fn create(&self, _: usize, _: usize) -> Result<Box<dyn Operator>> {
+        Ok(Box::new(Recorder(self.0.clone())))
+    }
+    fn describe(&self) -> String {
+        "recorder".into()
+    }
+}
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]))
+}
+
+fn batch(values: &[i64]) -> RecordBatch {
+    RecordBatch::try_new(schema(), vec![Arc::new(Int64Array::from(values.to_vec()))]).unwrap()
+}
+
+/// An operator task over `n` channels feeding a recorder; returns the senders and the log.
+fn task(n: usize) -> (Vec<Sender<Message>>, OperatorTask, Log) {
+    let log: Log = Arc::default();
+    let mut senders = Vec::new();
+    let mut inputs = Vec::new();
+    for _ in 0..n {
+        let (tx, rx) = local::channel(64);
+        senders.push(tx);
+        inputs.push(InputChannel::new(rx, 0));
+    }
+    let ctx = OperatorContext::new(0, 1, 128, Arc::default());
+    let chain = Chain::new(vec![Box::new(Recorder(log.clone()))], vec![ctx]);
+    (senders, OperatorTask::new(inputs, chain, Router { edges: vec![] }), log)
+}
+
+#[test]
+fn watermark_is_the_minimum_over_live_non_idle_inputs() {
+    // Messages are handled one by one, in this order, so the result does not depend on how
+    // the task interleaves its channels.
+    let (_tx, mut t, log) = task(2);
+    let wm = |t| Message::Watermark(Watermark::EventTime(t));
+    let steps = [
+        (0, wm(10)),                             // input 1 has not reported: nothing yet
+        (1, wm(5)),                              // min = 5
+        (1, wm(20)),                             // min = 10
+        (0, Message::Watermark(Watermark::Idle)), // only input 1 counts: 20
+        (0, wm(15)),                             // back from idle below 20: holds at 20
+        (1, Message::End),                       // input 0 alone at 15 < 20: nothing
+        (0, wm(30)),                             // 30
+    ];
+    for (i, m) in steps {
+        t.handle(i, m).unwrap();
+    }
+    let et = |t| Seen::Wm(Watermark::EventTime(t));
+    assert_eq!(log.lock().as_slice(), &[et(5), et(10), et(20), et(30)]);
+}
+
+#[test]
+fn all_idle_inputs_make_the_operator_idle() {
+    let (tx, mut t, log) = task(2);
+    tx[0].send(Message::Watermark(Watermark::Idle)).unwrap();
+    tx[1].send(Message::Watermark(Watermark::Idle)).unwrap();
+    for s in &tx {
+        s.send(Message::End).unwrap();
+    }
+    drop(tx);
+    t.run().unwrap();
+    assert_eq!(log.lock().as_slice(), &[Seen::Wm(Watermark::Idle), Seen::End]);
+}
+
+#[test]
+fn barriers_are_aligned_before_the_operator_sees_them() {
+    let (tx, mut t, log) = task(2);
+    tx[0].send(Message::Batch(batch(&[1]))).unwrap();
+    tx[0].send(Message::Barrier(Barrier { checkpoint_id: 7 })).unwrap();
+    // Sent after the barrier on input 0: must not overtake it.
+    tx[0].send(Message::Batch(batch(&[3]))).unwrap();
+    tx[1].send(Message::Batch(batch(&[2]))).unwrap();
+    tx[1].send(Message::Barrier(Barrier { checkpoint_id: 7 })).unwrap();
+    for s in &tx {
+        s.send(Message::End).unwrap();
+    }
+    drop(tx);
+    t.run().unwrap();
+    let seen = log.lock().clone();
+    let barrier_at = seen.iter().position(|s| *s == Seen::Barrier(7)).expect("barrier delivered once");
+    let rows_before: Vec<i64> = seen[..barrier_at]
+        .iter()
+        .flat_map(|s| if let Seen::Rows(_, v) = s { v.clone() } else { vec![] })
+        .collect();
+    let mut rows_before = rows_before;
+    rows_before.sort();
+    assert_eq!(rows_before, vec![1, 2]);
+    assert!(seen[barrier_at..].contains(&Seen::Rows(0, vec![3])));
+}
+
+#[test]
+fn an_upstream_that_vanishes_without_end_is_an_error() {
+    let (tx, mut t, _log) = task(1);
+    drop(tx);
+    assert!(t.run().unwrap_err().to_string().contains("upstream"));
+}
+
+/// Emits `0..n` in batches of 10, then ends.
+#[derive(Debug)]
+struct Counting(i64);
+
+struct CountingSource {
+    next: i64,
+    end: i64,
+}
+
+impl Source for CountingSource {
+    fn name(&self) -> &str {
+        "counting"
+    }
+    fn poll_next(&mut self, _: &mut OperatorContext) -> Result<SourcePoll> {
+        if self.next >= self.end {
+            return Ok(SourcePoll::End);
+        }
+        let hi = (self.next + 10).min(self.end);
+        let b = batch(&(self.next..hi).collect::<Vec<_>>());
+        self.next = hi;
+        Ok(SourcePoll::Batch(b))
+    }
+}
+
+impl SourceFactory for Counting {
+    fn create(&self, subtask: usize, parallelism: usize) -> Result<Box<dyn Source>> {
+        let per = self.0 / parallelism as i64;
+        Ok(Box::new(CountingSource { next: per * subtask as i64, end: per * (subtask as i64 + 1) }))
+    }
+    fn describe(&self) -> String {
+        "counting".into()
+    }
+}
+
+#[test]
+fn hash_edges_deliver_every_row_once_with_keys_together() {
+    let log: Log = Arc::default();
+    let mut g = JobGraph::default();
+    let s = g.add_node(Node {
+        uid: "src".into(),
+        name: "src".into(),
+        parallelism: 2,
+        kind: NodeKind::Source(Arc::new(Counting(1000))),
+        output: StreamSchema::append_only(schema()),
+    });
+    let r = g.add_node(Node {
+        uid: "rec".into(),
+        name: "rec".into(),
+        parallelism: 3,
+        kind: NodeKind::Operator(Arc::new(RecorderFactory(log.clone()))),
+        output: StreamSchema::append_only(schema()),
+    });
+    g.connect(s, r, 0, Partitioning::Hash(vec![0]));
+    run_job(&g, &JobConfig::default(), Arc::default(), CancelFlag::default()).unwrap();
+    let seen = log.lock();
+    let mut rows: Vec<i64> = seen.iter().flat_map(|s| if let Seen::Rows(_, v) = s { v.clone() } else { vec![] }).collect();
+    rows.sort();
+    assert_eq!(rows, (0..1000).collect::<Vec<_>>());
+    assert_eq!(seen.iter().filter(|s| **s == Seen::End).count(), 3, "each of 3 subtasks ends once");
+    // End of bounded input flushes event time to the end.
+    assert!(seen.contains(&Seen::Wm(Watermark::EventTime(i64::MAX))));
+}
+
+#[derive(Debug)]
+struct Failing;
+
+impl OperatorFactory for Failing {
+    fn create(&self, _: usize, _: usize) -> Result<Box<dyn Operator>> {
+        struct F;
+        impl Operator for F {
+            fn name(&self) -> &str {
+                "F"
+            }
+            fn on_batch(&mut self, _: usize, _: RecordBatch, _: &mut OperatorContext, _: &mut dyn Output) -> Result<()> {
+                Err(Error::user("bad row"))
+            }
+        }
+        Ok(Box::new(F))
+    }
+    fn describe(&self) -> String {
+        "failing".into()
+    }
+}
+
+#[test]
+fn the_first_failure_is_reported_and_the_job_stops() {
+    let mut g = JobGraph::default();
+    let s = g.add_node(Node {
+        uid: "src".into(),
+        name: "src".into(),
+        parallelism: 1,
+        kind: NodeKind::Source(Arc::new(Counting(1_000_000_000))),
+        output: StreamSchema::append_only(schema()),
+    });
+    let f = g.add_node(Node {
+        uid: "f".into(),
+        name: "f".into(),
+        parallelism: 2,
+        kind: NodeKind::Operator(Arc::new(Failing)),
+        output: StreamSchema::append_only(schema()),
+    });
+    g.connect(s, f, 0, Partitioning::Rebalance);
+    let err = run_job(&g, &JobConfig::default(), Arc::default(), CancelFlag::default()).unwrap_err();
+    assert_eq!(err.to_string(), "bad row");
+}
+
+#[test]
+fn forward_edges_of_equal_parallelism_chain() {
+    let log: Log = Arc::default();
+    let mut g = JobGraph::default();
+    let node = |name: &str, p, kind| Node {
+        uid: name.into(),
+        name: name.into(),
+        parallelism: p,
+        kind,
+        output: StreamSchema::append_only(schema()),
+    };
+    let s = g.add_node(node("s", 2, NodeKind::Source(Arc::new(Counting(10)))));
+    let a = g.add_node(node("a", 2, NodeKind::Operator(Arc::new(RecorderFactory(log.clone())))));
+    let b = g.add_node(node("b", 1, NodeKind::Operator(Arc::new(RecorderFactory(log)))));
+    g.connect(s, a, 0, Partitioning::Forward);
+    g.connect(a, b, 0, Partitioning::Rebalance);
+    assert_eq!(plan_chains(&g), vec![vec![s, a], vec![b]]);
+}

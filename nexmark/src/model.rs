@@ -1,0 +1,188 @@
+//! Nexmark's entity-id arithmetic and value shapes, after Flink's (and Beam's) generator.
+//! Constants are Flink's; see reference/nexmark.md §2.
+
+use crate::config::GeneratorConfig;
+use crate::rng::Rng;
+
+pub const FIRST_PERSON_ID: u64 = 1000;
+pub const FIRST_AUCTION_ID: u64 = 1000;
+pub const FIRST_CATEGORY_ID: u64 = 10;
+pub const PERSON_ID_LEAD: u64 = 10;
+pub const NUM_CATEGORIES: u32 = 5;
+pub const AUCTION_ID_LEAD: u64 = 10;
+pub const HOT_SELLER_RATIO: u64 = 100;
+pub const HOT_AUCTION_RATIO: u64 = 100;
+pub const HOT_BIDDER_RATIO: u64 = 100;
+pub const HOT_CHANNELS_RATIO: u32 = 2;
+pub const CHANNELS_NUMBER: u32 = 10_000;
+
+pub const FIRST_NAMES: [&str; 11] =
+    ["Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie", "Sarah", "Deiter", "Walter"];
+pub const LAST_NAMES: [&str; 9] = ["Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris"];
+pub const US_STATES: [&str; 6] = ["AZ", "CA", "ID", "OR", "WA", "WY"];
+pub const US_CITIES: [&str; 10] =
+    ["Phoenix", "Los Angeles", "San Francisco", "Boise", "Portland", "Bend", "Redmond", "Seattle", "Kent", "Cheyenne"];
+pub const HOT_CHANNELS: [&str; 4] = ["Google", "Facebook", "Baidu", "Apple"];
+
+/// What an event id is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    Person = 0,
+    Auction = 1,
+    Bid = 2,
+}
+
+impl GeneratorConfig {
+    fn total_proportion(&self) -> u64 {
+        (self.person_proportion + self.auction_proportion + self.bid_proportion) as u64
+    }
+
+    pub(crate) fn event_type(&self, event_id: u64) -> EventType {
+        let rem = event_id % self.total_proportion();
+        if rem < self.person_proportion as u64 {
+            EventType::Person
+        } else if rem < (self.person_proportion + self.auction_proportion) as u64 {
+            EventType::Auction
+        } else {
+            EventType::Bid
+        }
+    }
+
+    /// Id (base 0) of the last person created at or before `event_id`.
+    pub(crate) fn last_base0_person_id(&self, event_id: u64) -> u64 {
+        let epoch = event_id / self.total_proportion();
+        let mut offset = event_id % self.total_proportion();
+        let pp = self.person_proportion as u64;
+        if offset >= pp {
+            offset = pp - 1;
+        }
+        epoch * pp + offset
+    }
+
+    /// Id (base 0) of the last auction created at or before `event_id`.
+    pub(crate) fn last_base0_auction_id(&self, event_id: u64) -> u64 {
+        let mut epoch = event_id / self.total_proportion();
+        let mut offset = event_id % self.total_proportion();
+        let (pp, ap) = (self.person_proportion as u64, self.auction_proportion as u64);
+        if offset < pp {
+            // A person: the last auction is in the previous epoch.
+            if epoch == 0 {
+                return 0;
+            }
+            epoch -= 1;
+            offset = ap - 1;
+        } else if offset >= pp + ap {
+            // A bid: the last auction of this epoch.
+            offset = ap - 1;
+        } else {
+            offset -= pp;
+        }
+        epoch * ap + offset
+    }
+
+    /// A random recent person (base 0): one of the last `num_active_people`, or a few ahead.
+    pub(crate) fn next_base0_person_id(&self, event_id: u64, rng: &mut Rng) -> u64 {
+        let num_people = self.last_base0_person_id(event_id) + 1;
+        let active = num_people.min(self.num_active_people);
+        let n = rng.next_long(active + PERSON_ID_LEAD);
+        num_people - active + n
+    }
+
+    /// A random in-flight auction (base 0), or a few ahead.
+    pub(crate) fn next_base0_auction_id(&self, event_id: u64, rng: &mut Rng) -> u64 {
+        let max_auction = self.last_base0_auction_id(event_id);
+        let min_auction = max_auction.saturating_sub(self.num_in_flight_auctions);
+        min_auction + rng.next_long(max_auction - min_auction + 1 + AUCTION_ID_LEAD)
+    }
+
+    /// Event time of the `n`-th event (1-based) of a split.
+    pub(crate) fn timestamp_for_event(&self, n: u64) -> i64 {
+        self.base_time_ms + ((n as f64 * self.inter_event_delay_us()) as i64) / 1000
+    }
+}
+
+/// Log-uniform price in cents on [100, 10^8).
+#[inline]
+pub(crate) fn next_price(rng: &mut Rng) -> i64 {
+    (10f64.powf(rng.next_double() * 6.0) * 100.0).round() as i64
+}
+
+/// Appends a random string of 3..max letters, each `special` with probability 1/13, trimmed.
+pub(crate) fn push_string(rng: &mut Rng, max_len: u32, special: u8, out: &mut String) {
+    let start = out.len();
+    let len = 3 + rng.next_int(max_len - 3);
+    for _ in 0..len {
+        let c = if rng.next_int(13) == 0 { special } else { b'a' + rng.next_int(26) as u8 };
+        out.push(c as char);
+    }
+    // Java's trim(): drop leading and trailing spaces of this piece only.
+    let piece = &out[start..];
+    let trimmed = piece.trim_matches(|c: char| c <= ' ');
+    if trimmed.len() != piece.len() {
+        let t = trimmed.to_string();
+        out.truncate(start);
+        out.push_str(&t);
+    }
+}
+
+/// Length of the `extra` padding that brings a record of `current` bytes to `avg` on average.
+#[inline]
+pub(crate) fn extra_len(rng: &mut Rng, current: usize, avg: usize) -> usize {
+    if current > avg {
+        return 0;
+    }
+    let d = avg - current;
+    let delta = (d as f64 * 0.2).round() as usize;
+    let min = d - delta;
+    if delta == 0 {
+        min
+    } else {
+        min + rng.next_int(2 * delta as u32) as usize
+    }
+}
+
+/// Auction lifetime in milliseconds: up to twice the event-time span of the next
+/// `num_in_flight_auctions` auctions' worth of events.
+pub(crate) fn auction_length_ms(cfg: &GeneratorConfig, event_number: u64, timestamp: i64, rng: &mut Rng) -> i64 {
+    let events_for_auctions =
+        (cfg.num_in_flight_auctions * cfg.total_proportion()) / cfg.auction_proportion.max(1) as u64;
+    let future = cfg.timestamp_for_event(event_number + events_for_auctions);
+    let horizon = future - timestamp;
+    1 + rng.next_long((horizon * 2).max(1) as u64) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_follow_the_one_three_fortysix_epochs() {
+        let c = GeneratorConfig::default();
+        let types: Vec<EventType> = (0..50).map(|id| c.event_type(id)).collect();
+        assert_eq!(types.iter().filter(|t| **t == EventType::Person).count(), 1);
+        assert_eq!(types.iter().filter(|t| **t == EventType::Auction).count(), 3);
+        assert_eq!(c.event_type(50), EventType::Person);
+        assert_eq!(c.event_type(51), EventType::Auction);
+        // Person ids grow by one per epoch of 50 events; auctions by three.
+        assert_eq!(c.last_base0_person_id(50), 1);
+        assert_eq!(c.last_base0_person_id(149), 2);
+        assert_eq!(c.last_base0_auction_id(53), 5);
+        assert_eq!(c.last_base0_auction_id(60), 5);
+        assert_eq!(c.last_base0_auction_id(100), 5, "a person event sees the previous epoch's last auction");
+    }
+
+    #[test]
+    fn strings_have_the_flink_shape() {
+        let mut rng = Rng::new(1);
+        for _ in 0..1000 {
+            let mut s = String::new();
+            push_string(&mut rng, 20, b' ', &mut s);
+            assert!(s.len() < 20 && !s.starts_with(' ') && !s.ends_with(' '), "{s:?}");
+            assert!(s.bytes().all(|b| b == b' ' || b.is_ascii_lowercase()));
+        }
+        for _ in 0..1000 {
+            let n = extra_len(&mut rng, 32, 100);
+            assert!((54..82).contains(&n), "{n}");
+        }
+    }
+}

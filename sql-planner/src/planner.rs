@@ -1,0 +1,180 @@
+//! Plans a whole script into one job: every `INSERT INTO` (and bare `SELECT`) of the script
+//! becomes a pipeline of the same job graph, as a Flink statement set.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion_common::DataFusionError;
+use datafusion_expr::{LogicalPlan, LogicalPlanBuilder};
+use datafusion_optimizer::analyzer::Analyzer;
+use datafusion_optimizer::optimizer::{Optimizer, OptimizerContext};
+use datafusion_sql::planner::{ParserOptions, PlannerContext, SqlToRel};
+use kernel::connectors::ConnectorRegistry;
+use kernel::graph::JobGraph;
+use sqlparser::ast::Statement;
+
+use crate::catalog::Catalog;
+use crate::error::{Location, PlanError};
+use crate::functions::{udf_for_class, KNOWN_UDF_CLASSES};
+use crate::lower::Lowering;
+use crate::script::{parse_script, FlinkStatement};
+
+/// What the caller decides about a job besides its SQL.
+#[derive(Clone)]
+pub struct PlanOptions {
+    /// Default parallelism of every operator (Flink's `parallelism.default`).
+    pub parallelism: usize,
+    /// `key=value` settings that apply before the script's own `SET`s.
+    pub settings: Vec<(String, String)>,
+    pub connectors: ConnectorRegistry,
+}
+
+/// A planned job: its graph and the effective settings.
+pub struct PlannedJob {
+    pub graph: JobGraph,
+    pub settings: BTreeMap<String, String>,
+}
+
+fn parser_options() -> ParserOptions {
+    let mut o = ParserOptions::new();
+    o.parse_float_as_decimal = true;
+    o.enable_ident_normalization = false;
+    o.collect_spans = true;
+    o.map_string_types_to_utf8view = false;
+    o
+}
+
+/// A DataFusion error as a located plan error; the span, when DataFusion has one, wins.
+fn df_error(e: DataFusionError, at: Location) -> PlanError {
+    let loc = e
+        .diagnostic()
+        .and_then(|d| d.span)
+        .filter(|s| s.start.line > 0)
+        .map(|s| Location { line: s.start.line, column: s.start.column })
+        .unwrap_or(at);
+    let msg = e.find_root().strip_backtrace();
+    let msg = msg
+        .strip_prefix("Error during planning: ")
+        .or_else(|| msg.strip_prefix("This feature is not implemented: "))
+        .unwrap_or(&msg)
+        .to_string();
+    PlanError::at(msg, loc)
+}
+
+fn optimize(plan: LogicalPlan, catalog: &Catalog) -> Result<LogicalPlan, DataFusionError> {
+    let analyzed = Analyzer::new().execute_and_check(plan, &catalog.options, |_, _| {})?;
+    let ctx = OptimizerContext::new_with_config_options(Arc::new(catalog.options.clone()));
+    Optimizer::new().optimize(analyzed, &ctx, |_, _| {})
+}
+
+/// A stable hash of a statement's text (FNV-1a), so operator uids survive edits elsewhere in
+/// the script.
+fn text_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Parses and plans `sql`.
+pub fn plan_script(sql: &str, opts: &PlanOptions) -> Result<PlannedJob, PlanError> {
+    let statements = parse_script(sql)?;
+    let mut catalog = Catalog::new();
+    let mut settings: BTreeMap<String, String> = opts.settings.iter().cloned().collect();
+    // Optimized plans of INSERTs (true) and bare SELECTs (false), with where they stand.
+    let mut pipelines: Vec<(LogicalPlan, bool, Location, u64)> = Vec::new();
+
+    for located in &statements {
+        let at = located.location;
+        match &located.statement {
+            FlinkStatement::CreateTable(def) => {
+                let table = {
+                    let planner = SqlToRel::new_with_options(&catalog, parser_options());
+                    let plan_expr = |e: &sqlparser::ast::Expr, schema: &datafusion_common::DFSchema| {
+                        planner.sql_to_expr(e.clone(), schema, &mut PlannerContext::new())
+                    };
+                    catalog.table_from_def(def, &opts.connectors, &plan_expr).map_err(|e| PlanError::from_kernel(e, at))?
+                };
+                if let Some(t) = table {
+                    catalog.tables.insert(def.name.clone(), Arc::new(t));
+                }
+            }
+            FlinkStatement::CreateView { name, columns, query, if_not_exists } => {
+                let plan = {
+                    let planner = SqlToRel::new_with_options(&catalog, parser_options());
+                    let mut query = query.clone();
+                    crate::rewrite::query(&mut query);
+                    let plan = planner.sql_statement_to_plan(Statement::Query(query)).map_err(|e| df_error(e, at))?;
+                    if columns.is_empty() {
+                        plan
+                    } else {
+                        if columns.len() != plan.schema().fields().len() {
+                            return Err(PlanError::at(
+                                format!("view '{name}' names {} columns but its query has {}", columns.len(), plan.schema().fields().len()),
+                                at,
+                            ));
+                        }
+                        let exprs: Vec<_> = plan
+                            .schema()
+                            .columns()
+                            .into_iter()
+                            .zip(columns)
+                            .map(|(c, n)| datafusion_expr::Expr::Column(c).alias(n))
+                            .collect();
+                        LogicalPlanBuilder::from(plan).project(exprs).and_then(|b| b.build()).map_err(|e| df_error(e, at))?
+                    }
+                };
+                catalog.add_view(name, plan, *if_not_exists).map_err(|e| PlanError::from_kernel(e, at))?;
+            }
+            FlinkStatement::CreateFunction { name, class, if_not_exists } => {
+                if catalog.functions.contains_key(name) {
+                    if *if_not_exists {
+                        continue;
+                    }
+                    return Err(PlanError::at(format!("function '{name}' already exists"), at));
+                }
+                let Some(udf) = udf_for_class(class, name) else {
+                    return Err(PlanError::at(
+                        format!(
+                            "function class '{class}' is not available: eddy runs no JVM; built-in classes: {}",
+                            KNOWN_UDF_CLASSES.join(", ")
+                        ),
+                        at,
+                    ));
+                };
+                catalog.functions.insert(name.clone(), udf);
+            }
+            FlinkStatement::Set { key, value } => {
+                settings.insert(key.clone(), value.clone());
+            }
+            FlinkStatement::Insert(stmt) => {
+                let planner = SqlToRel::new_with_options(&catalog, parser_options());
+                let mut stmt = stmt.as_ref().clone();
+                crate::rewrite::name_nested_fields(&mut stmt);
+                let plan = planner.sql_statement_to_plan(stmt).map_err(|e| df_error(e, at))?;
+                pipelines.push((optimize(plan, &catalog).map_err(|e| df_error(e, at))?, true, at, text_hash(&located.text)));
+            }
+            FlinkStatement::Select(query) => {
+                let planner = SqlToRel::new_with_options(&catalog, parser_options());
+                let mut query = query.clone();
+                crate::rewrite::query(&mut query);
+                let plan = planner.sql_statement_to_plan(Statement::Query(query)).map_err(|e| df_error(e, at))?;
+                pipelines.push((optimize(plan, &catalog).map_err(|e| df_error(e, at))?, false, at, text_hash(&located.text)));
+            }
+        }
+    }
+
+    let parallelism = match settings.get("parallelism.default") {
+        None => opts.parallelism,
+        Some(v) => v.trim().parse::<usize>().ok().filter(|p| *p > 0).ok_or_else(|| {
+            PlanError::at(format!("'parallelism.default' = '{v}' is not a positive whole number"), Location::default())
+        })?,
+    };
+    if pipelines.is_empty() {
+        return Err(PlanError::at("the script has no INSERT INTO or SELECT statement: nothing to run", Location::default()));
+    }
+    let mut graph = JobGraph::default();
+    for (plan, is_insert, at, hash) in &pipelines {
+        let mut lowering = Lowering::new(&mut graph, parallelism, *hash);
+        let result = if *is_insert { lowering.insert(plan) } else { lowering.select(plan, &opts.connectors) };
+        result.map_err(|e| PlanError::from_kernel(e, *at))?;
+    }
+    Ok(PlannedJob { graph, settings })
+}
