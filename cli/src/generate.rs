@@ -49,7 +49,9 @@ const STREAMS: [(&str, i32); 3] = [("person", 0), ("auction", 1), ("bid", 2)];
 
 pub fn run(args: GenerateArgs) -> Result<(), Failure> {
     if args.events == 0 || args.rate == 0 || args.parallelism == 0 {
-        return Err(Failure::User("--events, --rate and --parallelism must be at least 1".into()));
+        return Err(Failure::User(
+            "--events, --rate and --parallelism must be at least 1".into(),
+        ));
     }
     let cfg = GeneratorConfig {
         events_num: args.events,
@@ -59,15 +61,21 @@ pub fn run(args: GenerateArgs) -> Result<(), Failure> {
         ..GeneratorConfig::default()
     };
     let cfg = Arc::new(cfg);
-    let ext = if args.format == FileFormat::Csv { "csv" } else { "json" };
+    let ext = if args.format == FileFormat::Csv {
+        "csv"
+    } else {
+        "json"
+    };
     let mut counts = [0u64; 3];
     for split in 0..args.parallelism {
         let mut writers = Vec::new();
         for (name, _) in STREAMS {
             let dir = args.out.join(name);
-            std::fs::create_dir_all(&dir).map_err(|e| Failure::User(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Failure::User(format!("cannot create {}: {e}", dir.display())))?;
             let path = dir.join(format!("part-{split}.{ext}"));
-            let f = File::create(&path).map_err(|e| Failure::User(format!("cannot create {}: {e}", path.display())))?;
+            let f = File::create(&path)
+                .map_err(|e| Failure::User(format!("cannot create {}: {e}", path.display())))?;
             writers.push((path, BufWriter::with_capacity(1 << 20, f), true));
         }
         let mut generator = NexmarkGenerator::new(cfg.clone(), split, EventColumns::ALL);
@@ -75,7 +83,8 @@ pub fn run(args: GenerateArgs) -> Result<(), Failure> {
         while let Some(batch) = generator.next_batch() {
             let types: &Int32Array = batch.column(0).as_primitive();
             for (k, (_, code)) in STREAMS.iter().enumerate() {
-                let mask = eq(types, &Int32Array::new_scalar(*code)).map_err(kernel::Error::from)?;
+                let mask =
+                    eq(types, &Int32Array::new_scalar(*code)).map_err(kernel::Error::from)?;
                 let rows = filter(batch.column(k + 1), &mask).map_err(kernel::Error::from)?;
                 let rows: &StructArray = rows.as_struct();
                 let stream = RecordBatch::from(rows.clone());
@@ -83,15 +92,19 @@ pub fn run(args: GenerateArgs) -> Result<(), Failure> {
                 let (path, w, first) = &mut writers[k];
                 buf.clear();
                 match args.format {
-                    FileFormat::Csv => kernel::connectors::write_csv(&stream, b',', *first, &mut buf)?,
+                    FileFormat::Csv => {
+                        kernel::connectors::write_csv(&stream, b',', *first, &mut buf)?
+                    }
                     FileFormat::Json => kernel::connectors::write_json(&stream, &mut buf)?,
                 }
                 *first = false;
-                w.write_all(&buf).map_err(|e| Failure::User(format!("cannot write {}: {e}", path.display())))?;
+                w.write_all(&buf)
+                    .map_err(|e| Failure::User(format!("cannot write {}: {e}", path.display())))?;
             }
         }
         for (path, mut w, _) in writers {
-            w.flush().map_err(|e| Failure::User(format!("cannot write {}: {e}", path.display())))?;
+            w.flush()
+                .map_err(|e| Failure::User(format!("cannot write {}: {e}", path.display())))?;
         }
     }
     eprintln!(

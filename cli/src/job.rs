@@ -52,23 +52,28 @@ impl PlanArgs {
             Some(p) => p,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
-        Ok(PlanOptions { parallelism, settings, connectors: crate::connectors() })
+        Ok(PlanOptions {
+            parallelism,
+            settings,
+            connectors: crate::connectors(),
+        })
     }
 }
 
 pub fn read_script(path: &PathBuf) -> Result<String, Failure> {
-    std::fs::read_to_string(path).map_err(|e| Failure::User(format!("cannot read {}: {e}", path.display())))
+    std::fs::read_to_string(path)
+        .map_err(|e| Failure::User(format!("cannot read {}: {e}", path.display())))
 }
 
 pub fn plan(path: &PathBuf, args: &PlanArgs) -> Result<PlannedJob, Failure> {
     let sql = read_script(path)?;
-    Ok(plan_script(&sql, &args.options()?).map_err(|e| {
+    plan_script(&sql, &args.options()?).map_err(|e| {
         let mut f: Failure = e.into();
         if let Failure::User(m) = &mut f {
             *m = format!("{}: {m}", path.display());
         }
         f
-    })?)
+    })
 }
 
 pub fn explain(args: ExplainArgs) -> Result<(), Failure> {
@@ -77,14 +82,21 @@ pub fn explain(args: ExplainArgs) -> Result<(), Failure> {
     let chains = kernel::runtime::plan_chains(&job.graph);
     println!("tasks: {} chains", chains.len());
     for c in chains {
-        let names: Vec<&str> = c.iter().map(|&n| job.graph.nodes[n].name.as_str()).collect();
+        let names: Vec<&str> = c
+            .iter()
+            .map(|&n| job.graph.nodes[n].name.as_str())
+            .collect();
         println!("  {}", names.join(" -> "));
     }
     Ok(())
 }
 
 /// Runs a planned job with progress; returns the metrics and the wall time.
-pub fn execute(job: &PlannedJob, total: Option<u64>, label: &str) -> Result<(Arc<JobMetrics>, f64), Failure> {
+pub fn execute(
+    job: &PlannedJob,
+    total: Option<u64>,
+    label: &str,
+) -> Result<(Arc<JobMetrics>, f64), Failure> {
     let metrics = Arc::new(JobMetrics::default());
     let cancel = crate::cancel_on_ctrl_c();
     let progress = Progress::start(metrics.clone(), total, label);

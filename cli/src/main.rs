@@ -18,7 +18,11 @@ use kernel::operator::CancelFlag;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "eddy", version, about = "A streaming SQL engine: Flink SQL, vectorized on Arrow")]
+#[command(
+    name = "eddy",
+    version,
+    about = "A streaming SQL engine: Flink SQL, vectorized on Arrow"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -52,10 +52,14 @@ pub fn run(args: NexmarkRunArgs) -> Result<(), Failure> {
         flink_home: dir.display().to_string(),
     };
     let script = job_script(&args.query, &settings)?;
-    let plan_args = PlanArgs { parallelism: args.parallelism, set: vec![] };
+    let plan_args = PlanArgs {
+        parallelism: args.parallelism,
+        set: vec![],
+    };
     let options = plan_args.options()?;
     let parallelism = options.parallelism;
-    let job = plan_script(&script, &options).map_err(|e| Failure::from(e).with_prefix(&args.query))?;
+    let job =
+        plan_script(&script, &options).map_err(|e| Failure::from(e).with_prefix(&args.query))?;
     let before = process_usage();
     let result = crate::job::execute(&job, Some(args.events), &args.query);
     let after = process_usage();
@@ -75,7 +79,10 @@ pub fn run(args: NexmarkRunArgs) -> Result<(), Failure> {
         after.peak_rss_bytes,
     );
     if args.json {
-        println!("{}", serde_json::to_string(&record).map_err(|e| Failure::Internal(e.to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string(&record).map_err(|e| Failure::Internal(e.to_string()))?
+        );
     } else {
         println!("query            {}", record.query);
         println!("events           {}", record.events);
@@ -85,7 +92,10 @@ pub fn run(args: NexmarkRunArgs) -> Result<(), Failure> {
         println!("events/s         {:.0}", record.events_per_s);
         println!("events/CPU-s     {:.0}", record.events_per_cpu_s);
         println!("sink rows        {}", record.sink_rows);
-        println!("peak RSS         {:.1} MiB", record.peak_rss_bytes as f64 / (1024.0 * 1024.0));
+        println!(
+            "peak RSS         {:.1} MiB",
+            record.peak_rss_bytes as f64 / (1024.0 * 1024.0)
+        );
     }
     Ok(())
 }

@@ -23,12 +23,16 @@ impl Progress {
         }
         let bar = match total {
             Some(t) => ProgressBar::new(t).with_style(
-                ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} events {per_sec} eta {eta}")
-                    .expect("valid template")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{msg} [{bar:30}] {pos}/{len} events {per_sec} eta {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
             ),
-            None => ProgressBar::new_spinner()
-                .with_style(ProgressStyle::with_template("{msg} {spinner} {pos} rows read {per_sec}").expect("valid template")),
+            None => ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template("{msg} {spinner} {pos} rows read {per_sec}")
+                    .expect("valid template"),
+            ),
         };
         bar.set_message(label.to_string());
         let d = done.clone();
@@ -39,7 +43,10 @@ impl Progress {
             }
             bar.finish_and_clear();
         });
-        Progress { done, handle: Some(handle) }
+        Progress {
+            done,
+            handle: Some(handle),
+        }
     }
 
     pub fn finish(mut self) {

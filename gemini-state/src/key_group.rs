@@ -23,7 +23,10 @@ impl KeyGroupRange {
         assert!(parallelism > 0 && index < parallelism && parallelism <= max_parallelism);
         let start = (index * max_parallelism).div_ceil(parallelism);
         let end = ((index + 1) * max_parallelism).div_ceil(parallelism);
-        KeyGroupRange { start: start as KeyGroup, end: end.min(max_parallelism) as KeyGroup }
+        KeyGroupRange {
+            start: start as KeyGroup,
+            end: end.min(max_parallelism) as KeyGroup,
+        }
     }
 
     pub fn contains(&self, kg: KeyGroup) -> bool {

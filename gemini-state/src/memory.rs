@@ -27,14 +27,22 @@ pub struct MemoryTable {
 
 impl MemoryTable {
     pub fn new(range: KeyGroupRange, options: TableOptions) -> Self {
-        MemoryTable { range, options, map: BTreeMap::new(), now_ms: i64::MIN }
+        MemoryTable {
+            range,
+            options,
+            map: BTreeMap::new(),
+            now_ms: i64::MIN,
+        }
     }
 
     fn check(&self, kg: KeyGroup) -> Result<()> {
         if self.range.contains(kg) {
             Ok(())
         } else {
-            Err(StateError::ForeignKeyGroup { key_group: kg, range: self.range })
+            Err(StateError::ForeignKeyGroup {
+                key_group: kg,
+                range: self.range,
+            })
         }
     }
 
@@ -47,7 +55,9 @@ impl MemoryTable {
 
     fn expired(&self, slot: &Slot) -> bool {
         match self.options.ttl_ms {
-            Some(ttl) => self.now_ms != i64::MIN && slot.written_at.saturating_add(ttl) <= self.now_ms,
+            Some(ttl) => {
+                self.now_ms != i64::MIN && slot.written_at.saturating_add(ttl) <= self.now_ms
+            }
             None => false,
         }
     }
@@ -103,7 +113,11 @@ impl StateTable for MemoryTable {
             probe.clear();
             probe.extend_from_slice(&kg.to_be_bytes());
             probe.extend_from_slice(key);
-            let found = self.map.get(&probe).filter(|s| !self.expired(s)).map(|s| s.value.clone());
+            let found = self
+                .map
+                .get(&probe)
+                .filter(|s| !self.expired(s))
+                .map(|s| s.value.clone());
             out.push(found);
         }
         Ok(())
@@ -117,7 +131,10 @@ impl StateTable for MemoryTable {
     ) -> Result<()> {
         for ((&kg, key), value) in key_groups.iter().zip(keys).zip(values) {
             self.check(kg)?;
-            let slot = Slot { value: value.to_vec(), written_at: self.now_ms };
+            let slot = Slot {
+                value: value.to_vec(),
+                written_at: self.now_ms,
+            };
             self.map.insert(Self::composite(kg, key), slot);
         }
         Ok(())
@@ -156,7 +173,12 @@ impl StateTable for MemoryTable {
             return Ok(());
         }
         let lower = Self::composite(key_group, start);
-        self.scan(key_group, lower, Bound::Excluded(Self::composite(key_group, end)), visit)
+        self.scan(
+            key_group,
+            lower,
+            Bound::Excluded(Self::composite(key_group, end)),
+            visit,
+        )
     }
 
     fn delete_range_all_groups(&mut self, start: &[u8], end: &[u8]) -> Result<u64> {
@@ -177,10 +199,13 @@ impl StateTable for MemoryTable {
 
     fn advance_time(&mut self, now_ms: i64) -> Result<u64> {
         self.now_ms = self.now_ms.max(now_ms);
-        let Some(ttl) = self.options.ttl_ms else { return Ok(0) };
+        let Some(ttl) = self.options.ttl_ms else {
+            return Ok(0);
+        };
         let before = self.map.len();
         let now = self.now_ms;
-        self.map.retain(|_, s| s.written_at.saturating_add(ttl) > now);
+        self.map
+            .retain(|_, s| s.written_at.saturating_add(ttl) > now);
         Ok((before - self.map.len()) as u64)
     }
 
@@ -199,13 +224,23 @@ impl StateTable for MemoryTable {
                 value: s.value.clone(),
             })
             .collect();
-        Ok(TableSnapshot { checkpoint_id, entries })
+        Ok(TableSnapshot {
+            checkpoint_id,
+            entries,
+        })
     }
 
     fn restore(&mut self, snapshot: &TableSnapshot) -> Result<()> {
         self.map.clear();
-        for e in snapshot.entries.iter().filter(|e| self.range.contains(e.key_group)) {
-            let slot = Slot { value: e.value.clone(), written_at: self.now_ms };
+        for e in snapshot
+            .entries
+            .iter()
+            .filter(|e| self.range.contains(e.key_group))
+        {
+            let slot = Slot {
+                value: e.value.clone(),
+                written_at: self.now_ms,
+            };
             self.map.insert(Self::composite(e.key_group, &e.key), slot);
         }
         Ok(())
@@ -217,7 +252,10 @@ mod tests {
     use super::*;
 
     fn table(ttl: Option<i64>) -> MemoryTable {
-        MemoryTable::new(KeyGroupRange { start: 0, end: 8 }, TableOptions { ttl_ms: ttl })
+        MemoryTable::new(
+            KeyGroupRange { start: 0, end: 8 },
+            TableOptions { ttl_ms: ttl },
+        )
     }
 
     fn collect_prefix(t: &MemoryTable, kg: KeyGroup, prefix: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
@@ -233,9 +271,11 @@ mod tests {
     #[test]
     fn batch_put_get_delete() {
         let mut t = table(None);
-        t.put_many(&[1, 1, 2], &[b"a", b"b", b"a"], &[b"1", b"2", b"3"]).unwrap();
+        t.put_many(&[1, 1, 2], &[b"a", b"b", b"a"], &[b"1", b"2", b"3"])
+            .unwrap();
         let mut out = Vec::new();
-        t.get_many(&[1, 2, 3], &[b"a", b"a", b"a"], &mut out).unwrap();
+        t.get_many(&[1, 2, 3], &[b"a", b"a", b"a"], &mut out)
+            .unwrap();
         assert_eq!(out, vec![Some(b"1".to_vec()), Some(b"3".to_vec()), None]);
         t.delete_many(&[1], &[b"a"]).unwrap();
         t.get_many(&[1, 1], &[b"a", b"b"], &mut out).unwrap();
@@ -259,16 +299,27 @@ mod tests {
         )
         .unwrap();
         let got = collect_prefix(&t, 1, b"a");
-        assert_eq!(got, vec![(b"ab".to_vec(), b"1".to_vec()), (b"ac".to_vec(), b"2".to_vec())]);
+        assert_eq!(
+            got,
+            vec![
+                (b"ab".to_vec(), b"1".to_vec()),
+                (b"ac".to_vec(), b"2".to_vec())
+            ]
+        );
         t.put_many(&[3], &[&[0xff, 0xff]], &[b"x"]).unwrap();
-        assert_eq!(collect_prefix(&t, 3, &[0xff]).len(), 1, "prefix of 0xff has no successor");
+        assert_eq!(
+            collect_prefix(&t, 3, &[0xff]).len(),
+            1,
+            "prefix of 0xff has no successor"
+        );
     }
 
     #[test]
     fn delete_range_drops_time_prefixed_keys_in_every_group() {
         let mut t = table(None);
         let ts = |x: u64| x.to_be_bytes();
-        t.put_many(&[1, 2, 2], &[&ts(5), &ts(10), &ts(20)], &[b"a", b"b", b"c"]).unwrap();
+        t.put_many(&[1, 2, 2], &[&ts(5), &ts(10), &ts(20)], &[b"a", b"b", b"c"])
+            .unwrap();
         assert_eq!(t.delete_range_all_groups(&ts(0), &ts(11)).unwrap(), 2);
         assert_eq!(t.len(), 1);
     }
@@ -289,7 +340,8 @@ mod tests {
         let mut t = table(None);
         t.put_many(&[0, 7], &[b"x", b"y"], &[b"1", b"2"]).unwrap();
         let snap = t.snapshot(1).unwrap();
-        let mut half = MemoryTable::new(KeyGroupRange { start: 4, end: 8 }, TableOptions::default());
+        let mut half =
+            MemoryTable::new(KeyGroupRange { start: 4, end: 8 }, TableOptions::default());
         half.restore(&snap).unwrap();
         let mut out = Vec::new();
         half.get_many(&[7], &[b"y"], &mut out).unwrap();

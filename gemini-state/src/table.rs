@@ -5,7 +5,10 @@ use crate::{KeyGroup, KeyGroupRange};
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("key group {key_group} is outside this table's range {range:?}")]
-    ForeignKeyGroup { key_group: KeyGroup, range: KeyGroupRange },
+    ForeignKeyGroup {
+        key_group: KeyGroup,
+        range: KeyGroupRange,
+    },
     #[error("state snapshot {0} is corrupt: {1}")]
     CorruptSnapshot(u64, String),
 }

@@ -11,9 +11,16 @@ pub enum Error {
     User(String),
     /// A malformed input record, with where it was found.
     #[error("malformed record in {path}, line {line}: {reason}")]
-    Record { path: String, line: u64, reason: String },
+    Record {
+        path: String,
+        line: u64,
+        reason: String,
+    },
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Arrow(#[from] ArrowError),
     #[error(transparent)]
@@ -37,7 +44,10 @@ impl Error {
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     /// True when the user can fix this by changing their input (exit code 2).
@@ -46,7 +56,9 @@ impl Error {
             Error::User(_) | Error::Record { .. } | Error::Io { .. } => true,
             Error::DataFusion(e) => matches!(
                 e.find_root(),
-                DataFusionError::Plan(_) | DataFusionError::SQL(..) | DataFusionError::SchemaError(..)
+                DataFusionError::Plan(_)
+                    | DataFusionError::SQL(..)
+                    | DataFusionError::SchemaError(..)
             ),
             _ => false,
         }

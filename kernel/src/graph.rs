@@ -77,7 +77,12 @@ impl JobGraph {
     }
 
     pub fn connect(&mut self, from: NodeId, to: NodeId, input: usize, partitioning: Partitioning) {
-        self.edges.push(Edge { from, to, input, partitioning });
+        self.edges.push(Edge {
+            from,
+            to,
+            input,
+            partitioning,
+        });
     }
 
     pub fn inputs(&self, node: NodeId) -> impl Iterator<Item = &Edge> {
@@ -91,7 +96,9 @@ impl JobGraph {
     /// Checks the invariants the runtime relies on.
     pub fn validate(&self) -> Result<()> {
         if self.nodes.is_empty() {
-            return Err(Error::user("the job has no operators (no INSERT INTO statement?)"));
+            return Err(Error::user(
+                "the job has no operators (no INSERT INTO statement?)",
+            ));
         }
         for e in &self.edges {
             if e.from >= self.nodes.len() || e.to >= self.nodes.len() {
@@ -108,12 +115,18 @@ impl JobGraph {
                 )));
             }
             if e.partitioning == Partitioning::Single && b.parallelism != 1 {
-                return Err(Error::internal(format!("single edge into {} of parallelism {}", b.name, b.parallelism)));
+                return Err(Error::internal(format!(
+                    "single edge into {} of parallelism {}",
+                    b.name, b.parallelism
+                )));
             }
         }
         for (id, n) in self.nodes.iter().enumerate() {
             if n.parallelism == 0 {
-                return Err(Error::user(format!("operator {} has parallelism 0", n.name)));
+                return Err(Error::user(format!(
+                    "operator {} has parallelism 0",
+                    n.name
+                )));
             }
             let has_inputs = self.inputs(id).next().is_some();
             match n.kind {
@@ -139,11 +152,19 @@ impl fmt::Display for JobGraph {
                 NodeKind::Source(s) => s.describe(),
                 NodeKind::Operator(o) => o.describe(),
             };
-            writeln!(f, "[{id}] {} (uid {}, parallelism {})", n.name, n.uid, n.parallelism)?;
+            writeln!(
+                f,
+                "[{id}] {} (uid {}, parallelism {})",
+                n.name, n.uid, n.parallelism
+            )?;
             writeln!(f, "    {what}")?;
             writeln!(f, "    output {}", n.output)?;
             for e in self.inputs(id) {
-                writeln!(f, "    input {} <- [{}] {}", e.input, e.from, e.partitioning)?;
+                writeln!(
+                    f,
+                    "    input {} <- [{}] {}",
+                    e.input, e.from, e.partitioning
+                )?;
             }
         }
         Ok(())

@@ -39,8 +39,20 @@ pub struct OperatorContext {
 }
 
 impl OperatorContext {
-    pub fn new(subtask: usize, parallelism: usize, max_parallelism: usize, metrics: Arc<JobMetrics>) -> Self {
-        OperatorContext { subtask, parallelism, max_parallelism, metrics, current_watermark: None, timers: BTreeSet::new() }
+    pub fn new(
+        subtask: usize,
+        parallelism: usize,
+        max_parallelism: usize,
+        metrics: Arc<JobMetrics>,
+    ) -> Self {
+        OperatorContext {
+            subtask,
+            parallelism,
+            max_parallelism,
+            metrics,
+            current_watermark: None,
+            timers: BTreeSet::new(),
+        }
     }
 
     /// Asks for `on_timer(time)` once the watermark reaches `time`.
@@ -64,27 +76,51 @@ pub trait Operator: Send {
     fn name(&self) -> &str;
 
     /// A batch arrived on input `input` (0 for single-input operators).
-    fn on_batch(&mut self, input: usize, batch: RecordBatch, ctx: &mut OperatorContext, out: &mut dyn Output)
-        -> Result<()>;
+    fn on_batch(
+        &mut self,
+        input: usize,
+        batch: RecordBatch,
+        ctx: &mut OperatorContext,
+        out: &mut dyn Output,
+    ) -> Result<()>;
 
     /// The operator's watermark advanced (the minimum over its inputs, idle inputs ignored).
     /// Due timers have already fired.
-    fn on_watermark(&mut self, wm: Watermark, _ctx: &mut OperatorContext, out: &mut dyn Output) -> Result<()> {
+    fn on_watermark(
+        &mut self,
+        wm: Watermark,
+        _ctx: &mut OperatorContext,
+        out: &mut dyn Output,
+    ) -> Result<()> {
         out.emit(Message::Watermark(wm))
     }
 
     /// An event-time timer registered through the context is due.
-    fn on_timer(&mut self, _time: EventTime, _ctx: &mut OperatorContext, _out: &mut dyn Output) -> Result<()> {
+    fn on_timer(
+        &mut self,
+        _time: EventTime,
+        _ctx: &mut OperatorContext,
+        _out: &mut dyn Output,
+    ) -> Result<()> {
         Ok(())
     }
 
     /// All inputs delivered `barrier`: snapshot state. The barrier is forwarded afterwards.
-    fn on_barrier(&mut self, _barrier: &Barrier, _ctx: &mut OperatorContext, _out: &mut dyn Output) -> Result<()> {
+    fn on_barrier(
+        &mut self,
+        _barrier: &Barrier,
+        _ctx: &mut OperatorContext,
+        _out: &mut dyn Output,
+    ) -> Result<()> {
         Ok(())
     }
 
     /// Checkpoint `checkpoint_id` is complete everywhere: commit side effects (2-phase commit).
-    fn on_checkpoint_complete(&mut self, _checkpoint_id: u64, _ctx: &mut OperatorContext) -> Result<()> {
+    fn on_checkpoint_complete(
+        &mut self,
+        _checkpoint_id: u64,
+        _ctx: &mut OperatorContext,
+    ) -> Result<()> {
         Ok(())
     }
 

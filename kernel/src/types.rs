@@ -92,7 +92,13 @@ pub struct StreamSchema {
 
 impl StreamSchema {
     pub fn append_only(schema: SchemaRef) -> Self {
-        StreamSchema { schema, event_time: None, keys: vec![], changelog: ChangelogMode::AppendOnly, op_column: None }
+        StreamSchema {
+            schema,
+            event_time: None,
+            keys: vec![],
+            changelog: ChangelogMode::AppendOnly,
+            op_column: None,
+        }
     }
 
     pub fn with_event_time(mut self, column: Option<usize>) -> Self {
@@ -153,8 +159,10 @@ pub fn sql_type_name(t: &DataType) -> String {
             }
         }
         DataType::Struct(fields) => {
-            let inner: Vec<String> =
-                fields.iter().map(|f| format!("{} {}", f.name(), sql_type_name(f.data_type()))).collect();
+            let inner: Vec<String> = fields
+                .iter()
+                .map(|f| format!("{} {}", f.name(), sql_type_name(f.data_type())))
+                .collect();
             format!("ROW<{}>", inner.join(", "))
         }
         other => format!("{other}"),

@@ -3,15 +3,13 @@
 //! Hashes are computed a column at a time over whole arrays, combined per row, then rows are
 //! bucketed by target subtask with one counting pass and gathered with arrow's `take`.
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array,
-};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array};
 use arrow::compute::take_record_batch;
 use arrow::datatypes::{
-    ArrowPrimitiveType, DataType, Date32Type, Date64Type, Decimal128Type, Float32Type,
-    Float64Type, Int16Type, Int32Type, Int64Type, Int8Type, TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type,
-    UInt32Type, UInt64Type, UInt8Type,
+    ArrowPrimitiveType, DataType, Date32Type, Date64Type, Decimal128Type, Float32Type, Float64Type,
+    Int16Type, Int32Type, Int64Type, Int8Type, TimeUnit, TimestampMicrosecondType,
+    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type,
+    UInt64Type, UInt8Type,
 };
 use arrow::error::ArrowError;
 
@@ -67,7 +65,11 @@ fn hash_primitive<T: ArrowPrimitiveType>(
         }
         Some(nulls) => {
             for (i, (h, v)) in hashes.iter_mut().zip(values.iter()).enumerate() {
-                let x = if nulls.is_valid(i) { mix64(to_bits(*v)) } else { NULL_HASH };
+                let x = if nulls.is_valid(i) {
+                    mix64(to_bits(*v))
+                } else {
+                    NULL_HASH
+                };
                 *h = combine(*h, x);
             }
         }
@@ -95,21 +97,36 @@ fn hash_column(col: &ArrayRef, hashes: &mut [u64]) -> Result<(), PartitionError>
         DataType::Timestamp(TimeUnit::Millisecond, _) => prim!(TimestampMillisecondType),
         DataType::Timestamp(TimeUnit::Microsecond, _) => prim!(TimestampMicrosecondType),
         DataType::Timestamp(TimeUnit::Nanosecond, _) => prim!(TimestampNanosecondType),
-        DataType::Float32 => hash_primitive::<Float32Type>(col.as_ref(), hashes, |v| v.to_bits() as u64),
-        DataType::Float64 => hash_primitive::<Float64Type>(col.as_ref(), hashes, |v| v.to_bits()),
-        DataType::Decimal128(_, _) => {
-            hash_primitive::<Decimal128Type>(col.as_ref(), hashes, |v| (v as u64) ^ ((v >> 64) as u64))
+        DataType::Float32 => {
+            hash_primitive::<Float32Type>(col.as_ref(), hashes, |v| v.to_bits() as u64)
         }
+        DataType::Float64 => hash_primitive::<Float64Type>(col.as_ref(), hashes, |v| v.to_bits()),
+        DataType::Decimal128(_, _) => hash_primitive::<Decimal128Type>(col.as_ref(), hashes, |v| {
+            (v as u64) ^ ((v >> 64) as u64)
+        }),
         DataType::Boolean => {
             let arr: &BooleanArray = col.as_boolean();
             for (i, h) in hashes.iter_mut().enumerate() {
-                let x = if arr.is_valid(i) { mix64(arr.value(i) as u64 + 1) } else { NULL_HASH };
+                let x = if arr.is_valid(i) {
+                    mix64(arr.value(i) as u64 + 1)
+                } else {
+                    NULL_HASH
+                };
                 *h = combine(*h, x);
             }
         }
-        DataType::Utf8 => bytes_rows(col.as_string::<i32>().iter().map(|v| v.map(str::as_bytes)), hashes),
-        DataType::LargeUtf8 => bytes_rows(col.as_string::<i64>().iter().map(|v| v.map(str::as_bytes)), hashes),
-        DataType::Utf8View => bytes_rows(col.as_string_view().iter().map(|v| v.map(str::as_bytes)), hashes),
+        DataType::Utf8 => bytes_rows(
+            col.as_string::<i32>().iter().map(|v| v.map(str::as_bytes)),
+            hashes,
+        ),
+        DataType::LargeUtf8 => bytes_rows(
+            col.as_string::<i64>().iter().map(|v| v.map(str::as_bytes)),
+            hashes,
+        ),
+        DataType::Utf8View => bytes_rows(
+            col.as_string_view().iter().map(|v| v.map(str::as_bytes)),
+            hashes,
+        ),
         DataType::Binary => bytes_rows(col.as_binary::<i32>().iter(), hashes),
         other => return Err(PartitionError::UnsupportedType(other.clone())),
     }
@@ -123,7 +140,11 @@ fn bytes_rows<'a>(rows: impl Iterator<Item = Option<&'a [u8]>>, hashes: &mut [u6
 }
 
 /// Hashes the given key columns of every row into `hashes` (cleared first).
-pub fn hash_rows(columns: &[ArrayRef], num_rows: usize, hashes: &mut Vec<u64>) -> Result<(), PartitionError> {
+pub fn hash_rows(
+    columns: &[ArrayRef],
+    num_rows: usize,
+    hashes: &mut Vec<u64>,
+) -> Result<(), PartitionError> {
     hashes.clear();
     hashes.resize(num_rows, 0);
     for col in columns {
@@ -207,7 +228,10 @@ mod tests {
                 Field::new("id", DataType::Int64, false),
                 Field::new("name", DataType::Utf8, false),
             ])),
-            vec![Arc::new(Int64Array::from(ids)), Arc::new(StringArray::from(names))],
+            vec![
+                Arc::new(Int64Array::from(ids)),
+                Arc::new(StringArray::from(names)),
+            ],
         )
         .unwrap()
     }
@@ -222,7 +246,11 @@ mod tests {
         for (t, p) in parts.iter().enumerate() {
             let p = p.as_ref().expect("500 keys reach every one of 3 subtasks");
             for v in p.column(0).as_primitive::<Int64Type>().values() {
-                assert_eq!(*owner.entry(*v).or_insert(t), t, "key {v} split across subtasks");
+                assert_eq!(
+                    *owner.entry(*v).or_insert(t),
+                    t,
+                    "key {v} split across subtasks"
+                );
             }
         }
     }

@@ -97,7 +97,11 @@ fn size(options: &Options, table: &str, key: &str, default: usize) -> Result<usi
         None => Ok(default),
         Some(v) => {
             let t = v.trim().trim_end_matches(['b', 'B']);
-            t.parse().map_err(|_| Error::user(format!("table '{table}': option '{key}' = '{v}' is not a size like '100b'")))
+            t.parse().map_err(|_| {
+                Error::user(format!(
+                    "table '{table}': option '{key}' = '{v}' is not a size like '100b'"
+                ))
+            })
         }
     }
 }
@@ -106,7 +110,9 @@ impl GeneratorConfig {
     pub fn from_options(options: &Options, table: &str) -> Result<Self> {
         let d = GeneratorConfig::default();
         let num = |key: &str, default: u32| -> Result<u32> {
-            Ok(options.parse::<u32>(table, key, "a whole number")?.unwrap_or(default))
+            Ok(options
+                .parse::<u32>(table, key, "a whole number")?
+                .unwrap_or(default))
         };
         let base_time_ms = match options.get("base-time") {
             None => d.base_time_ms,
@@ -120,8 +126,12 @@ impl GeneratorConfig {
             },
         };
         let c = GeneratorConfig {
-            events_num: options.parse(table, "events.num", "an event count")?.unwrap_or(0),
-            first_event_rate: options.parse(table, "first-event.rate", "a rate")?.unwrap_or(d.first_event_rate),
+            events_num: options
+                .parse(table, "events.num", "an event count")?
+                .unwrap_or(0),
+            first_event_rate: options
+                .parse(table, "first-event.rate", "a rate")?
+                .unwrap_or(d.first_event_rate),
             num_splits: 1,
             person_proportion: num("person.proportion", d.person_proportion)?,
             auction_proportion: num("auction.proportion", d.auction_proportion)?,
@@ -135,10 +145,14 @@ impl GeneratorConfig {
             num_active_people: d.num_active_people,
             num_in_flight_auctions: d.num_in_flight_auctions,
             base_time_ms,
-            seed: options.parse(table, "seed", "a whole number")?.unwrap_or(d.seed),
+            seed: options
+                .parse(table, "seed", "a whole number")?
+                .unwrap_or(d.seed),
             bidder_id_quirk: options.bool(table, "bidder-id-quirk", true)?,
             max_emit_speed: options.bool(table, "max-emit-speed", true)?,
-            batch_size: options.parse(table, "batch-size", "a row count")?.unwrap_or(d.batch_size),
+            batch_size: options
+                .parse(table, "batch-size", "a row count")?
+                .unwrap_or(d.batch_size),
         };
         c.validate(table)?;
         Ok(c)
@@ -149,7 +163,8 @@ impl GeneratorConfig {
         if self.person_proportion == 0 || self.auction_proportion == 0 || self.bid_proportion == 0 {
             return bad("person, auction and bid proportions must all be at least 1");
         }
-        if self.hot_auction_ratio == 0 || self.hot_bidders_ratio == 0 || self.hot_sellers_ratio == 0 {
+        if self.hot_auction_ratio == 0 || self.hot_bidders_ratio == 0 || self.hot_sellers_ratio == 0
+        {
             return bad("hot ratios must be at least 1");
         }
         if self.first_event_rate.is_nan() || self.first_event_rate <= 0.0 {
@@ -177,5 +192,7 @@ impl GeneratorConfig {
 }
 
 fn kernel_timestamp(text: &str) -> Option<i64> {
-    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").ok().map(|t| t.and_utc().timestamp_millis())
+    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
+        .ok()
+        .map(|t| t.and_utc().timestamp_millis())
 }

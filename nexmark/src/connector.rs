@@ -23,7 +23,11 @@ impl Connector for NexmarkConnector {
         OPTION_KEYS
     }
 
-    fn source(&self, table: &TableDescriptor, projection: Option<&[usize]>) -> Result<Arc<dyn SourceFactory>> {
+    fn source(
+        &self,
+        table: &TableDescriptor,
+        projection: Option<&[usize]>,
+    ) -> Result<Arc<dyn SourceFactory>> {
         let events = event_schema();
         // Map each declared column onto the generator's; types must match Flink's DDL.
         let mut to_event = Vec::new();
@@ -47,16 +51,28 @@ impl Connector for NexmarkConnector {
             to_event.push(i);
         }
         let all: Vec<usize> = (0..table.schema.fields().len()).collect();
-        let wanted: Vec<usize> = projection.unwrap_or(&all).iter().map(|&c| to_event[c]).collect();
+        let wanted: Vec<usize> = projection
+            .unwrap_or(&all)
+            .iter()
+            .map(|&c| to_event[c])
+            .collect();
         let mut sorted = wanted.clone();
         sorted.sort_unstable();
         sorted.dedup();
         let columns = EventColumns::from_projection(&sorted);
         // The generator emits in event-schema order; reorder to the requested order.
-        let reorder: Vec<usize> = wanted.iter().map(|w| sorted.iter().position(|s| s == w).expect("present")).collect();
+        let reorder: Vec<usize> = wanted
+            .iter()
+            .map(|w| sorted.iter().position(|s| s == w).expect("present"))
+            .collect();
         let output = Arc::new(events.project(&wanted)?);
         let cfg = GeneratorConfig::from_options(&table.options, &table.name)?;
-        Ok(Arc::new(NexmarkSourceFactory { cfg, columns, reorder, output }))
+        Ok(Arc::new(NexmarkSourceFactory {
+            cfg,
+            columns,
+            reorder,
+            output,
+        }))
     }
 }
 
@@ -71,7 +87,10 @@ struct NexmarkSourceFactory {
 impl SourceFactory for NexmarkSourceFactory {
     fn create(&self, subtask: usize, parallelism: usize) -> Result<Box<dyn Source>> {
         // As in Flink, one split per source subtask.
-        let cfg = GeneratorConfig { num_splits: parallelism, ..self.cfg.clone() };
+        let cfg = GeneratorConfig {
+            num_splits: parallelism,
+            ..self.cfg.clone()
+        };
         let identity = self.reorder.iter().enumerate().all(|(i, r)| i == *r);
         Ok(Box::new(NexmarkSource {
             base_time: cfg.base_time_ms,
@@ -84,7 +103,11 @@ impl SourceFactory for NexmarkSourceFactory {
     }
 
     fn describe(&self) -> String {
-        let events = if self.cfg.events_num == 0 { "unbounded".to_string() } else { self.cfg.events_num.to_string() };
+        let events = if self.cfg.events_num == 0 {
+            "unbounded".to_string()
+        } else {
+            self.cfg.events_num.to_string()
+        };
         format!(
             "source nexmark, {events} events, first-event.rate {}, seed {}, columns {:?}",
             self.cfg.first_event_rate, self.cfg.seed, self.columns
@@ -119,7 +142,9 @@ impl Source for NexmarkSource {
                 }
             }
         }
-        let Some(batch) = self.generator.next_batch() else { return Ok(SourcePoll::End) };
+        let Some(batch) = self.generator.next_batch() else {
+            return Ok(SourcePoll::End);
+        };
         let batch = match &self.reorder {
             None => batch,
             Some(order) => batch.project(order)?.with_schema(self.output.clone())?,

@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow::array::{
-    ArrayRef, Int32Builder, Int64Builder, RecordBatch, StringBuilder, StructArray, TimestampMillisecondBuilder,
+    ArrayRef, Int32Builder, Int64Builder, RecordBatch, StringBuilder, StructArray,
+    TimestampMillisecondBuilder,
 };
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
@@ -37,8 +38,16 @@ impl GeneratorConfig {
         let total = self.total_events();
         let each = total / n;
         let i = index as u64;
-        let num_events = if i + 1 == n { total - each * (n - 1) } else { each };
-        Split { index, first_event: i * each, num_events }
+        let num_events = if i + 1 == n {
+            total - each * (n - 1)
+        } else {
+            each
+        };
+        Split {
+            index,
+            first_event: i * each,
+            num_events,
+        }
     }
 }
 
@@ -106,7 +115,12 @@ pub struct EventColumns {
 }
 
 impl EventColumns {
-    pub const ALL: EventColumns = EventColumns { event_type: true, person: true, auction: true, bid: true };
+    pub const ALL: EventColumns = EventColumns {
+        event_type: true,
+        person: true,
+        auction: true,
+        bid: true,
+    };
 
     /// From column indices of [`event_schema`]; indices must be ascending.
     pub fn from_projection(projection: &[usize]) -> Self {
@@ -133,7 +147,9 @@ fn tables_for(seed: u64) -> Arc<Tables> {
     static CACHE: OnceLock<Mutex<HashMap<u64, Arc<Tables>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
-    map.entry(seed).or_insert_with(|| Arc::new(Tables::new(seed))).clone()
+    map.entry(seed)
+        .or_insert_with(|| Arc::new(Tables::new(seed)))
+        .clone()
 }
 
 struct PersonBuilders {
@@ -215,7 +231,11 @@ impl PersonBuilders {
             Arc::new(self.date_time.finish()),
             Arc::new(self.extra.finish()),
         ];
-        Arc::new(StructArray::new(person_fields(), cols, Some(NullBuffer::from(std::mem::take(&mut self.valid)))))
+        Arc::new(StructArray::new(
+            person_fields(),
+            cols,
+            Some(NullBuffer::from(std::mem::take(&mut self.valid))),
+        ))
     }
 }
 
@@ -263,7 +283,11 @@ impl AuctionBuilders {
             Arc::new(self.category.finish()),
             Arc::new(self.extra.finish()),
         ];
-        Arc::new(StructArray::new(auction_fields(), cols, Some(NullBuffer::from(std::mem::take(&mut self.valid)))))
+        Arc::new(StructArray::new(
+            auction_fields(),
+            cols,
+            Some(NullBuffer::from(std::mem::take(&mut self.valid))),
+        ))
     }
 }
 
@@ -302,7 +326,11 @@ impl BidBuilders {
             Arc::new(self.date_time.finish()),
             Arc::new(self.extra.finish()),
         ];
-        Arc::new(StructArray::new(bid_fields(), cols, Some(NullBuffer::from(std::mem::take(&mut self.valid)))))
+        Arc::new(StructArray::new(
+            bid_fields(),
+            cols,
+            Some(NullBuffer::from(std::mem::take(&mut self.valid))),
+        ))
     }
 }
 
@@ -321,8 +349,20 @@ pub struct NexmarkGenerator {
 impl NexmarkGenerator {
     pub fn new(cfg: Arc<GeneratorConfig>, split_index: usize, columns: EventColumns) -> Self {
         let split = cfg.split(split_index);
-        let schema = Arc::new(event_schema().project(&columns.indices()).expect("indices of the event schema"));
-        NexmarkGenerator { tables: tables_for(cfg.seed), cfg, split, produced: 0, columns, schema, scratch: String::new() }
+        let schema = Arc::new(
+            event_schema()
+                .project(&columns.indices())
+                .expect("indices of the event schema"),
+        );
+        NexmarkGenerator {
+            tables: tables_for(cfg.seed),
+            cfg,
+            split,
+            produced: 0,
+            columns,
+            schema,
+            scratch: String::new(),
+        }
     }
 
     pub fn schema(&self) -> SchemaRef {
@@ -402,7 +442,10 @@ impl NexmarkGenerator {
             cols.push(b.finish());
         }
         let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(n));
-        Some(RecordBatch::try_new_with_options(self.schema.clone(), cols, &options).expect("builders match the schema"))
+        Some(
+            RecordBatch::try_new_with_options(self.schema.clone(), cols, &options)
+                .expect("builders match the schema"),
+        )
     }
 
     fn person(&mut self, event_id: u64, timestamp: i64, b: &mut PersonBuilders) {
@@ -445,7 +488,13 @@ impl NexmarkGenerator {
         b.valid.push(true);
     }
 
-    fn auction(&mut self, event_id: u64, event_number: u64, timestamp: i64, b: &mut AuctionBuilders) {
+    fn auction(
+        &mut self,
+        event_id: u64,
+        event_number: u64,
+        timestamp: i64,
+        b: &mut AuctionBuilders,
+    ) {
         let cfg = &*self.cfg;
         let mut rng = Rng::for_event(cfg.seed, event_id);
         let id = cfg.last_base0_auction_id(event_id) + FIRST_AUCTION_ID;
@@ -493,7 +542,11 @@ impl NexmarkGenerator {
         } else {
             cfg.next_base0_person_id(event_id, &mut rng)
         } + FIRST_PERSON_ID
-            + if cfg.bidder_id_quirk { FIRST_PERSON_ID } else { 0 };
+            + if cfg.bidder_id_quirk {
+                FIRST_PERSON_ID
+            } else {
+                0
+            };
         let price = next_price(&mut rng);
         let (channel, url) = if rng.next_int(HOT_CHANNELS_RATIO) > 0 {
             let i = rng.next_int(HOT_CHANNELS.len() as u32) as usize;

@@ -16,12 +16,25 @@ pub const HOT_BIDDER_RATIO: u64 = 100;
 pub const HOT_CHANNELS_RATIO: u32 = 2;
 pub const CHANNELS_NUMBER: u32 = 10_000;
 
-pub const FIRST_NAMES: [&str; 11] =
-    ["Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie", "Sarah", "Deiter", "Walter"];
-pub const LAST_NAMES: [&str; 9] = ["Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris"];
+pub const FIRST_NAMES: [&str; 11] = [
+    "Peter", "Paul", "Luke", "John", "Saul", "Vicky", "Kate", "Julie", "Sarah", "Deiter", "Walter",
+];
+pub const LAST_NAMES: [&str; 9] = [
+    "Shultz", "Abrams", "Spencer", "White", "Bartels", "Walton", "Smith", "Jones", "Noris",
+];
 pub const US_STATES: [&str; 6] = ["AZ", "CA", "ID", "OR", "WA", "WY"];
-pub const US_CITIES: [&str; 10] =
-    ["Phoenix", "Los Angeles", "San Francisco", "Boise", "Portland", "Bend", "Redmond", "Seattle", "Kent", "Cheyenne"];
+pub const US_CITIES: [&str; 10] = [
+    "Phoenix",
+    "Los Angeles",
+    "San Francisco",
+    "Boise",
+    "Portland",
+    "Bend",
+    "Redmond",
+    "Seattle",
+    "Kent",
+    "Cheyenne",
+];
 pub const HOT_CHANNELS: [&str; 4] = ["Google", "Facebook", "Baidu", "Apple"];
 
 /// What an event id is.
@@ -63,7 +76,10 @@ impl GeneratorConfig {
     pub(crate) fn last_base0_auction_id(&self, event_id: u64) -> u64 {
         let mut epoch = event_id / self.total_proportion();
         let mut offset = event_id % self.total_proportion();
-        let (pp, ap) = (self.person_proportion as u64, self.auction_proportion as u64);
+        let (pp, ap) = (
+            self.person_proportion as u64,
+            self.auction_proportion as u64,
+        );
         if offset < pp {
             // A person: the last auction is in the previous epoch.
             if epoch == 0 {
@@ -112,7 +128,11 @@ pub(crate) fn push_string(rng: &mut Rng, max_len: u32, special: u8, out: &mut St
     let start = out.len();
     let len = 3 + rng.next_int(max_len - 3);
     for _ in 0..len {
-        let c = if rng.next_int(13) == 0 { special } else { b'a' + rng.next_int(26) as u8 };
+        let c = if rng.next_int(13) == 0 {
+            special
+        } else {
+            b'a' + rng.next_int(26) as u8
+        };
         out.push(c as char);
     }
     // Java's trim(): drop leading and trailing spaces of this piece only.
@@ -143,9 +163,14 @@ pub(crate) fn extra_len(rng: &mut Rng, current: usize, avg: usize) -> usize {
 
 /// Auction lifetime in milliseconds: up to twice the event-time span of the next
 /// `num_in_flight_auctions` auctions' worth of events.
-pub(crate) fn auction_length_ms(cfg: &GeneratorConfig, event_number: u64, timestamp: i64, rng: &mut Rng) -> i64 {
-    let events_for_auctions =
-        (cfg.num_in_flight_auctions * cfg.total_proportion()) / cfg.auction_proportion.max(1) as u64;
+pub(crate) fn auction_length_ms(
+    cfg: &GeneratorConfig,
+    event_number: u64,
+    timestamp: i64,
+    rng: &mut Rng,
+) -> i64 {
+    let events_for_auctions = (cfg.num_in_flight_auctions * cfg.total_proportion())
+        / cfg.auction_proportion.max(1) as u64;
     let future = cfg.timestamp_for_event(event_number + events_for_auctions);
     let horizon = future - timestamp;
     1 + rng.next_long((horizon * 2).max(1) as u64) as i64
@@ -160,7 +185,10 @@ mod tests {
         let c = GeneratorConfig::default();
         let types: Vec<EventType> = (0..50).map(|id| c.event_type(id)).collect();
         assert_eq!(types.iter().filter(|t| **t == EventType::Person).count(), 1);
-        assert_eq!(types.iter().filter(|t| **t == EventType::Auction).count(), 3);
+        assert_eq!(
+            types.iter().filter(|t| **t == EventType::Auction).count(),
+            3
+        );
         assert_eq!(c.event_type(50), EventType::Person);
         assert_eq!(c.event_type(51), EventType::Auction);
         // Person ids grow by one per epoch of 50 events; auctions by three.
@@ -168,7 +196,11 @@ mod tests {
         assert_eq!(c.last_base0_person_id(149), 2);
         assert_eq!(c.last_base0_auction_id(53), 5);
         assert_eq!(c.last_base0_auction_id(60), 5);
-        assert_eq!(c.last_base0_auction_id(100), 5, "a person event sees the previous epoch's last auction");
+        assert_eq!(
+            c.last_base0_auction_id(100),
+            5,
+            "a person event sees the previous epoch's last auction"
+        );
     }
 
     #[test]
@@ -177,7 +209,10 @@ mod tests {
         for _ in 0..1000 {
             let mut s = String::new();
             push_string(&mut rng, 20, b' ', &mut s);
-            assert!(s.len() < 20 && !s.starts_with(' ') && !s.ends_with(' '), "{s:?}");
+            assert!(
+                s.len() < 20 && !s.starts_with(' ') && !s.ends_with(' '),
+                "{s:?}"
+            );
             assert!(s.bytes().all(|b| b == b' ' || b.is_ascii_lowercase()));
         }
         for _ in 0..1000 {

@@ -40,10 +40,17 @@ pub const QUERIES: &[(&str, &str)] = &[
 
 /// The SQL of query `name` (`q0`…`q23`), or an error listing the valid names.
 pub fn query(name: &str) -> Result<&'static str> {
-    QUERIES.iter().find(|(n, _)| *n == name).map(|(_, sql)| *sql).ok_or_else(|| {
-        let names: Vec<&str> = QUERIES.iter().map(|(n, _)| *n).collect();
-        Error::user(format!("unknown Nexmark query '{name}'; valid queries: {}", names.join(", ")))
-    })
+    QUERIES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, sql)| *sql)
+        .ok_or_else(|| {
+            let names: Vec<&str> = QUERIES.iter().map(|(n, _)| *n).collect();
+            Error::user(format!(
+                "unknown Nexmark query '{name}'; valid queries: {}",
+                names.join(", ")
+            ))
+        })
 }
 
 /// Replaces every `${NAME}` in `text` with `vars[NAME]`; an unknown name is an error.
@@ -53,9 +60,13 @@ pub fn substitute(text: &str, vars: &BTreeMap<&str, String>) -> Result<String> {
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find('}').ok_or_else(|| Error::user("unterminated ${…} placeholder"))?;
+        let end = after
+            .find('}')
+            .ok_or_else(|| Error::user("unterminated ${…} placeholder"))?;
         let name = &after[..end];
-        let value = vars.get(name).ok_or_else(|| Error::user(format!("no value for placeholder ${{{name}}}")))?;
+        let value = vars
+            .get(name)
+            .ok_or_else(|| Error::user(format!("no value for placeholder ${{{name}}}")))?;
         out.push_str(value);
         rest = &after[end + 1..];
     }
@@ -94,11 +105,21 @@ pub fn job_script(name: &str, s: &JobSettings) -> Result<String> {
     let mut ddl = substitute(DDL_GEN, &vars)?;
     if !s.extra_options.is_empty() {
         // Add eddy's options inside the WITH clause, before its closing parenthesis.
-        let close = ddl.rfind(')').ok_or_else(|| Error::internal("ddl_gen.sql has no WITH clause"))?;
-        let extra: String = s.extra_options.iter().map(|(k, v)| format!(",\n    '{k}' = '{v}'")).collect();
+        let close = ddl
+            .rfind(')')
+            .ok_or_else(|| Error::internal("ddl_gen.sql has no WITH clause"))?;
+        let extra: String = s
+            .extra_options
+            .iter()
+            .map(|(k, v)| format!(",\n    '{k}' = '{v}'"))
+            .collect();
         ddl.insert_str(close, &format!("{extra}\n"));
     }
-    Ok(format!("{ddl}\n{}\n{}", substitute(DDL_VIEWS, &vars)?, substitute(q, &vars)?))
+    Ok(format!(
+        "{ddl}\n{}\n{}",
+        substitute(DDL_VIEWS, &vars)?,
+        substitute(q, &vars)?
+    ))
 }
 
 #[cfg(test)]
@@ -110,7 +131,10 @@ mod tests {
         let mut vars = BTreeMap::new();
         vars.insert("A", "1".to_string());
         assert_eq!(substitute("x ${A} y", &vars).unwrap(), "x 1 y");
-        assert!(substitute("${B}", &vars).unwrap_err().to_string().contains("${B}"));
+        assert!(substitute("${B}", &vars)
+            .unwrap_err()
+            .to_string()
+            .contains("${B}"));
     }
 
     #[test]

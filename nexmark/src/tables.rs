@@ -28,20 +28,29 @@ fn base_url(rng: &mut Rng) -> String {
 
 impl Tables {
     pub fn new(seed: u64) -> Self {
-        let mut rng = Rng::new(seed ^ 0x7ab1_e5);
-        let extra: String = (0..EXTRA_LEN).map(|_| (b'a' as i32 + rng.next_i32() % 26) as u8 as char).collect();
+        let mut rng = Rng::new(seed ^ 0x007a_b1e5);
+        let extra: String = (0..EXTRA_LEN)
+            .map(|_| (b'a' as i32 + rng.next_i32() % 26) as u8 as char)
+            .collect();
         let hot_urls = std::array::from_fn(|_| base_url(&mut rng));
         let channels = (0..CHANNELS_NUMBER)
             .map(|i| {
                 let mut url = base_url(&mut rng);
                 if rng.next_int(10) > 0 {
                     // Java: Math.abs(Integer.reverse(i)), which stays negative for MIN_VALUE.
-                    url.push_str(&format!("&channel_id={}", (i as i32).reverse_bits().wrapping_abs()));
+                    url.push_str(&format!(
+                        "&channel_id={}",
+                        (i as i32).reverse_bits().wrapping_abs()
+                    ));
                 }
                 (format!("channel-{i}"), url)
             })
             .collect();
-        Tables { extra, hot_urls, channels }
+        Tables {
+            extra,
+            hot_urls,
+            channels,
+        }
     }
 
     /// `len` bytes of padding at a random offset.

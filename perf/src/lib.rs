@@ -22,8 +22,22 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
-    pub fn new(query: &str, events: u64, parallelism: usize, wall_s: f64, cpu_s: f64, sink_rows: u64, peak_rss_bytes: u64) -> Self {
-        let per = |secs: f64| if secs > 0.0 { events as f64 / secs } else { 0.0 };
+    pub fn new(
+        query: &str,
+        events: u64,
+        parallelism: usize,
+        wall_s: f64,
+        cpu_s: f64,
+        sink_rows: u64,
+        peak_rss_bytes: u64,
+    ) -> Self {
+        let per = |secs: f64| {
+            if secs > 0.0 {
+                events as f64 / secs
+            } else {
+                0.0
+            }
+        };
         RunRecord {
             query: query.to_string(),
             events,
@@ -48,7 +62,17 @@ mod tests {
         assert_eq!(r.events_per_s, 500.0);
         assert_eq!(r.events_per_cpu_s, 250.0);
         let json = serde_json::to_value(&r).unwrap();
-        for key in ["query", "events", "parallelism", "wall_s", "cpu_s", "events_per_s", "events_per_cpu_s", "sink_rows", "peak_rss_bytes"] {
+        for key in [
+            "query",
+            "events",
+            "parallelism",
+            "wall_s",
+            "cpu_s",
+            "events_per_s",
+            "events_per_cpu_s",
+            "sink_rows",
+            "peak_rss_bytes",
+        ] {
             assert!(json.get(key).is_some(), "{key}");
         }
     }

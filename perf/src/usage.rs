@@ -16,7 +16,10 @@ pub fn process_usage() -> ProcessUsage {
     // SAFETY: getrusage writes a full `rusage` into the pointer we pass; RUSAGE_SELF is valid.
     let ok = unsafe { libc::getrusage(libc::RUSAGE_SELF, ru.as_mut_ptr()) } == 0;
     if !ok {
-        return ProcessUsage { cpu_seconds: 0.0, peak_rss_bytes: 0 };
+        return ProcessUsage {
+            cpu_seconds: 0.0,
+            peak_rss_bytes: 0,
+        };
     }
     // SAFETY: initialised by the successful call above (and zeroed before it).
     let ru = unsafe { ru.assume_init() };

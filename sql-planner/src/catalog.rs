@@ -9,8 +9,11 @@ use datafusion_common::config::ConfigOptions;
 use datafusion_common::tree_node::{Transformed, TreeNode};
 use datafusion_common::{plan_err, Column, Result as DfResult, TableReference};
 use datafusion_expr::planner::{ContextProvider, ExprPlanner};
+use datafusion_expr::{
+    AggregateUDF, Expr, HigherOrderUDF, LogicalPlan, LogicalPlanBuilder, ScalarUDF, TableSource,
+    WindowUDF,
+};
 use datafusion_optimizer::analyzer::Analyzer;
-use datafusion_expr::{AggregateUDF, Expr, HigherOrderUDF, LogicalPlan, LogicalPlanBuilder, ScalarUDF, TableSource, WindowUDF};
 use kernel::connectors::{Connector, ConnectorRegistry, Options, TableDescriptor};
 
 use crate::script::{ColumnDef, TableDef};
@@ -115,7 +118,14 @@ impl Catalog {
             Arc::new(datafusion_functions::datetime::planner::DatetimeFunctionPlanner),
             Arc::new(datafusion_functions::unicode::planner::UnicodeFunctionPlanner),
         ];
-        Catalog { tables: HashMap::new(), views: HashMap::new(), functions, aggregates, options, planners }
+        Catalog {
+            tables: HashMap::new(),
+            views: HashMap::new(),
+            functions,
+            aggregates,
+            options,
+            planners,
+        }
     }
 
     fn exists(&self, name: &str) -> bool {
@@ -134,20 +144,31 @@ impl Catalog {
             if def.if_not_exists {
                 return Ok(None);
             }
-            return Err(kernel::Error::user(format!("table or view '{}' already exists", def.name)));
+            return Err(kernel::Error::user(format!(
+                "table or view '{}' already exists",
+                def.name
+            )));
         }
         let physical: Vec<Field> = def
             .columns
             .iter()
             .filter_map(|c| match c {
-                ColumnDef::Physical { name, data_type, nullable } => Some(Field::new(name, data_type.clone(), *nullable)),
+                ColumnDef::Physical {
+                    name,
+                    data_type,
+                    nullable,
+                } => Some(Field::new(name, data_type.clone(), *nullable)),
                 ColumnDef::Computed { .. } => None,
             })
             .collect();
         let mut seen = std::collections::HashSet::new();
         for c in &def.columns {
             if !seen.insert(c.name()) {
-                return Err(kernel::Error::user(format!("table '{}' declares column '{}' twice", def.name, c.name())));
+                return Err(kernel::Error::user(format!(
+                    "table '{}' declares column '{}' twice",
+                    def.name,
+                    c.name()
+                )));
             }
         }
         let descriptor = TableDescriptor {
@@ -157,22 +178,40 @@ impl Catalog {
             options: Options::new(def.options.clone()),
         };
         let connector = registry.for_table(&descriptor)?;
-        let mut table = FlinkTable { descriptor, connector: Arc::new(Handle(connector)), plan: None, watermark: None };
+        let mut table = FlinkTable {
+            descriptor,
+            connector: Arc::new(Handle(connector)),
+            plan: None,
+            watermark: None,
+        };
 
-        let has_computed = def.columns.iter().any(|c| matches!(c, ColumnDef::Computed { .. }));
+        let has_computed = def
+            .columns
+            .iter()
+            .any(|c| matches!(c, ColumnDef::Computed { .. }));
         if has_computed || def.watermark.is_some() {
             // Plan computed columns over a scan of the physical ones.
-            let raw = Arc::new(RawTableSource { table: Arc::new(FlinkTable { plan: None, watermark: None, ..table.shallow() }) });
+            let raw = Arc::new(RawTableSource {
+                table: Arc::new(FlinkTable {
+                    plan: None,
+                    watermark: None,
+                    ..table.shallow()
+                }),
+            });
             let scan = LogicalPlanBuilder::scan(def.name.clone(), raw, None)?.build()?;
             let mut exprs = Vec::new();
             for c in &def.columns {
                 match c {
-                    ColumnDef::Physical { name, .. } => {
-                        exprs.push(Expr::Column(Column::new(Some(TableReference::bare(def.name.clone())), name)))
-                    }
+                    ColumnDef::Physical { name, .. } => exprs.push(Expr::Column(Column::new(
+                        Some(TableReference::bare(def.name.clone())),
+                        name,
+                    ))),
                     ColumnDef::Computed { name, expr } => {
                         let e = plan_expr(expr, scan.schema()).map_err(|e| {
-                            kernel::Error::user(format!("computed column '{name}' of table '{}': {e}", def.name))
+                            kernel::Error::user(format!(
+                                "computed column '{name}' of table '{}': {e}",
+                                def.name
+                            ))
                         })?;
                         exprs.push(e.alias(name));
                     }
@@ -183,22 +222,34 @@ impl Catalog {
                 let field = with_computed
                     .schema()
                     .field_with_unqualified_name(rowtime)
-                    .map_err(|_| kernel::Error::user(format!("WATERMARK FOR '{rowtime}': table '{}' has no such column", def.name)))?;
+                    .map_err(|_| {
+                        kernel::Error::user(format!(
+                            "WATERMARK FOR '{rowtime}': table '{}' has no such column",
+                            def.name
+                        ))
+                    })?;
                 if !matches!(field.data_type(), DataType::Timestamp(..)) {
                     return Err(kernel::Error::user(format!(
                         "WATERMARK FOR '{rowtime}': the rowtime column must be a TIMESTAMP, not {}",
                         kernel::types::sql_type_name(field.data_type())
                     )));
                 }
-                let e = plan_expr(wm, with_computed.schema())
-                    .map_err(|e| kernel::Error::user(format!("watermark of table '{}': {e}", def.name)))?;
+                let e = plan_expr(wm, with_computed.schema()).map_err(|e| {
+                    kernel::Error::user(format!("watermark of table '{}': {e}", def.name))
+                })?;
                 // Type coercion (INT = BIGINT, timestamp - interval) happens in the analyzer:
                 // run it over the watermark and the computed columns it may read.
-                let probe = LogicalPlanBuilder::from(with_computed.clone()).project(vec![e.alias("__watermark")])?.build()?;
-                let analyzed = Analyzer::new().execute_and_check(probe, &self.options, |_, _| {})?;
+                let probe = LogicalPlanBuilder::from(with_computed.clone())
+                    .project(vec![e.alias("__watermark")])?
+                    .build()?;
+                let analyzed =
+                    Analyzer::new().execute_and_check(probe, &self.options, |_, _| {})?;
                 let (wm_expr, computed) = coerced_exprs(&analyzed)?;
                 let expanded = expand_computed(wm_expr, &computed)?;
-                table.watermark = Some(WatermarkSpec { rowtime: rowtime.clone(), expr: expanded });
+                table.watermark = Some(WatermarkSpec {
+                    rowtime: rowtime.clone(),
+                    expr: expanded,
+                });
             }
             if has_computed {
                 table.plan = Some(with_computed);
@@ -207,15 +258,23 @@ impl Catalog {
         Ok(Some(table))
     }
 
-    pub fn add_view(&mut self, name: &str, plan: LogicalPlan, if_not_exists: bool) -> kernel::Result<()> {
+    pub fn add_view(
+        &mut self,
+        name: &str,
+        plan: LogicalPlan,
+        if_not_exists: bool,
+    ) -> kernel::Result<()> {
         if self.exists(name) {
             if if_not_exists {
                 return Ok(());
             }
-            return Err(kernel::Error::user(format!("table or view '{name}' already exists")));
+            return Err(kernel::Error::user(format!(
+                "table or view '{name}' already exists"
+            )));
         }
         let schema = Arc::new(plan.schema().as_arrow().clone());
-        self.views.insert(name.to_string(), Arc::new(ViewSource { plan, schema }));
+        self.views
+            .insert(name.to_string(), Arc::new(ViewSource { plan, schema }));
         Ok(())
     }
 }
@@ -223,15 +282,24 @@ impl Catalog {
 impl FlinkTable {
     /// A copy sharing the descriptor and connector, for the raw scan's source.
     fn shallow(&self) -> FlinkTable {
-        FlinkTable { descriptor: self.descriptor.clone(), connector: self.connector.clone(), plan: None, watermark: None }
+        FlinkTable {
+            descriptor: self.descriptor.clone(),
+            connector: self.connector.clone(),
+            plan: None,
+            watermark: None,
+        }
     }
 }
 
 /// From an analyzed `Projection(watermark) ← Projection(columns) ← scan`: the watermark
 /// expression and the computed columns by name, all type-coerced.
 fn coerced_exprs(analyzed: &LogicalPlan) -> DfResult<(Expr, HashMap<String, Expr>)> {
-    let LogicalPlan::Projection(outer) = analyzed else { return plan_err!("unexpected watermark plan") };
-    let LogicalPlan::Projection(inner) = outer.input.as_ref() else { return plan_err!("unexpected table plan") };
+    let LogicalPlan::Projection(outer) = analyzed else {
+        return plan_err!("unexpected watermark plan");
+    };
+    let LogicalPlan::Projection(inner) = outer.input.as_ref() else {
+        return plan_err!("unexpected table plan");
+    };
     let wm = outer.expr[0].clone().unalias();
     let mut computed = HashMap::new();
     for e in &inner.expr {
@@ -246,13 +314,17 @@ fn coerced_exprs(analyzed: &LogicalPlan) -> DfResult<(Expr, HashMap<String, Expr
 fn expand_computed(e: Expr, computed: &HashMap<String, Expr>) -> DfResult<Expr> {
     let expanded = e
         .transform(|e| match &e {
-            Expr::Column(c) if computed.contains_key(&c.name) => Ok(Transformed::yes(computed[&c.name].clone())),
+            Expr::Column(c) if computed.contains_key(&c.name) => {
+                Ok(Transformed::yes(computed[&c.name].clone()))
+            }
             _ => Ok(Transformed::no(e)),
         })?
         .data;
     Ok(expanded
         .transform(|e| match &e {
-            Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(&c.name)))),
+            Expr::Column(c) if c.relation.is_some() => Ok(Transformed::yes(Expr::Column(
+                Column::new_unqualified(&c.name),
+            ))),
             _ => Ok(Transformed::no(e)),
         })?
         .data)
@@ -266,18 +338,32 @@ impl ContextProvider for Catalog {
         }
         if let Some(table) = self.tables.get(t) {
             if let Some(plan) = &table.plan {
-                let raw = Arc::new(RawTableSource { table: table.clone() });
+                let raw = Arc::new(RawTableSource {
+                    table: table.clone(),
+                });
                 // Re-root the computed projection on a scan whose source is the full table.
                 let rebuilt = rebase_scan(plan, raw)?;
                 let schema = Arc::new(rebuilt.schema().as_arrow().clone());
-                return Ok(Arc::new(ViewSource { plan: rebuilt, schema }));
+                return Ok(Arc::new(ViewSource {
+                    plan: rebuilt,
+                    schema,
+                }));
             }
-            return Ok(Arc::new(RawTableSource { table: table.clone() }));
+            return Ok(Arc::new(RawTableSource {
+                table: table.clone(),
+            }));
         }
         let mut known: Vec<&String> = self.tables.keys().chain(self.views.keys()).collect();
         known.sort();
         let known: Vec<&str> = known.iter().map(|s| s.as_str()).collect();
-        plan_err!("table or view '{t}' not found; known: {}", if known.is_empty() { "none".to_string() } else { known.join(", ") })
+        plan_err!(
+            "table or view '{t}' not found; known: {}",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        )
     }
 
     fn get_expr_planners(&self) -> &[Arc<dyn ExprPlanner>] {
@@ -285,7 +371,10 @@ impl ContextProvider for Catalog {
     }
 
     fn get_function_meta(&self, name: &str) -> Option<Arc<ScalarUDF>> {
-        self.functions.get(name).or_else(|| self.functions.get(&name.to_ascii_lowercase())).cloned()
+        self.functions
+            .get(name)
+            .or_else(|| self.functions.get(&name.to_ascii_lowercase()))
+            .cloned()
     }
 
     fn get_higher_order_meta(&self, _name: &str) -> Option<Arc<HigherOrderUDF>> {
@@ -293,7 +382,10 @@ impl ContextProvider for Catalog {
     }
 
     fn get_aggregate_meta(&self, name: &str) -> Option<Arc<AggregateUDF>> {
-        self.aggregates.get(name).or_else(|| self.aggregates.get(&name.to_ascii_lowercase())).cloned()
+        self.aggregates
+            .get(name)
+            .or_else(|| self.aggregates.get(&name.to_ascii_lowercase()))
+            .cloned()
     }
 
     fn get_window_meta(&self, _name: &str) -> Option<Arc<WindowUDF>> {

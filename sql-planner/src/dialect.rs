@@ -1,7 +1,8 @@
 //! The Flink SQL dialect for sqlparser.
 
 use sqlparser::ast::{
-    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident, ObjectName,
+    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments, Ident,
+    ObjectName,
 };
 use sqlparser::dialect::Dialect;
 use sqlparser::keywords::Keyword;
@@ -42,7 +43,9 @@ impl Dialect for FlinkDialect {
 
     fn parse_prefix(&self, parser: &mut Parser) -> Option<Result<Expr, ParserError>> {
         // `TABLE name` (not `TABLE(`): a table argument of a window TVF.
-        if parser.peek_keyword(Keyword::TABLE) && matches!(parser.peek_nth_token(1).token, Token::Word(_)) {
+        if parser.peek_keyword(Keyword::TABLE)
+            && matches!(parser.peek_nth_token(1).token, Token::Word(_))
+        {
             parser.next_token();
             return Some(parser.parse_object_name(false).map(table_pseudo_call));
         }
@@ -54,8 +57,16 @@ impl Dialect for FlinkDialect {
 pub const TABLE_ARG_FUNCTION: &str = "TABLE";
 
 fn table_pseudo_call(name: ObjectName) -> Expr {
-    let idents: Vec<Ident> = name.0.iter().filter_map(|p| p.as_ident().cloned()).collect();
-    let arg = if idents.len() == 1 { Expr::Identifier(idents[0].clone()) } else { Expr::CompoundIdentifier(idents) };
+    let idents: Vec<Ident> = name
+        .0
+        .iter()
+        .filter_map(|p| p.as_ident().cloned())
+        .collect();
+    let arg = if idents.len() == 1 {
+        Expr::Identifier(idents[0].clone())
+    } else {
+        Expr::CompoundIdentifier(idents)
+    };
     Expr::Function(Function {
         name: ObjectName::from(vec![Ident::new(TABLE_ARG_FUNCTION)]),
         uses_odbc_syntax: false,
@@ -78,10 +89,14 @@ mod tests {
 
     #[test]
     fn window_tvf_with_table_argument_parses() {
-        let sql = "SELECT * FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '10' SECOND))";
+        let sql =
+            "SELECT * FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '10' SECOND))";
         let stmts = Parser::parse_sql(&FlinkDialect, sql).expect("parses");
         let text = stmts[0].to_string();
-        assert!(text.contains("TUMBLE(TABLE(bid), DESCRIPTOR(`dateTime`)"), "{text}");
+        assert!(
+            text.contains("TUMBLE(TABLE(bid), DESCRIPTOR(`dateTime`)"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -53,7 +53,10 @@ fn construct(plan: &LogicalPlan) -> String {
         LogicalPlan::Unnest(_) => "UNNEST".into(),
         LogicalPlan::Subquery(_) => "a subquery".into(),
         LogicalPlan::RecursiveQuery(_) => "WITH RECURSIVE".into(),
-        other => format!("the '{}' plan node", other.display().to_string().split(':').next().unwrap_or("?")),
+        other => format!(
+            "the '{}' plan node",
+            other.display().to_string().split(':').next().unwrap_or("?")
+        ),
     }
 }
 
@@ -63,29 +66,65 @@ fn unsupported(plan: &LogicalPlan) -> Error {
 
 impl<'a> Lowering<'a> {
     pub fn new(graph: &'a mut JobGraph, parallelism: usize, statement: u64) -> Self {
-        Lowering { graph, parallelism, statement, props: ExecutionProps::new(), counter: 0 }
+        Lowering {
+            graph,
+            parallelism,
+            statement,
+            props: ExecutionProps::new(),
+            counter: 0,
+        }
     }
 
-    fn add(&mut self, kind_name: &str, name: String, parallelism: usize, kind: NodeKind, output: StreamSchema) -> NodeId {
+    fn add(
+        &mut self,
+        kind_name: &str,
+        name: String,
+        parallelism: usize,
+        kind: NodeKind,
+        output: StreamSchema,
+    ) -> NodeId {
         self.counter += 1;
         let uid = format!("{:016x}-{}-{}", self.statement, kind_name, self.counter);
-        self.graph.add_node(Node { uid, name, parallelism, kind, output })
+        self.graph.add_node(Node {
+            uid,
+            name,
+            parallelism,
+            kind,
+            output,
+        })
     }
 
     fn physical(&self, e: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
-        Ok(create_physical_expr(e, schema, &self.props, &PhysicalPlanningContext::default())?)
+        Ok(create_physical_expr(
+            e,
+            schema,
+            &self.props,
+            &PhysicalPlanningContext::default(),
+        )?)
     }
 
     /// Lowers an `INSERT INTO` plan: the query, then the target table's sink.
     pub fn insert(&mut self, plan: &LogicalPlan) -> Result<()> {
         let LogicalPlan::Dml(dml) = plan else {
-            return Err(Error::internal(format!("expected an INSERT plan, got {}", plan.display())));
+            return Err(Error::internal(format!(
+                "expected an INSERT plan, got {}",
+                plan.display()
+            )));
         };
-        if !matches!(dml.op, WriteOp::Insert(datafusion_expr::dml::InsertOp::Append)) {
-            return Err(Error::user(format!("{} is not supported; only INSERT INTO", dml.op)));
+        if !matches!(
+            dml.op,
+            WriteOp::Insert(datafusion_expr::dml::InsertOp::Append)
+        ) {
+            return Err(Error::user(format!(
+                "{} is not supported; only INSERT INTO",
+                dml.op
+            )));
         }
         let Some(target) = dml.target.downcast_ref::<RawTableSource>() else {
-            return Err(Error::user(format!("cannot INSERT INTO '{}': it is a view", dml.table_name)));
+            return Err(Error::user(format!(
+                "cannot INSERT INTO '{}': it is a view",
+                dml.table_name
+            )));
         };
         let table = target.table.clone();
         let sink = table.connector.get().sink(&table.descriptor)?;
@@ -94,7 +133,11 @@ impl<'a> Lowering<'a> {
     }
 
     /// Lowers a bare `SELECT`: its rows go to a `print` sink, as Flink's SQL client shows them.
-    pub fn select(&mut self, plan: &LogicalPlan, registry: &kernel::connectors::ConnectorRegistry) -> Result<()> {
+    pub fn select(
+        &mut self,
+        plan: &LogicalPlan,
+        registry: &kernel::connectors::ConnectorRegistry,
+    ) -> Result<()> {
         let input = self.lower(plan)?;
         let mut options = BTreeMap::new();
         options.insert("connector".to_string(), "print".to_string());
@@ -108,12 +151,30 @@ impl<'a> Lowering<'a> {
         self.add_sink(input, sink, &descriptor)
     }
 
-    fn add_sink(&mut self, input: Lowered, sink: Arc<dyn kernel::operator::OperatorFactory>, table: &TableDescriptor) -> Result<()> {
+    fn add_sink(
+        &mut self,
+        input: Lowered,
+        sink: Arc<dyn kernel::operator::OperatorFactory>,
+        table: &TableDescriptor,
+    ) -> Result<()> {
         let upstream = self.graph.nodes[input.node].parallelism;
-        let parallelism = table.options.parse::<usize>(&table.name, "sink.parallelism", "a parallelism")?.unwrap_or(upstream);
-        let partitioning = if parallelism == upstream { Partitioning::Forward } else { Partitioning::Rebalance };
+        let parallelism = table
+            .options
+            .parse::<usize>(&table.name, "sink.parallelism", "a parallelism")?
+            .unwrap_or(upstream);
+        let partitioning = if parallelism == upstream {
+            Partitioning::Forward
+        } else {
+            Partitioning::Rebalance
+        };
         let output = StreamSchema::append_only(Arc::new(input.schema.as_arrow().clone()));
-        let id = self.add("sink", format!("Sink: {}", table.name), parallelism, NodeKind::Operator(sink), output);
+        let id = self.add(
+            "sink",
+            format!("Sink: {}", table.name),
+            parallelism,
+            NodeKind::Operator(sink),
+            output,
+        );
         self.graph.connect(input.node, id, 0, partitioning);
         Ok(())
     }
@@ -123,12 +184,26 @@ impl<'a> Lowering<'a> {
             LogicalPlan::TableScan(scan) => self.scan(scan),
             LogicalPlan::SubqueryAlias(a) => {
                 let inner = self.lower(&a.input)?;
-                Ok(Lowered { node: inner.node, schema: a.schema.clone() })
+                Ok(Lowered {
+                    node: inner.node,
+                    schema: a.schema.clone(),
+                })
             }
             LogicalPlan::Filter(f) => {
                 let input = self.lower(&f.input)?;
-                let identity: Vec<Expr> = f.input.schema().columns().into_iter().map(Expr::Column).collect();
-                self.calc(input, Some(&f.predicate), &identity, f.input.schema().clone())
+                let identity: Vec<Expr> = f
+                    .input
+                    .schema()
+                    .columns()
+                    .into_iter()
+                    .map(Expr::Column)
+                    .collect();
+                self.calc(
+                    input,
+                    Some(&f.predicate),
+                    &identity,
+                    f.input.schema().clone(),
+                )
             }
             LogicalPlan::Projection(p) => {
                 if let LogicalPlan::Filter(f) = p.input.as_ref() {
@@ -137,7 +212,10 @@ impl<'a> Lowering<'a> {
                 }
                 let input = self.lower(&p.input)?;
                 if is_identity(&p.expr, &input.schema) {
-                    return Ok(Lowered { node: input.node, schema: p.schema.clone() });
+                    return Ok(Lowered {
+                        node: input.node,
+                        schema: p.schema.clone(),
+                    });
                 }
                 self.calc(input, None, &p.expr, p.schema.clone())
             }
@@ -145,35 +223,75 @@ impl<'a> Lowering<'a> {
         }
     }
 
-    fn calc(&mut self, input: Lowered, filter: Option<&Expr>, exprs: &[Expr], out: DFSchemaRef) -> Result<Lowered> {
-        let filter = filter.map(|f| self.physical(f, &input.schema)).transpose()?;
-        let projection = exprs.iter().map(|e| self.physical(e, &input.schema)).collect::<Result<Vec<_>>>()?;
+    fn calc(
+        &mut self,
+        input: Lowered,
+        filter: Option<&Expr>,
+        exprs: &[Expr],
+        out: DFSchemaRef,
+    ) -> Result<Lowered> {
+        let filter = filter
+            .map(|f| self.physical(f, &input.schema))
+            .transpose()?;
+        let projection = exprs
+            .iter()
+            .map(|e| self.physical(e, &input.schema))
+            .collect::<Result<Vec<_>>>()?;
         let output: SchemaRef = Arc::new(out.as_arrow().clone());
-        let factory = CalcFactory { filter, projection, output: output.clone() };
+        let factory = CalcFactory {
+            filter,
+            projection,
+            output: output.clone(),
+        };
         let parallelism = self.graph.nodes[input.node].parallelism;
-        let name = if factory.filter.is_some() { "Calc (filter, project)" } else { "Calc (project)" };
-        let id = self.add("calc", name.to_string(), parallelism, NodeKind::Operator(Arc::new(factory)), StreamSchema::append_only(output));
+        let name = if factory.filter.is_some() {
+            "Calc (filter, project)"
+        } else {
+            "Calc (project)"
+        };
+        let id = self.add(
+            "calc",
+            name.to_string(),
+            parallelism,
+            NodeKind::Operator(Arc::new(factory)),
+            StreamSchema::append_only(output),
+        );
         self.graph.connect(input.node, id, 0, Partitioning::Forward);
-        Ok(Lowered { node: id, schema: out })
+        Ok(Lowered {
+            node: id,
+            schema: out,
+        })
     }
 
     fn scan(&mut self, scan: &datafusion_expr::TableScan) -> Result<Lowered> {
         let Some(raw) = scan.source.downcast_ref::<RawTableSource>() else {
-            return Err(Error::internal(format!("scan of '{}' has no eddy table behind it", scan.table_name)));
+            return Err(Error::internal(format!(
+                "scan of '{}' has no eddy table behind it",
+                scan.table_name
+            )));
         };
         if !scan.filters.is_empty() || scan.fetch.is_some() {
             return Err(Error::internal("scan with pushed-down filters or fetch"));
         }
         let table = raw.table.clone();
         let d = &table.descriptor;
-        let parallelism = d.options.parse::<usize>(&d.name, "scan.parallelism", "a parallelism")?.unwrap_or(self.parallelism);
-        let mut projection: Vec<usize> = scan.projection.clone().unwrap_or_else(|| (0..d.schema.fields().len()).collect());
+        let parallelism = d
+            .options
+            .parse::<usize>(&d.name, "scan.parallelism", "a parallelism")?
+            .unwrap_or(self.parallelism);
+        let mut projection: Vec<usize> = scan
+            .projection
+            .clone()
+            .unwrap_or_else(|| (0..d.schema.fields().len()).collect());
         let wanted = projection.len();
         // The watermark may read columns the query does not: read them too, drop them after.
         if let Some(wm) = &table.watermark {
             for c in wm.expr.column_refs() {
                 let idx = d.schema.index_of(&c.name).map_err(|_| {
-                    Error::user(format!("watermark of '{}' reads unknown column '{}'", d.name, c.name))
+                    Error::user(format!(
+                        "watermark of '{}' reads unknown column '{}'",
+                        d.name, c.name
+                    ))
                 })?;
                 if !projection.contains(&idx) {
                     projection.push(idx);
@@ -183,7 +301,13 @@ impl<'a> Lowering<'a> {
         let source = table.connector.get().source(d, Some(&projection))?;
         let read: SchemaRef = Arc::new(d.schema.project(&projection)?);
         let out = StreamSchema::append_only(read.clone());
-        let mut node = self.add("source", format!("Source: {}", d.name), parallelism, NodeKind::Source(source), out);
+        let mut node = self.add(
+            "source",
+            format!("Source: {}", d.name),
+            parallelism,
+            NodeKind::Source(source),
+            out,
+        );
         if let Some(wm) = &table.watermark {
             let unqualified = DFSchema::try_from(Schema::clone(&read))?;
             let expr = self.physical(&wm.expr, &unqualified)?;
@@ -192,11 +316,20 @@ impl<'a> Lowering<'a> {
             let rowtime = passed.index_of(&wm.rowtime).ok();
             let factory = WatermarkAssignerFactory { expr, project };
             let out = StreamSchema::append_only(passed).with_event_time(rowtime);
-            let id = self.add("watermark", format!("WatermarkAssigner: {}", d.name), parallelism, NodeKind::Operator(Arc::new(factory)), out);
+            let id = self.add(
+                "watermark",
+                format!("WatermarkAssigner: {}", d.name),
+                parallelism,
+                NodeKind::Operator(Arc::new(factory)),
+                out,
+            );
             self.graph.connect(node, id, 0, Partitioning::Forward);
             node = id;
         }
-        Ok(Lowered { node, schema: scan.projected_schema.clone() })
+        Ok(Lowered {
+            node,
+            schema: scan.projected_schema.clone(),
+        })
     }
 }
 
@@ -208,4 +341,3 @@ fn is_identity(exprs: &[Expr], input: &DFSchema) -> bool {
             _ => false,
         })
 }
-

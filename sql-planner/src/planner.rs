@@ -50,7 +50,10 @@ fn df_error(e: DataFusionError, at: Location) -> PlanError {
         .diagnostic()
         .and_then(|d| d.span)
         .filter(|s| s.start.line > 0)
-        .map(|s| Location { line: s.start.line, column: s.start.column })
+        .map(|s| Location {
+            line: s.start.line,
+            column: s.start.column,
+        })
         .unwrap_or(at);
     let msg = e.find_root().strip_backtrace();
     let msg = msg
@@ -70,7 +73,9 @@ fn optimize(plan: LogicalPlan, catalog: &Catalog) -> Result<LogicalPlan, DataFus
 /// A stable hash of a statement's text (FNV-1a), so operator uids survive edits elsewhere in
 /// the script.
 fn text_hash(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Parses and plans `sql`.
@@ -87,27 +92,41 @@ pub fn plan_script(sql: &str, opts: &PlanOptions) -> Result<PlannedJob, PlanErro
             FlinkStatement::CreateTable(def) => {
                 let table = {
                     let planner = SqlToRel::new_with_options(&catalog, parser_options());
-                    let plan_expr = |e: &sqlparser::ast::Expr, schema: &datafusion_common::DFSchema| {
-                        planner.sql_to_expr(e.clone(), schema, &mut PlannerContext::new())
-                    };
-                    catalog.table_from_def(def, &opts.connectors, &plan_expr).map_err(|e| PlanError::from_kernel(e, at))?
+                    let plan_expr =
+                        |e: &sqlparser::ast::Expr, schema: &datafusion_common::DFSchema| {
+                            planner.sql_to_expr(e.clone(), schema, &mut PlannerContext::new())
+                        };
+                    catalog
+                        .table_from_def(def, &opts.connectors, &plan_expr)
+                        .map_err(|e| PlanError::from_kernel(e, at))?
                 };
                 if let Some(t) = table {
                     catalog.tables.insert(def.name.clone(), Arc::new(t));
                 }
             }
-            FlinkStatement::CreateView { name, columns, query, if_not_exists } => {
+            FlinkStatement::CreateView {
+                name,
+                columns,
+                query,
+                if_not_exists,
+            } => {
                 let plan = {
                     let planner = SqlToRel::new_with_options(&catalog, parser_options());
                     let mut query = query.clone();
                     crate::rewrite::query(&mut query);
-                    let plan = planner.sql_statement_to_plan(Statement::Query(query)).map_err(|e| df_error(e, at))?;
+                    let plan = planner
+                        .sql_statement_to_plan(Statement::Query(query))
+                        .map_err(|e| df_error(e, at))?;
                     if columns.is_empty() {
                         plan
                     } else {
                         if columns.len() != plan.schema().fields().len() {
                             return Err(PlanError::at(
-                                format!("view '{name}' names {} columns but its query has {}", columns.len(), plan.schema().fields().len()),
+                                format!(
+                                    "view '{name}' names {} columns but its query has {}",
+                                    columns.len(),
+                                    plan.schema().fields().len()
+                                ),
                                 at,
                             ));
                         }
@@ -118,17 +137,29 @@ pub fn plan_script(sql: &str, opts: &PlanOptions) -> Result<PlannedJob, PlanErro
                             .zip(columns)
                             .map(|(c, n)| datafusion_expr::Expr::Column(c).alias(n))
                             .collect();
-                        LogicalPlanBuilder::from(plan).project(exprs).and_then(|b| b.build()).map_err(|e| df_error(e, at))?
+                        LogicalPlanBuilder::from(plan)
+                            .project(exprs)
+                            .and_then(|b| b.build())
+                            .map_err(|e| df_error(e, at))?
                     }
                 };
-                catalog.add_view(name, plan, *if_not_exists).map_err(|e| PlanError::from_kernel(e, at))?;
+                catalog
+                    .add_view(name, plan, *if_not_exists)
+                    .map_err(|e| PlanError::from_kernel(e, at))?;
             }
-            FlinkStatement::CreateFunction { name, class, if_not_exists } => {
+            FlinkStatement::CreateFunction {
+                name,
+                class,
+                if_not_exists,
+            } => {
                 if catalog.functions.contains_key(name) {
                     if *if_not_exists {
                         continue;
                     }
-                    return Err(PlanError::at(format!("function '{name}' already exists"), at));
+                    return Err(PlanError::at(
+                        format!("function '{name}' already exists"),
+                        at,
+                    ));
                 }
                 let Some(udf) = udf_for_class(class, name) else {
                     return Err(PlanError::at(
@@ -148,32 +179,61 @@ pub fn plan_script(sql: &str, opts: &PlanOptions) -> Result<PlannedJob, PlanErro
                 let planner = SqlToRel::new_with_options(&catalog, parser_options());
                 let mut stmt = stmt.as_ref().clone();
                 crate::rewrite::name_nested_fields(&mut stmt);
-                let plan = planner.sql_statement_to_plan(stmt).map_err(|e| df_error(e, at))?;
-                pipelines.push((optimize(plan, &catalog).map_err(|e| df_error(e, at))?, true, at, text_hash(&located.text)));
+                let plan = planner
+                    .sql_statement_to_plan(stmt)
+                    .map_err(|e| df_error(e, at))?;
+                pipelines.push((
+                    optimize(plan, &catalog).map_err(|e| df_error(e, at))?,
+                    true,
+                    at,
+                    text_hash(&located.text),
+                ));
             }
             FlinkStatement::Select(query) => {
                 let planner = SqlToRel::new_with_options(&catalog, parser_options());
                 let mut query = query.clone();
                 crate::rewrite::query(&mut query);
-                let plan = planner.sql_statement_to_plan(Statement::Query(query)).map_err(|e| df_error(e, at))?;
-                pipelines.push((optimize(plan, &catalog).map_err(|e| df_error(e, at))?, false, at, text_hash(&located.text)));
+                let plan = planner
+                    .sql_statement_to_plan(Statement::Query(query))
+                    .map_err(|e| df_error(e, at))?;
+                pipelines.push((
+                    optimize(plan, &catalog).map_err(|e| df_error(e, at))?,
+                    false,
+                    at,
+                    text_hash(&located.text),
+                ));
             }
         }
     }
 
     let parallelism = match settings.get("parallelism.default") {
         None => opts.parallelism,
-        Some(v) => v.trim().parse::<usize>().ok().filter(|p| *p > 0).ok_or_else(|| {
-            PlanError::at(format!("'parallelism.default' = '{v}' is not a positive whole number"), Location::default())
-        })?,
+        Some(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| {
+                PlanError::at(
+                    format!("'parallelism.default' = '{v}' is not a positive whole number"),
+                    Location::default(),
+                )
+            })?,
     };
     if pipelines.is_empty() {
-        return Err(PlanError::at("the script has no INSERT INTO or SELECT statement: nothing to run", Location::default()));
+        return Err(PlanError::at(
+            "the script has no INSERT INTO or SELECT statement: nothing to run",
+            Location::default(),
+        ));
     }
     let mut graph = JobGraph::default();
     for (plan, is_insert, at, hash) in &pipelines {
         let mut lowering = Lowering::new(&mut graph, parallelism, *hash);
-        let result = if *is_insert { lowering.insert(plan) } else { lowering.select(plan, &opts.connectors) };
+        let result = if *is_insert {
+            lowering.insert(plan)
+        } else {
+            lowering.select(plan, &opts.connectors)
+        };
         result.map_err(|e| PlanError::from_kernel(e, *at))?;
     }
     Ok(PlannedJob { graph, settings })

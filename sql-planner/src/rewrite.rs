@@ -60,7 +60,9 @@ fn table_with_joins(t: &mut TableWithJoins) {
 fn table_factor(f: &mut TableFactor) {
     match f {
         TableFactor::Derived { subquery, .. } => query(subquery),
-        TableFactor::NestedJoin { table_with_joins, .. } => self::table_with_joins(table_with_joins),
+        TableFactor::NestedJoin {
+            table_with_joins, ..
+        } => self::table_with_joins(table_with_joins),
         _ => {}
     }
 }
@@ -72,11 +74,19 @@ mod tests {
 
     #[test]
     fn nested_fields_are_named_by_their_last_part() {
-        let mut s = Parser::parse_sql(&crate::FlinkDialect, "SELECT bid.auction, x.y AS z, (SELECT a.b FROM t) FROM (SELECT p.q FROM u) v")
-            .unwrap()
-            .remove(0);
+        let mut s = Parser::parse_sql(
+            &crate::FlinkDialect,
+            "SELECT bid.auction, x.y AS z, (SELECT a.b FROM t) FROM (SELECT p.q FROM u) v",
+        )
+        .unwrap()
+        .remove(0);
         name_nested_fields(&mut s);
         let text = s.to_string();
-        assert!(text.contains("bid.auction AS auction") && text.contains("x.y AS z") && text.contains("p.q AS q"), "{text}");
+        assert!(
+            text.contains("bid.auction AS auction")
+                && text.contains("x.y AS z")
+                && text.contains("p.q AS q"),
+            "{text}"
+        );
     }
 }

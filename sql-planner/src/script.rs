@@ -17,8 +17,15 @@ use crate::FlinkDialect;
 /// One column of a `CREATE TABLE`.
 #[derive(Debug, Clone)]
 pub enum ColumnDef {
-    Physical { name: String, data_type: DataType, nullable: bool },
-    Computed { name: String, expr: Expr },
+    Physical {
+        name: String,
+        data_type: DataType,
+        nullable: bool,
+    },
+    Computed {
+        name: String,
+        expr: Box<Expr>,
+    },
 }
 
 impl ColumnDef {
@@ -43,10 +50,22 @@ pub struct TableDef {
 
 #[derive(Debug, Clone)]
 pub enum FlinkStatement {
-    CreateTable(TableDef),
-    CreateView { name: String, columns: Vec<String>, query: Box<Query>, if_not_exists: bool },
-    CreateFunction { name: String, class: String, if_not_exists: bool },
-    Set { key: String, value: String },
+    CreateTable(Box<TableDef>),
+    CreateView {
+        name: String,
+        columns: Vec<String>,
+        query: Box<Query>,
+        if_not_exists: bool,
+    },
+    CreateFunction {
+        name: String,
+        class: String,
+        if_not_exists: bool,
+    },
+    Set {
+        key: String,
+        value: String,
+    },
     Insert(Box<Statement>),
     Select(Box<Query>),
 }
@@ -95,7 +114,11 @@ fn if_not_exists(p: &mut Parser) -> bool {
 /// The last part of a possibly qualified name (`catalog.db.table` → `table`).
 fn object_name(p: &mut Parser) -> Result<String, ParserError> {
     let name = p.parse_object_name(false)?;
-    let last = name.0.last().and_then(|part| part.as_ident()).map(|i| i.value.clone());
+    let last = name
+        .0
+        .last()
+        .and_then(|part| part.as_ident())
+        .map(|i| i.value.clone());
     last.ok_or_else(|| ParserError::ParserError(format!("invalid name {name}")))
 }
 
@@ -147,7 +170,10 @@ fn skip_comment(p: &mut Parser) -> Result<(), ParserError> {
 
 fn unsupported<T>(p: &Parser, what: &str) -> Result<T, ParserError> {
     let at = p.peek_token().span.start;
-    Err(ParserError::ParserError(format!("{what} is not supported yet at Line: {}, Column: {}", at.line, at.column)))
+    Err(ParserError::ParserError(format!(
+        "{what} is not supported yet at Line: {}, Column: {}",
+        at.line, at.column
+    )))
 }
 
 /// `CREATE [TEMPORARY] TABLE …`, positioned after `TABLE`.
@@ -186,7 +212,10 @@ fn create_table(p: &mut Parser) -> Result<TableDef, ParserError> {
             if is_word(p, 0, "AS") {
                 p.next_token();
                 let expr = p.parse_expr()?;
-                t.columns.push(ColumnDef::Computed { name, expr });
+                t.columns.push(ColumnDef::Computed {
+                    name,
+                    expr: Box::new(expr),
+                });
             } else {
                 let (data_type, nullable) = parse_flink_type(p)?;
                 if is_word(p, 0, "METADATA") {
@@ -199,7 +228,11 @@ fn create_table(p: &mut Parser) -> Result<TableDef, ParserError> {
                     expect_word(p, "ENFORCED")?;
                     t.primary_key = vec![name.clone()];
                 }
-                t.columns.push(ColumnDef::Physical { name, data_type, nullable });
+                t.columns.push(ColumnDef::Physical {
+                    name,
+                    data_type,
+                    nullable,
+                });
             }
             skip_comment(p)?;
         }
@@ -227,7 +260,9 @@ fn create_table(p: &mut Parser) -> Result<TableDef, ParserError> {
 /// Parses a whole script.
 pub fn parse_script(sql: &str) -> Result<Vec<Located>, PlanError> {
     let dialect = FlinkDialect;
-    let mut p = Parser::new(&dialect).try_with_sql(sql).map_err(|e| PlanError::from_parser(e, Location::default()))?;
+    let mut p = Parser::new(&dialect)
+        .try_with_sql(sql)
+        .map_err(|e| PlanError::from_parser(e, Location::default()))?;
     let mut out = Vec::new();
     let mut in_statement_set = false;
     loop {
@@ -236,7 +271,10 @@ pub fn parse_script(sql: &str) -> Result<Vec<Located>, PlanError> {
         if start_tok.token == Token::EOF {
             break;
         }
-        let location = Location { line: start_tok.span.start.line, column: start_tok.span.start.column };
+        let location = Location {
+            line: start_tok.span.start.line,
+            column: start_tok.span.start.column,
+        };
         let err = |e: ParserError| PlanError::from_parser(e, location);
         // Statement-set brackets: `EXECUTE STATEMENT SET BEGIN … END;` and
         // `BEGIN STATEMENT SET; … END;`.
@@ -264,13 +302,24 @@ pub fn parse_script(sql: &str) -> Result<Vec<Located>, PlanError> {
         let end = p.peek_token();
         match end.token {
             Token::SemiColon | Token::EOF => {}
-            _ => return Err(err(p.expected::<()>("';' or end of input", end).unwrap_err())),
+            _ => {
+                return Err(err(p
+                    .expected::<()>("';' or end of input", end)
+                    .unwrap_err()))
+            }
         }
         let text = statement_text(sql, location, end.span.start);
-        out.push(Located { statement, location, text });
+        out.push(Located {
+            statement,
+            location,
+            text,
+        });
     }
     if in_statement_set {
-        return Err(PlanError::at("statement set is missing its END", Location::default()));
+        return Err(PlanError::at(
+            "statement set is missing its END",
+            Location::default(),
+        ));
     }
     Ok(out)
 }
@@ -294,7 +343,7 @@ fn parse_statement(p: &mut Parser, in_set: bool) -> Result<FlinkStatement, Parse
                 for _ in 0..=n {
                     p.next_token();
                 }
-                return Ok(FlinkStatement::CreateTable(create_table(p)?));
+                return Ok(FlinkStatement::CreateTable(Box::new(create_table(p)?)));
             }
             Some("FUNCTION") => {
                 for _ in 0..=n {
@@ -311,16 +360,33 @@ fn parse_statement(p: &mut Parser, in_set: bool) -> Result<FlinkStatement, Parse
                         return unsupported(p, &format!("functions in LANGUAGE {lang}"));
                     }
                 }
-                return Ok(FlinkStatement::CreateFunction { name, class, if_not_exists });
+                return Ok(FlinkStatement::CreateFunction {
+                    name,
+                    class,
+                    if_not_exists,
+                });
             }
             Some("VIEW") => {
                 return match p.parse_statement()? {
                     Statement::CreateView(v) => {
-                        let name = v.name.0.last().and_then(|x| x.as_ident()).map(|i| i.value.clone()).unwrap_or_default();
+                        let name = v
+                            .name
+                            .0
+                            .last()
+                            .and_then(|x| x.as_ident())
+                            .map(|i| i.value.clone())
+                            .unwrap_or_default();
                         let columns = v.columns.iter().map(|c| c.name.value.clone()).collect();
-                        Ok(FlinkStatement::CreateView { name, columns, query: v.query, if_not_exists: v.if_not_exists })
+                        Ok(FlinkStatement::CreateView {
+                            name,
+                            columns,
+                            query: v.query,
+                            if_not_exists: v.if_not_exists,
+                        })
                     }
-                    other => Err(ParserError::ParserError(format!("expected CREATE VIEW, got {other}"))),
+                    other => Err(ParserError::ParserError(format!(
+                        "expected CREATE VIEW, got {other}"
+                    ))),
                 };
             }
             _ => return unsupported(p, "this CREATE statement"),
@@ -343,8 +409,15 @@ fn parse_statement(p: &mut Parser, in_set: bool) -> Result<FlinkStatement, Parse
         s @ Statement::Insert(_) => Ok(FlinkStatement::Insert(Box::new(s))),
         Statement::Query(q) => Ok(FlinkStatement::Select(q)),
         other => {
-            let kind = other.to_string().split_whitespace().take(2).collect::<Vec<_>>().join(" ");
-            Err(ParserError::ParserError(format!("statement '{kind} …' is not supported")))
+            let kind = other
+                .to_string()
+                .split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ");
+            Err(ParserError::ParserError(format!(
+                "statement '{kind} …' is not supported"
+            )))
         }
     }
 }
@@ -355,14 +428,21 @@ fn statement_text(sql: &str, start: Location, end: sqlparser::tokenizer::Locatio
         let mut off = 0;
         for (i, l) in sql.split_inclusive('\n').enumerate() {
             if i as u64 + 1 == line {
-                return off + l.char_indices().nth(col.saturating_sub(1) as usize).map_or(l.len(), |(b, _)| b);
+                return off
+                    + l.char_indices()
+                        .nth(col.saturating_sub(1) as usize)
+                        .map_or(l.len(), |(b, _)| b);
             }
             off += l.len();
         }
         sql.len()
     };
     let a = offset(start.line, start.column);
-    let b = if end.line == 0 { sql.len() } else { offset(end.line, end.column) };
+    let b = if end.line == 0 {
+        sql.len()
+    } else {
+        offset(end.line, end.column)
+    };
     sql.get(a..b.max(a)).unwrap_or("").trim().to_string()
 }
 
@@ -380,7 +460,9 @@ mod tests {
     #[test]
     fn flink_create_table_parses() {
         let s = parse_script(DDL).unwrap();
-        let FlinkStatement::CreateTable(t) = &s[0].statement else { panic!("not a table") };
+        let FlinkStatement::CreateTable(t) = &s[0].statement else {
+            panic!("not a table")
+        };
         assert_eq!(t.columns.len(), 3);
         assert!(matches!(t.columns[2], ColumnDef::Computed { .. }));
         assert_eq!(t.watermark.as_ref().unwrap().0, "dateTime");
@@ -398,10 +480,16 @@ mod tests {
             END;";
         let s = parse_script(sql).unwrap();
         assert_eq!(s.len(), 5);
-        assert!(matches!(&s[0].statement, FlinkStatement::Set { key, value } if key == "parallelism.default" && value == "2"));
-        let FlinkStatement::CreateTable(t) = &s[1].statement else { panic!() };
+        assert!(
+            matches!(&s[0].statement, FlinkStatement::Set { key, value } if key == "parallelism.default" && value == "2")
+        );
+        let FlinkStatement::CreateTable(t) = &s[1].statement else {
+            panic!()
+        };
         assert_eq!(t.partition_keys, vec!["dt"]);
-        assert!(matches!(&s[2].statement, FlinkStatement::CreateFunction { class, .. } if class.ends_with("CountChar")));
+        assert!(
+            matches!(&s[2].statement, FlinkStatement::CreateFunction { class, .. } if class.ends_with("CountChar"))
+        );
         assert!(matches!(s[4].statement, FlinkStatement::Insert(_)));
         assert_eq!(s[4].location.line, 6);
     }
@@ -411,6 +499,9 @@ mod tests {
         let err = parse_script("CREATE TABLE t (\n  a BIGINT,\n  b FOOTYPE\n)").unwrap_err();
         assert_eq!(err.location.map(|l| l.line), Some(3), "{err}");
         let err = parse_script("SELECT 1;\nDROP TABLE x;").unwrap_err();
-        assert!(err.to_string().contains("not supported") && err.to_string().contains("line 2"), "{err}");
+        assert!(
+            err.to_string().contains("not supported") && err.to_string().contains("line 2"),
+            "{err}"
+        );
     }
 }

@@ -12,7 +12,10 @@ use sqlparser::tokenizer::Token;
 /// Parses one Flink type and an optional `NOT NULL` / `NULL`; returns the type and its
 /// nullability.
 pub fn parse_flink_type(parser: &mut Parser) -> Result<(DataType, bool), ParserError> {
-    let mut tp = TypeParser { p: parser, pending_gt: 0 };
+    let mut tp = TypeParser {
+        p: parser,
+        pending_gt: 0,
+    };
     let t = tp.data_type()?;
     if tp.pending_gt > 0 {
         return Err(ParserError::ParserError("unbalanced '>' in type".into()));
@@ -48,7 +51,9 @@ impl TypeParser<'_, '_> {
         if self.pending_gt > 0 {
             return Ok(true);
         }
-        if self.peek_word(0).as_deref() == Some("NOT") && self.peek_word(1).as_deref() == Some("NULL") {
+        if self.peek_word(0).as_deref() == Some("NOT")
+            && self.peek_word(1).as_deref() == Some("NULL")
+        {
             self.p.next_token();
             self.p.next_token();
             return Ok(false);
@@ -89,7 +94,9 @@ impl TypeParser<'_, '_> {
     }
 
     fn data_type(&mut self) -> Result<DataType, ParserError> {
-        let Some(name) = self.peek_word(0) else { return self.err("a data type") };
+        let Some(name) = self.peek_word(0) else {
+            return self.err("a data type");
+        };
         let at = self.p.peek_token().span.start;
         self.p.next_token();
         Ok(match name.as_str() {
@@ -110,7 +117,9 @@ impl TypeParser<'_, '_> {
                 let p = ps.first().copied().unwrap_or(10);
                 let s = ps.get(1).copied().unwrap_or(0);
                 if !(1..=38).contains(&p) || s > p {
-                    return Err(ParserError::ParserError(format!("DECIMAL({p}, {s}) is out of range (precision 1..38)")));
+                    return Err(ParserError::ParserError(format!(
+                        "DECIMAL({p}, {s}) is out of range (precision 1..38)"
+                    )));
                 }
                 DataType::Decimal128(p as u8, s as i8)
             }
@@ -137,7 +146,9 @@ impl TypeParser<'_, '_> {
                     for _ in 0..3 {
                         self.p.next_token();
                     }
-                } else if self.peek_word(0).as_deref() == Some("WITH") && self.peek_word(1).as_deref() == Some("LOCAL") {
+                } else if self.peek_word(0).as_deref() == Some("WITH")
+                    && self.peek_word(1).as_deref() == Some("LOCAL")
+                {
                     for _ in 0..4 {
                         self.p.next_token();
                     }
@@ -200,7 +211,10 @@ impl TypeParser<'_, '_> {
                 self.expect_gt()?;
                 let entries = Field::new(
                     "entries",
-                    DataType::Struct(Fields::from(vec![Field::new("key", k, false), Field::new("value", v, vn)])),
+                    DataType::Struct(Fields::from(vec![
+                        Field::new("key", k, false),
+                        Field::new("value", v, vn),
+                    ])),
                     false,
                 );
                 DataType::Map(Arc::new(entries), false)
@@ -228,23 +242,36 @@ mod tests {
     #[test]
     fn scalar_types() {
         assert_eq!(parse("BIGINT"), (DataType::Int64, true));
-        assert_eq!(parse("DECIMAL(23, 3) NOT NULL"), (DataType::Decimal128(23, 3), false));
-        assert_eq!(parse("TIMESTAMP(3)").0, DataType::Timestamp(TimeUnit::Millisecond, None));
+        assert_eq!(
+            parse("DECIMAL(23, 3) NOT NULL"),
+            (DataType::Decimal128(23, 3), false)
+        );
+        assert_eq!(
+            parse("TIMESTAMP(3)").0,
+            DataType::Timestamp(TimeUnit::Millisecond, None)
+        );
         assert_eq!(parse("VARCHAR").0, DataType::Utf8);
     }
 
     #[test]
     fn nested_rows_close_with_shift_right() {
         let (t, _) = parse("ROW<a BIGINT, b ROW<`dateTime` TIMESTAMP(3), c STRING>>");
-        let DataType::Struct(f) = t else { panic!("not a struct") };
+        let DataType::Struct(f) = t else {
+            panic!("not a struct")
+        };
         assert_eq!(f.len(), 2);
-        let DataType::Struct(inner) = f[1].data_type() else { panic!("inner not a struct") };
+        let DataType::Struct(inner) = f[1].data_type() else {
+            panic!("inner not a struct")
+        };
         assert_eq!(inner[0].name(), "dateTime");
     }
 
     #[test]
     fn unknown_types_are_named() {
         let mut p = Parser::new(&FlinkDialect).try_with_sql("FOO").unwrap();
-        assert!(parse_flink_type(&mut p).unwrap_err().to_string().contains("FOO"));
+        assert!(parse_flink_type(&mut p)
+            .unwrap_err()
+            .to_string()
+            .contains("FOO"));
     }
 }

@@ -13,11 +13,17 @@ fn script(dir: &tempfile::TempDir, text: &str) -> String {
 #[test]
 fn bad_sql_names_line_and_column_and_exits_2() {
     let d = tempfile::tempdir().unwrap();
-    let f = script(&d, "CREATE TABLE t (a BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO t\nSELEC 1;");
+    let f = script(
+        &d,
+        "CREATE TABLE t (a BIGINT) WITH ('connector' = 'blackhole');\nINSERT INTO t\nSELEC 1;",
+    );
     let o = eddy(&["run", &f]);
     assert_eq!(o.status.code(), Some(2));
     let e = stderr(&o);
-    assert!(e.starts_with("error: ") && e.contains("line 3, column 1"), "{e}");
+    assert!(
+        e.starts_with("error: ") && e.contains("line 3, column 1"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -33,15 +39,27 @@ fn unknown_columns_are_located_by_datafusion_spans() {
 #[test]
 fn unknown_connectors_and_options_list_the_valid_ones() {
     let d = tempfile::tempdir().unwrap();
-    let f = script(&d, "CREATE TABLE t (a BIGINT) WITH ('connector' = 'kafkaa');\nINSERT INTO t SELECT 1;");
+    let f = script(
+        &d,
+        "CREATE TABLE t (a BIGINT) WITH ('connector' = 'kafkaa');\nINSERT INTO t SELECT 1;",
+    );
     let o = eddy(&["run", &f]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("unknown connector 'kafkaa'") && stderr(&o).contains("blackhole, datagen"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown connector 'kafkaa'")
+            && stderr(&o).contains("blackhole, datagen"),
+        "{}",
+        stderr(&o)
+    );
 
     let f = script(&d, "CREATE TABLE t (a BIGINT) WITH ('connector' = 'datagen', 'rows-per-secnd' = '1');\nINSERT INTO t SELECT 1;");
     let o = eddy(&["run", &f]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("'rows-per-secnd'") && stderr(&o).contains("number-of-rows"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("'rows-per-secnd'") && stderr(&o).contains("number-of-rows"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -51,9 +69,17 @@ fn missing_files_and_bad_arguments_exit_2() {
     assert!(stderr(&o).contains("cannot read /nonexistent/job.sql"));
     let o = eddy(&["nexmark", "run", "--query", "q99", "--events", "10"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("unknown Nexmark query 'q99'"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown Nexmark query 'q99'"),
+        "{}",
+        stderr(&o)
+    );
     let o = eddy(&["nexmark", "run", "--query", "q0", "--events", "abc"]);
-    assert_eq!(o.status.code(), Some(2), "clap reports bad values with exit 2");
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "clap reports bad values with exit 2"
+    );
 }
 
 #[test]
@@ -68,19 +94,48 @@ fn explain_prints_operators_parallelism_and_chains() {
     let o = eddy(&["explain", &f, "-p", "3"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
-    assert!(out.contains("Source: g") && out.contains("Calc") && out.contains("Sink: t"), "{out}");
-    assert!(out.contains("parallelism 3") && out.contains("FORWARD"), "{out}");
-    assert!(out.contains("Source: g -> Calc (filter, project) -> Sink: t"), "{out}");
+    assert!(
+        out.contains("Source: g") && out.contains("Calc") && out.contains("Sink: t"),
+        "{out}"
+    );
+    assert!(
+        out.contains("parallelism 3") && out.contains("FORWARD"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Source: g -> Calc (filter, project) -> Sink: t"),
+        "{out}"
+    );
 }
 
 #[test]
 fn nexmark_run_json_prints_exactly_one_object() {
-    let o = eddy(&["nexmark", "run", "--query", "q0", "--events", "20000", "--parallelism", "2", "--json"]);
+    let o = eddy(&[
+        "nexmark",
+        "run",
+        "--query",
+        "q0",
+        "--events",
+        "20000",
+        "--parallelism",
+        "2",
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert_eq!(out.trim().lines().count(), 1, "{out}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    for key in ["query", "events", "parallelism", "wall_s", "cpu_s", "events_per_s", "events_per_cpu_s", "sink_rows", "peak_rss_bytes"] {
+    for key in [
+        "query",
+        "events",
+        "parallelism",
+        "wall_s",
+        "cpu_s",
+        "events_per_s",
+        "events_per_cpu_s",
+        "sink_rows",
+        "peak_rss_bytes",
+    ] {
         assert!(v.get(key).is_some(), "missing {key} in {out}");
     }
     assert_eq!(v["events"], 20000);
@@ -94,20 +149,71 @@ fn nexmark_run_json_prints_exactly_one_object() {
 fn nexmark_generate_writes_streams_with_headers() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("events");
-    let o = eddy(&["nexmark", "generate", "--events", "5000", "--out", out.to_str().unwrap(), "--seed", "3"]);
+    let o = eddy(&[
+        "nexmark",
+        "generate",
+        "--events",
+        "5000",
+        "--out",
+        out.to_str().unwrap(),
+        "--seed",
+        "3",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let bid = fs::read_to_string(out.join("bid/part-0.csv")).unwrap();
-    assert!(bid.starts_with("auction,bidder,price,channel,url,dateTime,extra\n"), "{}", &bid[..80]);
+    assert!(
+        bid.starts_with("auction,bidder,price,channel,url,dateTime,extra\n"),
+        "{}",
+        &bid[..80]
+    );
     let person = fs::read_to_string(out.join("person/part-0.csv")).unwrap();
-    assert_eq!(person.lines().count(), 1 + 100, "1 in 50 events is a person");
-    assert_eq!(fs::read_to_string(out.join("auction/part-0.csv")).unwrap().lines().count(), 1 + 300);
+    assert_eq!(
+        person.lines().count(),
+        1 + 100,
+        "1 in 50 events is a person"
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("auction/part-0.csv"))
+            .unwrap()
+            .lines()
+            .count(),
+        1 + 300
+    );
     let again = d.path().join("again");
-    eddy(&["nexmark", "generate", "--events", "5000", "--out", again.to_str().unwrap(), "--seed", "3"]);
-    assert_eq!(bid, fs::read_to_string(again.join("bid/part-0.csv")).unwrap(), "same seed, same events");
+    eddy(&[
+        "nexmark",
+        "generate",
+        "--events",
+        "5000",
+        "--out",
+        again.to_str().unwrap(),
+        "--seed",
+        "3",
+    ]);
+    assert_eq!(
+        bid,
+        fs::read_to_string(again.join("bid/part-0.csv")).unwrap(),
+        "same seed, same events"
+    );
     let json = d.path().join("json");
-    let o = eddy(&["nexmark", "generate", "--events", "500", "--out", json.to_str().unwrap(), "--format", "json"]);
+    let o = eddy(&[
+        "nexmark",
+        "generate",
+        "--events",
+        "500",
+        "--out",
+        json.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
     assert!(o.status.success());
     let first = fs::read_to_string(json.join("bid/part-0.json")).unwrap();
     let v: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
-    assert!(v["dateTime"].as_str().unwrap().starts_with("2015-07-15 00:00:00"), "{v}");
+    assert!(
+        v["dateTime"]
+            .as_str()
+            .unwrap()
+            .starts_with("2015-07-15 00:00:00"),
+        "{v}"
+    );
 }

@@ -24,15 +24,25 @@ fn datagen_sequences_and_bounded_random_columns() {
     let rows = sorted_csv_rows(dir.path());
     let mut ids: Vec<i64> = rows.iter().map(|r| r[0].parse().unwrap()).collect();
     ids.sort();
-    assert_eq!(ids, (1..=1000).collect::<Vec<_>>(), "each sequence value exactly once over 2 subtasks");
-    assert!(rows.iter().all(|r| (5..=9).contains(&r[1].parse::<i32>().unwrap()) && r[2].len() == 4));
+    assert_eq!(
+        ids,
+        (1..=1000).collect::<Vec<_>>(),
+        "each sequence value exactly once over 2 subtasks"
+    );
+    assert!(rows
+        .iter()
+        .all(|r| (5..=9).contains(&r[1].parse::<i32>().unwrap()) && r[2].len() == 4));
 }
 
 #[test]
 fn filesystem_csv_and_json_round_trip_with_computed_columns() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.csv");
-    fs::write(&input, "1,apple,2.50,2020-01-01 10:00:00.000\n2,Pear,3.25,2020-01-01 11:30:00.500\n").unwrap();
+    fs::write(
+        &input,
+        "1,apple,2.50,2020-01-01 10:00:00.000\n2,Pear,3.25,2020-01-01 11:30:00.500\n",
+    )
+    .unwrap();
     let json_out = dir.path().join("json");
     let sql = format!(
         "CREATE TABLE src (id INT, name STRING, price DECIMAL(10, 2), ts TIMESTAMP(3),
@@ -47,12 +57,27 @@ fn filesystem_csv_and_json_round_trip_with_computed_columns() {
     run_sql(&sql, 1).unwrap();
     let mut lines: Vec<String> = crate::support::data_files(&json_out)
         .iter()
-        .flat_map(|f| fs::read_to_string(f).unwrap().lines().map(str::to_string).collect::<Vec<_>>())
+        .flat_map(|f| {
+            fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
         .collect();
     lines.sort();
     assert_eq!(lines.len(), 2);
-    assert!(lines[0].contains(r#""up":"APPLE""#) && lines[0].contains(r#""ts":"2020-01-01 10:00:00.000""#), "{}", lines[0]);
-    assert!(lines[1].contains(r#""total":"6.50""#) || lines[1].contains(r#""total":6.50"#), "{}", lines[1]);
+    assert!(
+        lines[0].contains(r#""up":"APPLE""#)
+            && lines[0].contains(r#""ts":"2020-01-01 10:00:00.000""#),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains(r#""total":"6.50""#) || lines[1].contains(r#""total":6.50"#),
+        "{}",
+        lines[1]
+    );
 
     // And back: the JSON files read with the same schema.
     let csv_out = dir.path().join("csv");
@@ -65,7 +90,13 @@ fn filesystem_csv_and_json_round_trip_with_computed_columns() {
         csv_out.display()
     );
     run_sql(&sql, 1).unwrap();
-    assert_eq!(sorted_csv_rows(&csv_out), vec![vec!["1".to_string(), "APPLE".into()], vec!["2".into(), "PEAR".into()]]);
+    assert_eq!(
+        sorted_csv_rows(&csv_out),
+        vec![
+            vec!["1".to_string(), "APPLE".into()],
+            vec!["2".into(), "PEAR".into()]
+        ]
+    );
 }
 
 fn bad_input_script(dir: &std::path::Path, format: &str, ignore: bool) -> String {
@@ -84,14 +115,32 @@ fn bad_input_script(dir: &std::path::Path, format: &str, ignore: bool) -> String
 fn malformed_records_fail_the_job_naming_file_and_line_or_are_counted() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("in.csv"), "1,a\nnot-a-number,b\n3,c\n").unwrap();
-    fs::write(dir.path().join("in.json"), "{\"id\": 1, \"name\": \"a\"}\n{\"id\": 2, \n{\"id\": 3, \"name\": \"c\"}\n").unwrap();
+    fs::write(
+        dir.path().join("in.json"),
+        "{\"id\": 1, \"name\": \"a\"}\n{\"id\": 2, \n{\"id\": 3, \"name\": \"c\"}\n",
+    )
+    .unwrap();
     for format in ["csv", "json"] {
         let err = run_sql(&bad_input_script(dir.path(), format, false), 1).unwrap_err();
-        assert!(err.contains(&format!("in.{format}")) && err.contains("line 2"), "{format}: {err}");
+        assert!(
+            err.contains(&format!("in.{format}")) && err.contains("line 2"),
+            "{format}: {err}"
+        );
         let m = run_sql(&bad_input_script(dir.path(), format, true), 1).unwrap();
-        assert_eq!(JobMetrics::get(&m.sink_rows), 2, "{format}: good records kept");
-        assert_eq!(JobMetrics::get(&m.skipped_records), 1, "{format}: bad record counted");
-        assert!(m.notes().iter().any(|n| n.contains("skipped 1 malformed")), "{format}");
+        assert_eq!(
+            JobMetrics::get(&m.sink_rows),
+            2,
+            "{format}: good records kept"
+        );
+        assert_eq!(
+            JobMetrics::get(&m.skipped_records),
+            1,
+            "{format}: bad record counted"
+        );
+        assert!(
+            m.notes().iter().any(|n| n.contains("skipped 1 malformed")),
+            "{format}"
+        );
     }
 }
 
@@ -115,5 +164,14 @@ fn print_sink_writes_flink_row_format_and_statement_sets_run_as_one_job() {
     assert!(o.status.success(), "{}", stderr(&o));
     let mut lines: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
     lines.sort();
-    assert_eq!(lines, vec!["one> +I[7, null]", "one> +I[9, null]", "two> +I[70]", "two> +I[80]", "two> +I[90]"]);
+    assert_eq!(
+        lines,
+        vec![
+            "one> +I[7, null]",
+            "one> +I[9, null]",
+            "two> +I[70]",
+            "two> +I[80]",
+            "two> +I[90]"
+        ]
+    );
 }

@@ -27,11 +27,18 @@ fn run_query(name: &str, parallelism: usize) -> (tempfile::TempDir, Vec<Vec<Stri
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let script = job_script(name, &settings(dir.path())).unwrap();
-    let sink = format!("'connector' = 'filesystem', 'path' = '{}', 'format' = 'csv'", out.display());
+    let sink = format!(
+        "'connector' = 'filesystem', 'path' = '{}', 'format' = 'csv'",
+        out.display()
+    );
     let script = script.replace("'connector' = 'blackhole'", &sink);
     let metrics = run_sql(&script, parallelism).unwrap_or_else(|e| panic!("{name}: {e}"));
     let rows = sorted_csv_rows(&out);
-    (dir, rows, kernel::metrics::JobMetrics::get(&metrics.sink_rows))
+    (
+        dir,
+        rows,
+        kernel::metrics::JobMetrics::get(&metrics.sink_rows),
+    )
 }
 
 fn sorted(mut rows: Vec<Vec<String>>) -> Vec<Vec<String>> {
@@ -61,7 +68,10 @@ fn q1_currency_conversion_in_decimal() {
 fn q2_selection() {
     let (_d, got, _) = run_query("q2", 2);
     let want = sorted(reference::q2(&bids(2)));
-    assert!(!want.is_empty(), "the event set should contain auctions divisible by 123");
+    assert!(
+        !want.is_empty(),
+        "the event set should contain auctions divisible by 123"
+    );
     assert_same_rows("q2", &got, &want);
 }
 
@@ -75,11 +85,17 @@ fn q10_partitioned_files() {
     for f in data_files(&root) {
         // .../dt=2015-07-15/hm=00%3A00/part-…: partition values come from the path.
         let rel = f.strip_prefix(&root).unwrap();
-        let parts: Vec<String> = rel.iter().map(|p| p.to_string_lossy().to_string()).collect();
+        let parts: Vec<String> = rel
+            .iter()
+            .map(|p| p.to_string_lossy().to_string())
+            .collect();
         assert_eq!(parts.len(), 3, "{rel:?}");
         let dt = parts[0].strip_prefix("dt=").unwrap().to_string();
         let hm = parts[1].strip_prefix("hm=").unwrap().replace("%3A", ":");
-        assert!(f.parent().unwrap().join("_SUCCESS").exists(), "partition {rel:?} is committed");
+        assert!(
+            f.parent().unwrap().join("_SUCCESS").exists(),
+            "partition {rel:?} is committed"
+        );
         for mut row in crate::support::csv_rows(&f) {
             row.push(dt.clone());
             row.push(hm.clone());

@@ -39,7 +39,10 @@ pub fn bids(events: u64, seed: u64, rate: u64, parallelism: usize) -> Vec<Bid> {
             let strs = |i: usize| bid.column(i).as_string::<i32>().clone();
             let (auction, bidder, price) = (i64s(0), i64s(1), i64s(2));
             let (channel, url, extra) = (strs(3), strs(4), strs(6));
-            let ts = bid.column(5).as_primitive::<TimestampMillisecondType>().clone();
+            let ts = bid
+                .column(5)
+                .as_primitive::<TimestampMillisecondType>()
+                .clone();
             for r in 0..b.num_rows() {
                 if bid.is_null(r) {
                     continue;
@@ -60,7 +63,11 @@ pub fn bids(events: u64, seed: u64, rate: u64, parallelism: usize) -> Vec<Bid> {
 }
 
 pub fn timestamp(ms: i64) -> String {
-    DateTime::from_timestamp_millis(ms).unwrap().naive_utc().format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+    DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .naive_utc()
+        .format("%Y-%m-%d %H:%M:%S%.3f")
+        .to_string()
 }
 
 /// `0.908 * price` as DECIMAL(23, 3) text.
@@ -70,7 +77,10 @@ pub fn euro(price: i64) -> String {
 }
 
 fn hour(ms: i64) -> u32 {
-    DateTime::from_timestamp_millis(ms).unwrap().naive_utc().hour()
+    DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .naive_utc()
+        .hour()
 }
 
 /// Text after `channel_id=` where it starts the URL or follows `&`, up to the next `&`.
@@ -90,25 +100,46 @@ fn channel_id(url: &str) -> Option<String> {
 
 pub fn q0(bids: &[Bid]) -> Vec<Vec<String>> {
     bids.iter()
-        .map(|b| vec![b.auction.to_string(), b.bidder.to_string(), b.price.to_string(), timestamp(b.date_time), b.extra.clone()])
+        .map(|b| {
+            vec![
+                b.auction.to_string(),
+                b.bidder.to_string(),
+                b.price.to_string(),
+                timestamp(b.date_time),
+                b.extra.clone(),
+            ]
+        })
         .collect()
 }
 
 pub fn q1(bids: &[Bid]) -> Vec<Vec<String>> {
     bids.iter()
-        .map(|b| vec![b.auction.to_string(), b.bidder.to_string(), euro(b.price), timestamp(b.date_time), b.extra.clone()])
+        .map(|b| {
+            vec![
+                b.auction.to_string(),
+                b.bidder.to_string(),
+                euro(b.price),
+                timestamp(b.date_time),
+                b.extra.clone(),
+            ]
+        })
         .collect()
 }
 
 pub fn q2(bids: &[Bid]) -> Vec<Vec<String>> {
-    bids.iter().filter(|b| b.auction % 123 == 0).map(|b| vec![b.auction.to_string(), b.price.to_string()]).collect()
+    bids.iter()
+        .filter(|b| b.auction % 123 == 0)
+        .map(|b| vec![b.auction.to_string(), b.price.to_string()])
+        .collect()
 }
 
 /// q10's rows, with the partition values as the last two columns.
 pub fn q10(bids: &[Bid]) -> Vec<Vec<String>> {
     bids.iter()
         .map(|b| {
-            let dt = DateTime::from_timestamp_millis(b.date_time).unwrap().naive_utc();
+            let dt = DateTime::from_timestamp_millis(b.date_time)
+                .unwrap()
+                .naive_utc();
             vec![
                 b.auction.to_string(),
                 b.bidder.to_string(),
@@ -167,7 +198,13 @@ pub fn q21(bids: &[Bid]) -> Vec<Vec<String>> {
             "baidu" => Some("3".to_string()),
             _ => id,
         };
-        out.push(vec![b.auction.to_string(), b.bidder.to_string(), b.price.to_string(), b.channel.clone(), cid.unwrap_or_default()]);
+        out.push(vec![
+            b.auction.to_string(),
+            b.bidder.to_string(),
+            b.price.to_string(),
+            b.channel.clone(),
+            cid.unwrap_or_default(),
+        ]);
     }
     out
 }
@@ -177,7 +214,15 @@ pub fn q22(bids: &[Bid]) -> Vec<Vec<String>> {
         .map(|b| {
             let parts: Vec<&str> = b.url.split('/').collect();
             let at = |i: usize| parts.get(i).map(|s| s.to_string()).unwrap_or_default();
-            vec![b.auction.to_string(), b.bidder.to_string(), b.price.to_string(), b.channel.clone(), at(3), at(4), at(5)]
+            vec![
+                b.auction.to_string(),
+                b.bidder.to_string(),
+                b.price.to_string(),
+                b.channel.clone(),
+                at(3),
+                at(4),
+                at(5),
+            ]
         })
         .collect()
 }

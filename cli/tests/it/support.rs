@@ -18,16 +18,29 @@ pub fn registry() -> ConnectorRegistry {
 
 /// Plans and runs `sql` in this process; returns the job's metrics.
 pub fn run_sql(sql: &str, parallelism: usize) -> Result<Arc<JobMetrics>, String> {
-    let opts = PlanOptions { parallelism, settings: vec![], connectors: registry() };
+    let opts = PlanOptions {
+        parallelism,
+        settings: vec![],
+        connectors: registry(),
+    };
     let job = plan_script(sql, &opts).map_err(|e| e.to_string())?;
     let metrics = Arc::new(JobMetrics::default());
-    run_job(&job.graph, &JobConfig::default(), metrics.clone(), CancelFlag::default()).map_err(|e| e.to_string())?;
+    run_job(
+        &job.graph,
+        &JobConfig::default(),
+        metrics.clone(),
+        CancelFlag::default(),
+    )
+    .map_err(|e| e.to_string())?;
     Ok(metrics)
 }
 
 /// Runs the `eddy` binary.
 pub fn eddy(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_eddy")).args(args).output().expect("eddy runs")
+    Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(args)
+        .output()
+        .expect("eddy runs")
 }
 
 pub fn stderr(o: &Output) -> String {
@@ -59,8 +72,13 @@ pub fn data_files(dir: &Path) -> Vec<PathBuf> {
 
 /// The CSV rows of `file`, as strings.
 pub fn csv_rows(file: &Path) -> Vec<Vec<String>> {
-    let mut r = csv::ReaderBuilder::new().has_headers(false).from_path(file).unwrap();
-    r.records().map(|rec| rec.unwrap().iter().map(str::to_string).collect()).collect()
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_path(file)
+        .unwrap();
+    r.records()
+        .map(|rec| rec.unwrap().iter().map(str::to_string).collect())
+        .collect()
 }
 
 /// All CSV rows under `dir`, sorted (outputs are compared as multisets).

@@ -45,7 +45,13 @@ impl Operator for Blackhole {
         "Blackhole"
     }
 
-    fn on_batch(&mut self, _input: usize, batch: RecordBatch, ctx: &mut OperatorContext, _out: &mut dyn Output) -> Result<()> {
+    fn on_batch(
+        &mut self,
+        _input: usize,
+        batch: RecordBatch,
+        ctx: &mut OperatorContext,
+        _out: &mut dyn Output,
+    ) -> Result<()> {
         JobMetrics::add(&ctx.metrics.sink_rows, batch.num_rows() as u64);
         Ok(())
     }

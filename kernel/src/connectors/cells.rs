@@ -7,8 +7,9 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder, Int16Builder,
-    Int32Builder, Int64Builder, Int8Builder, StringBuilder, StructArray, TimestampMillisecondBuilder,
+    ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder, Float64Builder,
+    Int16Builder, Int32Builder, Int64Builder, Int8Builder, StringBuilder, StructArray,
+    TimestampMillisecondBuilder,
 };
 use arrow::buffer::NullBuffer;
 use arrow::datatypes::{DataType, Fields, TimeUnit};
@@ -58,16 +59,23 @@ impl ColumnBuilder {
             DataType::Float32 => ColumnBuilder::F32(Float32Builder::new()),
             DataType::Float64 => ColumnBuilder::F64(Float64Builder::new()),
             DataType::Decimal128(p, s) => ColumnBuilder::Decimal(
-                Decimal128Builder::new().with_precision_and_scale(*p, *s).map_err(|e| e.to_string())?,
+                Decimal128Builder::new()
+                    .with_precision_and_scale(*p, *s)
+                    .map_err(|e| e.to_string())?,
                 *p,
                 *s,
             ),
             DataType::Utf8 => ColumnBuilder::Str(StringBuilder::new()),
-            DataType::Timestamp(TimeUnit::Millisecond, None) => ColumnBuilder::Timestamp(TimestampMillisecondBuilder::new()),
+            DataType::Timestamp(TimeUnit::Millisecond, None) => {
+                ColumnBuilder::Timestamp(TimestampMillisecondBuilder::new())
+            }
             DataType::Date32 => ColumnBuilder::Date(Date32Builder::new()),
             DataType::Struct(fields) => ColumnBuilder::Row(
                 fields.clone(),
-                fields.iter().map(|f| ColumnBuilder::new(f.data_type())).collect::<Result<_, _>>()?,
+                fields
+                    .iter()
+                    .map(|f| ColumnBuilder::new(f.data_type()))
+                    .collect::<Result<_, _>>()?,
                 Vec::new(),
             ),
             other => return Err(crate::types::sql_type_name(other)),
@@ -86,17 +94,28 @@ impl ColumnBuilder {
                 "false" => Cell::Bool(false),
                 _ => return Err(bad("a BOOLEAN")),
             },
-            ColumnBuilder::I8(_) | ColumnBuilder::I16(_) | ColumnBuilder::I32(_) | ColumnBuilder::I64(_) => {
-                Cell::Int(t.parse().map_err(|_| bad("an integer"))?)
+            ColumnBuilder::I8(_)
+            | ColumnBuilder::I16(_)
+            | ColumnBuilder::I32(_)
+            | ColumnBuilder::I64(_) => Cell::Int(t.parse().map_err(|_| bad("an integer"))?),
+            ColumnBuilder::F32(_) | ColumnBuilder::F64(_) => {
+                Cell::Float(t.parse().map_err(|_| bad("a number"))?)
             }
-            ColumnBuilder::F32(_) | ColumnBuilder::F64(_) => Cell::Float(t.parse().map_err(|_| bad("a number"))?),
-            ColumnBuilder::Decimal(_, p, s) => Cell::Decimal(parse_decimal(t, *p, *s).ok_or_else(|| bad("a DECIMAL"))?),
-            ColumnBuilder::Timestamp(_) => Cell::Timestamp(parse_timestamp_ms(t).ok_or_else(|| bad("a TIMESTAMP"))?),
+            ColumnBuilder::Decimal(_, p, s) => {
+                Cell::Decimal(parse_decimal(t, *p, *s).ok_or_else(|| bad("a DECIMAL"))?)
+            }
+            ColumnBuilder::Timestamp(_) => {
+                Cell::Timestamp(parse_timestamp_ms(t).ok_or_else(|| bad("a TIMESTAMP"))?)
+            }
             ColumnBuilder::Date(_) => {
                 let d = NaiveDate::parse_from_str(t, "%Y-%m-%d").map_err(|_| bad("a DATE"))?;
-                Cell::Date((d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32)
+                Cell::Date(
+                    (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32,
+                )
             }
-            ColumnBuilder::Row(..) => return Err("nested ROW values cannot be read from text".into()),
+            ColumnBuilder::Row(..) => {
+                return Err("nested ROW values cannot be read from text".into())
+            }
         })
     }
 
@@ -206,7 +225,11 @@ pub fn parse_decimal(text: &str, precision: u8, scale: i8) -> Option<i128> {
     if int_part.is_empty() && frac_part.is_empty() {
         return None;
     }
-    if !int_part.bytes().chain(frac_part.bytes()).all(|b| b.is_ascii_digit()) {
+    if !int_part
+        .bytes()
+        .chain(frac_part.bytes())
+        .all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let scale = scale.max(0) as usize;
@@ -230,12 +253,22 @@ pub fn parse_decimal(text: &str, precision: u8, scale: i8) -> Option<i128> {
 
 /// Parses `yyyy-MM-dd HH:mm:ss[.fff]` (Flink's SQL format) or the ISO form with `T`.
 pub fn parse_timestamp_ms(text: &str) -> Option<i64> {
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(dt) = NaiveDateTime::parse_from_str(text, fmt) {
             return Some(dt.and_utc().timestamp_millis());
         }
     }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_millis())
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok().map(|d| {
+        d.and_hms_opt(0, 0, 0)
+            .expect("midnight")
+            .and_utc()
+            .timestamp_millis()
+    })
 }
 
 #[cfg(test)]

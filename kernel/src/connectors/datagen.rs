@@ -45,7 +45,11 @@ impl Connector for DatagenConnector {
         KEYS
     }
 
-    fn source(&self, table: &TableDescriptor, projection: Option<&[usize]>) -> Result<Arc<dyn SourceFactory>> {
+    fn source(
+        &self,
+        table: &TableDescriptor,
+        projection: Option<&[usize]>,
+    ) -> Result<Arc<dyn SourceFactory>> {
         let t = &table.name;
         let o = &table.options;
         let all: Vec<usize> = (0..table.schema.fields().len()).collect();
@@ -55,7 +59,9 @@ impl Connector for DatagenConnector {
             let f = table.schema.field(c);
             let key = |k: &str| format!("fields.{}.{k}", f.name());
             let kind = o.get(&key("kind")).unwrap_or("random");
-            let null_rate: f64 = o.parse(t, &key("null-rate"), "a number between 0 and 1")?.unwrap_or(0.0);
+            let null_rate: f64 = o
+                .parse(t, &key("null-rate"), "a number between 0 and 1")?
+                .unwrap_or(0.0);
             let gen = match kind {
                 "sequence" => {
                     if !is_integer(f.data_type()) && f.data_type() != &DataType::Utf8 {
@@ -66,13 +72,24 @@ impl Connector for DatagenConnector {
                         )));
                     }
                     let start: i64 = o.parse(t, &key("start"), "an integer")?.ok_or_else(|| {
-                        Error::user(format!("table '{t}': sequence column '{}' needs '{}'", f.name(), key("start")))
+                        Error::user(format!(
+                            "table '{t}': sequence column '{}' needs '{}'",
+                            f.name(),
+                            key("start")
+                        ))
                     })?;
                     let end: i64 = o.parse(t, &key("end"), "an integer")?.ok_or_else(|| {
-                        Error::user(format!("table '{t}': sequence column '{}' needs '{}'", f.name(), key("end")))
+                        Error::user(format!(
+                            "table '{t}': sequence column '{}' needs '{}'",
+                            f.name(),
+                            key("end")
+                        ))
                     })?;
                     if end < start {
-                        return Err(Error::user(format!("table '{t}': sequence of '{}' ends before it starts", f.name())));
+                        return Err(Error::user(format!(
+                            "table '{t}': sequence of '{}' ends before it starts",
+                            f.name()
+                        )));
                     }
                     FieldGen::Sequence { start, end }
                 }
@@ -84,7 +101,10 @@ impl Connector for DatagenConnector {
                     max_past_ms: match o.get(&key("max-past")) {
                         None => 0,
                         Some(v) => parse_duration_ms(v).ok_or_else(|| {
-                            Error::user(format!("table '{t}': option '{}' = '{v}' is not a duration", key("max-past")))
+                            Error::user(format!(
+                                "table '{t}': option '{}' = '{v}' is not a duration",
+                                key("max-past")
+                            ))
                         })?,
                     },
                 },
@@ -96,13 +116,20 @@ impl Connector for DatagenConnector {
                 }
             };
             ColumnBuilder::new(f.data_type()).map_err(|ty| {
-                Error::user(format!("table '{t}': datagen cannot generate column '{}' of type {ty}", f.name()))
+                Error::user(format!(
+                    "table '{t}': datagen cannot generate column '{}' of type {ty}",
+                    f.name()
+                ))
             })?;
             fields.push((f.data_type().clone(), gen, null_rate));
         }
-        let rows_per_second: f64 = o.parse(t, "rows-per-second", "a number")?.unwrap_or(10_000.0);
+        let rows_per_second: f64 = o
+            .parse(t, "rows-per-second", "a number")?
+            .unwrap_or(10_000.0);
         if rows_per_second <= 0.0 {
-            return Err(Error::user(format!("table '{t}': 'rows-per-second' must be positive")));
+            return Err(Error::user(format!(
+                "table '{t}': 'rows-per-second' must be positive"
+            )));
         }
         let schema = Arc::new(table.schema.project(cols)?);
         Ok(Arc::new(DatagenFactory {
@@ -115,13 +142,25 @@ impl Connector for DatagenConnector {
 }
 
 fn is_integer(t: &DataType) -> bool {
-    matches!(t, DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64)
+    matches!(
+        t,
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64
+    )
 }
 
 #[derive(Debug, Clone)]
 enum FieldGen {
-    Sequence { start: i64, end: i64 },
-    Random { min: Option<f64>, max: Option<f64>, length: usize, var_len: bool, max_past_ms: u64 },
+    Sequence {
+        start: i64,
+        end: i64,
+    },
+    Random {
+        min: Option<f64>,
+        max: Option<f64>,
+        length: usize,
+        var_len: bool,
+        max_past_ms: u64,
+    },
 }
 
 #[derive(Debug)]
@@ -143,7 +182,9 @@ fn share(n: u64, parts: usize, i: usize) -> (u64, u64) {
 impl SourceFactory for DatagenFactory {
     fn create(&self, subtask: usize, parallelism: usize) -> Result<Box<dyn Source>> {
         // Each subtask owns a contiguous block of every sequence and of the row count.
-        let mut rows = self.number_of_rows.map(|n| share(n, parallelism, subtask).1);
+        let mut rows = self
+            .number_of_rows
+            .map(|n| share(n, parallelism, subtask).1);
         let mut fields = self.fields.clone();
         for (_, g, _) in fields.iter_mut() {
             if let FieldGen::Sequence { start, end } = g {
@@ -166,7 +207,9 @@ impl SourceFactory for DatagenFactory {
     }
 
     fn describe(&self) -> String {
-        let rows = self.number_of_rows.map_or("unbounded".to_string(), |n| format!("{n} rows"));
+        let rows = self
+            .number_of_rows
+            .map_or("unbounded".to_string(), |n| format!("{n} rows"));
         format!("source datagen, {rows} at {} rows/s", self.rows_per_second)
     }
 }
@@ -212,8 +255,15 @@ impl Datagen {
                     Cell::Int(v)
                 }
             }
-            FieldGen::Random { min, max, length, var_len, max_past_ms } => {
-                let (min, max, length, var_len, max_past_ms) = (*min, *max, *length, *var_len, *max_past_ms);
+            FieldGen::Random {
+                min,
+                max,
+                length,
+                var_len,
+                max_past_ms,
+            } => {
+                let (min, max, length, var_len, max_past_ms) =
+                    (*min, *max, *length, *var_len, *max_past_ms);
                 let r = &mut self.rng;
                 match ty {
                     DataType::Boolean => Cell::Bool(r.next_u64() & 1 == 1),
@@ -225,7 +275,10 @@ impl Datagen {
                         Cell::Int((lo as i128 + (r.next_u64() as u128 % span) as i128) as i64)
                     }
                     DataType::Float32 | DataType::Float64 => {
-                        let (lo, hi) = (min.unwrap_or(f32::MIN as f64), max.unwrap_or(f32::MAX as f64));
+                        let (lo, hi) = (
+                            min.unwrap_or(f32::MIN as f64),
+                            max.unwrap_or(f32::MAX as f64),
+                        );
                         Cell::Float(lo + r.next_f64() * (hi - lo))
                     }
                     DataType::Decimal128(p, s) => {
@@ -235,14 +288,24 @@ impl Datagen {
                         Cell::Decimal((v * 10f64.powi(*s as i32)).round() as i128)
                     }
                     DataType::Utf8 => {
-                        let len = if var_len { 1 + (r.next_u64() as usize % length.max(1)) } else { length };
+                        let len = if var_len {
+                            1 + (r.next_u64() as usize % length.max(1))
+                        } else {
+                            length
+                        };
                         const HEX: &[u8; 16] = b"0123456789abcdef";
-                        let s: String = (0..len).map(|_| HEX[(r.next_u64() & 15) as usize] as char).collect();
+                        let s: String = (0..len)
+                            .map(|_| HEX[(r.next_u64() & 15) as usize] as char)
+                            .collect();
                         Cell::Str(s.into())
                     }
                     DataType::Timestamp(..) => {
                         let now = chrono::Utc::now().timestamp_millis();
-                        let past = if max_past_ms == 0 { 0 } else { (r.next_u64() % max_past_ms) as i64 };
+                        let past = if max_past_ms == 0 {
+                            0
+                        } else {
+                            (r.next_u64() % max_past_ms) as i64
+                        };
                         Cell::Timestamp(now - past)
                     }
                     DataType::Date32 => {
@@ -283,9 +346,14 @@ impl Source for Datagen {
             std::thread::sleep(Duration::from_secs_f64(wait.clamp(0.0, 0.1)));
             return Ok(SourcePoll::Pending);
         }
-        let n = batch_target.min(allowed - self.emitted).min(self.remaining.unwrap_or(u64::MAX)) as usize;
-        let mut builders: Vec<ColumnBuilder> =
-            self.fields.iter().map(|(t, _, _)| ColumnBuilder::new(t).expect("checked at plan time")).collect();
+        let n = batch_target
+            .min(allowed - self.emitted)
+            .min(self.remaining.unwrap_or(u64::MAX)) as usize;
+        let mut builders: Vec<ColumnBuilder> = self
+            .fields
+            .iter()
+            .map(|(t, _, _)| ColumnBuilder::new(t).expect("checked at plan time"))
+            .collect();
         for r in 0..n {
             let row = self.emitted + r as u64;
             for (i, b) in builders.iter_mut().enumerate() {
@@ -298,6 +366,9 @@ impl Source for Datagen {
             *rem -= n as u64;
         }
         let columns = builders.iter_mut().map(ColumnBuilder::finish).collect();
-        Ok(SourcePoll::Batch(RecordBatch::try_new(self.schema.clone(), columns)?))
+        Ok(SourcePoll::Batch(RecordBatch::try_new(
+            self.schema.clone(),
+            columns,
+        )?))
     }
 }

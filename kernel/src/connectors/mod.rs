@@ -46,7 +46,11 @@ pub trait Connector: Send + Sync {
 
     /// A source reading the table; `projection` lists the physical columns the query needs, in
     /// order, and the source's batches carry exactly those.
-    fn source(&self, table: &TableDescriptor, projection: Option<&[usize]>) -> Result<Arc<dyn SourceFactory>> {
+    fn source(
+        &self,
+        table: &TableDescriptor,
+        projection: Option<&[usize]>,
+    ) -> Result<Arc<dyn SourceFactory>> {
         let _ = projection;
         Err(Error::user(format!(
             "table '{}': connector '{}' can only be written to, not read",
@@ -106,7 +110,9 @@ impl ConnectorRegistry {
                 self.names().join(", ")
             )));
         };
-        table.options.check_known(&table.name, name, c.option_keys(), &table.schema)?;
+        table
+            .options
+            .check_known(&table.name, name, c.option_keys(), &table.schema)?;
         Ok(c.clone())
     }
 }

@@ -31,7 +31,11 @@ impl Options {
     }
 
     pub fn required(&self, table: &str, key: &str) -> Result<&str> {
-        self.get(key).ok_or_else(|| Error::user(format!("table '{table}': required option '{key}' is missing")))
+        self.get(key).ok_or_else(|| {
+            Error::user(format!(
+                "table '{table}': required option '{key}' is missing"
+            ))
+        })
     }
 
     /// Parses an option with `FromStr`; `what` describes the expected value for the error.
@@ -39,7 +43,9 @@ impl Options {
         match self.get(key) {
             None => Ok(None),
             Some(v) => v.trim().parse::<T>().map(Some).map_err(|_| {
-                Error::user(format!("table '{table}': option '{key}' = '{v}' is not {what}"))
+                Error::user(format!(
+                    "table '{table}': option '{key}' = '{v}' is not {what}"
+                ))
             }),
         }
     }
@@ -49,12 +55,20 @@ impl Options {
             None => Ok(default),
             Some(v) if v == "true" => Ok(true),
             Some(v) if v == "false" => Ok(false),
-            Some(v) => Err(Error::user(format!("table '{table}': option '{key}' = '{v}' is not 'true' or 'false'"))),
+            Some(v) => Err(Error::user(format!(
+                "table '{table}': option '{key}' = '{v}' is not 'true' or 'false'"
+            ))),
         }
     }
 
     /// Checks every key against the connector's accepted keys (`#` matches a column name).
-    pub fn check_known(&self, table: &str, connector: &str, accepted: &[&str], schema: &Schema) -> Result<()> {
+    pub fn check_known(
+        &self,
+        table: &str,
+        connector: &str,
+        accepted: &[&str],
+        schema: &Schema,
+    ) -> Result<()> {
         for key in self.map.keys() {
             if key == "connector" || accepted.iter().any(|a| matches_key(a, key, schema)) {
                 continue;
@@ -126,15 +140,28 @@ mod tests {
         o.set("fields.id.kind", "sequence");
         o.set("rows-per-secnd", "5");
         let schema = Schema::new(vec![Field::new("id", DataType::Int64, true)]);
-        let err = o.check_known("t", "datagen", &["rows-per-second", "fields.#.kind"], &schema).unwrap_err();
+        let err = o
+            .check_known(
+                "t",
+                "datagen",
+                &["rows-per-second", "fields.#.kind"],
+                &schema,
+            )
+            .unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("'rows-per-secnd'") && msg.contains("rows-per-second"), "{msg}");
+        assert!(
+            msg.contains("'rows-per-secnd'") && msg.contains("rows-per-second"),
+            "{msg}"
+        );
         o.set("rows-per-secnd", "");
         let mut ok = Options::default();
         ok.set("fields.id.kind", "random");
-        ok.check_known("t", "datagen", &["fields.#.kind"], &schema).unwrap();
+        ok.check_known("t", "datagen", &["fields.#.kind"], &schema)
+            .unwrap();
         ok.set("fields.nope.kind", "random");
-        assert!(ok.check_known("t", "datagen", &["fields.#.kind"], &schema).is_err());
+        assert!(ok
+            .check_known("t", "datagen", &["fields.#.kind"], &schema)
+            .is_err());
     }
 
     #[test]

@@ -46,11 +46,18 @@ impl OperatorFactory for PrintFactory {
             (None, true) => format!("{}> ", subtask + 1),
             (None, false) => String::new(),
         };
-        Ok(Box::new(Print { prefix, stderr: self.stderr, buf: Vec::new() }))
+        Ok(Box::new(Print {
+            prefix,
+            stderr: self.stderr,
+            buf: Vec::new(),
+        }))
     }
 
     fn describe(&self) -> String {
-        format!("sink print to {}", if self.stderr { "stderr" } else { "stdout" })
+        format!(
+            "sink print to {}",
+            if self.stderr { "stderr" } else { "stdout" }
+        )
     }
 }
 
@@ -97,7 +104,13 @@ impl Operator for Print {
         "Print"
     }
 
-    fn on_batch(&mut self, _input: usize, batch: RecordBatch, ctx: &mut OperatorContext, _out: &mut dyn Output) -> Result<()> {
+    fn on_batch(
+        &mut self,
+        _input: usize,
+        batch: RecordBatch,
+        ctx: &mut OperatorContext,
+        _out: &mut dyn Output,
+    ) -> Result<()> {
         self.buf.clear();
         for row in format_row_values(&batch)? {
             self.buf.extend_from_slice(self.prefix.as_bytes());
@@ -116,7 +129,11 @@ impl Operator for Print {
     }
 
     fn on_end(&mut self, _ctx: &mut OperatorContext, _out: &mut dyn Output) -> Result<()> {
-        let res = if self.stderr { std::io::stderr().flush() } else { std::io::stdout().flush() };
+        let res = if self.stderr {
+            std::io::stderr().flush()
+        } else {
+            std::io::stdout().flush()
+        };
         res.map_err(|e| Error::io("print sink", e))
     }
 }

@@ -50,14 +50,23 @@ impl Operator for Calc {
         "Calc"
     }
 
-    fn on_batch(&mut self, _input: usize, batch: RecordBatch, _ctx: &mut OperatorContext, out: &mut dyn Output) -> Result<()> {
+    fn on_batch(
+        &mut self,
+        _input: usize,
+        batch: RecordBatch,
+        _ctx: &mut OperatorContext,
+        out: &mut dyn Output,
+    ) -> Result<()> {
         // Filter first so projections only run on surviving rows.
         let batch = match &self.spec.filter {
             None => batch,
             Some(f) => {
                 let mask = evaluate(f, &batch)?;
                 if mask.data_type() != &DataType::Boolean {
-                    return Err(Error::internal(format!("filter {f} is {}, not BOOLEAN", mask.data_type())));
+                    return Err(Error::internal(format!(
+                        "filter {f} is {}, not BOOLEAN",
+                        mask.data_type()
+                    )));
                 }
                 let mask = mask.as_boolean();
                 if mask.true_count() == batch.num_rows() {
@@ -70,9 +79,15 @@ impl Operator for Calc {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let columns = self.spec.projection.iter().map(|e| evaluate(e, &batch)).collect::<Result<Vec<_>>>()?;
+        let columns = self
+            .spec
+            .projection
+            .iter()
+            .map(|e| evaluate(e, &batch))
+            .collect::<Result<Vec<_>>>()?;
         let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-        let projected = RecordBatch::try_new_with_options(self.spec.output.clone(), columns, &options)?;
+        let projected =
+            RecordBatch::try_new_with_options(self.spec.output.clone(), columns, &options)?;
         out.batch(projected)
     }
 }

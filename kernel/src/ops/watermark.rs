@@ -26,7 +26,11 @@ pub struct WatermarkAssignerFactory {
 
 impl OperatorFactory for WatermarkAssignerFactory {
     fn create(&self, _subtask: usize, _parallelism: usize) -> Result<Box<dyn Operator>> {
-        Ok(Box::new(WatermarkAssigner { expr: self.expr.clone(), project: self.project.clone(), current: None }))
+        Ok(Box::new(WatermarkAssigner {
+            expr: self.expr.clone(),
+            project: self.project.clone(),
+            current: None,
+        }))
     }
 
     fn describe(&self) -> String {
@@ -45,7 +49,13 @@ impl Operator for WatermarkAssigner {
         "WatermarkAssigner"
     }
 
-    fn on_batch(&mut self, _input: usize, batch: RecordBatch, _ctx: &mut OperatorContext, out: &mut dyn Output) -> Result<()> {
+    fn on_batch(
+        &mut self,
+        _input: usize,
+        batch: RecordBatch,
+        _ctx: &mut OperatorContext,
+        out: &mut dyn Output,
+    ) -> Result<()> {
         let values = evaluate(&self.expr, &batch)?;
         let millis = cast(&values, &DataType::Int64)?;
         let batch_max = max(millis.as_primitive::<Int64Type>());
@@ -62,7 +72,12 @@ impl Operator for WatermarkAssigner {
         Ok(())
     }
 
-    fn on_watermark(&mut self, wm: Watermark, _ctx: &mut OperatorContext, out: &mut dyn Output) -> Result<()> {
+    fn on_watermark(
+        &mut self,
+        wm: Watermark,
+        _ctx: &mut OperatorContext,
+        out: &mut dyn Output,
+    ) -> Result<()> {
         // Upstream watermarks (the end-of-input one, idleness) pass through; own ones come
         // from the data.
         match wm {

@@ -18,7 +18,13 @@ impl Chain {
     /// Delivers `msg`, arriving on the head operator's input `input`, through the chain; what
     /// the last operator emits goes to `tail`.
     pub(crate) fn push(&mut self, input: usize, msg: Message, tail: &mut dyn Output) -> Result<()> {
-        Link { ops: &mut self.ops, ctxs: &mut self.ctxs, tail, input }.deliver(msg)
+        Link {
+            ops: &mut self.ops,
+            ctxs: &mut self.ctxs,
+            tail,
+            input,
+        }
+        .deliver(msg)
     }
 }
 
@@ -35,8 +41,16 @@ impl Link<'_> {
         let Some((op, rest)) = self.ops.split_first_mut() else {
             return self.tail.emit(msg);
         };
-        let (ctx, rest_ctxs) = self.ctxs.split_first_mut().expect("one context per operator");
-        let mut next = Link { ops: rest, ctxs: rest_ctxs, tail: &mut *self.tail, input: 0 };
+        let (ctx, rest_ctxs) = self
+            .ctxs
+            .split_first_mut()
+            .expect("one context per operator");
+        let mut next = Link {
+            ops: rest,
+            ctxs: rest_ctxs,
+            tail: &mut *self.tail,
+            input: 0,
+        };
         match msg {
             Message::Batch(batch) => op.on_batch(self.input, batch, ctx, &mut next),
             Message::Watermark(wm) => {

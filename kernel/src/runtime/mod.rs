@@ -36,7 +36,10 @@ pub struct JobConfig {
 
 impl Default for JobConfig {
     fn default() -> Self {
-        JobConfig { channel_capacity: local::DEFAULT_CAPACITY, max_parallelism: gemini_state::DEFAULT_MAX_PARALLELISM }
+        JobConfig {
+            channel_capacity: local::DEFAULT_CAPACITY,
+            max_parallelism: gemini_state::DEFAULT_MAX_PARALLELISM,
+        }
     }
 }
 
@@ -72,10 +75,16 @@ pub fn plan_chains(graph: &JobGraph) -> Vec<Vec<NodeId>> {
 
 /// Runs the job to completion: until bounded input ends, `cancel` is set, or a task fails.
 /// The first failure is returned; failures it caused elsewhere are not.
-pub fn run_job(graph: &JobGraph, config: &JobConfig, metrics: Arc<JobMetrics>, cancel: CancelFlag) -> Result<()> {
+pub fn run_job(
+    graph: &JobGraph,
+    config: &JobConfig,
+    metrics: Arc<JobMetrics>,
+    cancel: CancelFlag,
+) -> Result<()> {
     graph.validate()?;
     let chains = plan_chains(graph);
-    let chain_of_head: HashMap<NodeId, usize> = chains.iter().enumerate().map(|(i, c)| (c[0], i)).collect();
+    let chain_of_head: HashMap<NodeId, usize> =
+        chains.iter().enumerate().map(|(i, c)| (c[0], i)).collect();
 
     // Channels for every edge that enters a chain head.
     type SenderGrid = Vec<Vec<Option<Sender<Message>>>>; // [upstream subtask][downstream subtask]
@@ -85,7 +94,10 @@ pub fn run_job(graph: &JobGraph, config: &JobConfig, metrics: Arc<JobMetrics>, c
         if !chain_of_head.contains_key(&e.to) {
             continue; // chained
         }
-        let (pu, pd) = (graph.nodes[e.from].parallelism, graph.nodes[e.to].parallelism);
+        let (pu, pd) = (
+            graph.nodes[e.from].parallelism,
+            graph.nodes[e.to].parallelism,
+        );
         let mut grid: SenderGrid = (0..pu).map(|_| (0..pd).map(|_| None).collect()).collect();
         for (u, row) in grid.iter_mut().enumerate() {
             for (d, slot) in row.iter_mut().enumerate() {
@@ -97,7 +109,10 @@ pub fn run_job(graph: &JobGraph, config: &JobConfig, metrics: Arc<JobMetrics>, c
                 if connected {
                     let (tx, rx) = local::channel(config.channel_capacity);
                     *slot = Some(tx);
-                    inputs.entry((e.to, d)).or_default().push(InputChannel::new(rx, e.input));
+                    inputs
+                        .entry((e.to, d))
+                        .or_default()
+                        .push(InputChannel::new(rx, e.input));
                 }
             }
         }
@@ -110,10 +125,16 @@ pub fn run_job(graph: &JobGraph, config: &JobConfig, metrics: Arc<JobMetrics>, c
         let head = chain_nodes[0];
         let tail = *chain_nodes.last().expect("chains are non-empty");
         let p = graph.nodes[head].parallelism;
-        let out_edges: Vec<usize> =
-            graph.edges.iter().enumerate().filter(|(_, e)| e.from == tail).map(|(i, _)| i).collect();
+        let out_edges: Vec<usize> = graph
+            .edges
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.from == tail)
+            .map(|(i, _)| i)
+            .collect();
         for s in 0..p {
-            let ctx = |_: NodeId| OperatorContext::new(s, p, config.max_parallelism, metrics.clone());
+            let ctx =
+                |_: NodeId| OperatorContext::new(s, p, config.max_parallelism, metrics.clone());
             let mut ops = Vec::new();
             let mut ctxs = Vec::new();
             let mut source = None;
@@ -129,9 +150,16 @@ pub fn run_job(graph: &JobGraph, config: &JobConfig, metrics: Arc<JobMetrics>, c
             let edges = out_edges
                 .iter()
                 .map(|&ei| {
-                    let grid = senders.get_mut(&ei).expect("channels exist for every unchained edge");
+                    let grid = senders
+                        .get_mut(&ei)
+                        .expect("channels exist for every unchained edge");
                     let row = std::mem::take(&mut grid[s]);
-                    EdgeSenders::new(graph.edges[ei].partitioning.clone(), row, config.max_parallelism, s)
+                    EdgeSenders::new(
+                        graph.edges[ei].partitioning.clone(),
+                        row,
+                        config.max_parallelism,
+                        s,
+                    )
                 })
                 .collect();
             let router = Router { edges };
@@ -141,7 +169,13 @@ pub fn run_job(graph: &JobGraph, config: &JobConfig, metrics: Arc<JobMetrics>, c
             let cancel_on_error = cancel.clone();
             let mut run: Box<dyn FnMut() -> Result<()> + Send> = match source {
                 Some(source) => {
-                    let mut t = SourceTask { source, ctx: ctx(head), chain, router, cancel: cancel.clone() };
+                    let mut t = SourceTask {
+                        source,
+                        ctx: ctx(head),
+                        chain,
+                        router,
+                        cancel: cancel.clone(),
+                    };
                     Box::new(move || t.run())
                 }
                 None => {

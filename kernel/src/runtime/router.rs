@@ -19,15 +19,29 @@ pub(crate) struct EdgeSenders {
 }
 
 impl EdgeSenders {
-    pub fn new(partitioning: Partitioning, senders: Vec<Option<Sender<Message>>>, max_parallelism: usize, subtask: usize) -> Self {
+    pub fn new(
+        partitioning: Partitioning,
+        senders: Vec<Option<Sender<Message>>>,
+        max_parallelism: usize,
+        subtask: usize,
+    ) -> Self {
         // Start round-robin at our own index so that parallel upstreams spread out.
-        EdgeSenders { partitioning, senders, max_parallelism, next_round_robin: subtask }
+        EdgeSenders {
+            partitioning,
+            senders,
+            max_parallelism,
+            next_round_robin: subtask,
+        }
     }
 
     fn send(&self, target: usize, msg: Message) -> Result<()> {
         match &self.senders[target] {
-            Some(s) => s.send(msg).map_err(|_| Error::internal("a downstream task stopped early")),
-            None => Err(Error::internal(format!("no channel to downstream subtask {target}"))),
+            Some(s) => s
+                .send(msg)
+                .map_err(|_| Error::internal("a downstream task stopped early")),
+            None => Err(Error::internal(format!(
+                "no channel to downstream subtask {target}"
+            ))),
         }
     }
 
@@ -35,7 +49,11 @@ impl EdgeSenders {
         let n = self.senders.len();
         match &self.partitioning {
             Partitioning::Forward => {
-                let target = self.senders.iter().position(Option::is_some).expect("forward edge has a channel");
+                let target = self
+                    .senders
+                    .iter()
+                    .position(Option::is_some)
+                    .expect("forward edge has a channel");
                 self.send(target, Message::Batch(batch))
             }
             Partitioning::Single => self.send(0, Message::Batch(batch)),

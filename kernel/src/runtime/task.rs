@@ -42,13 +42,21 @@ impl SourceTask {
                 SourcePoll::Idle => {
                     if !idle {
                         idle = true;
-                        self.chain.push(0, Message::Watermark(Watermark::Idle), &mut self.router)?;
+                        self.chain.push(
+                            0,
+                            Message::Watermark(Watermark::Idle),
+                            &mut self.router,
+                        )?;
                     }
                     std::thread::sleep(Duration::from_millis(1));
                 }
                 SourcePoll::End => {
                     // Bounded input is complete: event time jumps to the end, as in Flink.
-                    self.chain.push(0, Message::Watermark(Watermark::EventTime(EventTime::MAX)), &mut self.router)?;
+                    self.chain.push(
+                        0,
+                        Message::Watermark(Watermark::EventTime(EventTime::MAX)),
+                        &mut self.router,
+                    )?;
                     return self.chain.push(0, Message::End, &mut self.router);
                 }
             }
@@ -70,7 +78,14 @@ pub(crate) struct InputChannel {
 
 impl InputChannel {
     pub fn new(receiver: Receiver<Message>, input: usize) -> Self {
-        InputChannel { receiver, input, watermark: None, idle: false, ended: false, blocked: false }
+        InputChannel {
+            receiver,
+            input,
+            watermark: None,
+            idle: false,
+            ended: false,
+            blocked: false,
+        }
     }
 }
 
@@ -87,14 +102,25 @@ pub(crate) struct OperatorTask {
 
 impl OperatorTask {
     pub fn new(inputs: Vec<InputChannel>, chain: Chain, router: Router) -> Self {
-        OperatorTask { inputs, chain, router, last_time: None, idle_emitted: false, pending_barrier: None }
+        OperatorTask {
+            inputs,
+            chain,
+            router,
+            last_time: None,
+            idle_emitted: false,
+            pending_barrier: None,
+        }
     }
 
     pub fn run(&mut self) -> Result<()> {
         while let Some(i) = self.next_ready()? {
             let msg = match self.inputs[i].receiver.recv() {
                 Ok(m) => m,
-                Err(_) => return Err(Error::internal("an upstream task stopped without finishing")),
+                Err(_) => {
+                    return Err(Error::internal(
+                        "an upstream task stopped without finishing",
+                    ))
+                }
             };
             self.handle(i, msg)?;
         }
@@ -103,8 +129,9 @@ impl OperatorTask {
 
     /// Blocks until a readable channel has a message; `None` once every channel has ended.
     fn next_ready(&self) -> Result<Option<usize>> {
-        let readable: Vec<usize> =
-            (0..self.inputs.len()).filter(|&i| !self.inputs[i].ended && !self.inputs[i].blocked).collect();
+        let readable: Vec<usize> = (0..self.inputs.len())
+            .filter(|&i| !self.inputs[i].ended && !self.inputs[i].blocked)
+            .collect();
         if readable.is_empty() {
             if self.inputs.iter().any(|c| !c.ended) {
                 return Err(Error::internal("all live inputs blocked on a barrier"));
@@ -159,7 +186,9 @@ impl OperatorTask {
     }
 
     fn maybe_release_barrier(&mut self) -> Result<()> {
-        let Some(b) = self.pending_barrier else { return Ok(()) };
+        let Some(b) = self.pending_barrier else {
+            return Ok(());
+        };
         if self.inputs.iter().all(|c| c.ended || c.blocked) {
             self.pending_barrier = None;
             for c in &mut self.inputs {
@@ -188,7 +217,8 @@ impl OperatorTask {
         if !any_active {
             if !self.idle_emitted {
                 self.idle_emitted = true;
-                self.chain.push(0, Message::Watermark(Watermark::Idle), &mut self.router)?;
+                self.chain
+                    .push(0, Message::Watermark(Watermark::Idle), &mut self.router)?;
             }
             return Ok(());
         }
@@ -204,6 +234,10 @@ impl OperatorTask {
         };
         self.last_time = Some(next);
         self.idle_emitted = false;
-        self.chain.push(0, Message::Watermark(Watermark::EventTime(next)), &mut self.router)
+        self.chain.push(
+            0,
+            Message::Watermark(Watermark::EventTime(next)),
+            &mut self.router,
+        )
     }
 }

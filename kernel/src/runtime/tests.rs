@@ -11,7 +11,9 @@ use super::router::Router;
 use super::task::{InputChannel, OperatorTask};
 use super::*;
 use crate::graph::{Node, NodeKind, Partitioning};
-use crate::operator::{Operator, OperatorContext, OperatorFactory, Output, Source, SourceFactory, SourcePoll};
+use crate::operator::{
+    Operator, OperatorContext, OperatorFactory, Output, Source, SourceFactory, SourcePoll,
+};
 use crate::types::{Barrier, StreamSchema, Watermark};
 
 /// What a recording operator saw, in order.
@@ -31,15 +33,38 @@ impl Operator for Recorder {
     fn name(&self) -> &str {
         "Recorder"
     }
-    fn on_batch(&mut self, input: usize, batch: RecordBatch, _: &mut OperatorContext, _: &mut dyn Output) -> Result<()> {
-        self.0.lock().push(Seen::Rows(input, batch.column(0).as_primitive::<Int64Type>().values().to_vec()));
+    fn on_batch(
+        &mut self,
+        input: usize,
+        batch: RecordBatch,
+        _: &mut OperatorContext,
+        _: &mut dyn Output,
+    ) -> Result<()> {
+        self.0.lock().push(Seen::Rows(
+            input,
+            batch
+                .column(0)
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec(),
+        ));
         Ok(())
     }
-    fn on_watermark(&mut self, wm: Watermark, _: &mut OperatorContext, _: &mut dyn Output) -> Result<()> {
+    fn on_watermark(
+        &mut self,
+        wm: Watermark,
+        _: &mut OperatorContext,
+        _: &mut dyn Output,
+    ) -> Result<()> {
         self.0.lock().push(Seen::Wm(wm));
         Ok(())
     }
-    fn on_barrier(&mut self, b: &Barrier, _: &mut OperatorContext, _: &mut dyn Output) -> Result<()> {
+    fn on_barrier(
+        &mut self,
+        b: &Barrier,
+        _: &mut OperatorContext,
+        _: &mut dyn Output,
+    ) -> Result<()> {
         self.0.lock().push(Seen::Barrier(b.checkpoint_id));
         Ok(())
     }
@@ -81,7 +106,11 @@ fn task(n: usize) -> (Vec<Sender<Message>>, OperatorTask, Log) {
     }
     let ctx = OperatorContext::new(0, 1, 128, Arc::default());
     let chain = Chain::new(vec![Box::new(Recorder(log.clone()))], vec![ctx]);
-    (senders, OperatorTask::new(inputs, chain, Router { edges: vec![] }), log)
+    (
+        senders,
+        OperatorTask::new(inputs, chain, Router { edges: vec![] }),
+        log,
+    )
 }
 
 #[test]
@@ -91,13 +120,13 @@ fn watermark_is_the_minimum_over_live_non_idle_inputs() {
     let (_tx, mut t, log) = task(2);
     let wm = |t| Message::Watermark(Watermark::EventTime(t));
     let steps = [
-        (0, wm(10)),                             // input 1 has not reported: nothing yet
-        (1, wm(5)),                              // min = 5
-        (1, wm(20)),                             // min = 10
+        (0, wm(10)),                              // input 1 has not reported: nothing yet
+        (1, wm(5)),                               // min = 5
+        (1, wm(20)),                              // min = 10
         (0, Message::Watermark(Watermark::Idle)), // only input 1 counts: 20
-        (0, wm(15)),                             // back from idle below 20: holds at 20
-        (1, Message::End),                       // input 0 alone at 15 < 20: nothing
-        (0, wm(30)),                             // 30
+        (0, wm(15)),                              // back from idle below 20: holds at 20
+        (1, Message::End),                        // input 0 alone at 15 < 20: nothing
+        (0, wm(30)),                              // 30
     ];
     for (i, m) in steps {
         t.handle(i, m).unwrap();
@@ -116,28 +145,44 @@ fn all_idle_inputs_make_the_operator_idle() {
     }
     drop(tx);
     t.run().unwrap();
-    assert_eq!(log.lock().as_slice(), &[Seen::Wm(Watermark::Idle), Seen::End]);
+    assert_eq!(
+        log.lock().as_slice(),
+        &[Seen::Wm(Watermark::Idle), Seen::End]
+    );
 }
 
 #[test]
 fn barriers_are_aligned_before_the_operator_sees_them() {
     let (tx, mut t, log) = task(2);
     tx[0].send(Message::Batch(batch(&[1]))).unwrap();
-    tx[0].send(Message::Barrier(Barrier { checkpoint_id: 7 })).unwrap();
+    tx[0]
+        .send(Message::Barrier(Barrier { checkpoint_id: 7 }))
+        .unwrap();
     // Sent after the barrier on input 0: must not overtake it.
     tx[0].send(Message::Batch(batch(&[3]))).unwrap();
     tx[1].send(Message::Batch(batch(&[2]))).unwrap();
-    tx[1].send(Message::Barrier(Barrier { checkpoint_id: 7 })).unwrap();
+    tx[1]
+        .send(Message::Barrier(Barrier { checkpoint_id: 7 }))
+        .unwrap();
     for s in &tx {
         s.send(Message::End).unwrap();
     }
     drop(tx);
     t.run().unwrap();
     let seen = log.lock().clone();
-    let barrier_at = seen.iter().position(|s| *s == Seen::Barrier(7)).expect("barrier delivered once");
+    let barrier_at = seen
+        .iter()
+        .position(|s| *s == Seen::Barrier(7))
+        .expect("barrier delivered once");
     let rows_before: Vec<i64> = seen[..barrier_at]
         .iter()
-        .flat_map(|s| if let Seen::Rows(_, v) = s { v.clone() } else { vec![] })
+        .flat_map(|s| {
+            if let Seen::Rows(_, v) = s {
+                v.clone()
+            } else {
+                vec![]
+            }
+        })
         .collect();
     let mut rows_before = rows_before;
     rows_before.sort();
@@ -179,7 +224,10 @@ impl Source for CountingSource {
 impl SourceFactory for Counting {
     fn create(&self, subtask: usize, parallelism: usize) -> Result<Box<dyn Source>> {
         let per = self.0 / parallelism as i64;
-        Ok(Box::new(CountingSource { next: per * subtask as i64, end: per * (subtask as i64 + 1) }))
+        Ok(Box::new(CountingSource {
+            next: per * subtask as i64,
+            end: per * (subtask as i64 + 1),
+        }))
     }
     fn describe(&self) -> String {
         "counting".into()
@@ -205,12 +253,31 @@ fn hash_edges_deliver_every_row_once_with_keys_together() {
         output: StreamSchema::append_only(schema()),
     });
     g.connect(s, r, 0, Partitioning::Hash(vec![0]));
-    run_job(&g, &JobConfig::default(), Arc::default(), CancelFlag::default()).unwrap();
+    run_job(
+        &g,
+        &JobConfig::default(),
+        Arc::default(),
+        CancelFlag::default(),
+    )
+    .unwrap();
     let seen = log.lock();
-    let mut rows: Vec<i64> = seen.iter().flat_map(|s| if let Seen::Rows(_, v) = s { v.clone() } else { vec![] }).collect();
+    let mut rows: Vec<i64> = seen
+        .iter()
+        .flat_map(|s| {
+            if let Seen::Rows(_, v) = s {
+                v.clone()
+            } else {
+                vec![]
+            }
+        })
+        .collect();
     rows.sort();
     assert_eq!(rows, (0..1000).collect::<Vec<_>>());
-    assert_eq!(seen.iter().filter(|s| **s == Seen::End).count(), 3, "each of 3 subtasks ends once");
+    assert_eq!(
+        seen.iter().filter(|s| **s == Seen::End).count(),
+        3,
+        "each of 3 subtasks ends once"
+    );
     // End of bounded input flushes event time to the end.
     assert!(seen.contains(&Seen::Wm(Watermark::EventTime(i64::MAX))));
 }
@@ -225,7 +292,13 @@ impl OperatorFactory for Failing {
             fn name(&self) -> &str {
                 "F"
             }
-            fn on_batch(&mut self, _: usize, _: RecordBatch, _: &mut OperatorContext, _: &mut dyn Output) -> Result<()> {
+            fn on_batch(
+                &mut self,
+                _: usize,
+                _: RecordBatch,
+                _: &mut OperatorContext,
+                _: &mut dyn Output,
+            ) -> Result<()> {
                 Err(Error::user("bad row"))
             }
         }
@@ -254,7 +327,13 @@ fn the_first_failure_is_reported_and_the_job_stops() {
         output: StreamSchema::append_only(schema()),
     });
     g.connect(s, f, 0, Partitioning::Rebalance);
-    let err = run_job(&g, &JobConfig::default(), Arc::default(), CancelFlag::default()).unwrap_err();
+    let err = run_job(
+        &g,
+        &JobConfig::default(),
+        Arc::default(),
+        CancelFlag::default(),
+    )
+    .unwrap_err();
     assert_eq!(err.to_string(), "bad row");
 }
 
@@ -270,8 +349,16 @@ fn forward_edges_of_equal_parallelism_chain() {
         output: StreamSchema::append_only(schema()),
     };
     let s = g.add_node(node("s", 2, NodeKind::Source(Arc::new(Counting(10)))));
-    let a = g.add_node(node("a", 2, NodeKind::Operator(Arc::new(RecorderFactory(log.clone())))));
-    let b = g.add_node(node("b", 1, NodeKind::Operator(Arc::new(RecorderFactory(log)))));
+    let a = g.add_node(node(
+        "a",
+        2,
+        NodeKind::Operator(Arc::new(RecorderFactory(log.clone()))),
+    ));
+    let b = g.add_node(node(
+        "b",
+        1,
+        NodeKind::Operator(Arc::new(RecorderFactory(log))),
+    ));
     g.connect(s, a, 0, Partitioning::Forward);
     g.connect(a, b, 0, Partitioning::Rebalance);
     assert_eq!(plan_chains(&g), vec![vec![s, a], vec![b]]);

@@ -18,7 +18,10 @@ pub struct CountChar {
 
 impl CountChar {
     pub fn new(name: &str) -> Self {
-        CountChar { name: name.to_string(), signature: Signature::user_defined(Volatility::Immutable) }
+        CountChar {
+            name: name.to_string(),
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -58,7 +61,9 @@ impl ScalarUDFImpl for CountChar {
         let mut out = Int64Builder::with_capacity(n);
         match scalar_str(&args.args[1]) {
             Some(Some(ch)) => {
-                let Some(c) = ch.chars().next() else { return exec_err!("{}: empty character argument", self.name) };
+                let Some(c) = ch.chars().next() else {
+                    return exec_err!("{}: empty character argument", self.name);
+                };
                 for s in strs.iter() {
                     out.append_value(s.map_or(0, |s| count(s, c)));
                 }
@@ -68,9 +73,15 @@ impl ScalarUDFImpl for CountChar {
                 let chars = arg_array(&args.args[1], n, &DataType::Utf8)?;
                 let chars = as_strings(&chars)?;
                 for i in 0..n {
-                    let c = if chars.is_null(i) { None } else { chars.value(i).chars().next() };
+                    let c = if chars.is_null(i) {
+                        None
+                    } else {
+                        chars.value(i).chars().next()
+                    };
                     match (strs.is_null(i), c) {
-                        (_, None) => return exec_err!("{}: empty or NULL character argument", self.name),
+                        (_, None) => {
+                            return exec_err!("{}: empty or NULL character argument", self.name)
+                        }
                         (true, _) => out.append_value(0),
                         (false, Some(c)) => out.append_value(count(strs.value(i), c)),
                     }

@@ -25,7 +25,9 @@ pub struct DateFormat {
 
 impl DateFormat {
     pub fn new() -> Self {
-        DateFormat { signature: Signature::user_defined(Volatility::Immutable) }
+        DateFormat {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -82,10 +84,16 @@ pub fn java_pattern_to_strftime(pattern: &str) -> Result<String, String> {
             ('a', _) => "%p".to_string(),
             ('E', n) if n <= 3 => "%a".to_string(),
             ('E', _) => "%A".to_string(),
-            _ => return Err(format!("pattern letter '{c}' (x{run}) is not supported in '{pattern}'")),
+            _ => {
+                return Err(format!(
+                    "pattern letter '{c}' (x{run}) is not supported in '{pattern}'"
+                ))
+            }
         };
         if c == 'S' && run < 3 {
-            return Err(format!("fractions shorter than SSS are not supported in '{pattern}'"));
+            return Err(format!(
+                "fractions shorter than SSS are not supported in '{pattern}'"
+            ));
         }
         out.push_str(&spec);
         i += run;
@@ -118,7 +126,9 @@ impl ScalarUDFImpl for DateFormat {
             DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 => {
                 DataType::Timestamp(TimeUnit::Millisecond, None)
             }
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => DataType::Utf8,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => {
+                DataType::Utf8
+            }
             other => return plan_err!("DATE_FORMAT cannot format a value of type {other}"),
         };
         Ok(vec![first, DataType::Utf8])
@@ -134,7 +144,10 @@ impl ScalarUDFImpl for DateFormat {
             return exec_err!("DATE_FORMAT needs a constant pattern");
         };
         let Some(pattern) = pattern else {
-            return Ok(ColumnarValue::Array(arrow::array::new_null_array(&DataType::Utf8, n)));
+            return Ok(ColumnarValue::Array(arrow::array::new_null_array(
+                &DataType::Utf8,
+                n,
+            )));
         };
         let fmt = match java_pattern_to_strftime(&pattern) {
             Ok(f) => f,
@@ -146,13 +159,18 @@ impl ScalarUDFImpl for DateFormat {
         let input = args.args[0].to_array(n)?;
         let millis = if input.data_type() == &DataType::Utf8 {
             let strs = as_strings(&input)?;
-            let parsed: TimestampMillisecondArray =
-                strs.iter().map(|s| s.and_then(kernel_parse_timestamp)).collect();
+            let parsed: TimestampMillisecondArray = strs
+                .iter()
+                .map(|s| s.and_then(kernel_parse_timestamp))
+                .collect();
             Arc::new(parsed) as arrow::array::ArrayRef
         } else {
             cast(&input, &DataType::Timestamp(TimeUnit::Millisecond, None))?
         };
-        let millis = millis.as_any().downcast_ref::<TimestampMillisecondArray>().expect("cast to ms timestamps");
+        let millis = millis
+            .as_any()
+            .downcast_ref::<TimestampMillisecondArray>()
+            .expect("cast to ms timestamps");
         let mut out = StringBuilder::with_capacity(n, n * pattern.len());
         let mut last: Option<(i64, String)> = None;
         let mut text = String::new();
@@ -185,7 +203,11 @@ impl ScalarUDFImpl for DateFormat {
 }
 
 fn kernel_parse_timestamp(s: &str) -> Option<i64> {
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S",
+    ] {
         if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s.trim(), fmt) {
             return Some(t.and_utc().timestamp_millis());
         }
@@ -201,8 +223,13 @@ mod tests {
     fn java_patterns_translate() {
         assert_eq!(java_pattern_to_strftime("yyyy-MM-dd").unwrap(), "%Y-%m-%d");
         assert_eq!(java_pattern_to_strftime("HH:mm").unwrap(), "%H:%M");
-        assert_eq!(java_pattern_to_strftime("yyyy-MM-dd HH:mm:ss.SSS").unwrap(), "%Y-%m-%d %H:%M:%S.%3f");
+        assert_eq!(
+            java_pattern_to_strftime("yyyy-MM-dd HH:mm:ss.SSS").unwrap(),
+            "%Y-%m-%d %H:%M:%S.%3f"
+        );
         assert_eq!(java_pattern_to_strftime("'at' h a").unwrap(), "at %-I %p");
-        assert!(java_pattern_to_strftime("yyyy Q").unwrap_err().contains("'Q'"));
+        assert!(java_pattern_to_strftime("yyyy Q")
+            .unwrap_err()
+            .contains("'Q'"));
     }
 }

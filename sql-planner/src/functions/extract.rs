@@ -1,8 +1,8 @@
 //! Flink's `HOUR(ts)`, `MINUTE(ts)`, `SECOND(ts)`, `YEAR(ts)`, `MONTH(ts)`,
 //! `DAYOFMONTH(ts)`: a field of a timestamp as BIGINT, through arrow's `date_part` kernel.
 
-use arrow::compute::kernels::temporal::{date_part, DatePart};
 use arrow::compute::cast;
+use arrow::compute::kernels::temporal::{date_part, DatePart};
 use arrow::datatypes::{DataType, TimeUnit};
 use datafusion_common::{plan_err, Result};
 use datafusion_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
@@ -15,7 +15,10 @@ pub struct Extract {
 
 impl Extract {
     pub fn new(name: &'static str) -> Self {
-        Extract { name, signature: Signature::user_defined(Volatility::Immutable) }
+        Extract {
+            name,
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 
     fn part(&self) -> DatePart {
@@ -42,8 +45,13 @@ impl ScalarUDFImpl for Extract {
     fn coerce_types(&self, args: &[DataType]) -> Result<Vec<DataType>> {
         match args {
             [DataType::Timestamp(unit, tz)] => Ok(vec![DataType::Timestamp(*unit, tz.clone())]),
-            [DataType::Date32] | [DataType::Null] => Ok(vec![DataType::Timestamp(TimeUnit::Millisecond, None)]),
-            _ => plan_err!("{} expects one TIMESTAMP argument, got {args:?}", self.name.to_uppercase()),
+            [DataType::Date32] | [DataType::Null] => {
+                Ok(vec![DataType::Timestamp(TimeUnit::Millisecond, None)])
+            }
+            _ => plan_err!(
+                "{} expects one TIMESTAMP argument, got {args:?}",
+                self.name.to_uppercase()
+            ),
         }
     }
 

@@ -43,7 +43,9 @@ pub const KNOWN_UDF_CLASSES: &[&str] = &["com.github.nexmark.flink.udf.CountChar
 /// The built-in implementation of Java class `class`, registered under `name`.
 pub fn udf_for_class(class: &str, name: &str) -> Option<Arc<ScalarUDF>> {
     match class {
-        "com.github.nexmark.flink.udf.CountChar" => Some(Arc::new(ScalarUDF::from(count_char::CountChar::new(name)))),
+        "com.github.nexmark.flink.udf.CountChar" => {
+            Some(Arc::new(ScalarUDF::from(count_char::CountChar::new(name))))
+        }
         _ => None,
     }
 }
@@ -62,7 +64,9 @@ pub(crate) fn arg_array(v: &ColumnarValue, rows: usize, to: &DataType) -> Result
 pub(crate) fn scalar_str(v: &ColumnarValue) -> Option<Option<String>> {
     match v {
         ColumnarValue::Scalar(s) => Some(match s {
-            ScalarValue::Utf8(x) | ScalarValue::LargeUtf8(x) | ScalarValue::Utf8View(x) => x.clone(),
+            ScalarValue::Utf8(x) | ScalarValue::LargeUtf8(x) | ScalarValue::Utf8View(x) => {
+                x.clone()
+            }
             other if other.is_null() => None,
             other => Some(other.to_string()),
         }),
@@ -83,15 +87,27 @@ pub(crate) fn scalar_i64(v: &ColumnarValue) -> Option<Option<i64>> {
 }
 
 /// Checks the argument count and that each argument is of a string family.
-pub(crate) fn expect_strings(name: &str, args: &[DataType], count: std::ops::RangeInclusive<usize>) -> Result<()> {
+pub(crate) fn expect_strings(
+    name: &str,
+    args: &[DataType],
+    count: std::ops::RangeInclusive<usize>,
+) -> Result<()> {
     if !count.contains(&args.len()) {
-        return plan_err!("{name} takes {} to {} arguments, got {}", count.start(), count.end(), args.len());
+        return plan_err!(
+            "{name} takes {} to {} arguments, got {}",
+            count.start(),
+            count.end(),
+            args.len()
+        );
     }
     Ok(())
 }
 
 pub(crate) fn is_stringish(t: &DataType) -> bool {
-    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null)
+    matches!(
+        t,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
+    )
 }
 
 pub(crate) fn is_integer(t: &DataType) -> bool {

@@ -12,7 +12,9 @@ pub struct Mod {
 
 impl Mod {
     pub fn new() -> Self {
-        Mod { signature: Signature::user_defined(Volatility::Immutable) }
+        Mod {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 

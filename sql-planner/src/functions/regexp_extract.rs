@@ -10,7 +10,9 @@ use datafusion_common::{plan_err, Result};
 use datafusion_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 use regex::Regex;
 
-use super::{arg_array, as_strings, expect_strings, is_integer, is_stringish, scalar_i64, scalar_str};
+use super::{
+    arg_array, as_strings, expect_strings, is_integer, is_stringish, scalar_i64, scalar_str,
+};
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct RegexpExtract {
@@ -19,7 +21,9 @@ pub struct RegexpExtract {
 
 impl RegexpExtract {
     pub fn new() -> Self {
-        RegexpExtract { signature: Signature::user_defined(Volatility::Immutable) }
+        RegexpExtract {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -41,7 +45,10 @@ impl ScalarUDFImpl for RegexpExtract {
 
     fn coerce_types(&self, args: &[DataType]) -> Result<Vec<DataType>> {
         expect_strings("REGEXP_EXTRACT", args, 2..=3)?;
-        if !is_stringish(&args[0]) || !is_stringish(&args[1]) || args.get(2).is_some_and(|t| !is_integer(t)) {
+        if !is_stringish(&args[0])
+            || !is_stringish(&args[1])
+            || args.get(2).is_some_and(|t| !is_integer(t))
+        {
             return plan_err!("REGEXP_EXTRACT expects (STRING, STRING [, INT]), got {args:?}");
         }
         let mut v = vec![DataType::Utf8, DataType::Utf8];
@@ -74,7 +81,12 @@ impl ScalarUDFImpl for RegexpExtract {
                             out.append_option(s.and_then(|s| extract(&re, s, index)));
                         }
                     }
-                    _ => return Ok(ColumnarValue::Array(arrow::array::new_null_array(&DataType::Utf8, n))),
+                    _ => {
+                        return Ok(ColumnarValue::Array(arrow::array::new_null_array(
+                            &DataType::Utf8,
+                            n,
+                        )))
+                    }
                 }
             }
             _ => {
@@ -84,7 +96,10 @@ impl ScalarUDFImpl for RegexpExtract {
                     Some(v) => arg_array(v, n, &DataType::Int64)?,
                     None => Arc::new(Int64Array::from(vec![0; n])),
                 };
-                let idx = idx.as_any().downcast_ref::<Int64Array>().expect("cast to Int64");
+                let idx = idx
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .expect("cast to Int64");
                 let mut cache: Option<(String, Option<Regex>)> = None;
                 for i in 0..n {
                     if strs.is_null(i) || pats.is_null(i) || idx.is_null(i) {
@@ -111,7 +126,10 @@ mod tests {
     #[test]
     fn channel_id_extraction() {
         let re = Regex::new("(&|^)channel_id=([^&]*)").unwrap();
-        assert_eq!(extract(&re, "https://x/item.htm?query=1&channel_id=42", 2), Some("42"));
+        assert_eq!(
+            extract(&re, "https://x/item.htm?query=1&channel_id=42", 2),
+            Some("42")
+        );
         assert_eq!(extract(&re, "https://x/item.htm?query=1", 2), None);
         assert_eq!(extract(&re, "channel_id=7&a=b", 2), Some("7"));
         assert_eq!(extract(&re, "channel_id=7", 9), None);

@@ -8,7 +8,9 @@ use arrow::datatypes::DataType;
 use datafusion_common::{plan_err, Result};
 use datafusion_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 
-use super::{arg_array, as_strings, expect_strings, is_integer, is_stringish, scalar_i64, scalar_str};
+use super::{
+    arg_array, as_strings, expect_strings, is_integer, is_stringish, scalar_i64, scalar_str,
+};
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct SplitIndex {
@@ -17,7 +19,9 @@ pub struct SplitIndex {
 
 impl SplitIndex {
     pub fn new() -> Self {
-        SplitIndex { signature: Signature::user_defined(Volatility::Immutable) }
+        SplitIndex {
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
     }
 }
 
@@ -57,7 +61,10 @@ impl ScalarUDFImpl for SplitIndex {
         match (scalar_str(&args.args[1]), scalar_i64(&args.args[2])) {
             (Some(sep), Some(index)) => {
                 let (Some(sep), Some(index)) = (sep, index) else {
-                    return Ok(ColumnarValue::Array(arrow::array::new_null_array(&DataType::Utf8, n)));
+                    return Ok(ColumnarValue::Array(arrow::array::new_null_array(
+                        &DataType::Utf8,
+                        n,
+                    )));
                 };
                 for s in strs.iter() {
                     out.append_option(s.and_then(|s| piece(s, &sep, index)));
@@ -67,7 +74,10 @@ impl ScalarUDFImpl for SplitIndex {
                 let seps = arg_array(&args.args[1], n, &DataType::Utf8)?;
                 let seps = as_strings(&seps)?;
                 let idx = arg_array(&args.args[2], n, &DataType::Int64)?;
-                let idx = idx.as_any().downcast_ref::<arrow::array::Int64Array>().expect("cast to Int64");
+                let idx = idx
+                    .as_any()
+                    .downcast_ref::<arrow::array::Int64Array>()
+                    .expect("cast to Int64");
                 for i in 0..n {
                     let v = if strs.is_null(i) || seps.is_null(i) || idx.is_null(i) {
                         None

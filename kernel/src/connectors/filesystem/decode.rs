@@ -26,13 +26,16 @@ pub(crate) fn csv_cells<'r>(
     }
     for (&c, b) in columns.iter().zip(builders) {
         let raw = &record[c];
-        let text = std::str::from_utf8(raw).map_err(|_| format!("field {} is not valid UTF-8", c + 1))?;
+        let text =
+            std::str::from_utf8(raw).map_err(|_| format!("field {} is not valid UTF-8", c + 1))?;
         let cell = if opts.null_literal.as_deref() == Some(text) {
             Cell::Null
         } else {
-            b.parse_text(text).map_err(|e| format!("field {}: {e}", c + 1))?
+            b.parse_text(text)
+                .map_err(|e| format!("field {}: {e}", c + 1))?
         };
-        b.check(&cell).map_err(|e| format!("field {}: {e}", c + 1))?;
+        b.check(&cell)
+            .map_err(|e| format!("field {}: {e}", c + 1))?;
         cells.push(cell);
     }
     Ok(())
@@ -67,7 +70,9 @@ fn json_cell<'v>(v: &'v BorrowedValue<'v>, b: &ColumnBuilder) -> Result<Cell<'v>
         return Ok(Cell::Null);
     }
     if let ColumnBuilder::Row(fields, children, _) = b {
-        let Some(obj) = v.as_object() else { return Err("expected a JSON object for a ROW".into()) };
+        let Some(obj) = v.as_object() else {
+            return Err("expected a JSON object for a ROW".into());
+        };
         let mut row = Vec::with_capacity(fields.len());
         for (f, child) in fields.iter().zip(children) {
             row.push(match obj.get(f.name().as_str()) {
@@ -86,20 +91,28 @@ fn json_cell<'v>(v: &'v BorrowedValue<'v>, b: &ColumnBuilder) -> Result<Cell<'v>
     }
     match b {
         ColumnBuilder::Str(_) => Ok(Cell::Str(Cow::Owned(v.encode()))),
-        ColumnBuilder::Bool(_) => v.as_bool().map(Cell::Bool).ok_or_else(|| format!("{} is not a BOOLEAN", v.encode())),
-        ColumnBuilder::I8(_) | ColumnBuilder::I16(_) | ColumnBuilder::I32(_) | ColumnBuilder::I64(_) => {
-            v.as_i64().map(Cell::Int).ok_or_else(|| format!("{} is not an integer", v.encode()))
-        }
-        ColumnBuilder::F32(_) | ColumnBuilder::F64(_) => {
-            v.cast_f64().map(Cell::Float).ok_or_else(|| format!("{} is not a number", v.encode()))
-        }
-        ColumnBuilder::Decimal(_, p, s) => {
-            parse_decimal(&v.encode(), *p, *s).map(Cell::Decimal).ok_or_else(|| format!("{} is not a DECIMAL", v.encode()))
-        }
-        ColumnBuilder::Timestamp(_) => {
-            v.as_i64().map(Cell::Timestamp).ok_or_else(|| format!("{} is not a TIMESTAMP", v.encode()))
-        }
+        ColumnBuilder::Bool(_) => v
+            .as_bool()
+            .map(Cell::Bool)
+            .ok_or_else(|| format!("{} is not a BOOLEAN", v.encode())),
+        ColumnBuilder::I8(_)
+        | ColumnBuilder::I16(_)
+        | ColumnBuilder::I32(_)
+        | ColumnBuilder::I64(_) => v
+            .as_i64()
+            .map(Cell::Int)
+            .ok_or_else(|| format!("{} is not an integer", v.encode())),
+        ColumnBuilder::F32(_) | ColumnBuilder::F64(_) => v
+            .cast_f64()
+            .map(Cell::Float)
+            .ok_or_else(|| format!("{} is not a number", v.encode())),
+        ColumnBuilder::Decimal(_, p, s) => parse_decimal(&v.encode(), *p, *s)
+            .map(Cell::Decimal)
+            .ok_or_else(|| format!("{} is not a DECIMAL", v.encode())),
+        ColumnBuilder::Timestamp(_) => v
+            .as_i64()
+            .map(Cell::Timestamp)
+            .ok_or_else(|| format!("{} is not a TIMESTAMP", v.encode())),
         _ => Err(format!("{} does not fit the column type", v.encode())),
     }
 }
-

@@ -14,7 +14,12 @@ use crate::Result;
 pub const TIMESTAMP_FORMAT: &str = "%Y-%m-%d %H:%M:%S%.3f";
 
 /// Appends `batch` as CSV rows to `out`, with a header line when `header` is set.
-pub fn write_csv(batch: &RecordBatch, delimiter: u8, header: bool, out: &mut Vec<u8>) -> Result<()> {
+pub fn write_csv(
+    batch: &RecordBatch,
+    delimiter: u8,
+    header: bool,
+    out: &mut Vec<u8>,
+) -> Result<()> {
     let mut w = arrow::csv::WriterBuilder::new()
         .with_header(header)
         .with_delimiter(delimiter)
@@ -35,10 +40,18 @@ pub fn write_json(batch: &RecordBatch, out: &mut Vec<u8>) -> Result<()> {
 
 /// Casts top-level timestamp columns to Flink's SQL text form.
 fn timestamps_as_text(batch: &RecordBatch) -> Result<RecordBatch> {
-    if !batch.schema().fields().iter().any(|f| matches!(f.data_type(), DataType::Timestamp(..))) {
+    if !batch
+        .schema()
+        .fields()
+        .iter()
+        .any(|f| matches!(f.data_type(), DataType::Timestamp(..)))
+    {
         return Ok(batch.clone());
     }
-    let opts = CastOptions { safe: false, format_options: DisplayOptions::default().with_timestamp_format(Some(TIMESTAMP_FORMAT)) };
+    let opts = CastOptions {
+        safe: false,
+        format_options: DisplayOptions::default().with_timestamp_format(Some(TIMESTAMP_FORMAT)),
+    };
     let mut fields = Vec::new();
     let mut cols = Vec::new();
     for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {

@@ -89,7 +89,9 @@ impl FormatOptions {
                     let v = if v == "\\t" { "\t" } else { v };
                     match v.as_bytes() {
                         [b] => Ok(*b),
-                        _ => Err(Error::user(format!("table '{t}': option '{key}' = '{v}' must be one character"))),
+                        _ => Err(Error::user(format!(
+                            "table '{t}': option '{key}' = '{v}' must be one character"
+                        ))),
                     }
                 }
             }
@@ -132,16 +134,19 @@ pub(crate) fn local_path(table: &TableDescriptor) -> Result<PathBuf> {
 
 /// The files a source reads under `path`, in name order.
 pub(crate) fn list_files(path: &Path) -> Result<Vec<PathBuf>> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(format!("cannot read '{}'", path.display()), e))?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Error::io(format!("cannot read '{}'", path.display()), e))?;
     if meta.is_file() {
         return Ok(vec![path.to_path_buf()]);
     }
     let mut files = Vec::new();
     let mut dirs = vec![path.to_path_buf()];
     while let Some(dir) = dirs.pop() {
-        let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(format!("cannot list '{}'", dir.display()), e))?;
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| Error::io(format!("cannot list '{}'", dir.display()), e))?;
         for entry in entries {
-            let entry = entry.map_err(|e| Error::io(format!("cannot list '{}'", dir.display()), e))?;
+            let entry =
+                entry.map_err(|e| Error::io(format!("cannot list '{}'", dir.display()), e))?;
             let name = entry.file_name();
             let name = name.to_string_lossy();
             if name.starts_with('.') || name.starts_with('_') {
@@ -168,7 +173,11 @@ impl Connector for FilesystemConnector {
         KEYS
     }
 
-    fn source(&self, table: &TableDescriptor, projection: Option<&[usize]>) -> Result<Arc<dyn SourceFactory>> {
+    fn source(
+        &self,
+        table: &TableDescriptor,
+        projection: Option<&[usize]>,
+    ) -> Result<Arc<dyn SourceFactory>> {
         source::factory(table, projection, FormatOptions::from_table(table)?)
     }
 

@@ -19,32 +19,51 @@ use crate::metrics::JobMetrics;
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::{Error, Result};
 
-
-pub(super) fn factory(table: &TableDescriptor, opts: FormatOptions) -> Result<Arc<dyn OperatorFactory>> {
+pub(super) fn factory(
+    table: &TableDescriptor,
+    opts: FormatOptions,
+) -> Result<Arc<dyn OperatorFactory>> {
     let path = local_path(table)?;
     let t = &table.name;
     let mut partition_cols = Vec::new();
     for k in &table.partition_keys {
-        let idx = table
-            .schema
-            .index_of(k)
-            .map_err(|_| Error::user(format!("table '{t}': PARTITIONED BY names unknown column '{k}'")))?;
+        let idx = table.schema.index_of(k).map_err(|_| {
+            Error::user(format!(
+                "table '{t}': PARTITIONED BY names unknown column '{k}'"
+            ))
+        })?;
         partition_cols.push(idx);
     }
-    let data_cols: Vec<usize> = (0..table.schema.fields().len()).filter(|i| !partition_cols.contains(i)).collect();
+    let data_cols: Vec<usize> = (0..table.schema.fields().len())
+        .filter(|i| !partition_cols.contains(i))
+        .collect();
     let rolling_size = match table.options.get("sink.rolling-policy.file-size") {
         None => 128 << 20,
         Some(v) => parse_size_bytes(v).ok_or_else(|| {
-            Error::user(format!("table '{t}': option 'sink.rolling-policy.file-size' = '{v}' is not a size"))
+            Error::user(format!(
+                "table '{t}': option 'sink.rolling-policy.file-size' = '{v}' is not a size"
+            ))
         })?,
     };
     let success_file = table
         .options
         .get("sink.partition-commit.policy.kind")
         .is_some_and(|k| k.split(',').any(|p| p.trim() == "success-file"));
-    let success_name = table.options.get("sink.partition-commit.success-file.name").unwrap_or("_SUCCESS").to_string();
-    let default_partition = table.options.get("partition.default-name").unwrap_or("__DEFAULT_PARTITION__").to_string();
-    let run_id = format!("{:x}-{:x}", chrono::Utc::now().timestamp_millis(), std::process::id());
+    let success_name = table
+        .options
+        .get("sink.partition-commit.success-file.name")
+        .unwrap_or("_SUCCESS")
+        .to_string();
+    let default_partition = table
+        .options
+        .get("partition.default-name")
+        .unwrap_or("__DEFAULT_PARTITION__")
+        .to_string();
+    let run_id = format!(
+        "{:x}-{:x}",
+        chrono::Utc::now().timestamp_millis(),
+        std::process::id()
+    );
     Ok(Arc::new(FsSinkFactory {
         path,
         schema: table.schema.clone(),
@@ -78,12 +97,27 @@ impl OperatorFactory for FsSinkFactory {
         std::fs::create_dir_all(&self.path)
             .map_err(|e| Error::io(format!("cannot create '{}'", self.path.display()), e))?;
         let data_schema = Arc::new(self.schema.project(&self.data_cols)?);
-        Ok(Box::new(FsSink { spec: self.params(), subtask, data_schema, open: HashMap::new(), finished: Vec::new(), next_file: 0 }))
+        Ok(Box::new(FsSink {
+            spec: self.params(),
+            subtask,
+            data_schema,
+            open: HashMap::new(),
+            finished: Vec::new(),
+            next_file: 0,
+        }))
     }
 
     fn describe(&self) -> String {
-        let parts: Vec<&str> = self.partition_cols.iter().map(|&i| self.schema.field(i).name().as_str()).collect();
-        format!("sink filesystem {} format {:?} partitioned by {parts:?}", self.path.display(), self.opts.format)
+        let parts: Vec<&str> = self
+            .partition_cols
+            .iter()
+            .map(|&i| self.schema.field(i).name().as_str())
+            .collect();
+        format!(
+            "sink filesystem {} format {:?} partitioned by {parts:?}",
+            self.path.display(),
+            self.opts.format
+        )
     }
 }
 
@@ -128,8 +162,23 @@ struct FsSink {
 pub(crate) fn escape_path_name(value: &str) -> String {
     let mut s = String::with_capacity(value.len());
     for c in value.chars() {
-        let needs = matches!(c, '"' | '#' | '%' | '\'' | '*' | '/' | ':' | '=' | '?' | '\\' | '\x7f' | '{' | '[' | ']' | '^')
-            || (c as u32) < 0x20;
+        let needs = matches!(
+            c,
+            '"' | '#'
+                | '%'
+                | '\''
+                | '*'
+                | '/'
+                | ':'
+                | '='
+                | '?'
+                | '\\'
+                | '\x7f'
+                | '{'
+                | '['
+                | ']'
+                | '^'
+        ) || (c as u32) < 0x20;
         if needs {
             s.push_str(&format!("%{:02X}", c as u32));
         } else {
@@ -149,14 +198,31 @@ impl FsSink {
 
     fn file_for(&mut self, partition: &str) -> Result<&mut PartFile> {
         if !self.open.contains_key(partition) {
-            let dir = if partition.is_empty() { self.spec.path.clone() } else { self.spec.path.join(partition) };
-            std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("cannot create '{}'", dir.display()), e))?;
-            let name = format!("part-{}-{}-{}.{}", self.spec.run_id, self.subtask, self.next_file, self.extension());
+            let dir = if partition.is_empty() {
+                self.spec.path.clone()
+            } else {
+                self.spec.path.join(partition)
+            };
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::io(format!("cannot create '{}'", dir.display()), e))?;
+            let name = format!(
+                "part-{}-{}-{}.{}",
+                self.spec.run_id,
+                self.subtask,
+                self.next_file,
+                self.extension()
+            );
             self.next_file += 1;
             let in_progress = dir.join(format!(".{name}.inprogress"));
             let file = File::create(&in_progress)
                 .map_err(|e| Error::io(format!("cannot create '{}'", in_progress.display()), e))?;
-            let part = PartFile { final_path: dir.join(&name), dir, in_progress, out: BufWriter::with_capacity(1 << 20, file), bytes: 0 };
+            let part = PartFile {
+                final_path: dir.join(&name),
+                dir,
+                in_progress,
+                out: BufWriter::with_capacity(1 << 20, file),
+                bytes: 0,
+            };
             self.open.insert(partition.to_string(), part);
         }
         Ok(self.open.get_mut(partition).expect("inserted above"))
@@ -172,7 +238,9 @@ impl FsSink {
             Format::Csv => write_csv(batch, delimiter, false, &mut buf)?,
             Format::Json => write_json(batch, &mut buf)?,
         }
-        part.out.write_all(&buf).map_err(|e| Error::io(format!("cannot write '{}'", part.in_progress.display()), e))?;
+        part.out
+            .write_all(&buf)
+            .map_err(|e| Error::io(format!("cannot write '{}'", part.in_progress.display()), e))?;
         part.bytes += buf.len() as u64;
         if part.bytes >= rolling_size {
             let done = self.open.remove(partition).expect("just written");
@@ -201,7 +269,11 @@ impl FsSink {
                 if k > 0 {
                     dir.push('/');
                 }
-                let value = if col.is_null(r) { self.spec.default_partition.clone() } else { f.value(r).to_string() };
+                let value = if col.is_null(r) {
+                    self.spec.default_partition.clone()
+                } else {
+                    f.value(r).to_string()
+                };
                 dir.push_str(&escape_path_name(name));
                 dir.push('=');
                 dir.push_str(&escape_path_name(&value));
@@ -216,7 +288,9 @@ impl FsSink {
         self.finished.extend(open);
         let mut dirs: Vec<PathBuf> = Vec::new();
         for mut p in self.finished.drain(..) {
-            p.out.flush().map_err(|e| Error::io(format!("cannot write '{}'", p.in_progress.display()), e))?;
+            p.out
+                .flush()
+                .map_err(|e| Error::io(format!("cannot write '{}'", p.in_progress.display()), e))?;
             drop(p.out);
             std::fs::rename(&p.in_progress, &p.final_path)
                 .map_err(|e| Error::io(format!("cannot commit '{}'", p.final_path.display()), e))?;
@@ -227,7 +301,8 @@ impl FsSink {
         if self.spec.success_file && !self.spec.partition_cols.is_empty() {
             for d in dirs {
                 let marker: &Path = &d.join(&self.spec.success_name);
-                File::create(marker).map_err(|e| Error::io(format!("cannot create '{}'", marker.display()), e))?;
+                File::create(marker)
+                    .map_err(|e| Error::io(format!("cannot create '{}'", marker.display()), e))?;
             }
         }
         Ok(())
@@ -239,7 +314,13 @@ impl Operator for FsSink {
         "FilesystemSink"
     }
 
-    fn on_batch(&mut self, _input: usize, batch: RecordBatch, ctx: &mut OperatorContext, _out: &mut dyn Output) -> Result<()> {
+    fn on_batch(
+        &mut self,
+        _input: usize,
+        batch: RecordBatch,
+        ctx: &mut OperatorContext,
+        _out: &mut dyn Output,
+    ) -> Result<()> {
         let rows = batch.num_rows() as u64;
         let data = batch.project(&self.spec.data_cols)?;
         let data = RecordBatch::try_new(self.data_schema.clone(), data.columns().to_vec())?;

@@ -30,15 +30,33 @@ pub(super) fn factory(
     let schema = Arc::new(table.schema.project(&columns)?);
     for f in schema.fields() {
         ColumnBuilder::new(f.data_type()).map_err(|ty| {
-            Error::user(format!("table '{}': the filesystem source cannot read column '{}' of type {ty}", table.name, f.name()))
+            Error::user(format!(
+                "table '{}': the filesystem source cannot read column '{}' of type {ty}",
+                table.name,
+                f.name()
+            ))
         })?;
     }
     if opts.format == Format::Csv {
-        if let Some(f) = schema.fields().iter().find(|f| matches!(f.data_type(), arrow::datatypes::DataType::Struct(_))) {
-            return Err(Error::user(format!("table '{}': csv cannot hold ROW column '{}'; use json", table.name, f.name())));
+        if let Some(f) = schema
+            .fields()
+            .iter()
+            .find(|f| matches!(f.data_type(), arrow::datatypes::DataType::Struct(_)))
+        {
+            return Err(Error::user(format!(
+                "table '{}': csv cannot hold ROW column '{}'; use json",
+                table.name,
+                f.name()
+            )));
         }
     }
-    Ok(Arc::new(FsSourceFactory { path, columns, width: table.schema.fields().len(), schema, opts }))
+    Ok(Arc::new(FsSourceFactory {
+        path,
+        columns,
+        width: table.schema.fields().len(),
+        schema,
+        opts,
+    }))
 }
 
 #[derive(Debug)]
@@ -55,9 +73,18 @@ struct FsSourceFactory {
 impl SourceFactory for FsSourceFactory {
     fn create(&self, subtask: usize, parallelism: usize) -> Result<Box<dyn Source>> {
         // Listed when the job starts, so files written until then are read.
-        let files: VecDeque<PathBuf> =
-            list_files(&self.path)?.into_iter().enumerate().filter(|(i, _)| i % parallelism == subtask).map(|(_, f)| f).collect();
-        let names = self.schema.fields().iter().map(|f| f.name().clone()).collect();
+        let files: VecDeque<PathBuf> = list_files(&self.path)?
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % parallelism == subtask)
+            .map(|(_, f)| f)
+            .collect();
+        let names = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         Ok(Box::new(FsSource {
             files,
             reader: None,
@@ -71,13 +98,26 @@ impl SourceFactory for FsSourceFactory {
     }
 
     fn describe(&self) -> String {
-        format!("source filesystem {} format {:?}", self.path.display(), self.opts.format)
+        format!(
+            "source filesystem {} format {:?}",
+            self.path.display(),
+            self.opts.format
+        )
     }
 }
 
 enum Reader {
-    Csv { path: PathBuf, rdr: csv::Reader<BufReader<File>>, record: csv::ByteRecord },
-    Json { path: PathBuf, rdr: BufReader<File>, line: Vec<u8>, line_no: u64 },
+    Csv {
+        path: PathBuf,
+        rdr: csv::Reader<BufReader<File>>,
+        record: csv::ByteRecord,
+    },
+    Json {
+        path: PathBuf,
+        rdr: BufReader<File>,
+        line: Vec<u8>,
+        line_no: u64,
+    },
 }
 
 struct FsSource {
@@ -93,12 +133,15 @@ struct FsSource {
 
 impl FsSource {
     fn open(&self, path: PathBuf) -> Result<Reader> {
-        let file = File::open(&path).map_err(|e| Error::io(format!("cannot open '{}'", path.display()), e))?;
+        let file = File::open(&path)
+            .map_err(|e| Error::io(format!("cannot open '{}'", path.display()), e))?;
         let buf = BufReader::with_capacity(1 << 20, file);
         Ok(match self.opts.format {
             Format::Csv => {
                 let mut b = csv::ReaderBuilder::new();
-                b.has_headers(false).delimiter(self.opts.delimiter).flexible(true);
+                b.has_headers(false)
+                    .delimiter(self.opts.delimiter)
+                    .flexible(true);
                 match self.opts.quote {
                     Some(q) => b.quote(q),
                     None => b.quoting(false),
@@ -106,9 +149,18 @@ impl FsSource {
                 if self.opts.allow_comments {
                     b.comment(Some(b'#'));
                 }
-                Reader::Csv { path, rdr: b.from_reader(buf), record: csv::ByteRecord::new() }
+                Reader::Csv {
+                    path,
+                    rdr: b.from_reader(buf),
+                    record: csv::ByteRecord::new(),
+                }
             }
-            Format::Json => Reader::Json { path, rdr: buf, line: Vec::new(), line_no: 0 },
+            Format::Json => Reader::Json {
+                path,
+                rdr: buf,
+                line: Vec::new(),
+                line_no: 0,
+            },
         })
     }
 
@@ -118,7 +170,11 @@ impl FsSource {
             self.skipped_in_file += 1;
             Ok(())
         } else {
-            Err(Error::Record { path: path.display().to_string(), line, reason })
+            Err(Error::Record {
+                path: path.display().to_string(),
+                line,
+                reason,
+            })
         }
     }
 
@@ -132,17 +188,33 @@ impl FsSource {
             match &mut reader {
                 Reader::Csv { path, rdr, record } => {
                     let ok = rdr.read_byte_record(record).map_err(|e| match e.kind() {
-                        csv::ErrorKind::Io(_) => Error::user(format!("cannot read '{}': {e}", path.display())),
-                        _ => Error::Record { path: path.display().to_string(), line: 0, reason: e.to_string() },
+                        csv::ErrorKind::Io(_) => {
+                            Error::user(format!("cannot read '{}': {e}", path.display()))
+                        }
+                        _ => Error::Record {
+                            path: path.display().to_string(),
+                            line: 0,
+                            reason: e.to_string(),
+                        },
                     })?;
                     if !ok {
                         break false;
                     }
                     let line = record.position().map_or(0, |p| p.line());
                     let mut cells: Vec<Cell<'_>> = Vec::with_capacity(self.columns.len());
-                    match csv_cells(record, &self.columns, self.width, builders, &self.opts, &mut cells) {
+                    match csv_cells(
+                        record,
+                        &self.columns,
+                        self.width,
+                        builders,
+                        &self.opts,
+                        &mut cells,
+                    ) {
                         Ok(()) => {
-                            builders.iter_mut().zip(&cells).for_each(|(b, c)| b.append(c));
+                            builders
+                                .iter_mut()
+                                .zip(&cells)
+                                .for_each(|(b, c)| b.append(c));
                             *rows += 1;
                         }
                         Err(reason) => {
@@ -151,7 +223,12 @@ impl FsSource {
                         }
                     }
                 }
-                Reader::Json { path, rdr, line, line_no } => {
+                Reader::Json {
+                    path,
+                    rdr,
+                    line,
+                    line_no,
+                } => {
                     line.clear();
                     let n = rdr
                         .read_until(b'\n', line)
@@ -215,14 +292,22 @@ impl Source for FsSource {
         let mut rows = 0;
         while rows < BATCH_ROWS {
             if self.reader.is_none() {
-                let Some(next) = self.files.pop_front() else { break };
+                let Some(next) = self.files.pop_front() else {
+                    break;
+                };
                 self.reader = Some(self.open(next)?);
             }
             if !self.fill(&mut builders, &mut rows)? {
                 if self.skipped_in_file > 0 {
-                    let path = self.current_path().map(|p| p.display().to_string()).unwrap_or_default();
+                    let path = self
+                        .current_path()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default();
                     JobMetrics::add(&ctx.metrics.skipped_records, self.skipped_in_file);
-                    ctx.metrics.note(format!("skipped {} malformed records in {path}", self.skipped_in_file));
+                    ctx.metrics.note(format!(
+                        "skipped {} malformed records in {path}",
+                        self.skipped_in_file
+                    ));
                     self.skipped_in_file = 0;
                 }
                 self.reader = None;
@@ -232,6 +317,9 @@ impl Source for FsSource {
             return Ok(SourcePoll::End);
         }
         let columns = builders.iter_mut().map(ColumnBuilder::finish).collect();
-        Ok(SourcePoll::Batch(RecordBatch::try_new(self.schema.clone(), columns)?))
+        Ok(SourcePoll::Batch(RecordBatch::try_new(
+            self.schema.clone(),
+            columns,
+        )?))
     }
 }
