@@ -175,3 +175,20 @@ fn print_sink_writes_flink_row_format_and_statement_sets_run_as_one_job() {
         ]
     );
 }
+
+#[test]
+fn expressions_never_fail_on_rows_the_filter_drops() {
+    let dir = tempfile::tempdir().unwrap();
+    let sql = format!(
+        "CREATE TABLE g (a BIGINT) WITH ('connector' = 'datagen', 'number-of-rows' = '100',
+            'fields.a.kind' = 'sequence', 'fields.a.start' = '0', 'fields.a.end' = '99');
+         CREATE TABLE o (a BIGINT, q BIGINT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+         INSERT INTO o SELECT a, 1000 / (a - 7) FROM g WHERE a <> 7;",
+        dir.path().display()
+    );
+    let m = run_sql(&sql, 1).unwrap();
+    assert_eq!(JobMetrics::get(&m.sink_rows), 99);
+    let sql_all = sql.replace("WHERE a <> 7", "WHERE a >= 0");
+    let err = run_sql(&sql_all, 1).unwrap_err();
+    assert!(err.to_lowercase().contains("divide by zero"), "{err}");
+}

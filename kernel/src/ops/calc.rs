@@ -45,6 +45,23 @@ struct Calc {
     spec: CalcFactory,
 }
 
+impl Calc {
+    fn project(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        let columns = self
+            .spec
+            .projection
+            .iter()
+            .map(|e| evaluate(e, batch))
+            .collect::<Result<Vec<_>>>()?;
+        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        Ok(RecordBatch::try_new_with_options(
+            self.spec.output.clone(),
+            columns,
+            &options,
+        )?)
+    }
+}
+
 impl Operator for Calc {
     fn name(&self) -> &str {
         "Calc"
@@ -57,37 +74,34 @@ impl Operator for Calc {
         _ctx: &mut OperatorContext,
         out: &mut dyn Output,
     ) -> Result<()> {
-        // Filter first so projections only run on surviving rows.
-        let batch = match &self.spec.filter {
-            None => batch,
-            Some(f) => {
-                let mask = evaluate(f, &batch)?;
-                if mask.data_type() != &DataType::Boolean {
-                    return Err(Error::internal(format!(
-                        "filter {f} is {}, not BOOLEAN",
-                        mask.data_type()
-                    )));
-                }
-                let mask = mask.as_boolean();
-                if mask.true_count() == batch.num_rows() {
-                    batch
-                } else {
-                    filter_record_batch(&batch, mask)?
-                }
-            }
+        let Some(f) = &self.spec.filter else {
+            return out.batch(self.project(&batch)?);
         };
-        if batch.num_rows() == 0 {
+        let mask = evaluate(f, &batch)?;
+        if mask.data_type() != &DataType::Boolean {
+            return Err(Error::internal(format!(
+                "filter {f} is {}, not BOOLEAN",
+                mask.data_type()
+            )));
+        }
+        let mask = mask.as_boolean();
+        let kept = mask.true_count();
+        if kept == 0 {
             return Ok(());
         }
-        let columns = self
-            .spec
-            .projection
-            .iter()
-            .map(|e| evaluate(e, &batch))
-            .collect::<Result<Vec<_>>>()?;
-        let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-        let projected =
-            RecordBatch::try_new_with_options(self.spec.output.clone(), columns, &options)?;
-        out.batch(projected)
+        if kept == batch.num_rows() {
+            return out.batch(self.project(&batch)?);
+        }
+        // Inputs are often wide (nested rows) and outputs narrow. When most rows pass,
+        // projecting every row and filtering the outputs copies far less than filtering the
+        // inputs; when few pass, filtering first saves the projection work.
+        // An expression may fail on a row the filter drops (`WHERE b <> 0 … a / b`): then
+        // project only the surviving rows, which fails only if a kept row does.
+        if kept * 2 >= batch.num_rows() {
+            if let Ok(projected) = self.project(&batch) {
+                return out.batch(filter_record_batch(&projected, mask)?);
+            }
+        }
+        out.batch(self.project(&filter_record_batch(&batch, mask)?)?)
     }
 }
