@@ -333,11 +333,16 @@ impl<'a> Lowering<'a> {
     }
 }
 
-/// True when `exprs` select the input's columns in order, unchanged.
+/// True when `exprs` select the input's columns in order, unchanged (renames allowed: the
+/// output names come from the plan's schema, the data is the same).
 fn is_identity(exprs: &[Expr], input: &DFSchema) -> bool {
+    fn column(e: &Expr) -> Option<&datafusion_common::Column> {
+        match e {
+            Expr::Column(c) => Some(c),
+            Expr::Alias(a) => column(&a.expr),
+            _ => None,
+        }
+    }
     exprs.len() == input.fields().len()
-        && exprs.iter().enumerate().all(|(i, e)| match e {
-            Expr::Column(c) => input.index_of_column(c).ok() == Some(i),
-            _ => false,
-        })
+        && exprs.iter().enumerate().all(|(i, e)| column(e).and_then(|c| input.index_of_column(c).ok()) == Some(i))
 }
