@@ -344,5 +344,8 @@ fn is_identity(exprs: &[Expr], input: &DFSchema) -> bool {
         }
     }
     exprs.len() == input.fields().len()
-        && exprs.iter().enumerate().all(|(i, e)| column(e).and_then(|c| input.index_of_column(c).ok()) == Some(i))
+        && exprs
+            .iter()
+            .enumerate()
+            .all(|(i, e)| column(e).and_then(|c| input.index_of_column(c).ok()) == Some(i))
 }

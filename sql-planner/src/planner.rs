@@ -70,6 +70,18 @@ fn optimize(plan: LogicalPlan, catalog: &Catalog) -> Result<LogicalPlan, DataFus
     Optimizer::new().optimize(analyzed, &ctx, |_, _| {})
 }
 
+/// Plans a query or INSERT with Flink's naming rules applied first.
+fn plan_statement(
+    catalog: &Catalog,
+    mut stmt: Statement,
+    at: Location,
+) -> Result<LogicalPlan, PlanError> {
+    crate::rewrite::name_nested_fields(&mut stmt);
+    SqlToRel::new_with_options(catalog, parser_options())
+        .sql_statement_to_plan(stmt)
+        .map_err(|e| df_error(e, at))
+}
+
 /// A stable hash of a statement's text (FNV-1a), so operator uids survive edits elsewhere in
 /// the script.
 fn text_hash(text: &str) -> u64 {
@@ -111,12 +123,7 @@ pub fn plan_script(sql: &str, opts: &PlanOptions) -> Result<PlannedJob, PlanErro
                 if_not_exists,
             } => {
                 let plan = {
-                    let planner = SqlToRel::new_with_options(&catalog, parser_options());
-                    let mut query = query.clone();
-                    crate::rewrite::query(&mut query);
-                    let plan = planner
-                        .sql_statement_to_plan(Statement::Query(query))
-                        .map_err(|e| df_error(e, at))?;
+                    let plan = plan_statement(&catalog, Statement::Query(query.clone()), at)?;
                     if columns.is_empty() {
                         plan
                     } else {
@@ -176,12 +183,7 @@ pub fn plan_script(sql: &str, opts: &PlanOptions) -> Result<PlannedJob, PlanErro
                 settings.insert(key.clone(), value.clone());
             }
             FlinkStatement::Insert(stmt) => {
-                let planner = SqlToRel::new_with_options(&catalog, parser_options());
-                let mut stmt = stmt.as_ref().clone();
-                crate::rewrite::name_nested_fields(&mut stmt);
-                let plan = planner
-                    .sql_statement_to_plan(stmt)
-                    .map_err(|e| df_error(e, at))?;
+                let plan = plan_statement(&catalog, stmt.as_ref().clone(), at)?;
                 pipelines.push((
                     optimize(plan, &catalog).map_err(|e| df_error(e, at))?,
                     true,
@@ -190,12 +192,7 @@ pub fn plan_script(sql: &str, opts: &PlanOptions) -> Result<PlannedJob, PlanErro
                 ));
             }
             FlinkStatement::Select(query) => {
-                let planner = SqlToRel::new_with_options(&catalog, parser_options());
-                let mut query = query.clone();
-                crate::rewrite::query(&mut query);
-                let plan = planner
-                    .sql_statement_to_plan(Statement::Query(query))
-                    .map_err(|e| df_error(e, at))?;
+                let plan = plan_statement(&catalog, Statement::Query(query.clone()), at)?;
                 pipelines.push((
                     optimize(plan, &catalog).map_err(|e| df_error(e, at))?,
                     false,

@@ -17,7 +17,7 @@ pub fn name_nested_fields(stmt: &mut Statement) {
     }
 }
 
-pub fn query(q: &mut Query) {
+fn query(q: &mut Query) {
     if let Some(with) = q.with.as_mut() {
         for cte in &mut with.cte_tables {
             query(&mut cte.query);
