@@ -18,3 +18,6 @@ mod tables;
 pub use config::GeneratorConfig;
 pub use connector::NexmarkConnector;
 pub use generator::{event_schema, EventColumns, NexmarkGenerator, Split};
+
+#[cfg(test)]
+mod generator_tests;
