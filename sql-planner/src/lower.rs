@@ -10,10 +10,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::datatypes::{Schema, SchemaRef};
+use datafusion_common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion_common::{DFSchema, DFSchemaRef};
 use datafusion_expr::execution_props::ExecutionProps;
 use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion_expr::{Expr, LogicalPlan, WriteOp};
+use datafusion_expr::{and, Expr, LogicalPlan, WriteOp};
 use datafusion_physical_expr::{create_physical_expr, PhysicalExpr};
 use kernel::connectors::{Options, TableDescriptor};
 use kernel::graph::{JobGraph, Node, NodeId, NodeKind, Partitioning};
@@ -182,42 +183,17 @@ impl<'a> Lowering<'a> {
     fn lower(&mut self, plan: &LogicalPlan) -> Result<Lowered> {
         match plan {
             LogicalPlan::TableScan(scan) => self.scan(scan),
-            LogicalPlan::SubqueryAlias(a) => {
-                let inner = self.lower(&a.input)?;
-                Ok(Lowered {
-                    node: inner.node,
-                    schema: a.schema.clone(),
-                })
-            }
-            LogicalPlan::Filter(f) => {
-                let input = self.lower(&f.input)?;
-                let identity: Vec<Expr> = f
-                    .input
-                    .schema()
-                    .columns()
-                    .into_iter()
-                    .map(Expr::Column)
-                    .collect();
-                self.calc(
-                    input,
-                    Some(&f.predicate),
-                    &identity,
-                    f.input.schema().clone(),
-                )
-            }
-            LogicalPlan::Projection(p) => {
-                if let LogicalPlan::Filter(f) = p.input.as_ref() {
-                    let input = self.lower(&f.input)?;
-                    return self.calc(input, Some(&f.predicate), &p.expr, p.schema.clone());
-                }
-                let input = self.lower(&p.input)?;
-                if is_identity(&p.expr, &input.schema) {
+            LogicalPlan::Projection(_) | LogicalPlan::Filter(_) | LogicalPlan::SubqueryAlias(_) => {
+                // A run of stateless nodes becomes one Calc over the run's input.
+                let (base, filter, exprs) = flatten(plan)?;
+                let input = self.lower(base)?;
+                if filter.is_none() && is_identity(&exprs, &input.schema) {
                     return Ok(Lowered {
                         node: input.node,
-                        schema: p.schema.clone(),
+                        schema: plan.schema().clone(),
                     });
                 }
-                self.calc(input, None, &p.expr, p.schema.clone())
+                self.calc(input, filter.as_ref(), &exprs, plan.schema().clone())
             }
             other => Err(unsupported(other)),
         }
@@ -331,6 +307,98 @@ impl<'a> Lowering<'a> {
             schema: scan.projected_schema.clone(),
         })
     }
+}
+
+/// Cheap enough to compute twice: a column, a literal, or a field of one.
+fn is_cheap(e: &Expr) -> bool {
+    match e {
+        Expr::Column(_) | Expr::Literal(..) => true,
+        Expr::Alias(a) => is_cheap(&a.expr),
+        Expr::ScalarFunction(f) if f.func.name() == "get_field" => f.args.iter().all(is_cheap),
+        _ => false,
+    }
+}
+
+/// Replaces references to the columns of `schema` in `e` with `subs[column index]`.
+fn substitute(e: Expr, schema: &DFSchema, subs: &[Expr]) -> Result<Expr> {
+    Ok(e.transform(|x| match &x {
+        Expr::Column(c) => match schema.index_of_column(c) {
+            Ok(i) => Ok(Transformed::yes(subs[i].clone())),
+            Err(_) => Ok(Transformed::no(x)),
+        },
+        _ => Ok(Transformed::no(x)),
+    })?
+    .data)
+}
+
+/// How often each column of `schema` is referenced by `exprs` and `filter`.
+fn reference_counts(exprs: &[Expr], filter: &Option<Expr>, schema: &DFSchema) -> Vec<usize> {
+    let mut counts = vec![0; schema.fields().len()];
+    for e in exprs.iter().chain(filter) {
+        let _ = e.apply(|x| {
+            if let Expr::Column(c) = x {
+                if let Ok(i) = schema.index_of_column(c) {
+                    counts[i] += 1;
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+    }
+    counts
+}
+
+/// Flattens a run of projections, filters and aliases at the top of `plan` into one filter
+/// and one projection over the run's input, which is returned first. The run stops before a
+/// projection whose costly expression would then be computed more than once.
+fn flatten(plan: &LogicalPlan) -> Result<(&LogicalPlan, Option<Expr>, Vec<Expr>)> {
+    let mut exprs: Vec<Expr> = plan
+        .schema()
+        .columns()
+        .into_iter()
+        .map(Expr::Column)
+        .collect();
+    let mut filter: Option<Expr> = None;
+    let mut cur = plan;
+    loop {
+        let (schema, subs, next): (&DFSchema, Vec<Expr>, &LogicalPlan) = match cur {
+            LogicalPlan::Projection(p) => {
+                let subs: Vec<Expr> = p.expr.iter().map(|e| e.clone().unalias()).collect();
+                let refs = reference_counts(&exprs, &filter, &p.schema);
+                if refs.iter().zip(&subs).any(|(n, e)| *n > 1 && !is_cheap(e)) {
+                    break;
+                }
+                (&p.schema, subs, &p.input)
+            }
+            LogicalPlan::SubqueryAlias(a) => {
+                let subs = a
+                    .input
+                    .schema()
+                    .columns()
+                    .into_iter()
+                    .map(Expr::Column)
+                    .collect();
+                (&a.schema, subs, &a.input)
+            }
+            LogicalPlan::Filter(f) => {
+                // Rows pass only if they pass both; the filter keeps its input's columns.
+                let p = f.predicate.clone();
+                filter = Some(match filter.take() {
+                    None => p,
+                    Some(outer) => and(p, outer),
+                });
+                cur = &f.input;
+                continue;
+            }
+            _ => break,
+        };
+        exprs = exprs
+            .into_iter()
+            .map(|e| substitute(e, schema, &subs))
+            .collect::<Result<_>>()?;
+        filter = filter.map(|f| substitute(f, schema, &subs)).transpose()?;
+        cur = next;
+    }
+    Ok((cur, filter, exprs))
 }
 
 /// True when `exprs` select the input's columns in order, unchanged (renames allowed: the
