@@ -11,10 +11,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow::array::{
-    ArrayRef, Int32Builder, Int64Builder, RecordBatch, StringBuilder, StructArray,
-    TimestampMillisecondBuilder,
+    ArrayRef, Int32Builder, Int64Array, RecordBatch, StringArray, StructArray,
+    TimestampMillisecondArray,
 };
-use arrow::buffer::NullBuffer;
+use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 
 use crate::config::GeneratorConfig;
@@ -152,185 +152,248 @@ fn tables_for(seed: u64) -> Arc<Tables> {
         .clone()
 }
 
+/// A column of one struct child, built without its own validity: all children of a struct
+/// share the struct's null buffer, so a null row costs one push per child and no bitmap work.
+#[derive(Default)]
+struct I64Col(Vec<i64>);
+
+impl I64Col {
+    fn with_capacity(n: usize) -> Self {
+        I64Col(Vec::with_capacity(n))
+    }
+
+    #[inline]
+    fn push(&mut self, v: i64) {
+        self.0.push(v);
+    }
+
+    #[inline]
+    fn null(&mut self) {
+        self.0.push(0);
+    }
+
+    fn values(&mut self) -> ScalarBuffer<i64> {
+        ScalarBuffer::from(std::mem::take(&mut self.0))
+    }
+
+    fn finish_i64(&mut self, nulls: &NullBuffer) -> ArrayRef {
+        Arc::new(Int64Array::new(self.values(), Some(nulls.clone())))
+    }
+
+    fn finish_ts(&mut self, nulls: &NullBuffer) -> ArrayRef {
+        Arc::new(TimestampMillisecondArray::new(
+            self.values(),
+            Some(nulls.clone()),
+        ))
+    }
+}
+
+struct StrCol {
+    offsets: Vec<i32>,
+    data: Vec<u8>,
+}
+
+impl StrCol {
+    fn with_capacity(n: usize, avg: usize) -> Self {
+        let mut offsets = Vec::with_capacity(n + 1);
+        offsets.push(0);
+        StrCol {
+            offsets,
+            data: Vec::with_capacity(n * avg),
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, v: &str) {
+        self.data.extend_from_slice(v.as_bytes());
+        self.offsets.push(self.data.len() as i32);
+    }
+
+    #[inline]
+    fn null(&mut self) {
+        self.offsets.push(self.data.len() as i32);
+    }
+
+    fn finish(&mut self, nulls: &NullBuffer) -> ArrayRef {
+        let offsets = OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(
+            &mut self.offsets,
+            vec![0],
+        )));
+        let data = Buffer::from(std::mem::take(&mut self.data));
+        Arc::new(StringArray::new(offsets, data, Some(nulls.clone())))
+    }
+}
+
 struct PersonBuilders {
-    id: Int64Builder,
-    name: StringBuilder,
-    email: StringBuilder,
-    card: StringBuilder,
-    city: StringBuilder,
-    state: StringBuilder,
-    date_time: TimestampMillisecondBuilder,
-    extra: StringBuilder,
+    id: I64Col,
+    name: StrCol,
+    email: StrCol,
+    card: StrCol,
+    city: StrCol,
+    state: StrCol,
+    date_time: I64Col,
+    extra: StrCol,
     valid: Vec<bool>,
 }
 
 struct AuctionBuilders {
-    id: Int64Builder,
-    item: StringBuilder,
-    description: StringBuilder,
-    initial_bid: Int64Builder,
-    reserve: Int64Builder,
-    date_time: TimestampMillisecondBuilder,
-    expires: TimestampMillisecondBuilder,
-    seller: Int64Builder,
-    category: Int64Builder,
-    extra: StringBuilder,
+    id: I64Col,
+    item: StrCol,
+    description: StrCol,
+    initial_bid: I64Col,
+    reserve: I64Col,
+    date_time: I64Col,
+    expires: I64Col,
+    seller: I64Col,
+    category: I64Col,
+    extra: StrCol,
     valid: Vec<bool>,
 }
 
 struct BidBuilders {
-    auction: Int64Builder,
-    bidder: Int64Builder,
-    price: Int64Builder,
-    channel: StringBuilder,
-    url: StringBuilder,
-    date_time: TimestampMillisecondBuilder,
-    extra: StringBuilder,
+    auction: I64Col,
+    bidder: I64Col,
+    price: I64Col,
+    channel: StrCol,
+    url: StrCol,
+    date_time: I64Col,
+    extra: StrCol,
     valid: Vec<bool>,
 }
 
-fn strings(n: usize, avg: usize) -> StringBuilder {
-    StringBuilder::with_capacity(n, n * avg)
+fn shared_nulls(valid: &mut Vec<bool>) -> NullBuffer {
+    NullBuffer::from(std::mem::take(valid))
 }
 
 impl PersonBuilders {
     fn new(n: usize) -> Self {
         PersonBuilders {
-            id: Int64Builder::with_capacity(n),
-            name: strings(n, 12),
-            email: strings(n, 16),
-            card: strings(n, 19),
-            city: strings(n, 8),
-            state: strings(n, 2),
-            date_time: TimestampMillisecondBuilder::with_capacity(n),
-            extra: strings(n, 16),
+            id: I64Col::with_capacity(n),
+            name: StrCol::with_capacity(n, 1),
+            email: StrCol::with_capacity(n, 1),
+            card: StrCol::with_capacity(n, 1),
+            city: StrCol::with_capacity(n, 1),
+            state: StrCol::with_capacity(n, 1),
+            date_time: I64Col::with_capacity(n),
+            extra: StrCol::with_capacity(n, 4),
             valid: Vec::with_capacity(n),
         }
     }
 
     fn null(&mut self) {
-        self.id.append_null();
-        self.name.append_null();
-        self.email.append_null();
-        self.card.append_null();
-        self.city.append_null();
-        self.state.append_null();
-        self.date_time.append_null();
-        self.extra.append_null();
+        self.id.null();
+        self.name.null();
+        self.email.null();
+        self.card.null();
+        self.city.null();
+        self.state.null();
+        self.date_time.null();
+        self.extra.null();
         self.valid.push(false);
     }
 
     fn finish(&mut self) -> ArrayRef {
+        let nulls = shared_nulls(&mut self.valid);
         let cols: Vec<ArrayRef> = vec![
-            Arc::new(self.id.finish()),
-            Arc::new(self.name.finish()),
-            Arc::new(self.email.finish()),
-            Arc::new(self.card.finish()),
-            Arc::new(self.city.finish()),
-            Arc::new(self.state.finish()),
-            Arc::new(self.date_time.finish()),
-            Arc::new(self.extra.finish()),
+            self.id.finish_i64(&nulls),
+            self.name.finish(&nulls),
+            self.email.finish(&nulls),
+            self.card.finish(&nulls),
+            self.city.finish(&nulls),
+            self.state.finish(&nulls),
+            self.date_time.finish_ts(&nulls),
+            self.extra.finish(&nulls),
         ];
-        Arc::new(StructArray::new(
-            person_fields(),
-            cols,
-            Some(NullBuffer::from(std::mem::take(&mut self.valid))),
-        ))
+        Arc::new(StructArray::new(person_fields(), cols, Some(nulls)))
     }
 }
 
 impl AuctionBuilders {
     fn new(n: usize) -> Self {
         AuctionBuilders {
-            id: Int64Builder::with_capacity(n),
-            item: strings(n, 4),
-            description: strings(n, 8),
-            initial_bid: Int64Builder::with_capacity(n),
-            reserve: Int64Builder::with_capacity(n),
-            date_time: TimestampMillisecondBuilder::with_capacity(n),
-            expires: TimestampMillisecondBuilder::with_capacity(n),
-            seller: Int64Builder::with_capacity(n),
-            category: Int64Builder::with_capacity(n),
-            extra: strings(n, 32),
+            id: I64Col::with_capacity(n),
+            item: StrCol::with_capacity(n, 1),
+            description: StrCol::with_capacity(n, 4),
+            initial_bid: I64Col::with_capacity(n),
+            reserve: I64Col::with_capacity(n),
+            date_time: I64Col::with_capacity(n),
+            expires: I64Col::with_capacity(n),
+            seller: I64Col::with_capacity(n),
+            category: I64Col::with_capacity(n),
+            extra: StrCol::with_capacity(n, 24),
             valid: Vec::with_capacity(n),
         }
     }
 
     fn null(&mut self) {
-        self.id.append_null();
-        self.item.append_null();
-        self.description.append_null();
-        self.initial_bid.append_null();
-        self.reserve.append_null();
-        self.date_time.append_null();
-        self.expires.append_null();
-        self.seller.append_null();
-        self.category.append_null();
-        self.extra.append_null();
+        self.id.null();
+        self.item.null();
+        self.description.null();
+        self.initial_bid.null();
+        self.reserve.null();
+        self.date_time.null();
+        self.expires.null();
+        self.seller.null();
+        self.category.null();
+        self.extra.null();
         self.valid.push(false);
     }
 
     fn finish(&mut self) -> ArrayRef {
+        let nulls = shared_nulls(&mut self.valid);
         let cols: Vec<ArrayRef> = vec![
-            Arc::new(self.id.finish()),
-            Arc::new(self.item.finish()),
-            Arc::new(self.description.finish()),
-            Arc::new(self.initial_bid.finish()),
-            Arc::new(self.reserve.finish()),
-            Arc::new(self.date_time.finish()),
-            Arc::new(self.expires.finish()),
-            Arc::new(self.seller.finish()),
-            Arc::new(self.category.finish()),
-            Arc::new(self.extra.finish()),
+            self.id.finish_i64(&nulls),
+            self.item.finish(&nulls),
+            self.description.finish(&nulls),
+            self.initial_bid.finish_i64(&nulls),
+            self.reserve.finish_i64(&nulls),
+            self.date_time.finish_ts(&nulls),
+            self.expires.finish_ts(&nulls),
+            self.seller.finish_i64(&nulls),
+            self.category.finish_i64(&nulls),
+            self.extra.finish(&nulls),
         ];
-        Arc::new(StructArray::new(
-            auction_fields(),
-            cols,
-            Some(NullBuffer::from(std::mem::take(&mut self.valid))),
-        ))
+        Arc::new(StructArray::new(auction_fields(), cols, Some(nulls)))
     }
 }
 
 impl BidBuilders {
     fn new(n: usize) -> Self {
         BidBuilders {
-            auction: Int64Builder::with_capacity(n),
-            bidder: Int64Builder::with_capacity(n),
-            price: Int64Builder::with_capacity(n),
-            channel: strings(n, 10),
-            url: strings(n, 64),
-            date_time: TimestampMillisecondBuilder::with_capacity(n),
-            extra: strings(n, 68),
+            auction: I64Col::with_capacity(n),
+            bidder: I64Col::with_capacity(n),
+            price: I64Col::with_capacity(n),
+            channel: StrCol::with_capacity(n, 10),
+            url: StrCol::with_capacity(n, 64),
+            date_time: I64Col::with_capacity(n),
+            extra: StrCol::with_capacity(n, 68),
             valid: Vec::with_capacity(n),
         }
     }
 
     fn null(&mut self) {
-        self.auction.append_null();
-        self.bidder.append_null();
-        self.price.append_null();
-        self.channel.append_null();
-        self.url.append_null();
-        self.date_time.append_null();
-        self.extra.append_null();
+        self.auction.null();
+        self.bidder.null();
+        self.price.null();
+        self.channel.null();
+        self.url.null();
+        self.date_time.null();
+        self.extra.null();
         self.valid.push(false);
     }
 
     fn finish(&mut self) -> ArrayRef {
+        let nulls = shared_nulls(&mut self.valid);
         let cols: Vec<ArrayRef> = vec![
-            Arc::new(self.auction.finish()),
-            Arc::new(self.bidder.finish()),
-            Arc::new(self.price.finish()),
-            Arc::new(self.channel.finish()),
-            Arc::new(self.url.finish()),
-            Arc::new(self.date_time.finish()),
-            Arc::new(self.extra.finish()),
+            self.auction.finish_i64(&nulls),
+            self.bidder.finish_i64(&nulls),
+            self.price.finish_i64(&nulls),
+            self.channel.finish(&nulls),
+            self.url.finish(&nulls),
+            self.date_time.finish_ts(&nulls),
+            self.extra.finish(&nulls),
         ];
-        Arc::new(StructArray::new(
-            bid_fields(),
-            cols,
-            Some(NullBuffer::from(std::mem::take(&mut self.valid))),
-        ))
+        Arc::new(StructArray::new(bid_fields(), cols, Some(nulls)))
     }
 }
 
@@ -458,14 +521,14 @@ impl NexmarkGenerator {
         s.push(' ');
         s.push_str(LAST_NAMES[rng.next_int(LAST_NAMES.len() as u32) as usize]);
         let mut size = 8 + s.len();
-        b.name.append_value(&*s);
+        b.name.push(&*s);
         s.clear();
         push_string(&mut rng, 7, b' ', s);
         s.push('@');
         push_string(&mut rng, 5, b' ', s);
         s.push_str(".com");
         size += s.len();
-        b.email.append_value(&*s);
+        b.email.push(&*s);
         s.clear();
         for i in 0..4 {
             if i > 0 {
@@ -475,16 +538,16 @@ impl NexmarkGenerator {
             s.push_str(&format!("{v:04}"));
         }
         size += s.len();
-        b.card.append_value(&*s);
+        b.card.push(&*s);
         let city = US_CITIES[rng.next_int(US_CITIES.len() as u32) as usize];
         let state = US_STATES[rng.next_int(US_STATES.len() as u32) as usize];
         size += city.len() + state.len();
-        b.city.append_value(city);
-        b.state.append_value(state);
+        b.city.push(city);
+        b.state.push(state);
         let len = extra_len(&mut rng, size, cfg.person_avg_size);
-        b.extra.append_value(self.tables.extra(&mut rng, len));
-        b.id.append_value(id as i64);
-        b.date_time.append_value(timestamp);
+        b.extra.push(self.tables.extra(&mut rng, len));
+        b.id.push(id as i64);
+        b.date_time.push(timestamp);
         b.valid.push(true);
     }
 
@@ -510,21 +573,21 @@ impl NexmarkGenerator {
         s.clear();
         push_string(&mut rng, 20, b' ', s);
         let name_len = s.len();
-        b.item.append_value(&*s);
+        b.item.push(&*s);
         s.clear();
         push_string(&mut rng, 100, b' ', s);
         let desc_len = s.len();
-        b.description.append_value(&*s);
+        b.description.push(&*s);
         let reserve = initial_bid + next_price(&mut rng);
         let len = extra_len(&mut rng, 8 + name_len + desc_len + 40, cfg.auction_avg_size);
-        b.extra.append_value(self.tables.extra(&mut rng, len));
-        b.id.append_value(id as i64);
-        b.initial_bid.append_value(initial_bid);
-        b.reserve.append_value(reserve);
-        b.date_time.append_value(timestamp);
-        b.expires.append_value(expires);
-        b.seller.append_value(seller as i64);
-        b.category.append_value(category as i64);
+        b.extra.push(self.tables.extra(&mut rng, len));
+        b.id.push(id as i64);
+        b.initial_bid.push(initial_bid);
+        b.reserve.push(reserve);
+        b.date_time.push(timestamp);
+        b.expires.push(expires);
+        b.seller.push(seller as i64);
+        b.category.push(category as i64);
         b.valid.push(true);
     }
 
@@ -556,13 +619,13 @@ impl NexmarkGenerator {
             (c.as_str(), u.as_str())
         };
         let len = extra_len(&mut rng, 32, cfg.bid_avg_size);
-        b.auction.append_value(auction as i64);
-        b.bidder.append_value(bidder as i64);
-        b.price.append_value(price);
-        b.channel.append_value(channel);
-        b.url.append_value(url);
-        b.date_time.append_value(timestamp);
-        b.extra.append_value(self.tables.extra(&mut rng, len));
+        b.auction.push(auction as i64);
+        b.bidder.push(bidder as i64);
+        b.price.push(price);
+        b.channel.push(channel);
+        b.url.push(url);
+        b.date_time.push(timestamp);
+        b.extra.push(self.tables.extra(&mut rng, len));
         b.valid.push(true);
     }
 }
