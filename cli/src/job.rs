@@ -78,17 +78,28 @@ pub fn plan(path: &PathBuf, args: &PlanArgs) -> Result<PlannedJob, Failure> {
 
 pub fn explain(args: ExplainArgs) -> Result<(), Failure> {
     let job = plan(&args.file, &args.plan)?;
-    print!("{}", job.graph);
+    let mut text = job.graph.to_string();
     let chains = kernel::runtime::plan_chains(&job.graph);
-    println!("tasks: {} chains", chains.len());
+    text.push_str(&format!("tasks: {} chains\n", chains.len()));
     for c in chains {
         let names: Vec<&str> = c
             .iter()
             .map(|&n| job.graph.nodes[n].name.as_str())
             .collect();
-        println!("  {}", names.join(" -> "));
+        text.push_str(&format!("  {}\n", names.join(" -> ")));
     }
-    Ok(())
+    write_stdout(&text)
+}
+
+/// Writes to stdout; a reader that went away (`eddy explain … | head`) is not an error.
+pub fn write_stdout(text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure::Internal(format!("writing output: {e}")))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Runs a planned job with progress; returns the metrics and the wall time.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
-use kernel::connectors::{Connector, TableDescriptor};
+use kernel::connectors::{ColumnFilter, Connector, TableDescriptor};
 use kernel::operator::{OperatorContext, Source, SourceFactory, SourcePoll};
 use kernel::types::sql_type_name;
 use kernel::{Error, Result};
@@ -23,10 +23,15 @@ impl Connector for NexmarkConnector {
         OPTION_KEYS
     }
 
+    fn filterable_columns(&self) -> &'static [&'static str] {
+        &["event_type"]
+    }
+
     fn source(
         &self,
         table: &TableDescriptor,
         projection: Option<&[usize]>,
+        filters: &[ColumnFilter],
     ) -> Result<Arc<dyn SourceFactory>> {
         let events = event_schema();
         // Map each declared column onto the generator's; types must match Flink's DDL.
@@ -70,16 +75,39 @@ impl Connector for NexmarkConnector {
         Ok(Arc::new(NexmarkSourceFactory {
             cfg,
             columns,
+            types: event_types(filters),
             reorder,
             output,
         }))
     }
 }
 
+/// Which event types (person, auction, bid) pass every `event_type` filter.
+fn event_types(filters: &[ColumnFilter]) -> [bool; 3] {
+    let mut types = [true; 3];
+    for f in filters.iter().filter(|f| f.column == "event_type") {
+        let wanted: Vec<i64> = f
+            .values
+            .iter()
+            .filter_map(|v| v.cast_to(&arrow::datatypes::DataType::Int64).ok())
+            .filter_map(|v| match v {
+                kernel::connectors::ScalarValue::Int64(Some(x)) => Some(x),
+                _ => None,
+            })
+            .collect();
+        for (t, on) in types.iter_mut().enumerate() {
+            *on &= wanted.contains(&(t as i64));
+        }
+    }
+    types
+}
+
 #[derive(Debug)]
 struct NexmarkSourceFactory {
     cfg: GeneratorConfig,
     columns: EventColumns,
+    /// Event types to generate at all (from pushed-down `event_type` filters).
+    types: [bool; 3],
     reorder: Vec<usize>,
     output: SchemaRef,
 }
@@ -95,7 +123,8 @@ impl SourceFactory for NexmarkSourceFactory {
         Ok(Box::new(NexmarkSource {
             base_time: cfg.base_time_ms,
             paced: !cfg.max_emit_speed,
-            generator: NexmarkGenerator::new(Arc::new(cfg), subtask, self.columns),
+            generator: NexmarkGenerator::new(Arc::new(cfg), subtask, self.columns)
+                .with_event_types(self.types),
             reorder: (!identity).then(|| self.reorder.clone()),
             output: self.output.clone(),
             started: None,
@@ -109,8 +138,8 @@ impl SourceFactory for NexmarkSourceFactory {
             self.cfg.events_num.to_string()
         };
         format!(
-            "source nexmark, {events} events, first-event.rate {}, seed {}, columns {:?}",
-            self.cfg.first_event_rate, self.cfg.seed, self.columns
+            "source nexmark, {events} events, first-event.rate {}, seed {}, columns {:?}, event types {:?}",
+            self.cfg.first_event_rate, self.cfg.seed, self.columns, self.types
         )
     }
 }

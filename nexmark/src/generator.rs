@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow::array::{
-    ArrayRef, Int32Builder, Int64Array, RecordBatch, StringArray, StructArray,
+    new_null_array, ArrayRef, Int32Builder, Int64Array, RecordBatch, StringArray, StructArray,
     TimestampMillisecondArray,
 };
 use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
@@ -405,6 +405,8 @@ pub struct NexmarkGenerator {
     /// Events of this split produced so far.
     produced: u64,
     columns: EventColumns,
+    /// Event types emitted (person, auction, bid); others are skipped without being built.
+    types: [bool; 3],
     schema: SchemaRef,
     scratch: String,
 }
@@ -423,9 +425,17 @@ impl NexmarkGenerator {
             split,
             produced: 0,
             columns,
+            types: [true; 3],
             schema,
             scratch: String::new(),
         }
+    }
+
+    /// Emits only events of the given types (person, auction, bid); the others are skipped.
+    /// Every emitted event is the same as without the restriction.
+    pub fn with_event_types(mut self, types: [bool; 3]) -> Self {
+        self.types = types;
+        self
     }
 
     pub fn schema(&self) -> SchemaRef {
@@ -448,21 +458,29 @@ impl NexmarkGenerator {
 
     /// The next batch of up to `batch_size` events, or `None` when the split is done.
     pub fn next_batch(&mut self) -> Option<RecordBatch> {
-        let n = self.remaining().min(self.cfg.batch_size as u64) as usize;
-        if n == 0 {
+        let n = self.cfg.batch_size;
+        if self.remaining() == 0 {
             return None;
         }
         let c = self.columns;
         let mut types = c.event_type.then(|| Int32Builder::with_capacity(n));
-        let mut people = c.person.then(|| PersonBuilders::new(n));
-        let mut auctions = c.auction.then(|| AuctionBuilders::new(n));
-        let mut bids = c.bid.then(|| BidBuilders::new(n));
-        for k in 0..n as u64 {
-            let count = self.produced + k;
+        // Rows of a type that is never emitted are all null: built at the end in one step.
+        let [want_person, want_auction, want_bid] = self.types;
+        let mut people = (c.person && want_person).then(|| PersonBuilders::new(n));
+        let mut auctions = (c.auction && want_auction).then(|| AuctionBuilders::new(n));
+        let mut bids = (c.bid && want_bid).then(|| BidBuilders::new(n));
+        let mut rows = 0;
+        while rows < n && self.produced < self.split.num_events {
+            let count = self.produced;
+            self.produced += 1;
             let event_id = self.split.first_event + count + 2;
+            let kind = self.cfg.event_type(event_id);
+            if !self.types[kind as usize] {
+                continue;
+            }
+            rows += 1;
             let event_number = count + 1;
             let timestamp = self.cfg.timestamp_for_event(event_number);
-            let kind = self.cfg.event_type(event_id);
             if let Some(t) = types.as_mut() {
                 t.append_value(kind as i32);
             }
@@ -490,19 +508,34 @@ impl NexmarkGenerator {
                 }
             }
         }
-        self.produced += n as u64;
+        if rows == 0 {
+            return None;
+        }
+        let n = rows;
         let mut cols: Vec<ArrayRef> = Vec::with_capacity(4);
+        let nulls = |fields: Fields| new_null_array(&DataType::Struct(fields), n);
         if let Some(mut t) = types {
             cols.push(Arc::new(t.finish()));
         }
-        if let Some(mut p) = people {
-            cols.push(p.finish());
+        if c.person {
+            cols.push(
+                people
+                    .as_mut()
+                    .map_or_else(|| nulls(person_fields()), PersonBuilders::finish),
+            );
         }
-        if let Some(mut a) = auctions {
-            cols.push(a.finish());
+        if c.auction {
+            cols.push(
+                auctions
+                    .as_mut()
+                    .map_or_else(|| nulls(auction_fields()), AuctionBuilders::finish),
+            );
         }
-        if let Some(mut b) = bids {
-            cols.push(b.finish());
+        if c.bid {
+            cols.push(
+                bids.as_mut()
+                    .map_or_else(|| nulls(bid_fields()), BidBuilders::finish),
+            );
         }
         let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(n));
         Some(

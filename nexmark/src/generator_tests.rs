@@ -217,3 +217,27 @@ fn same_seed_same_events_and_splits_share_ids_but_not_timelines() {
     whole.next_batch();
     assert!((9..=11).contains(&(first_time(&whole.next_batch().unwrap()) - base)));
 }
+
+#[test]
+fn restricting_event_types_keeps_exactly_those_events() {
+    let cfg = config(10_000, 1);
+    let bids_of = |bs: Vec<RecordBatch>| -> Vec<Option<i64>> {
+        bs.iter()
+            .flat_map(|b| i64_child(b.column(3).as_struct(), 2))
+            .flatten()
+            .map(Some)
+            .collect()
+    };
+    let all = bids_of(all_batches(&cfg));
+    let mut g =
+        NexmarkGenerator::new(cfg, 0, EventColumns::ALL).with_event_types([false, false, true]);
+    let mut only = Vec::new();
+    while let Some(b) = g.next_batch() {
+        assert!(
+            b.column(1).as_struct().null_count() == b.num_rows(),
+            "no person rows"
+        );
+        only.push(b);
+    }
+    assert_eq!(bids_of(only), all);
+}

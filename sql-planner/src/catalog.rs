@@ -10,11 +10,11 @@ use datafusion_common::tree_node::{Transformed, TreeNode};
 use datafusion_common::{plan_err, Column, Result as DfResult, TableReference};
 use datafusion_expr::planner::{ContextProvider, ExprPlanner};
 use datafusion_expr::{
-    AggregateUDF, Expr, HigherOrderUDF, LogicalPlan, LogicalPlanBuilder, ScalarUDF, TableSource,
-    WindowUDF,
+    AggregateUDF, Expr, HigherOrderUDF, LogicalPlan, LogicalPlanBuilder, ScalarUDF,
+    TableProviderFilterPushDown, TableSource, WindowUDF,
 };
 use datafusion_optimizer::analyzer::Analyzer;
-use kernel::connectors::{Connector, ConnectorRegistry, Options, TableDescriptor};
+use kernel::connectors::{ColumnFilter, Connector, ConnectorRegistry, Options, TableDescriptor};
 
 use crate::script::{ColumnDef, TableDef};
 
@@ -52,7 +52,33 @@ impl ConnectorHandle for Handle {
 #[derive(Debug, Clone)]
 pub(crate) struct WatermarkSpec {
     pub rowtime: String,
+    /// The watermark is `max(expr) - delay_ms`.
     pub expr: Expr,
+    pub delay_ms: i64,
+}
+
+/// Splits `x - INTERVAL '…'` (a fixed interval, no months) into `x` and the interval in
+/// milliseconds; any other expression is kept whole with no delay.
+fn split_delay(e: Expr) -> (Expr, i64) {
+    use datafusion_common::ScalarValue;
+    if let Expr::BinaryExpr(b) = &e {
+        if b.op == datafusion_expr::Operator::Minus {
+            let ms = match b.right.as_ref() {
+                Expr::Literal(ScalarValue::IntervalMonthDayNano(Some(v)), _) if v.months == 0 => {
+                    (v.nanoseconds % 1_000_000 == 0)
+                        .then(|| v.days as i64 * 86_400_000 + v.nanoseconds / 1_000_000)
+                }
+                Expr::Literal(ScalarValue::IntervalDayTime(Some(v)), _) => {
+                    Some(v.days as i64 * 86_400_000 + v.milliseconds as i64)
+                }
+                _ => None,
+            };
+            if let Some(ms) = ms.filter(|ms| *ms >= 0) {
+                return (b.left.as_ref().clone(), ms);
+            }
+        }
+    }
+    (e, 0)
 }
 
 /// What DataFusion scans for a table: its physical columns.
@@ -65,6 +91,60 @@ impl TableSource for RawTableSource {
     fn schema(&self) -> SchemaRef {
         self.table.descriptor.schema.clone()
     }
+
+    /// Filters the connector can apply while reading are pushed down as Inexact: the source
+    /// may skip rows, and the filter still runs after it.
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        let columns = self.table.connector.get().filterable_columns();
+        Ok(filters
+            .iter()
+            .map(|f| match column_filter(f, columns) {
+                Some(_) => TableProviderFilterPushDown::Inexact,
+                None => TableProviderFilterPushDown::Unsupported,
+            })
+            .collect())
+    }
+}
+
+/// `column = literal`, `literal = column` or `column IN (literals)` on one of `columns`
+/// (casts on the column are looked through), as a connector filter.
+pub(crate) fn column_filter(e: &Expr, columns: &[&str]) -> Option<ColumnFilter> {
+    fn column<'a>(e: &'a Expr) -> Option<&'a Column> {
+        match e {
+            Expr::Column(c) => Some(c),
+            Expr::Cast(c) => column(&c.expr),
+            Expr::TryCast(c) => column(&c.expr),
+            _ => None,
+        }
+    }
+    let (col, values) = match e {
+        Expr::BinaryExpr(b) if b.op == datafusion_expr::Operator::Eq => {
+            match (b.left.as_ref(), b.right.as_ref()) {
+                (l, Expr::Literal(v, _)) => (column(l)?, vec![v.clone()]),
+                (Expr::Literal(v, _), r) => (column(r)?, vec![v.clone()]),
+                _ => return None,
+            }
+        }
+        Expr::InList(l) if !l.negated => {
+            let values = l
+                .list
+                .iter()
+                .map(|x| match x {
+                    Expr::Literal(v, _) => Some(v.clone()),
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()?;
+            (column(&l.expr)?, values)
+        }
+        _ => return None,
+    };
+    columns.contains(&col.name.as_str()).then(|| ColumnFilter {
+        column: col.name.clone(),
+        values,
+    })
 }
 
 /// A view, or a table with computed columns: DataFusion inlines its plan.
@@ -246,9 +326,11 @@ impl Catalog {
                     Analyzer::new().execute_and_check(probe, &self.options, |_, _| {})?;
                 let (wm_expr, computed) = coerced_exprs(&analyzed)?;
                 let expanded = expand_computed(wm_expr, &computed)?;
+                let (expr, delay_ms) = split_delay(expanded);
                 table.watermark = Some(WatermarkSpec {
                     rowtime: rowtime.clone(),
-                    expr: expanded,
+                    expr,
+                    delay_ms,
                 });
             }
             if has_computed {

@@ -22,7 +22,7 @@ use kernel::ops::{CalcFactory, WatermarkAssignerFactory};
 use kernel::types::StreamSchema;
 use kernel::{Error, Result};
 
-use crate::catalog::RawTableSource;
+use crate::catalog::{column_filter, RawTableSource};
 
 pub(crate) struct Lowering<'a> {
     pub graph: &'a mut JobGraph,
@@ -246,8 +246,8 @@ impl<'a> Lowering<'a> {
                 scan.table_name
             )));
         };
-        if !scan.filters.is_empty() || scan.fetch.is_some() {
-            return Err(Error::internal("scan with pushed-down filters or fetch"));
+        if scan.fetch.is_some() {
+            return Err(Error::internal("scan with a pushed-down LIMIT"));
         }
         let table = raw.table.clone();
         let d = &table.descriptor;
@@ -274,7 +274,19 @@ impl<'a> Lowering<'a> {
                 }
             }
         }
-        let source = table.connector.get().source(d, Some(&projection))?;
+        let connector = table.connector.get();
+        let filters = scan
+            .filters
+            .iter()
+            .map(|f| {
+                column_filter(f, connector.filterable_columns()).ok_or_else(|| {
+                    Error::internal(format!(
+                        "filter {f} was pushed into a scan that cannot apply it"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let source = connector.source(d, Some(&projection), &filters)?;
         let read: SchemaRef = Arc::new(d.schema.project(&projection)?);
         let out = StreamSchema::append_only(read.clone());
         let mut node = self.add(
@@ -290,7 +302,11 @@ impl<'a> Lowering<'a> {
             let project = (projection.len() > wanted).then(|| (0..wanted).collect());
             let passed: SchemaRef = Arc::new(d.schema.project(&projection[..wanted])?);
             let rowtime = passed.index_of(&wm.rowtime).ok();
-            let factory = WatermarkAssignerFactory { expr, project };
+            let factory = WatermarkAssignerFactory {
+                expr,
+                project,
+                delay_ms: wm.delay_ms,
+            };
             let out = StreamSchema::append_only(passed).with_event_time(rowtime);
             let id = self.add(
                 "watermark",

@@ -15,7 +15,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 
 use super::cells::{Cell, ColumnBuilder};
 use super::options::parse_duration_ms;
-use super::{Connector, TableDescriptor};
+use super::{ColumnFilter, Connector, TableDescriptor};
 use crate::operator::{OperatorContext, Source, SourceFactory, SourcePoll};
 use crate::{Error, Result};
 
@@ -49,6 +49,7 @@ impl Connector for DatagenConnector {
         &self,
         table: &TableDescriptor,
         projection: Option<&[usize]>,
+        _filters: &[ColumnFilter],
     ) -> Result<Arc<dyn SourceFactory>> {
         let t = &table.name;
         let o = &table.options;

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 
 pub use blackhole::BlackholeConnector;
+pub use datafusion_common::ScalarValue;
 pub use datagen::DatagenConnector;
 pub use filesystem::encode::{write_csv, write_json, TIMESTAMP_FORMAT};
 pub use filesystem::FilesystemConnector;
@@ -37,6 +38,14 @@ pub struct TableDescriptor {
     pub options: Options,
 }
 
+/// A predicate a source may apply itself: `column IN (values)`; an equality is a one-value list.
+/// Pushing one down is only an optimization: the planner keeps the filter after the source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnFilter {
+    pub column: String,
+    pub values: Vec<ScalarValue>,
+}
+
 pub trait Connector: Send + Sync {
     fn name(&self) -> &'static str;
 
@@ -44,14 +53,21 @@ pub trait Connector: Send + Sync {
     /// column name (`fields.#.kind`).
     fn option_keys(&self) -> &'static [&'static str];
 
+    /// Columns whose [`ColumnFilter`]s the source can apply while reading.
+    fn filterable_columns(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// A source reading the table; `projection` lists the physical columns the query needs, in
-    /// order, and the source's batches carry exactly those.
+    /// order, and the source's batches carry exactly those. `filters` are on
+    /// [`filterable_columns`](Self::filterable_columns); the source may skip rows failing them.
     fn source(
         &self,
         table: &TableDescriptor,
         projection: Option<&[usize]>,
+        filters: &[ColumnFilter],
     ) -> Result<Arc<dyn SourceFactory>> {
-        let _ = projection;
+        let _ = (projection, filters);
         Err(Error::user(format!(
             "table '{}': connector '{}' can only be written to, not read",
             table.name,

@@ -22,6 +22,9 @@ pub struct WatermarkAssignerFactory {
     pub expr: Arc<dyn PhysicalExpr>,
     /// Columns to pass on, when the source read extra ones only for the watermark.
     pub project: Option<Vec<usize>>,
+    /// Subtracted from the maximum of `expr`: `WATERMARK FOR t AS t - INTERVAL '4' SECOND`
+    /// runs as `max(t) - 4000`, with no per-row interval arithmetic.
+    pub delay_ms: i64,
 }
 
 impl OperatorFactory for WatermarkAssignerFactory {
@@ -29,18 +32,24 @@ impl OperatorFactory for WatermarkAssignerFactory {
         Ok(Box::new(WatermarkAssigner {
             expr: self.expr.clone(),
             project: self.project.clone(),
+            delay_ms: self.delay_ms,
             current: None,
         }))
     }
 
     fn describe(&self) -> String {
-        format!("watermark {}", self.expr)
+        if self.delay_ms == 0 {
+            format!("watermark {}", self.expr)
+        } else {
+            format!("watermark max({}) - {} ms", self.expr, self.delay_ms)
+        }
     }
 }
 
 struct WatermarkAssigner {
     expr: Arc<dyn PhysicalExpr>,
     project: Option<Vec<usize>>,
+    delay_ms: i64,
     current: Option<EventTime>,
 }
 
@@ -58,7 +67,8 @@ impl Operator for WatermarkAssigner {
     ) -> Result<()> {
         let values = evaluate(&self.expr, &batch)?;
         let millis = cast(&values, &DataType::Int64)?;
-        let batch_max = max(millis.as_primitive::<Int64Type>());
+        let batch_max =
+            max(millis.as_primitive::<Int64Type>()).map(|m| m.saturating_sub(self.delay_ms));
         match &self.project {
             None => out.batch(batch)?,
             Some(cols) => out.batch(batch.project(cols)?)?,

@@ -15,7 +15,7 @@ mod source;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{Connector, TableDescriptor};
+use super::{ColumnFilter, Connector, TableDescriptor};
 use crate::operator::{OperatorFactory, SourceFactory};
 use crate::{Error, Result};
 
@@ -177,6 +177,7 @@ impl Connector for FilesystemConnector {
         &self,
         table: &TableDescriptor,
         projection: Option<&[usize]>,
+        _filters: &[ColumnFilter],
     ) -> Result<Arc<dyn SourceFactory>> {
         source::factory(table, projection, FormatOptions::from_table(table)?)
     }
