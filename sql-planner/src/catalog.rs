@@ -112,7 +112,7 @@ impl TableSource for RawTableSource {
 /// `column = literal`, `literal = column` or `column IN (literals)` on one of `columns`
 /// (casts on the column are looked through), as a connector filter.
 pub(crate) fn column_filter(e: &Expr, columns: &[&str]) -> Option<ColumnFilter> {
-    fn column<'a>(e: &'a Expr) -> Option<&'a Column> {
+    fn column(e: &Expr) -> Option<&Column> {
         match e {
             Expr::Column(c) => Some(c),
             Expr::Cast(c) => column(&c.expr),
