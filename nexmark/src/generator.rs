@@ -407,6 +407,8 @@ pub struct NexmarkGenerator {
     columns: EventColumns,
     /// Event types emitted (person, auction, bid); others are skipped without being built.
     types: [bool; 3],
+    /// All-null person / auction / bid columns, for types that are never emitted.
+    null_cache: [Option<ArrayRef>; 3],
     schema: SchemaRef,
     scratch: String,
 }
@@ -426,8 +428,22 @@ impl NexmarkGenerator {
             produced: 0,
             columns,
             types: [true; 3],
+            null_cache: [None, None, None],
             schema,
             scratch: String::new(),
+        }
+    }
+
+    /// An all-null column of a row type for `n` rows, kept for reuse: batches are mostly the
+    /// same size, and zero-filling fresh buffers each time is measurable.
+    fn null_rows(&mut self, slot: usize, fields: fn() -> Fields, n: usize) -> ArrayRef {
+        match &self.null_cache[slot] {
+            Some(a) if a.len() == n => a.clone(),
+            _ => {
+                let a = new_null_array(&DataType::Struct(fields()), n);
+                self.null_cache[slot] = Some(a.clone());
+                a
+            }
         }
     }
 
@@ -513,7 +529,7 @@ impl NexmarkGenerator {
         }
         let n = rows;
         let mut cols: Vec<ArrayRef> = Vec::with_capacity(4);
-        let nulls = |fields: Fields| new_null_array(&DataType::Struct(fields), n);
+        let mut nulls = |slot: usize, fields: fn() -> Fields| self.null_rows(slot, fields, n);
         if let Some(mut t) = types {
             cols.push(Arc::new(t.finish()));
         }
@@ -521,20 +537,20 @@ impl NexmarkGenerator {
             cols.push(
                 people
                     .as_mut()
-                    .map_or_else(|| nulls(person_fields()), PersonBuilders::finish),
+                    .map_or_else(|| nulls(0, person_fields), PersonBuilders::finish),
             );
         }
         if c.auction {
             cols.push(
                 auctions
                     .as_mut()
-                    .map_or_else(|| nulls(auction_fields()), AuctionBuilders::finish),
+                    .map_or_else(|| nulls(1, auction_fields), AuctionBuilders::finish),
             );
         }
         if c.bid {
             cols.push(
                 bids.as_mut()
-                    .map_or_else(|| nulls(bid_fields()), BidBuilders::finish),
+                    .map_or_else(|| nulls(2, bid_fields), BidBuilders::finish),
             );
         }
         let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(n));

@@ -120,7 +120,10 @@ impl GeneratorConfig {
 /// Log-uniform price in cents on [100, 10^8).
 #[inline]
 pub(crate) fn next_price(rng: &mut Rng) -> i64 {
-    (10f64.powf(rng.next_double() * 6.0) * 100.0).round() as i64
+    // 10^(6u) as e^(6u ln 10): the same distribution, and exp is much cheaper than pow.
+    // Java's Math.round is floor(x + 0.5); the value is positive, so truncation floors.
+    let v = (rng.next_double() * (6.0 * std::f64::consts::LN_10)).exp() * 100.0;
+    (v + 0.5) as i64
 }
 
 /// Appends a random string of 3..max letters, each `special` with probability 1/13, trimmed.
@@ -152,7 +155,8 @@ pub(crate) fn extra_len(rng: &mut Rng, current: usize, avg: usize) -> usize {
         return 0;
     }
     let d = avg - current;
-    let delta = (d as f64 * 0.2).round() as usize;
+    // Math.round(d * 0.2) in integers.
+    let delta = (2 * d + 5) / 10;
     let min = d - delta;
     if delta == 0 {
         min
