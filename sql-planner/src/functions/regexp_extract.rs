@@ -8,7 +8,7 @@ use arrow::array::{Array, Int64Array, StringBuilder};
 use arrow::datatypes::DataType;
 use datafusion_common::{plan_err, Result};
 use datafusion_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
-use regex::Regex;
+use regex::{CaptureLocations, Regex};
 
 use super::{
     arg_array, as_strings, expect_strings, is_integer, is_stringish, scalar_i64, scalar_str,
@@ -27,11 +27,15 @@ impl RegexpExtract {
     }
 }
 
-fn extract<'a>(re: &Regex, s: &'a str, index: i64) -> Option<&'a str> {
+/// Group `index` of the first match; `locs` is reused across rows to avoid an allocation per
+/// row.
+fn extract<'a>(re: &Regex, locs: &mut CaptureLocations, s: &'a str, index: i64) -> Option<&'a str> {
     if index < 0 {
         return None;
     }
-    re.captures(s)?.get(index as usize).map(|m| m.as_str())
+    re.captures_read(locs, s)?;
+    let (start, end) = locs.get(index as usize)?;
+    Some(&s[start..end])
 }
 
 impl ScalarUDFImpl for RegexpExtract {
@@ -77,8 +81,9 @@ impl ScalarUDFImpl for RegexpExtract {
                 let re = pattern.as_deref().and_then(|p| Regex::new(p).ok());
                 match (re, index) {
                     (Some(re), Some(index)) => {
+                        let mut locs = re.capture_locations();
                         for s in strs.iter() {
-                            out.append_option(s.and_then(|s| extract(&re, s, index)));
+                            out.append_option(s.and_then(|s| extract(&re, &mut locs, s, index)));
                         }
                     }
                     _ => {
@@ -111,7 +116,10 @@ impl ScalarUDFImpl for RegexpExtract {
                         cache = Some((p.to_string(), Regex::new(p).ok()));
                     }
                     let re = cache.as_ref().and_then(|(_, r)| r.as_ref());
-                    out.append_option(re.and_then(|re| extract(re, strs.value(i), idx.value(i))));
+                    out.append_option(re.and_then(|re| {
+                        let mut locs = re.capture_locations();
+                        extract(re, &mut locs, strs.value(i), idx.value(i))
+                    }));
                 }
             }
         }
@@ -126,12 +134,11 @@ mod tests {
     #[test]
     fn channel_id_extraction() {
         let re = Regex::new("(&|^)channel_id=([^&]*)").unwrap();
-        assert_eq!(
-            extract(&re, "https://x/item.htm?query=1&channel_id=42", 2),
-            Some("42")
-        );
-        assert_eq!(extract(&re, "https://x/item.htm?query=1", 2), None);
-        assert_eq!(extract(&re, "channel_id=7&a=b", 2), Some("7"));
-        assert_eq!(extract(&re, "channel_id=7", 9), None);
+        let mut l = re.capture_locations();
+        let url = "https://x/item.htm?query=1&channel_id=42";
+        assert_eq!(extract(&re, &mut l, url, 2), Some("42"));
+        assert_eq!(extract(&re, &mut l, "https://x/item.htm?query=1", 2), None);
+        assert_eq!(extract(&re, &mut l, "channel_id=7&a=b", 2), Some("7"));
+        assert_eq!(extract(&re, &mut l, "channel_id=7", 9), None);
     }
 }

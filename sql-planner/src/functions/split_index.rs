@@ -29,7 +29,27 @@ fn piece<'a>(s: &'a str, sep: &str, index: i64) -> Option<&'a str> {
     if index < 0 || sep.is_empty() {
         return None;
     }
-    s.split(sep).nth(index as usize)
+    match sep.as_bytes() {
+        [b] if b.is_ascii() => piece_by_byte(s, *b, index as usize),
+        _ => s.split(sep).nth(index as usize),
+    }
+}
+
+/// `piece` for a one-byte ASCII separator: a plain scan, cheaper on short strings than the
+/// general searchers (an ASCII byte never falls inside a multi-byte character).
+fn piece_by_byte(s: &str, sep: u8, index: usize) -> Option<&str> {
+    let mut start = 0;
+    let mut seen = 0;
+    for (i, &c) in s.as_bytes().iter().enumerate() {
+        if c == sep {
+            if seen == index {
+                return Some(&s[start..i]);
+            }
+            seen += 1;
+            start = i + 1;
+        }
+    }
+    (seen == index).then(|| &s[start..])
 }
 
 impl ScalarUDFImpl for SplitIndex {
@@ -104,5 +124,9 @@ mod tests {
         assert_eq!(piece(url, "/", 1), Some(""));
         assert_eq!(piece(url, "/", 9), None);
         assert_eq!(piece(url, "/", -1), None);
+        assert_eq!(piece("a::b::c", "::", 2), Some("c"));
+        assert_eq!(piece("é/ü", "/", 1), Some("ü"));
+        assert_eq!(piece("abc", "/", 0), Some("abc"));
+        assert_eq!(piece("abc", "/", 1), None);
     }
 }
