@@ -2,9 +2,11 @@
 //! first match of `regex` in `str`; NULL when there is no match, the group did not take part,
 //! the regex is invalid, or an argument is NULL (Flink's behaviour).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, Int64Array, StringBuilder};
+use arrow::array::{Array, Int64Array, StringArray, StringBuilder};
 use arrow::datatypes::DataType;
 use datafusion_common::{plan_err, Result};
 use datafusion_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
@@ -25,6 +27,96 @@ impl RegexpExtract {
             signature: Signature::user_defined(Volatility::Immutable),
         }
     }
+}
+
+/// Remembered results for repeated inputs, per task thread. Streams often carry few distinct
+/// strings (channels, URLs, user agents); then a lookup replaces a regex search. The cache is
+/// bounded, and turns itself off when inputs rarely repeat.
+struct ResultCache {
+    pattern: String,
+    index: i64,
+    /// The pattern compiled once; `None` when it is invalid (every result is then NULL).
+    regex: Option<(Regex, CaptureLocations)>,
+    results: HashMap<Box<str>, Option<Box<str>>, foldhash::fast::RandomState>,
+    lookups: u64,
+    hits: u64,
+    enabled: bool,
+}
+
+const CACHE_ENTRIES: usize = 1 << 16;
+/// Lookups before the hit rate is judged, and the rate below which caching stops.
+const CACHE_TRIAL: u64 = 1 << 16;
+const CACHE_MIN_HIT_RATE: f64 = 0.5;
+
+impl ResultCache {
+    fn new() -> Self {
+        ResultCache {
+            pattern: String::new(),
+            index: 0,
+            regex: None,
+            results: HashMap::default(),
+            lookups: 0,
+            hits: 0,
+            enabled: true,
+        }
+    }
+
+    /// Starts over when the pattern or group changes.
+    fn reset_for(&mut self, pattern: &str, index: i64) {
+        if self.pattern != pattern
+            || self.index != index
+            || self.lookups == 0 && self.regex.is_none()
+        {
+            *self = ResultCache::new();
+            self.pattern = pattern.to_string();
+            self.index = index;
+            self.regex = Regex::new(pattern).ok().map(|re| {
+                let locs = re.capture_locations();
+                (re, locs)
+            });
+        }
+    }
+
+    fn extract_into(&mut self, strs: &StringArray, out: &mut StringBuilder) {
+        let Some((re, locs)) = self.regex.as_mut() else {
+            strs.iter().for_each(|_| out.append_null());
+            return;
+        };
+        let re = &*re;
+        if !self.enabled {
+            for s in strs.iter() {
+                out.append_option(s.and_then(|s| extract(re, locs, s, self.index)));
+            }
+            return;
+        }
+        for s in strs.iter() {
+            let Some(s) = s else {
+                out.append_null();
+                continue;
+            };
+            self.lookups += 1;
+            if let Some(r) = self.results.get(s) {
+                self.hits += 1;
+                out.append_option(r.as_deref());
+                continue;
+            }
+            let r = extract(re, locs, s, self.index);
+            out.append_option(r);
+            if self.results.len() < CACHE_ENTRIES {
+                self.results.insert(s.into(), r.map(Into::into));
+            }
+        }
+        if self.lookups >= CACHE_TRIAL
+            && (self.hits as f64) < CACHE_MIN_HIT_RATE * self.lookups as f64
+        {
+            self.enabled = false;
+            self.results = HashMap::default();
+        }
+    }
+}
+
+thread_local! {
+    static CACHE: RefCell<ResultCache> = RefCell::new(ResultCache::new());
 }
 
 /// Group `index` of the first match; `locs` is reused across rows to avoid an allocation per
@@ -77,22 +169,16 @@ impl ScalarUDFImpl for RegexpExtract {
         let mut out = StringBuilder::with_capacity(n, 8 * n);
         match (scalar_str(&args.args[1]), index_scalar) {
             (Some(pattern), Some(index)) => {
-                // Compiled once per batch; an invalid pattern yields NULL, as in Flink.
-                let re = pattern.as_deref().and_then(|p| Regex::new(p).ok());
-                match (re, index) {
-                    (Some(re), Some(index)) => {
-                        let mut locs = re.capture_locations();
-                        for s in strs.iter() {
-                            out.append_option(s.and_then(|s| extract(&re, &mut locs, s, index)));
-                        }
-                    }
-                    _ => {
-                        return Ok(ColumnarValue::Array(arrow::array::new_null_array(
-                            &DataType::Utf8,
-                            n,
-                        )))
-                    }
-                }
+                let (Some(pattern), Some(index)) = (pattern, index) else {
+                    return Ok(ColumnarValue::Array(arrow::array::new_null_array(
+                        &DataType::Utf8,
+                        n,
+                    )));
+                };
+                CACHE.with_borrow_mut(|c| {
+                    c.reset_for(&pattern, index);
+                    c.extract_into(strs, &mut out);
+                });
             }
             _ => {
                 let pats = arg_array(&args.args[1], n, &DataType::Utf8)?;
@@ -130,6 +216,54 @@ impl ScalarUDFImpl for RegexpExtract {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn run(cache: &mut ResultCache, inputs: &[Option<&str>]) -> Vec<Option<String>> {
+        let mut out = StringBuilder::new();
+        cache.extract_into(&StringArray::from(inputs.to_vec()), &mut out);
+        out.finish().iter().map(|v| v.map(str::to_string)).collect()
+    }
+
+    #[test]
+    fn cached_results_equal_computed_ones_and_the_cache_gives_up_on_unique_inputs() {
+        let mut c = ResultCache::new();
+        c.reset_for("(&|^)channel_id=([^&]*)", 2);
+        let inputs = [
+            Some("a&channel_id=1"),
+            None,
+            Some("b"),
+            Some("a&channel_id=1"),
+            Some("b"),
+        ];
+        let want = vec![
+            Some("1".to_string()),
+            None,
+            None,
+            Some("1".to_string()),
+            None,
+        ];
+        assert_eq!(run(&mut c, &inputs), want);
+        assert_eq!(run(&mut c, &inputs), want, "second pass from the cache");
+        assert_eq!(c.hits, 6);
+        let unique: Vec<String> = (0..CACHE_TRIAL + 10)
+            .map(|i| format!("x&channel_id={i}"))
+            .collect();
+        let refs: Vec<Option<&str>> = unique.iter().map(|s| Some(s.as_str())).collect();
+        let got = run(&mut c, &refs);
+        assert_eq!(got[5].as_deref(), Some("5"));
+        assert!(!c.enabled, "a low hit rate turns the cache off");
+        assert_eq!(
+            run(&mut c, &inputs),
+            want,
+            "and results stay right without it"
+        );
+        let mut bad = ResultCache::new();
+        bad.reset_for("(", 1);
+        assert_eq!(
+            run(&mut bad, &[Some("x")]),
+            vec![None],
+            "an invalid pattern gives NULL"
+        );
+    }
 
     #[test]
     fn channel_id_extraction() {
