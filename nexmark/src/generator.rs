@@ -11,10 +11,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow::array::{
-    new_null_array, ArrayRef, Int32Builder, Int64Array, RecordBatch, StringArray, StructArray,
-    TimestampMillisecondArray,
+    new_null_array, ArrayRef, Int32Builder, Int64Array, RecordBatch, StringArray, StringBuilder,
+    StructArray, TimestampMillisecondArray,
 };
-use arrow::buffer::{Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
+use arrow::buffer::{NullBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 
 use crate::config::GeneratorConfig;
@@ -188,38 +188,31 @@ impl I64Col {
     }
 }
 
-struct StrCol {
-    offsets: Vec<i32>,
-    data: Vec<u8>,
-}
+struct StrCol(StringBuilder);
 
 impl StrCol {
     fn with_capacity(n: usize, avg: usize) -> Self {
-        let mut offsets = Vec::with_capacity(n + 1);
-        offsets.push(0);
-        StrCol {
-            offsets,
-            data: Vec::with_capacity(n * avg),
-        }
+        StrCol(StringBuilder::with_capacity(n, n * avg))
     }
 
     #[inline]
     fn push(&mut self, v: &str) {
-        self.data.extend_from_slice(v.as_bytes());
-        self.offsets.push(self.data.len() as i32);
+        self.0.append_value(v);
     }
 
+    /// A null row holds an empty string; the struct's null buffer marks it.
     #[inline]
     fn null(&mut self) {
-        self.offsets.push(self.data.len() as i32);
+        self.0.append_value("");
     }
 
     fn finish(&mut self, nulls: &NullBuffer) -> ArrayRef {
-        let offsets = OffsetBuffer::new(ScalarBuffer::from(std::mem::replace(
-            &mut self.offsets,
-            vec![0],
-        )));
-        let data = Buffer::from(std::mem::take(&mut self.data));
+        let built = self.0.finish();
+        if nulls.null_count() == 0 {
+            // Straight from the builder: no null buffer, no second UTF-8 check.
+            return Arc::new(built);
+        }
+        let (offsets, data, _) = built.into_parts();
         Arc::new(StringArray::new(offsets, data, Some(nulls.clone())))
     }
 }
@@ -265,6 +258,11 @@ fn shared_nulls(valid: &mut Vec<bool>) -> NullBuffer {
     NullBuffer::from(std::mem::take(valid))
 }
 
+/// The null buffer to attach: none when every row is valid.
+fn some_nulls(nulls: &NullBuffer) -> Option<NullBuffer> {
+    (nulls.null_count() > 0).then(|| nulls.clone())
+}
+
 impl PersonBuilders {
     fn new(n: usize) -> Self {
         PersonBuilders {
@@ -304,7 +302,7 @@ impl PersonBuilders {
             self.date_time.finish_ts(&nulls),
             self.extra.finish(&nulls),
         ];
-        Arc::new(StructArray::new(person_fields(), cols, Some(nulls)))
+        Arc::new(StructArray::new(person_fields(), cols, some_nulls(&nulls)))
     }
 }
 
@@ -353,7 +351,7 @@ impl AuctionBuilders {
             self.category.finish_i64(&nulls),
             self.extra.finish(&nulls),
         ];
-        Arc::new(StructArray::new(auction_fields(), cols, Some(nulls)))
+        Arc::new(StructArray::new(auction_fields(), cols, some_nulls(&nulls)))
     }
 }
 
@@ -393,7 +391,7 @@ impl BidBuilders {
             self.date_time.finish_ts(&nulls),
             self.extra.finish(&nulls),
         ];
-        Arc::new(StructArray::new(bid_fields(), cols, Some(nulls)))
+        Arc::new(StructArray::new(bid_fields(), cols, some_nulls(&nulls)))
     }
 }
 
