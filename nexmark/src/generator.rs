@@ -484,10 +484,12 @@ impl NexmarkGenerator {
         let mut auctions = (c.auction && want_auction).then(|| AuctionBuilders::new(n));
         let mut bids = (c.bid && want_bid).then(|| BidBuilders::new(n));
         let mut rows = 0;
+        let mut pos = self.cfg.pos(self.split.first_event + self.produced + 2);
         while rows < n && self.produced < self.split.num_events {
             let count = self.produced;
             self.produced += 1;
-            let event_id = self.split.first_event + count + 2;
+            let event_id = pos;
+            pos = self.cfg.next_pos(pos);
             let kind = self.cfg.event_type(event_id);
             if !self.types[kind as usize] {
                 continue;
@@ -558,9 +560,9 @@ impl NexmarkGenerator {
         )
     }
 
-    fn person(&mut self, event_id: u64, timestamp: i64, b: &mut PersonBuilders) {
+    fn person(&mut self, event_id: EventPos, timestamp: i64, b: &mut PersonBuilders) {
         let cfg = &*self.cfg;
-        let mut rng = Rng::for_event(cfg.seed, event_id);
+        let mut rng = Rng::for_event(cfg.seed, event_id.id);
         let id = cfg.last_base0_person_id(event_id) + FIRST_PERSON_ID;
         let s = &mut self.scratch;
         s.clear();
@@ -600,13 +602,13 @@ impl NexmarkGenerator {
 
     fn auction(
         &mut self,
-        event_id: u64,
+        event_id: EventPos,
         event_number: u64,
         timestamp: i64,
         b: &mut AuctionBuilders,
     ) {
         let cfg = &*self.cfg;
-        let mut rng = Rng::for_event(cfg.seed, event_id);
+        let mut rng = Rng::for_event(cfg.seed, event_id.id);
         let id = cfg.last_base0_auction_id(event_id) + FIRST_AUCTION_ID;
         let seller = if rng.next_int(cfg.hot_sellers_ratio) > 0 {
             (cfg.last_base0_person_id(event_id) / HOT_SELLER_RATIO) * HOT_SELLER_RATIO
@@ -639,9 +641,9 @@ impl NexmarkGenerator {
     }
 
     #[inline]
-    fn bid(&mut self, event_id: u64, timestamp: i64, b: &mut BidBuilders) {
+    fn bid(&mut self, event_id: EventPos, timestamp: i64, b: &mut BidBuilders) {
         let cfg = &*self.cfg;
-        let mut rng = Rng::for_event(cfg.seed, event_id);
+        let mut rng = Rng::for_event(cfg.seed, event_id.id);
         let auction = if rng.next_int(cfg.hot_auction_ratio) > 0 {
             (cfg.last_base0_auction_id(event_id) / HOT_AUCTION_RATIO) * HOT_AUCTION_RATIO
         } else {

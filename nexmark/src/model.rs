@@ -45,13 +45,46 @@ pub enum EventType {
     Bid = 2,
 }
 
+/// An event id with its epoch (one round of the proportions, 50 events by default) and its
+/// offset in that round, from which the event's type and entity ids follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct EventPos {
+    pub id: u64,
+    pub epoch: u64,
+    pub offset: u64,
+}
+
 impl GeneratorConfig {
     fn total_proportion(&self) -> u64 {
         (self.person_proportion + self.auction_proportion + self.bid_proportion) as u64
     }
 
-    pub(crate) fn event_type(&self, event_id: u64) -> EventType {
-        let rem = event_id % self.total_proportion();
+    pub(crate) fn pos(&self, id: u64) -> EventPos {
+        let t = self.total_proportion();
+        EventPos {
+            id,
+            epoch: id / t,
+            offset: id % t,
+        }
+    }
+
+    /// The position of the next event id, without a division (ids are generated in order).
+    #[inline]
+    pub(crate) fn next_pos(&self, p: EventPos) -> EventPos {
+        let mut q = EventPos {
+            id: p.id + 1,
+            epoch: p.epoch,
+            offset: p.offset + 1,
+        };
+        if q.offset == self.total_proportion() {
+            q.offset = 0;
+            q.epoch += 1;
+        }
+        q
+    }
+
+    pub(crate) fn event_type(&self, p: EventPos) -> EventType {
+        let rem = p.offset;
         if rem < self.person_proportion as u64 {
             EventType::Person
         } else if rem < (self.person_proportion + self.auction_proportion) as u64 {
@@ -62,9 +95,9 @@ impl GeneratorConfig {
     }
 
     /// Id (base 0) of the last person created at or before `event_id`.
-    pub(crate) fn last_base0_person_id(&self, event_id: u64) -> u64 {
-        let epoch = event_id / self.total_proportion();
-        let mut offset = event_id % self.total_proportion();
+    pub(crate) fn last_base0_person_id(&self, p: EventPos) -> u64 {
+        let epoch = p.epoch;
+        let mut offset = p.offset;
         let pp = self.person_proportion as u64;
         if offset >= pp {
             offset = pp - 1;
@@ -73,9 +106,9 @@ impl GeneratorConfig {
     }
 
     /// Id (base 0) of the last auction created at or before `event_id`.
-    pub(crate) fn last_base0_auction_id(&self, event_id: u64) -> u64 {
-        let mut epoch = event_id / self.total_proportion();
-        let mut offset = event_id % self.total_proportion();
+    pub(crate) fn last_base0_auction_id(&self, p: EventPos) -> u64 {
+        let mut epoch = p.epoch;
+        let mut offset = p.offset;
         let (pp, ap) = (
             self.person_proportion as u64,
             self.auction_proportion as u64,
@@ -97,16 +130,16 @@ impl GeneratorConfig {
     }
 
     /// A random recent person (base 0): one of the last `num_active_people`, or a few ahead.
-    pub(crate) fn next_base0_person_id(&self, event_id: u64, rng: &mut Rng) -> u64 {
-        let num_people = self.last_base0_person_id(event_id) + 1;
+    pub(crate) fn next_base0_person_id(&self, p: EventPos, rng: &mut Rng) -> u64 {
+        let num_people = self.last_base0_person_id(p) + 1;
         let active = num_people.min(self.num_active_people);
         let n = rng.next_long(active + PERSON_ID_LEAD);
         num_people - active + n
     }
 
     /// A random in-flight auction (base 0), or a few ahead.
-    pub(crate) fn next_base0_auction_id(&self, event_id: u64, rng: &mut Rng) -> u64 {
-        let max_auction = self.last_base0_auction_id(event_id);
+    pub(crate) fn next_base0_auction_id(&self, p: EventPos, rng: &mut Rng) -> u64 {
+        let max_auction = self.last_base0_auction_id(p);
         let min_auction = max_auction.saturating_sub(self.num_in_flight_auctions);
         min_auction + rng.next_long(max_auction - min_auction + 1 + AUCTION_ID_LEAD)
     }
@@ -187,21 +220,26 @@ mod tests {
     #[test]
     fn ids_follow_the_one_three_fortysix_epochs() {
         let c = GeneratorConfig::default();
-        let types: Vec<EventType> = (0..50).map(|id| c.event_type(id)).collect();
+        let types: Vec<EventType> = (0..50).map(|id| c.event_type(c.pos(id))).collect();
         assert_eq!(types.iter().filter(|t| **t == EventType::Person).count(), 1);
         assert_eq!(
             types.iter().filter(|t| **t == EventType::Auction).count(),
             3
         );
-        assert_eq!(c.event_type(50), EventType::Person);
-        assert_eq!(c.event_type(51), EventType::Auction);
+        assert_eq!(c.event_type(c.pos(50)), EventType::Person);
+        assert_eq!(c.event_type(c.pos(51)), EventType::Auction);
+        let mut p = c.pos(0);
+        for id in 1..500 {
+            p = c.next_pos(p);
+            assert_eq!(p, c.pos(id), "stepping matches dividing");
+        }
         // Person ids grow by one per epoch of 50 events; auctions by three.
-        assert_eq!(c.last_base0_person_id(50), 1);
-        assert_eq!(c.last_base0_person_id(149), 2);
-        assert_eq!(c.last_base0_auction_id(53), 5);
-        assert_eq!(c.last_base0_auction_id(60), 5);
+        assert_eq!(c.last_base0_person_id(c.pos(50)), 1);
+        assert_eq!(c.last_base0_person_id(c.pos(149)), 2);
+        assert_eq!(c.last_base0_auction_id(c.pos(53)), 5);
+        assert_eq!(c.last_base0_auction_id(c.pos(60)), 5);
         assert_eq!(
-            c.last_base0_auction_id(100),
+            c.last_base0_auction_id(c.pos(100)),
             5,
             "a person event sees the previous epoch's last auction"
         );
