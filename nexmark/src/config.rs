@@ -118,7 +118,7 @@ impl GeneratorConfig {
             None => d.base_time_ms,
             Some(v) => match v.parse::<i64>() {
                 Ok(ms) => ms,
-                Err(_) => kernel_timestamp(v).ok_or_else(|| {
+                Err(_) => kernel::connectors::parse_timestamp_ms(v.trim()).ok_or_else(|| {
                     Error::user(format!(
                         "table '{table}': option 'base-time' = '{v}' is neither epoch milliseconds nor 'yyyy-MM-dd HH:mm:ss'"
                     ))
@@ -189,10 +189,4 @@ impl GeneratorConfig {
     pub fn inter_event_delay_us(&self) -> f64 {
         1_000_000.0 / self.first_event_rate * self.num_splits as f64
     }
-}
-
-fn kernel_timestamp(text: &str) -> Option<i64> {
-    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S")
-        .ok()
-        .map(|t| t.and_utc().timestamp_millis())
 }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 
 pub use blackhole::BlackholeConnector;
+pub use cells::parse_timestamp_ms;
 pub use datafusion_common::ScalarValue;
 pub use datagen::DatagenConnector;
 pub use filesystem::encode::{write_csv, write_json, TIMESTAMP_FORMAT};

@@ -17,6 +17,7 @@ use datafusion_common::{exec_err, plan_err, Result};
 use datafusion_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 
 use super::{as_strings, scalar_str};
+use kernel::connectors::parse_timestamp_ms;
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct DateFormat {
@@ -161,7 +162,7 @@ impl ScalarUDFImpl for DateFormat {
             let strs = as_strings(&input)?;
             let parsed: TimestampMillisecondArray = strs
                 .iter()
-                .map(|s| s.and_then(kernel_parse_timestamp))
+                .map(|s| s.and_then(|s| parse_timestamp_ms(s.trim())))
                 .collect();
             Arc::new(parsed) as arrow::array::ArrayRef
         } else {
@@ -200,19 +201,6 @@ impl ScalarUDFImpl for DateFormat {
         }
         Ok(ColumnarValue::Array(Arc::new(out.finish())))
     }
-}
-
-fn kernel_parse_timestamp(s: &str) -> Option<i64> {
-    for fmt in [
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S",
-    ] {
-        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s.trim(), fmt) {
-            return Some(t.and_utc().timestamp_millis());
-        }
-    }
-    None
 }
 
 #[cfg(test)]
