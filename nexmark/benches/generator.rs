@@ -8,6 +8,11 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use nexmark::generator::{EventColumns, NexmarkGenerator};
 use nexmark::GeneratorConfig;
 
+/// The allocator of the `eddy` binary: batches' buffers are allocated and freed at this rate
+/// in a real run too.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const EVENTS: u64 = 1_000_000;
 
 fn generate(c: &mut Criterion) {

@@ -11,12 +11,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use arrow::array::{
-    new_null_array, ArrayRef, Int32Builder, Int64Array, RecordBatch, StringArray, StringBuilder,
+    new_null_array, ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray, StringBuilder,
     StructArray, TimestampMillisecondArray,
 };
 use arrow::buffer::{NullBuffer, ScalarBuffer};
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 
+use crate::bid_columns::bid_column;
 use crate::config::GeneratorConfig;
 use crate::model::*;
 use crate::rng::Rng;
@@ -243,17 +244,6 @@ struct AuctionBuilders {
     valid: Vec<bool>,
 }
 
-struct BidBuilders {
-    auction: I64Col,
-    bidder: I64Col,
-    price: I64Col,
-    channel: StrCol,
-    url: StrCol,
-    date_time: I64Col,
-    extra: StrCol,
-    valid: Vec<bool>,
-}
-
 fn shared_nulls(valid: &mut Vec<bool>) -> NullBuffer {
     NullBuffer::from(std::mem::take(valid))
 }
@@ -355,46 +345,6 @@ impl AuctionBuilders {
     }
 }
 
-impl BidBuilders {
-    fn new(n: usize) -> Self {
-        BidBuilders {
-            auction: I64Col::with_capacity(n),
-            bidder: I64Col::with_capacity(n),
-            price: I64Col::with_capacity(n),
-            channel: StrCol::with_capacity(n, 10),
-            url: StrCol::with_capacity(n, 64),
-            date_time: I64Col::with_capacity(n),
-            extra: StrCol::with_capacity(n, 68),
-            valid: Vec::with_capacity(n),
-        }
-    }
-
-    fn null(&mut self) {
-        self.auction.null();
-        self.bidder.null();
-        self.price.null();
-        self.channel.null();
-        self.url.null();
-        self.date_time.null();
-        self.extra.null();
-        self.valid.push(false);
-    }
-
-    fn finish(&mut self) -> ArrayRef {
-        let nulls = shared_nulls(&mut self.valid);
-        let cols: Vec<ArrayRef> = vec![
-            self.auction.finish_i64(&nulls),
-            self.bidder.finish_i64(&nulls),
-            self.price.finish_i64(&nulls),
-            self.channel.finish(&nulls),
-            self.url.finish(&nulls),
-            self.date_time.finish_ts(&nulls),
-            self.extra.finish(&nulls),
-        ];
-        Arc::new(StructArray::new(bid_fields(), cols, some_nulls(&nulls)))
-    }
-}
-
 /// Generates one split's events.
 pub struct NexmarkGenerator {
     cfg: Arc<GeneratorConfig>,
@@ -409,6 +359,10 @@ pub struct NexmarkGenerator {
     null_cache: [Option<ArrayRef>; 3],
     schema: SchemaRef,
     scratch: String,
+    /// The batch being built: each emitted event's position, type and number in the split.
+    rows: Vec<EventPos>,
+    kinds: Vec<EventType>,
+    numbers: Vec<u64>,
 }
 
 impl NexmarkGenerator {
@@ -429,6 +383,9 @@ impl NexmarkGenerator {
             null_cache: [None, None, None],
             schema,
             scratch: String::new(),
+            rows: Vec::new(),
+            kinds: Vec::new(),
+            numbers: Vec::new(),
         }
     }
 
@@ -473,91 +430,111 @@ impl NexmarkGenerator {
     /// The next batch of up to `batch_size` events, or `None` when the split is done.
     pub fn next_batch(&mut self) -> Option<RecordBatch> {
         let n = self.cfg.batch_size;
-        if self.remaining() == 0 {
+        // Which events the batch emits; types never emitted are skipped without being built.
+        // Locals rather than fields in the loop, so they live in registers.
+        let (mut rows, mut kinds, mut numbers) = (
+            std::mem::take(&mut self.rows),
+            std::mem::take(&mut self.kinds),
+            std::mem::take(&mut self.numbers),
+        );
+        rows.clear();
+        kinds.clear();
+        numbers.clear();
+        let (cfg, types, end) = (&*self.cfg, self.types, self.split.num_events);
+        let mut produced = self.produced;
+        let mut pos = cfg.pos(self.split.first_event + produced + 2);
+        // A run of events of one type at a time: one type check per run, not per event.
+        while rows.len() < n && produced < end {
+            let (kind, run) = cfg.type_run(pos);
+            let mut len = run.min(end - produced);
+            if types[kind as usize] {
+                len = len.min((n - rows.len()) as u64);
+                // `extend` over ranges reserves once and runs without capacity checks.
+                rows.extend((0..len).map(|k| EventPos {
+                    id: pos.id + k,
+                    epoch: pos.epoch,
+                    offset: pos.offset + k,
+                }));
+                numbers.extend(produced + 1..=produced + len);
+                kinds.extend(std::iter::repeat_n(kind, len as usize));
+            }
+            produced += len;
+            pos = cfg.advance_within_epoch(pos, len);
+        }
+        self.produced = produced;
+        (self.rows, self.kinds, self.numbers) = (rows, kinds, numbers);
+        let n = self.rows.len();
+        if n == 0 {
             return None;
         }
+        let times: ScalarBuffer<i64> = self
+            .numbers
+            .iter()
+            .map(|&k| self.cfg.timestamp_for_event(k))
+            .collect();
         let c = self.columns;
-        let mut types = c.event_type.then(|| Int32Builder::with_capacity(n));
-        // Rows of a type that is never emitted are all null: built at the end in one step.
-        let [want_person, want_auction, want_bid] = self.types;
-        let mut people = (c.person && want_person).then(|| PersonBuilders::new(n));
-        let mut auctions = (c.auction && want_auction).then(|| AuctionBuilders::new(n));
-        let mut bids = (c.bid && want_bid).then(|| BidBuilders::new(n));
-        let mut rows = 0;
-        let mut pos = self.cfg.pos(self.split.first_event + self.produced + 2);
-        while rows < n && self.produced < self.split.num_events {
-            let count = self.produced;
-            self.produced += 1;
-            let event_id = pos;
-            pos = self.cfg.next_pos(pos);
-            let kind = self.cfg.event_type(event_id);
-            if !self.types[kind as usize] {
-                continue;
-            }
-            rows += 1;
-            let event_number = count + 1;
-            let timestamp = self.cfg.timestamp_for_event(event_number);
-            if let Some(t) = types.as_mut() {
-                t.append_value(kind as i32);
-            }
-            match kind {
-                EventType::Person => {
-                    if let Some(p) = people.as_mut() {
-                        self.person(event_id, timestamp, p);
-                    }
-                    auctions.as_mut().map(AuctionBuilders::null);
-                    bids.as_mut().map(BidBuilders::null);
-                }
-                EventType::Auction => {
-                    people.as_mut().map(PersonBuilders::null);
-                    if let Some(a) = auctions.as_mut() {
-                        self.auction(event_id, event_number, timestamp, a);
-                    }
-                    bids.as_mut().map(BidBuilders::null);
-                }
-                EventType::Bid => {
-                    people.as_mut().map(PersonBuilders::null);
-                    auctions.as_mut().map(AuctionBuilders::null);
-                    if let Some(b) = bids.as_mut() {
-                        self.bid(event_id, timestamp, b);
-                    }
-                }
-            }
-        }
-        if rows == 0 {
-            return None;
-        }
-        let n = rows;
+        // Types filtered out never reach `kinds`.
+        let has = |kind| self.kinds.contains(&kind);
+        let (has_person, has_auction, has_bid) = (
+            has(EventType::Person),
+            has(EventType::Auction),
+            has(EventType::Bid),
+        );
         let mut cols: Vec<ArrayRef> = Vec::with_capacity(4);
-        let mut nulls = |slot: usize, fields: fn() -> Fields| self.null_rows(slot, fields, n);
-        if let Some(mut t) = types {
-            cols.push(Arc::new(t.finish()));
+        if c.event_type {
+            let types: Vec<i32> = self.kinds.iter().map(|k| *k as i32).collect();
+            cols.push(Arc::new(Int32Array::from(types)));
         }
         if c.person {
-            cols.push(
-                people
-                    .as_mut()
-                    .map_or_else(|| nulls(0, person_fields), PersonBuilders::finish),
-            );
+            cols.push(if has_person {
+                self.people(&times)
+            } else {
+                self.null_rows(0, person_fields, n)
+            });
         }
         if c.auction {
-            cols.push(
-                auctions
-                    .as_mut()
-                    .map_or_else(|| nulls(1, auction_fields), AuctionBuilders::finish),
-            );
+            cols.push(if has_auction {
+                self.auctions(&times)
+            } else {
+                self.null_rows(1, auction_fields, n)
+            });
         }
         if c.bid {
-            cols.push(
-                bids.as_mut()
-                    .map_or_else(|| nulls(2, bid_fields), BidBuilders::finish),
-            );
+            cols.push(if has_bid {
+                bid_column(&self.cfg, &self.tables, &self.rows, &self.kinds, &times)
+            } else {
+                self.null_rows(2, bid_fields, n)
+            });
         }
         let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(n));
         Some(
             RecordBatch::try_new_with_options(self.schema.clone(), cols, &options)
-                .expect("builders match the schema"),
+                .expect("columns match the schema"),
         )
+    }
+
+    fn people(&mut self, times: &[i64]) -> ArrayRef {
+        let mut b = PersonBuilders::new(self.rows.len());
+        for (i, &time) in times.iter().enumerate() {
+            if self.kinds[i] == EventType::Person {
+                self.person(self.rows[i], time, &mut b);
+            } else {
+                b.null();
+            }
+        }
+        b.finish()
+    }
+
+    fn auctions(&mut self, times: &[i64]) -> ArrayRef {
+        let mut b = AuctionBuilders::new(self.rows.len());
+        for (i, &time) in times.iter().enumerate() {
+            if self.kinds[i] == EventType::Auction {
+                self.auction(self.rows[i], self.numbers[i], time, &mut b);
+            } else {
+                b.null();
+            }
+        }
+        b.finish()
     }
 
     fn person(&mut self, event_id: EventPos, timestamp: i64, b: &mut PersonBuilders) {
@@ -637,44 +614,6 @@ impl NexmarkGenerator {
         b.expires.push(expires);
         b.seller.push(seller as i64);
         b.category.push(category as i64);
-        b.valid.push(true);
-    }
-
-    #[inline]
-    fn bid(&mut self, event_id: EventPos, timestamp: i64, b: &mut BidBuilders) {
-        let cfg = &*self.cfg;
-        let mut rng = Rng::for_event(cfg.seed, event_id.id);
-        let auction = if rng.next_int(cfg.hot_auction_ratio) > 0 {
-            (cfg.last_base0_auction_id(event_id) / HOT_AUCTION_RATIO) * HOT_AUCTION_RATIO
-        } else {
-            cfg.next_base0_auction_id(event_id, &mut rng)
-        } + FIRST_AUCTION_ID;
-        let bidder = if rng.next_int(cfg.hot_bidders_ratio) > 0 {
-            (cfg.last_base0_person_id(event_id) / HOT_BIDDER_RATIO) * HOT_BIDDER_RATIO + 1
-        } else {
-            cfg.next_base0_person_id(event_id, &mut rng)
-        } + FIRST_PERSON_ID
-            + if cfg.bidder_id_quirk {
-                FIRST_PERSON_ID
-            } else {
-                0
-            };
-        let price = next_price(&mut rng);
-        let (channel, url) = if rng.next_int(HOT_CHANNELS_RATIO) > 0 {
-            let i = rng.next_int(HOT_CHANNELS.len() as u32) as usize;
-            (HOT_CHANNELS[i], self.tables.hot_urls[i].as_str())
-        } else {
-            let (c, u) = &self.tables.channels[rng.next_int(CHANNELS_NUMBER) as usize];
-            (c.as_str(), u.as_str())
-        };
-        let len = extra_len(&mut rng, 32, cfg.bid_avg_size);
-        b.auction.push(auction as i64);
-        b.bidder.push(bidder as i64);
-        b.price.push(price);
-        b.channel.push(channel);
-        b.url.push(url);
-        b.date_time.push(timestamp);
-        b.extra.push(self.tables.extra(&mut rng, len));
         b.valid.push(true);
     }
 }

@@ -7,6 +7,8 @@
 //! - [`connector`]: `'connector' = 'nexmark'` for eddy's connector registry.
 //! - [`queries`]: Flink's DDL, views and q0–q22 verbatim, and the runner's substitutions.
 
+mod ascii;
+mod bid_columns;
 pub mod config;
 pub mod connector;
 pub mod generator;

@@ -2,7 +2,7 @@
 //! Constants are Flink's; see reference/nexmark.md §2.
 
 use crate::config::GeneratorConfig;
-use crate::rng::Rng;
+use crate::rng::{bounded32, bounded64, unit_f64, Rng};
 
 pub const FIRST_PERSON_ID: u64 = 1000;
 pub const FIRST_AUCTION_ID: u64 = 1000;
@@ -68,21 +68,6 @@ impl GeneratorConfig {
         }
     }
 
-    /// The position of the next event id, without a division (ids are generated in order).
-    #[inline]
-    pub(crate) fn next_pos(&self, p: EventPos) -> EventPos {
-        let mut q = EventPos {
-            id: p.id + 1,
-            epoch: p.epoch,
-            offset: p.offset + 1,
-        };
-        if q.offset == self.total_proportion() {
-            q.offset = 0;
-            q.epoch += 1;
-        }
-        q
-    }
-
     pub(crate) fn event_type(&self, p: EventPos) -> EventType {
         let rem = p.offset;
         if rem < self.person_proportion as u64 {
@@ -92,6 +77,38 @@ impl GeneratorConfig {
         } else {
             EventType::Bid
         }
+    }
+
+    /// The type of the event at `p`, and how many events of that type follow in a row from
+    /// `p` on (itself included).
+    pub(crate) fn type_run(&self, p: EventPos) -> (EventType, u64) {
+        let (pp, ap) = (
+            self.person_proportion as u64,
+            self.auction_proportion as u64,
+        );
+        let kind = self.event_type(p);
+        let end = match kind {
+            EventType::Person => pp,
+            EventType::Auction => pp + ap,
+            EventType::Bid => self.total_proportion(),
+        };
+        (kind, end - p.offset)
+    }
+
+    /// The position `k` events after `p`, where `p.offset + k` stays within `p`'s epoch or
+    /// ends it exactly.
+    #[inline]
+    pub(crate) fn advance_within_epoch(&self, p: EventPos, k: u64) -> EventPos {
+        let mut q = EventPos {
+            id: p.id + k,
+            epoch: p.epoch,
+            offset: p.offset + k,
+        };
+        if q.offset == self.total_proportion() {
+            q.offset = 0;
+            q.epoch += 1;
+        }
+        q
     }
 
     /// Id (base 0) of the last person created at or before `event_id`.
@@ -131,17 +148,23 @@ impl GeneratorConfig {
 
     /// A random recent person (base 0): one of the last `num_active_people`, or a few ahead.
     pub(crate) fn next_base0_person_id(&self, p: EventPos, rng: &mut Rng) -> u64 {
-        let num_people = self.last_base0_person_id(p) + 1;
-        let active = num_people.min(self.num_active_people);
-        let n = rng.next_long(active + PERSON_ID_LEAD);
-        num_people - active + n
+        self.recent_base0_person_id(p, rng.next_u64())
     }
 
-    /// A random in-flight auction (base 0), or a few ahead.
-    pub(crate) fn next_base0_auction_id(&self, p: EventPos, rng: &mut Rng) -> u64 {
+    /// [`Self::next_base0_person_id`] for 64 given random bits.
+    #[inline]
+    pub(crate) fn recent_base0_person_id(&self, p: EventPos, bits: u64) -> u64 {
+        let num_people = self.last_base0_person_id(p) + 1;
+        let active = num_people.min(self.num_active_people);
+        num_people - active + bounded64(bits, active + PERSON_ID_LEAD)
+    }
+
+    /// A random in-flight auction (base 0), or a few ahead, for 64 random bits.
+    #[inline]
+    pub(crate) fn in_flight_base0_auction_id(&self, p: EventPos, bits: u64) -> u64 {
         let max_auction = self.last_base0_auction_id(p);
         let min_auction = max_auction.saturating_sub(self.num_in_flight_auctions);
-        min_auction + rng.next_long(max_auction - min_auction + 1 + AUCTION_ID_LEAD)
+        min_auction + bounded64(bits, max_auction - min_auction + 1 + AUCTION_ID_LEAD)
     }
 
     /// Event time of the `n`-th event (1-based) of a split.
@@ -153,10 +176,49 @@ impl GeneratorConfig {
 /// Log-uniform price in cents on [100, 10^8).
 #[inline]
 pub(crate) fn next_price(rng: &mut Rng) -> i64 {
-    // 10^(6u) as e^(6u ln 10): the same distribution, and exp is much cheaper than pow.
+    price_from(rng.next_u64())
+}
+
+/// The price for 64 random bits.
+#[inline]
+pub(crate) fn price_from(bits: u64) -> i64 {
     // Java's Math.round is floor(x + 0.5); the value is positive, so truncation floors.
-    let v = (rng.next_double() * (6.0 * std::f64::consts::LN_10)).exp() * 100.0;
-    (v + 0.5) as i64
+    (ten_to_the_6u(unit_f64(bits)) * 100.0 + 0.5) as i64
+}
+
+/// 10^(6u) for u in [0, 1), without a libm call (which cost 15% of bid generation): as 2^y
+/// with y = 6u·log2(10) = n + j/16 + x, |x| ≤ 1/32, where 2^(j/16) comes from a table and
+/// 2^x = e^(x ln 2) from its Taylor series to degree 5 (relative error below 1e-12).
+#[inline]
+pub(crate) fn ten_to_the_6u(u: f64) -> f64 {
+    /// 2^(j/16) for j in 0..16.
+    const TWO_TO_THE_SIXTEENTHS: [f64; 16] = [
+        1.0,
+        1.0442737824274138,
+        1.0905077326652577,
+        1.1387886347566916,
+        1.189207115002721,
+        1.241857812073484,
+        1.2968395546510096,
+        1.3542555469368927,
+        std::f64::consts::SQRT_2,
+        1.4768261459394993,
+        1.5422108254079407,
+        1.6104903319492543,
+        1.681792830507429,
+        1.7562521603732995,
+        1.8340080864093424,
+        1.9152065613971474,
+    ];
+    const INV_FACTORIALS: [f64; 6] = [1.0, 1.0, 1.0 / 2.0, 1.0 / 6.0, 1.0 / 24.0, 1.0 / 120.0];
+    // y in sixteenths of an octave, rounded to the nearest: 0 <= y16 < 320.
+    let y16 = u * (6.0 * 16.0 * std::f64::consts::LOG2_10);
+    let k = (y16 + 0.5) as i64;
+    let x = (y16 - k as f64) * (std::f64::consts::LN_2 / 16.0);
+    let e_x = INV_FACTORIALS.iter().rev().fold(0.0, |acc, c| acc * x + c);
+    // 2^(k / 16) = 2^(k >> 4) · 2^((k & 15) / 16), the first built from its exponent bits.
+    let octave = f64::from_bits((((k >> 4) + 1023) as u64) << 52);
+    e_x * octave * TWO_TO_THE_SIXTEENTHS[(k & 15) as usize]
 }
 
 /// Appends a random string of 3..max letters, each `special` with probability 1/13, trimmed.
@@ -184,17 +246,39 @@ pub(crate) fn push_string(rng: &mut Rng, max_len: u32, special: u8, out: &mut St
 /// Length of the `extra` padding that brings a record of `current` bytes to `avg` on average.
 #[inline]
 pub(crate) fn extra_len(rng: &mut Rng, current: usize, avg: usize) -> usize {
-    if current > avg {
-        return 0;
-    }
-    let d = avg - current;
-    // Math.round(d * 0.2) in integers.
-    let delta = (2 * d + 5) / 10;
-    let min = d - delta;
-    if delta == 0 {
-        min
+    let shape = ExtraShape::new(current, avg);
+    if shape.spread == 0 {
+        shape.min
     } else {
-        min + rng.next_int(2 * delta as u32) as usize
+        shape.min + rng.next_int(shape.spread) as usize
+    }
+}
+
+/// Padding lengths are uniform on `[min, min + spread)`, or exactly `min` when `spread` is 0.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ExtraShape {
+    pub min: usize,
+    pub spread: u32,
+}
+
+impl ExtraShape {
+    pub fn new(current: usize, avg: usize) -> Self {
+        if current > avg {
+            return ExtraShape { min: 0, spread: 0 };
+        }
+        let d = avg - current;
+        // Math.round(d * 0.2) in integers.
+        let delta = (2 * d + 5) / 10;
+        ExtraShape {
+            min: d - delta,
+            spread: 2 * delta as u32,
+        }
+    }
+
+    /// The length for 32 random bits (a spread of 0 bounds the draw to 0).
+    #[inline]
+    pub fn len(self, bits: u32) -> usize {
+        self.min + bounded32(bits, self.spread) as usize
     }
 }
 
@@ -230,9 +314,15 @@ mod tests {
         assert_eq!(c.event_type(c.pos(51)), EventType::Auction);
         let mut p = c.pos(0);
         for id in 1..500 {
-            p = c.next_pos(p);
+            p = c.advance_within_epoch(p, 1);
             assert_eq!(p, c.pos(id), "stepping matches dividing");
         }
+        assert_eq!(c.type_run(c.pos(100)), (EventType::Person, 1));
+        assert_eq!(c.type_run(c.pos(102)), (EventType::Auction, 2));
+        assert_eq!(c.type_run(c.pos(104)), (EventType::Bid, 46));
+        assert_eq!(c.type_run(c.pos(149)), (EventType::Bid, 1));
+        assert_eq!(c.advance_within_epoch(c.pos(104), 46), c.pos(150));
+        assert_eq!(c.advance_within_epoch(c.pos(104), 5), c.pos(109));
         // Person ids grow by one per epoch of 50 events; auctions by three.
         assert_eq!(c.last_base0_person_id(c.pos(50)), 1);
         assert_eq!(c.last_base0_person_id(c.pos(149)), 2);
@@ -243,6 +333,23 @@ mod tests {
             5,
             "a person event sees the previous epoch's last auction"
         );
+    }
+
+    #[test]
+    fn powers_of_ten_match_libm() {
+        for (j, v) in (0..16).map(|j| (j, 2f64.powf(j as f64 / 16.0))) {
+            let got = ten_to_the_6u(j as f64 / (6.0 * 16.0 * std::f64::consts::LOG2_10));
+            assert!(((got - v) / v).abs() < 1e-12, "table entry {j}");
+        }
+        for i in 0..=100_000u32 {
+            let u = i as f64 / 100_000.0;
+            let want = 10f64.powf(6.0 * u);
+            let got = ten_to_the_6u(u);
+            assert!(
+                ((got - want) / want).abs() < 1e-12,
+                "u={u}: {got} vs {want}"
+            );
+        }
     }
 
     #[test]

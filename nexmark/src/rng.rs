@@ -13,6 +13,49 @@ fn mix64(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Uniform in `[0, bound)` from 32 random bits (Lemire's multiply-shift; bias below 2^-32).
+#[inline]
+pub(crate) fn bounded32(bits: u32, bound: u32) -> u32 {
+    ((bits as u64 * bound as u64) >> 32) as u32
+}
+
+/// Uniform in `[0, bound)` from 64 random bits.
+#[inline]
+pub(crate) fn bounded64(bits: u64, bound: u64) -> u64 {
+    ((bits as u128 * bound as u128) >> 64) as u64
+}
+
+/// Uniform in `[0, 1)` from 64 random bits.
+#[inline]
+pub(crate) fn unit_f64(bits: u64) -> f64 {
+    (bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+}
+
+/// Draws reserved for each event. The events share one splitmix64 sequence, each owning a
+/// block of this many consecutive positions; the most an event uses is about 250 (an auction's
+/// description), so streams never overlap.
+const DRAWS_PER_EVENT: u64 = 1024;
+
+/// The stream of one event: its state, and random access to its draws. splitmix64 advances
+/// its state by a constant, so draw `k` is computed directly, which lets the columnar bid path
+/// give each field a fixed draw and pick between alternatives without branches.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EventStream(u64);
+
+impl EventStream {
+    #[inline]
+    pub fn new(seed: u64, event_id: u64) -> Self {
+        let base = mix64(seed ^ 0x510e_527f_ade6_82d1);
+        EventStream(base.wrapping_add(event_id.wrapping_mul(DRAWS_PER_EVENT.wrapping_mul(GAMMA))))
+    }
+
+    /// Draw `k` (0-based): the value the `k + 1`-th `Rng::next_u64` of this event returns.
+    #[inline]
+    pub fn draw(self, k: u64) -> u64 {
+        mix64(self.0.wrapping_add((k + 1).wrapping_mul(GAMMA)))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Rng(u64);
 
@@ -21,10 +64,10 @@ impl Rng {
         Rng(mix64(seed ^ 0x6a09_e667_f3bc_c909))
     }
 
-    /// The stream for one event.
+    /// The stream for one event, drawn in order.
     #[inline]
     pub fn for_event(seed: u64, event_id: u64) -> Self {
-        Rng(mix64(seed ^ mix64(event_id.wrapping_mul(GAMMA))))
+        Rng(EventStream::new(seed, event_id).0)
     }
 
     #[inline]
@@ -33,22 +76,16 @@ impl Rng {
         mix64(self.0)
     }
 
-    /// Uniform in `[0, bound)`, `bound > 0` (Lemire's multiply-shift; bias below 2^-32).
+    /// Uniform in `[0, bound)`, `bound > 0`.
     #[inline]
     pub fn next_int(&mut self, bound: u32) -> u32 {
-        (((self.next_u64() >> 32) * bound as u64) >> 32) as u32
+        bounded32((self.next_u64() >> 32) as u32, bound)
     }
 
     /// Uniform in `[0, bound)`, `bound > 0`.
     #[inline]
     pub fn next_long(&mut self, bound: u64) -> u64 {
-        ((self.next_u64() as u128 * bound as u128) >> 64) as u64
-    }
-
-    /// Uniform in `[0, 1)`.
-    #[inline]
-    pub fn next_double(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+        bounded64(self.next_u64(), bound)
     }
 
     /// A signed 32-bit value, as Java's `nextInt()`.
@@ -73,7 +110,7 @@ mod tests {
         assert!(seen.iter().all(|&c| (800..1200).contains(&c)), "{seen:?}");
         for _ in 0..1000 {
             assert!(r.next_long(3) < 3);
-            let d = r.next_double();
+            let d = unit_f64(r.next_u64());
             assert!((0.0..1.0).contains(&d));
         }
     }
@@ -84,5 +121,14 @@ mod tests {
         assert_eq!(a, Rng::for_event(1, 42).next_u64());
         assert_ne!(a, Rng::for_event(2, 42).next_u64());
         assert_ne!(a, Rng::for_event(1, 43).next_u64());
+        let mut r = Rng::for_event(1, 42);
+        let stream = EventStream::new(1, 42);
+        for k in 0..5 {
+            assert_eq!(
+                r.next_u64(),
+                stream.draw(k),
+                "random access matches stepping"
+            );
+        }
     }
 }

@@ -1,22 +1,69 @@
-//! Values the generator draws from, made once per seed: the padding text, the hot URLs and the
-//! channel table.
+//! Values the generator draws from, made once per seed: the padding text, and the channel
+//! names and URLs of bids.
 
-use crate::model::{push_string, CHANNELS_NUMBER};
+use crate::ascii::AsciiArena;
+use crate::model::{push_string, CHANNELS_NUMBER, HOT_CHANNELS};
 use crate::rng::Rng;
 
 /// Size of the padding pool. Flink's is 1 MiB; 32 KiB gives the same random substrings
 /// (`extra` is at most a few hundred bytes) and stays in the CPU's near caches.
 const EXTRA_LEN: usize = 32 << 10;
 
+/// The index of the empty entry of the channel and URL tables, for rows without a bid.
+pub(crate) const NO_CHANNEL: u32 = CHANNELS_NUMBER + HOT_CHANNELS.len() as u32;
+
+/// Where one string lies in its arena.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Span {
+    pub start: u32,
+    pub len: u32,
+}
+
+/// Strings laid end to end in one arena, addressed by index.
+#[derive(Debug)]
+pub(crate) struct StringTable {
+    pub arena: AsciiArena,
+    pub spans: Vec<Span>,
+    /// Length of the longest string.
+    pub max_len: usize,
+}
+
+impl StringTable {
+    #[inline]
+    pub fn span(&self, index: u32) -> Span {
+        self.spans[index as usize]
+    }
+
+    fn new<S: AsRef<str>>(strings: impl IntoIterator<Item = S>) -> Self {
+        let mut bytes = Vec::new();
+        let mut spans = Vec::new();
+        for s in strings {
+            let s = s.as_ref().as_bytes();
+            spans.push(Span {
+                start: bytes.len() as u32,
+                len: s.len() as u32,
+            });
+            bytes.extend_from_slice(s);
+        }
+        let max_len = spans.iter().map(|s| s.len as usize).max().unwrap_or(0);
+        StringTable {
+            arena: AsciiArena::new(bytes),
+            spans,
+            max_len,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Tables {
     /// Source of `extra` padding: substrings at random offsets, as Flink's
-    /// `REUSABLE_EXTRA_STRING` (characters 'a' + rnd % 26 with a signed rnd: ASCII 72..=122,
-    /// so every offset is a character boundary).
-    pub extra: String,
-    pub hot_urls: [String; 4],
-    /// `channel-<i>` and its URL, for the non-hot channels.
-    pub channels: Vec<(String, String)>,
+    /// `REUSABLE_EXTRA_STRING` (characters 'a' + rnd % 26 with a signed rnd: ASCII 72..=122).
+    pub pool: AsciiArena,
+    /// Bid channels: `channel-<i>` for i < CHANNELS_NUMBER, then the hot channels, then the
+    /// empty string at [`NO_CHANNEL`].
+    pub channels: StringTable,
+    /// The URL of each entry of `channels`.
+    pub urls: StringTable,
 }
 
 fn base_url(rng: &mut Rng) -> String {
@@ -32,35 +79,47 @@ fn base_url(rng: &mut Rng) -> String {
 impl Tables {
     pub fn new(seed: u64) -> Self {
         let mut rng = Rng::new(seed ^ 0x007a_b1e5);
-        let extra: String = (0..EXTRA_LEN)
-            .map(|_| (b'a' as i32 + rng.next_i32() % 26) as u8 as char)
+        let pool: Vec<u8> = (0..EXTRA_LEN)
+            .map(|_| (b'a' as i32 + rng.next_i32() % 26) as u8)
             .collect();
-        let hot_urls = std::array::from_fn(|_| base_url(&mut rng));
-        let channels = (0..CHANNELS_NUMBER)
-            .map(|i| {
-                let mut url = base_url(&mut rng);
-                if rng.next_int(10) > 0 {
-                    // Java: Math.abs(Integer.reverse(i)), which stays negative for MIN_VALUE.
-                    url.push_str(&format!(
-                        "&channel_id={}",
-                        (i as i32).reverse_bits().wrapping_abs()
-                    ));
-                }
-                (format!("channel-{i}"), url)
-            })
+        let hot_urls: Vec<String> = (0..HOT_CHANNELS.len())
+            .map(|_| base_url(&mut rng))
             .collect();
-        Tables {
-            extra,
-            hot_urls,
-            channels,
+        let mut names = Vec::new();
+        let mut urls = Vec::new();
+        for i in 0..CHANNELS_NUMBER {
+            let mut url = base_url(&mut rng);
+            if rng.next_int(10) > 0 {
+                // Java: Math.abs(Integer.reverse(i)), which stays negative for MIN_VALUE.
+                url.push_str(&format!(
+                    "&channel_id={}",
+                    (i as i32).reverse_bits().wrapping_abs()
+                ));
+            }
+            names.push(format!("channel-{i}"));
+            urls.push(url);
         }
+        names.extend(HOT_CHANNELS.iter().map(|s| s.to_string()));
+        urls.extend(hot_urls);
+        names.push(String::new());
+        urls.push(String::new());
+        Tables {
+            pool: AsciiArena::new(pool),
+            channels: StringTable::new(names),
+            urls: StringTable::new(urls),
+        }
+    }
+
+    /// Length of the padding pool.
+    pub fn pool_len(&self) -> usize {
+        self.pool.len()
     }
 
     /// `len` bytes of padding at a random offset.
     #[inline]
     pub fn extra(&self, rng: &mut Rng, len: usize) -> &str {
-        let len = len.min(self.extra.len());
-        let start = rng.next_int((self.extra.len() - len) as u32) as usize;
-        &self.extra[start..start + len]
+        let len = len.min(self.pool_len());
+        let start = rng.next_int((self.pool_len() - len) as u32) as usize;
+        self.pool.str(start, len)
     }
 }
