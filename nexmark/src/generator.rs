@@ -359,10 +359,9 @@ pub struct NexmarkGenerator {
     null_cache: [Option<ArrayRef>; 3],
     schema: SchemaRef,
     scratch: String,
-    /// The batch being built: each emitted event's position, type and number in the split.
+    /// The batch being built: each emitted event's position and type.
     rows: Vec<EventPos>,
     kinds: Vec<EventType>,
-    numbers: Vec<u64>,
 }
 
 impl NexmarkGenerator {
@@ -385,7 +384,6 @@ impl NexmarkGenerator {
             scratch: String::new(),
             rows: Vec::new(),
             kinds: Vec::new(),
-            numbers: Vec::new(),
         }
     }
 
@@ -432,14 +430,12 @@ impl NexmarkGenerator {
         let n = self.cfg.batch_size;
         // Which events the batch emits; types never emitted are skipped without being built.
         // Locals rather than fields in the loop, so they live in registers.
-        let (mut rows, mut kinds, mut numbers) = (
+        let (mut rows, mut kinds) = (
             std::mem::take(&mut self.rows),
             std::mem::take(&mut self.kinds),
-            std::mem::take(&mut self.numbers),
         );
         rows.clear();
         kinds.clear();
-        numbers.clear();
         let (cfg, types, end) = (&*self.cfg, self.types, self.split.num_events);
         let mut produced = self.produced;
         let mut pos = cfg.pos(self.split.first_event + produced + 2);
@@ -455,22 +451,21 @@ impl NexmarkGenerator {
                     epoch: pos.epoch,
                     offset: pos.offset + k,
                 }));
-                numbers.extend(produced + 1..=produced + len);
                 kinds.extend(std::iter::repeat_n(kind, len as usize));
             }
             produced += len;
             pos = cfg.advance_within_epoch(pos, len);
         }
         self.produced = produced;
-        (self.rows, self.kinds, self.numbers) = (rows, kinds, numbers);
+        (self.rows, self.kinds) = (rows, kinds);
         let n = self.rows.len();
         if n == 0 {
             return None;
         }
         let times: ScalarBuffer<i64> = self
-            .numbers
+            .rows
             .iter()
-            .map(|&k| self.cfg.timestamp_for_event(k))
+            .map(|p| self.cfg.timestamp_for_event(self.event_number(p)))
             .collect();
         let c = self.columns;
         // Types filtered out never reach `kinds`.
@@ -513,6 +508,12 @@ impl NexmarkGenerator {
         )
     }
 
+    /// The event's number in this split, from 1: Flink's timeline position.
+    #[inline]
+    fn event_number(&self, p: &EventPos) -> u64 {
+        p.id - (self.split.first_event + 2) + 1
+    }
+
     fn people(&mut self, times: &[i64]) -> ArrayRef {
         let mut b = PersonBuilders::new(self.rows.len());
         for (i, &time) in times.iter().enumerate() {
@@ -529,7 +530,8 @@ impl NexmarkGenerator {
         let mut b = AuctionBuilders::new(self.rows.len());
         for (i, &time) in times.iter().enumerate() {
             if self.kinds[i] == EventType::Auction {
-                self.auction(self.rows[i], self.numbers[i], time, &mut b);
+                let p = self.rows[i];
+                self.auction(p, self.event_number(&p), time, &mut b);
             } else {
                 b.null();
             }
