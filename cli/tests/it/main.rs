@@ -3,5 +3,6 @@
 mod cli;
 mod connectors;
 mod nexmark_golden;
+mod nexmark_reference;
 mod reference;
 mod support;

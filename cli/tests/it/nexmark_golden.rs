@@ -5,7 +5,7 @@
 use nexmark::queries::{job_script, JobSettings};
 
 use crate::reference::{self, Bid};
-use crate::support::{assert_same_rows, data_files, run_sql, sorted_csv_rows};
+use crate::support::{assert_same_rows, partitioned_rows, run_sql, sorted_csv_rows};
 
 const EVENTS: u64 = 30_000;
 const SEED: u64 = 42;
@@ -80,29 +80,7 @@ fn q10_partitioned_files() {
     let dir = tempfile::tempdir().unwrap();
     let script = job_script("q10", &settings(dir.path())).unwrap();
     run_sql(&script, 1).unwrap();
-    let root = dir.path().join("data/output/golden/bid");
-    let mut got = Vec::new();
-    for f in data_files(&root) {
-        // .../dt=2015-07-15/hm=00%3A00/part-…: partition values come from the path.
-        let rel = f.strip_prefix(&root).unwrap();
-        let parts: Vec<String> = rel
-            .iter()
-            .map(|p| p.to_string_lossy().to_string())
-            .collect();
-        assert_eq!(parts.len(), 3, "{rel:?}");
-        let dt = parts[0].strip_prefix("dt=").unwrap().to_string();
-        let hm = parts[1].strip_prefix("hm=").unwrap().replace("%3A", ":");
-        assert!(
-            f.parent().unwrap().join("_SUCCESS").exists(),
-            "partition {rel:?} is committed"
-        );
-        for mut row in crate::support::csv_rows(&f) {
-            row.push(dt.clone());
-            row.push(hm.clone());
-            got.push(row);
-        }
-    }
-    got.sort();
+    let got = partitioned_rows(&dir.path().join("data/output/golden/bid"));
     assert_same_rows("q10", &got, &sorted(reference::q10(&bids(1))));
 }
 

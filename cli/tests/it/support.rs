@@ -103,3 +103,30 @@ pub fn assert_same_rows(query: &str, got: &[Vec<String>], want: &[Vec<String>]) 
         first.map(|i| &want[i])
     );
 }
+
+/// The rows of q10's partitioned output under `root` (`dt=…/hm=…/part-…`), each with its
+/// partition values appended, sorted. Every partition must be committed (`_SUCCESS`).
+pub fn partitioned_rows(root: &Path) -> Vec<Vec<String>> {
+    let mut got = Vec::new();
+    for f in data_files(root) {
+        let rel = f.strip_prefix(root).unwrap();
+        let parts: Vec<String> = rel
+            .iter()
+            .map(|p| p.to_string_lossy().to_string())
+            .collect();
+        assert_eq!(parts.len(), 3, "{rel:?}");
+        let dt = parts[0].strip_prefix("dt=").unwrap().to_string();
+        let hm = parts[1].strip_prefix("hm=").unwrap().replace("%3A", ":");
+        assert!(
+            f.parent().unwrap().join("_SUCCESS").exists(),
+            "partition {rel:?} is committed"
+        );
+        for mut row in csv_rows(&f) {
+            row.push(dt.clone());
+            row.push(hm.clone());
+            got.push(row);
+        }
+    }
+    got.sort();
+    got
+}

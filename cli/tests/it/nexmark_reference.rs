@@ -1,0 +1,180 @@
+//! Every Nexmark query against its DuckDB reference (`nexmark/reference/`): the rows DuckDB
+//! computes from a batch translation of the query over the event set of `events.env`
+//! (`regen.sh` writes them). The query runs from Flink's verbatim SQL with its blackhole sink
+//! swapped for CSV files; rows are compared as multisets. Queries eddy does not run yet are
+//! listed in `pending.txt`: each is named when skipped, and a listed query that starts planning
+//! fails its test, so the list stays true.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use nexmark::queries::{job_script, JobSettings};
+use sha2::{Digest, Sha256};
+use sql_planner::{plan_script, PlanOptions};
+
+use crate::support::sorted_csv_rows;
+use crate::support::{assert_same_rows, csv_rows, partitioned_rows, registry, run_sql};
+
+fn reference_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../nexmark/reference")
+}
+
+/// `KEY=value` lines of `events.env`.
+fn event_set() -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(reference_dir().join("events.env")).unwrap();
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// Query name → what it waits for, from `pending.txt`.
+fn pending() -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(reference_dir().join("pending.txt")).unwrap();
+    text.lines()
+        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (q, why) = l.split_once(char::is_whitespace).unwrap_or((l, ""));
+            (q.to_string(), why.trim().to_string())
+        })
+        .collect()
+}
+
+fn settings(dir: &Path) -> JobSettings {
+    let set = event_set();
+    JobSettings {
+        events: set["EVENTS"].parse().unwrap(),
+        rate: set["RATE"].parse().unwrap(),
+        extra_options: vec![("seed".into(), set["SEED"].clone())],
+        nexmark_dir: dir.display().to_string(),
+        submit_time: "reference".into(),
+        flink_home: dir.display().to_string(),
+    }
+}
+
+/// What `regen.sh` wrote for a query: all rows, or for large outputs a digest of them.
+enum Expected {
+    Rows(Vec<Vec<String>>),
+    Digest {
+        rows: usize,
+        sha256: String,
+        head: Vec<Vec<String>>,
+    },
+}
+
+fn expected(name: &str) -> Expected {
+    let dir = reference_dir().join("expected");
+    let csv = dir.join(format!("{name}.csv"));
+    if csv.exists() {
+        return Expected::Rows(csv_rows(&csv));
+    }
+    let digest = dir.join(format!("{name}.digest"));
+    let text = std::fs::read_to_string(&digest)
+        .unwrap_or_else(|e| panic!("{name}: no expected output ({}: {e})", digest.display()));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let head = v["head"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f.as_str().unwrap().to_string())
+                .collect()
+        })
+        .collect();
+    Expected::Digest {
+        rows: v["rows"].as_u64().unwrap() as usize,
+        sha256: v["sha256"].as_str().unwrap().to_string(),
+        head,
+    }
+}
+
+/// The digest `regen.py` computes: SHA-256 over the sorted rows, fields joined by U+001F,
+/// each row ended by a newline.
+fn digest(rows: &[Vec<String>]) -> String {
+    let mut h = Sha256::new();
+    for row in rows {
+        h.update(row.join("\u{1f}").as_bytes());
+        h.update(b"\n");
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs query `name` on the reference event set; its rows, sorted.
+fn run(name: &str) -> Vec<Vec<String>> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let script = job_script(name, &settings(dir.path())).unwrap();
+    let sink = format!(
+        "'connector' = 'filesystem', 'path' = '{}', 'format' = 'csv'",
+        out.display()
+    );
+    let script = script.replace("'connector' = 'blackhole'", &sink);
+    run_sql(&script, 1).unwrap_or_else(|e| panic!("{name}: {e}"));
+    if name == "q10" {
+        // q10 writes its own partitioned files.
+        return partitioned_rows(&dir.path().join("data/output/reference/bid"));
+    }
+    sorted_csv_rows(&out)
+}
+
+fn check(name: &str) {
+    if let Some(why) = pending().get(name) {
+        let dir = tempfile::tempdir().unwrap();
+        let script = job_script(name, &settings(dir.path())).unwrap();
+        let opts = PlanOptions {
+            parallelism: 1,
+            settings: vec![],
+            connectors: registry(),
+        };
+        assert!(
+            plan_script(&script, &opts).is_err(),
+            "{name} plans now: check it against its reference and remove it from \
+             nexmark/reference/pending.txt"
+        );
+        eprintln!("{name}: pending ({why})");
+        return;
+    }
+    let got = run(name);
+    match expected(name) {
+        Expected::Rows(want) => assert_same_rows(name, &got, &want),
+        Expected::Digest { rows, sha256, head } => {
+            let n = head.len().min(got.len());
+            assert_same_rows(name, &got[..n], &head);
+            assert_eq!(got.len(), rows, "{name}: rows from eddy vs the reference");
+            assert_eq!(digest(&got), sha256, "{name}: same count, different rows");
+        }
+    }
+}
+
+macro_rules! queries {
+    ($($q:ident),*) => {
+        $(#[test] fn $q() { check(stringify!($q)); })*
+
+        #[test]
+        fn every_query_has_a_reference_and_pending_names_real_queries() {
+            let all = [$(stringify!($q)),*];
+            let dir = reference_dir();
+            for q in all {
+                assert!(dir.join(format!("{q}.sql")).exists(), "{q}.sql");
+                let exp = dir.join("expected");
+                assert!(
+                    exp.join(format!("{q}.csv")).exists() || exp.join(format!("{q}.digest")).exists(),
+                    "{q}: no expected output; run nexmark/reference/regen.sh"
+                );
+            }
+            for (q, why) in pending() {
+                assert!(all.contains(&q.as_str()), "pending.txt names {q}");
+                assert!(!why.is_empty(), "pending.txt: say what {q} waits for");
+            }
+        }
+    };
+}
+
+queries!(
+    q0, q1, q2, q3, q4, q5, q6, q7, q8, q9, q10, q11, q12, q13, q14, q15, q16, q17, q18, q19, q20,
+    q21, q22
+);
