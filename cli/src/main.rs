@@ -7,6 +7,7 @@ mod generate;
 mod job;
 mod nexmark_run;
 mod progress;
+mod suite;
 
 use std::process::ExitCode;
 
@@ -45,6 +46,8 @@ enum NexmarkCommand {
     Run(nexmark_run::NexmarkRunArgs),
     /// Write the person, auction and bid streams as files other engines can read.
     Generate(generate::GenerateArgs),
+    /// Run many queries, each in a fresh process; write results.json and a Markdown table.
+    Suite(suite::SuiteArgs),
 }
 
 /// Why a command failed, which decides the exit code.
@@ -101,6 +104,7 @@ fn main() -> ExitCode {
         Command::Explain(a) => job::explain(a),
         Command::Nexmark(NexmarkCommand::Run(a)) => nexmark_run::run(a),
         Command::Nexmark(NexmarkCommand::Generate(a)) => generate::run(a),
+        Command::Nexmark(NexmarkCommand::Suite(a)) => suite::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -217,3 +217,47 @@ fn nexmark_generate_writes_streams_with_headers() {
         "{v}"
     );
 }
+
+#[test]
+fn nexmark_suite_writes_json_and_a_table_and_names_unsupported_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("suite");
+    let o = eddy(&[
+        "nexmark",
+        "suite",
+        "--queries",
+        "q2,q3",
+        "--events",
+        "20000",
+        "--runs",
+        "2",
+        "-p",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let progress = stderr(&o);
+    assert!(
+        progress.contains("[1/2] q2") && progress.contains("events/CPU-s"),
+        "{progress}"
+    );
+    assert!(progress.contains("q3   not supported yet"), "{progress}");
+    let json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(json[0]["query"], "q2");
+    assert_eq!(json[0]["status"], "ran");
+    assert_eq!(json[0]["runs"].as_array().unwrap().len(), 2);
+    assert_eq!(json[0]["median"]["events"], 20000);
+    assert_eq!(json[0]["median"]["parallelism"], 1);
+    assert_eq!(json[1]["status"], "unsupported");
+    assert!(json[1]["message"].as_str().unwrap().contains("JOIN"));
+    let table = fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(table.contains("| query | events | cores used |"), "{table}");
+    assert!(table.contains("| q2 | 20000 |"), "{table}");
+    assert!(table.contains("| q3 | not supported yet"), "{table}");
+
+    let o = eddy(&["nexmark", "suite", "--queries", "q0,q99"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown query 'q99'") && stderr(&o).contains("q22"));
+}

@@ -1,0 +1,127 @@
+//! A Nexmark suite's results: what became of each query, and the Markdown table of them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::RunRecord;
+
+/// What became of one query of a suite.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    /// It ran every time: the median run (by events per CPU-second) and all runs.
+    Ran {
+        median: RunRecord,
+        runs: Vec<RunRecord>,
+    },
+    /// eddy refused it at planning (a construct it does not support yet).
+    Unsupported { message: String },
+    /// It failed while running.
+    Failed { message: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuiteEntry {
+    pub query: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// The run with the median events per CPU-second (the lower middle of an even count).
+pub fn median_run(runs: &[RunRecord]) -> Option<RunRecord> {
+    let mut sorted: Vec<&RunRecord> = runs.iter().collect();
+    sorted.sort_by(|a, b| a.events_per_cpu_s.total_cmp(&b.events_per_cpu_s));
+    sorted
+        .get((sorted.len().max(1) - 1) / 2)
+        .map(|r| (*r).clone())
+}
+
+fn millions(v: f64) -> String {
+    format!("{:.2} M", v / 1e6)
+}
+
+/// One Markdown table of the suite: a row per query, with why it did not run where it did not.
+pub fn markdown_table(entries: &[SuiteEntry]) -> String {
+    let mut out = String::from(
+        "| query | events | cores used | wall s | events/s | events/CPU-s | peak RSS | sink rows |\n\
+         |---|---|---|---|---|---|---|---|\n",
+    );
+    for e in entries {
+        let row = match &e.outcome {
+            Outcome::Ran { median: r, .. } => format!(
+                "| {} | {} | {:.2} | {:.2} | {} | **{}** | {:.0} MiB | {} |",
+                e.query,
+                r.events,
+                if r.wall_s > 0.0 {
+                    r.cpu_s / r.wall_s
+                } else {
+                    0.0
+                },
+                r.wall_s,
+                millions(r.events_per_s),
+                millions(r.events_per_cpu_s),
+                r.peak_rss_bytes as f64 / (1024.0 * 1024.0),
+                r.sink_rows
+            ),
+            Outcome::Unsupported { message } => {
+                format!(
+                    "| {} | not supported yet: {} |||||||",
+                    e.query,
+                    one_line(message)
+                )
+            }
+            Outcome::Failed { message } => {
+                format!("| {} | **failed**: {} |||||||", e.query, one_line(message))
+            }
+        };
+        out.push_str(&row);
+        out.push('\n');
+    }
+    out
+}
+
+/// A message fit for a table cell: its first line, without pipes.
+fn one_line(message: &str) -> String {
+    message.lines().next().unwrap_or("").replace('|', "/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(q: &str, cpu: f64) -> RunRecord {
+        RunRecord::new(q, 1_000_000, 1, cpu, cpu, 10, 64 << 20)
+    }
+
+    #[test]
+    fn medians_tables_and_json_shapes() {
+        let runs = vec![run("q0", 3.0), run("q0", 1.0), run("q0", 2.0)];
+        assert_eq!(median_run(&runs).unwrap().cpu_s, 2.0);
+        assert_eq!(median_run(&runs[..2]).unwrap().cpu_s, 3.0, "lower middle");
+        assert!(median_run(&[]).is_none());
+        let entries = vec![
+            SuiteEntry {
+                query: "q0".into(),
+                outcome: Outcome::Ran {
+                    median: run("q0", 2.0),
+                    runs,
+                },
+            },
+            SuiteEntry {
+                query: "q5".into(),
+                outcome: Outcome::Unsupported {
+                    message: "HOP | windows\nmore".into(),
+                },
+            },
+        ];
+        let table = markdown_table(&entries);
+        assert!(
+            table.contains("| q0 | 1000000 | 1.00 | 2.00 | 0.50 M | **0.50 M** | 64 MiB | 10 |")
+        );
+        assert!(table.contains("| q5 | not supported yet: HOP / windows |"));
+        let json = serde_json::to_value(&entries).unwrap();
+        assert_eq!(json[0]["status"], "ran");
+        assert_eq!(json[1]["status"], "unsupported");
+        let back: Vec<SuiteEntry> = serde_json::from_value(json).unwrap();
+        assert_eq!(back, entries);
+    }
+}
