@@ -43,6 +43,9 @@ pub struct GenerateArgs {
     /// timeline, so this changes timestamps).
     #[arg(long, default_value_t = 1)]
     pub parallelism: usize,
+    /// Leave out the CSV header row (Flink's and eddy's csv format read none).
+    #[arg(long)]
+    pub no_header: bool,
 }
 
 const STREAMS: [(&str, i32); 3] = [("person", 0), ("auction", 1), ("bid", 2)];
@@ -76,7 +79,7 @@ pub fn run(args: GenerateArgs) -> Result<(), Failure> {
             let path = dir.join(format!("part-{split}.{ext}"));
             let f = File::create(&path)
                 .map_err(|e| Failure::User(format!("cannot create {}: {e}", path.display())))?;
-            writers.push((path, BufWriter::with_capacity(1 << 20, f), true));
+            writers.push((path, BufWriter::with_capacity(1 << 20, f), !args.no_header));
         }
         let mut generator = NexmarkGenerator::new(cfg.clone(), split, EventColumns::ALL);
         let mut buf = Vec::new();
@@ -89,15 +92,15 @@ pub fn run(args: GenerateArgs) -> Result<(), Failure> {
                 let rows: &StructArray = rows.as_struct();
                 let stream = RecordBatch::from(rows.clone());
                 counts[k] += stream.num_rows() as u64;
-                let (path, w, first) = &mut writers[k];
+                let (path, w, header) = &mut writers[k];
                 buf.clear();
                 match args.format {
                     FileFormat::Csv => {
-                        kernel::connectors::write_csv(&stream, b',', *first, &mut buf)?
+                        kernel::connectors::write_csv(&stream, b',', *header, &mut buf)?
                     }
                     FileFormat::Json => kernel::connectors::write_json(&stream, &mut buf)?,
                 }
-                *first = false;
+                *header = false;
                 w.write_all(&buf)
                     .map_err(|e| Failure::User(format!("cannot write {}: {e}", path.display())))?;
             }

@@ -1,0 +1,292 @@
+"""eddy and Apache Flink side by side on the same Nexmark event files.
+
+    python3 perf/flink/compare.py --queries q0,q1,q2 [--events N] [--parallelism P] [--reps R]
+                                  [--eddy PATH] [--out DIR]
+
+Writes the events once with `eddy nexmark generate` (one time-ordered CSV file per split, P
+splits), then for each repetition runs every query in eddy (`eddy run`, one process per query)
+and in Flink (one PyFlink JVM per repetition, a job per query), alternating which engine goes
+first. Reports medians per query: events/s and events per CPU-second of each engine, their
+ratio, and whether a final run of each, with CSV sinks, produced the same rows. Flink's JVM
+start and per-job overhead (wall minus net runtime) are reported apart from its job runtime.
+Needs perf/flink/setup.sh run once; nothing else from the network.
+"""
+
+import argparse
+import csv
+import decimal
+import json
+import os
+import pathlib
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import sql  # noqa: E402
+
+ROOT = sql.ROOT
+VENV = pathlib.Path(
+    os.environ.get("EDDY_FLINK_VENV")
+    or pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache"))
+    / "eddy"
+    / "flink-venv"
+)
+FLINK_PYTHON = VENV / "bin" / "python"
+
+
+def fail(message):
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def run_eddy(eddy, script_path, parallelism):
+    """One `eddy run`: wall seconds and CPU seconds of the process."""
+    started = time.time()
+    proc = subprocess.Popen(
+        [str(eddy), "run", str(script_path), "--parallelism", str(parallelism)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.time() - started
+    err = proc.stderr.read().decode(errors="replace").strip()
+    proc.stderr.close()
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        # Exit 2 is a user error: for a verbatim Nexmark query, a construct eddy refuses.
+        return {
+            "error": err.splitlines()[-1] if err else f"exit {code}",
+            "unsupported": code == 2,
+        }
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime}
+
+
+def run_flink(events_dir, queries, parallelism, sink_dir=None):
+    """One PyFlink JVM running `queries` in turn; its JSON lines."""
+    cmd = [
+        str(FLINK_PYTHON),
+        str(pathlib.Path(__file__).with_name("flink_run.py")),
+        "--events", str(events_dir),
+        "--queries", ",".join(queries),
+        "--parallelism", str(parallelism),
+    ]
+    if sink_dir:
+        cmd += ["--sink-dir", str(sink_dir)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [json.loads(l) for l in out.stdout.splitlines() if l.startswith("{")]
+    if out.returncode != 0 and not lines:
+        tail = out.stderr.strip().splitlines()[-3:]
+        fail("Flink did not start: " + " / ".join(tail))
+    # The gateway JVM lingers for a few seconds after PyFlink exits; let it go before the
+    # next timed run.
+    time.sleep(3)
+    return lines
+
+
+TIMESTAMP = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})(?:\.(\d{1,3}))?$")
+
+
+DECIMAL = re.compile(r"^-?\d+(\.\d+)?(E[+-]?\d+)?$")
+
+
+def canonical(value):
+    """Flink's CSV format drops the zeros at the end of a timestamp's fraction (`00:00:00`,
+    `00:00:00.12`) and of a decimal, in scientific notation when that is shorter (`13274.96`,
+    `9.06638E+7` for DECIMAL(23, 3)); eddy's keeps them. Compare timestamps with milliseconds
+    and decimals in plain notation without trailing zeros."""
+    m = TIMESTAMP.match(value)
+    if m:
+        return f"{m.group(1)}.{(m.group(2) or '').ljust(3, '0')}"
+    if DECIMAL.match(value) and ("." in value or "E" in value):
+        return format(decimal.Decimal(value).normalize(), "f")
+    return value
+
+
+def csv_rows(directory):
+    rows = []
+    for f in sorted(pathlib.Path(directory).rglob("*")):
+        if f.is_file() and not f.name.startswith((".", "_")):
+            with open(f, newline="") as fh:
+                rows.extend([canonical(v) for v in row] for row in csv.reader(fh))
+    return sorted(rows)
+
+
+def agreement(eddy_dir, flink_dir):
+    a, b = csv_rows(eddy_dir), csv_rows(flink_dir)
+    if a == b:
+        return {"agree": True, "rows": len(a)}
+    first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    return {
+        "agree": False,
+        "eddy_rows": len(a),
+        "flink_rows": len(b),
+        "first_difference": {
+            "eddy": a[first] if first < len(a) else None,
+            "flink": b[first] if first < len(b) else None,
+        },
+    }
+
+
+def median(values):
+    return statistics.median(values) if values else None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--queries", default="q0,q1,q2,q14,q21,q22")
+    ap.add_argument("--events", type=int, default=2_000_000)
+    ap.add_argument("--parallelism", type=int, default=1)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--rate", type=int, default=10_000_000)
+    ap.add_argument("--eddy", default=str(ROOT / "target" / "release" / "eddy"))
+    ap.add_argument("--out", default="flink-compare")
+    args = ap.parse_args()
+    queries = [q.strip() for q in args.queries.split(",") if q.strip()]
+    for q in queries:
+        sql.job_script(q, "/", "/")  # unknown names fail here, listing the known ones
+    eddy = pathlib.Path(args.eddy)
+    if not eddy.exists():
+        fail(f"no eddy binary at {eddy}: cargo build --release --locked --bin eddy")
+    if not FLINK_PYTHON.exists():
+        fail(f"Apache Flink is not installed ({VENV}): run perf/flink/setup.sh")
+    if args.events < 1 or args.parallelism < 1 or args.reps < 1:
+        fail("--events, --parallelism and --reps must be at least 1")
+
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    work = pathlib.Path(tempfile.mkdtemp(prefix="eddy-compare-"))
+    events = work / "events"
+    gen = subprocess.run(
+        [str(eddy), "nexmark", "generate", "--events", str(args.events), "--rate",
+         str(args.rate), "--parallelism", str(args.parallelism), "--no-header",
+         "--out", str(events)],
+        capture_output=True, text=True,
+    )
+    if gen.returncode != 0:
+        fail(f"eddy nexmark generate failed: {gen.stderr.strip()}")
+    print(gen.stderr.strip(), file=sys.stderr)
+
+    def eddy_script(q, sink_dir=None):
+        path = work / f"{q}{'-check' if sink_dir else ''}.sql"
+        path.write_text(sql.job_script(q, events, work, sink_dir))
+        return path
+
+    runs = {q: {"eddy": [], "flink": []} for q in queries}
+    flink_start, errors = [], {}
+    for rep in range(args.reps):
+        order = ["eddy", "flink"] if rep % 2 == 0 else ["flink", "eddy"]
+        for engine in order:
+            if engine == "eddy":
+                for q in queries:
+                    r = run_eddy(eddy, eddy_script(q), args.parallelism)
+                    if "error" in r:
+                        key = "eddy (not supported yet)" if r["unsupported"] else "eddy"
+                        errors.setdefault(q, {})[key] = r["error"]
+                    else:
+                        runs[q]["eddy"].append(r)
+            else:
+                lines = run_flink(events, queries, args.parallelism)
+                for line in lines:
+                    if "jvm_start_s" in line:
+                        flink_start.append(line["jvm_start_s"])
+                    elif "error" in line:
+                        errors.setdefault(line["query"], {})["flink"] = line["error"]
+                    else:
+                        runs[line["query"]]["flink"].append(line)
+            print(f"repetition {rep + 1}/{args.reps}: {engine} done", file=sys.stderr)
+
+    # One more run of each engine with CSV sinks, to compare the outputs.
+    checks = {}
+    flink_sinks = work / "flink-out"
+    run_flink(events, queries, args.parallelism, flink_sinks)
+    for q in queries:
+        eddy_sink = work / "eddy-out" / q
+        r = run_eddy(eddy, eddy_script(q, eddy_sink), args.parallelism)
+        if "error" in r or not (flink_sinks / q).exists():
+            checks[q] = {"agree": None, "why": r.get("error", "no Flink output")}
+        else:
+            checks[q] = agreement(eddy_sink, flink_sinks / q)
+
+    results = []
+    for q in queries:
+        e, f = runs[q]["eddy"], runs[q]["flink"]
+        row = {"query": q, "events": args.events, "parallelism": args.parallelism,
+               "errors": errors.get(q, {}), "outputs": checks[q]}
+        if e:
+            row["eddy"] = {
+                "wall_s": median([r["wall_s"] for r in e]),
+                "cpu_s": median([r["cpu_s"] for r in e]),
+                "events_per_s": median([args.events / r["wall_s"] for r in e]),
+                "events_per_cpu_s": median([args.events / r["cpu_s"] for r in e]),
+                "runs": e,
+            }
+        if f:
+            row["flink"] = {
+                "net_s": median([r["net_s"] for r in f]),
+                "overhead_s": median([r["wall_s"] - r["net_s"] for r in f]),
+                "cpu_s": median([r["cpu_s"] for r in f]),
+                "events_per_s": median([args.events / r["net_s"] for r in f]),
+                "events_per_cpu_s": median([args.events / r["cpu_s"] for r in f]),
+                "runs": f,
+            }
+        if e and f:
+            row["ratio_events_per_s"] = row["eddy"]["events_per_s"] / row["flink"]["events_per_s"]
+            row["ratio_events_per_cpu_s"] = (
+                row["eddy"]["events_per_cpu_s"] / row["flink"]["events_per_cpu_s"]
+            )
+        results.append(row)
+    summary = {"flink_jvm_start_s": median(flink_start), "queries": results}
+    (out / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
+
+    def m(v):
+        return f"{v / 1e6:.2f} M" if v is not None else "–"
+
+    lines = [
+        f"# eddy vs Apache Flink 2.3, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        "",
+        f"{args.events} events (`eddy nexmark generate`, CSV, {args.parallelism} file(s) per "
+        f"stream), parallelism {args.parallelism}, median of {args.reps} repetitions. Flink: "
+        f"PyFlink local MiniCluster, heap state; events/s from its net job runtime; its JVM "
+        f"start ({(summary['flink_jvm_start_s'] or 0):.1f} s) and per-job planning and "
+        f"submission (column *Flink overhead*) are not in it. eddy: the whole `eddy run` "
+        f"process. CPU-s: the engine's process, user + sys.",
+        "",
+        "| query | eddy events/s | eddy events/CPU-s | Flink events/s | Flink events/CPU-s "
+        "| ratio (events/s) | ratio (events/CPU-s) | Flink overhead s | outputs |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        e, f, c = r.get("eddy", {}), r.get("flink", {}), r["outputs"]
+        if c.get("agree") is True:
+            agree = f"agree ({c['rows']} rows)"
+        elif c.get("agree") is False:
+            agree = f"**differ** ({c['eddy_rows']} vs {c['flink_rows']} rows)"
+        else:
+            agree = f"not compared: {c.get('why', '')[:80]}"
+        ratio = lambda k: f"{r[k]:.1f}×" if k in r else "–"  # noqa: E731
+        lines.append(
+            f"| {r['query']} | {m(e.get('events_per_s'))} | {m(e.get('events_per_cpu_s'))} "
+            f"| {m(f.get('events_per_s'))} | {m(f.get('events_per_cpu_s'))} "
+            f"| {ratio('ratio_events_per_s')} | {ratio('ratio_events_per_cpu_s')} "
+            f"| {f.get('overhead_s', 0):.1f} | {agree} |"
+        )
+        for engine, message in r["errors"].items():
+            lines.append(f"|  | {engine} failed: {message[:200].replace('|', '/')} ||||||||")
+    (out / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    disagree = [r["query"] for r in results if r["outputs"].get("agree") is False]
+    failed = [f"{r['query']} ({e})" for r in results for e in r["errors"] if e in ("eddy", "flink")]
+    if disagree:
+        print(f"error: outputs differ for {', '.join(disagree)}", file=sys.stderr)
+    if failed:
+        print(f"error: failed runs: {', '.join(failed)}", file=sys.stderr)
+    if disagree or failed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
