@@ -9,11 +9,10 @@ use sql_planner::plan_script;
 use crate::job::PlanArgs;
 use crate::Failure;
 
+/// What a Nexmark run generates and how wide it runs: shared by `nexmark run` and
+/// `nexmark suite`.
 #[derive(Args)]
-pub struct NexmarkRunArgs {
-    /// The query: q0 … q22.
-    #[arg(long, short = 'q')]
-    pub query: String,
+pub struct Workload {
     /// Number of events to generate.
     #[arg(long, default_value_t = 10_000_000)]
     pub events: u64,
@@ -26,6 +25,26 @@ pub struct NexmarkRunArgs {
     /// Seed of the generator: the same seed gives the same events.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+}
+
+impl Workload {
+    pub fn validate(&self) -> Result<(), Failure> {
+        if self.events == 0 || self.rate == 0 || self.parallelism == Some(0) {
+            return Err(Failure::User(
+                "--events, --rate and --parallelism must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Args)]
+pub struct NexmarkRunArgs {
+    /// The query: q0 … q22.
+    #[arg(long, short = 'q')]
+    pub query: String,
+    #[command(flatten)]
+    pub workload: Workload,
     /// Print exactly one JSON object with the results instead of the report.
     #[arg(long)]
     pub json: bool,
@@ -35,25 +54,21 @@ pub struct NexmarkRunArgs {
 }
 
 pub fn run(args: NexmarkRunArgs) -> Result<(), Failure> {
-    if args.events == 0 {
-        return Err(Failure::User("--events must be at least 1".into()));
-    }
-    if args.rate == 0 {
-        return Err(Failure::User("--rate must be at least 1".into()));
-    }
+    args.workload.validate()?;
+    let w = &args.workload;
     let submit_time = chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string();
     let dir = std::env::temp_dir().join(format!("eddy-nexmark-{}", std::process::id()));
     let settings = JobSettings {
-        events: args.events,
-        rate: args.rate,
-        extra_options: vec![("seed".into(), args.seed.to_string())],
+        events: w.events,
+        rate: w.rate,
+        extra_options: vec![("seed".into(), w.seed.to_string())],
         nexmark_dir: dir.display().to_string(),
         submit_time,
         flink_home: dir.display().to_string(),
     };
     let script = job_script(&args.query, &settings)?;
     let plan_args = PlanArgs {
-        parallelism: args.parallelism,
+        parallelism: w.parallelism,
         set: vec![],
     };
     let options = plan_args.options()?;
@@ -61,7 +76,7 @@ pub fn run(args: NexmarkRunArgs) -> Result<(), Failure> {
     let job =
         plan_script(&script, &options).map_err(|e| Failure::from(e).with_prefix(&args.query))?;
     let before = process_usage();
-    let result = crate::job::execute(&job, Some(args.events), &args.query);
+    let result = crate::job::execute(&job, Some(w.events), &args.query);
     let after = process_usage();
     if !args.keep_output {
         let _ = std::fs::remove_dir_all(&dir);
@@ -71,7 +86,7 @@ pub fn run(args: NexmarkRunArgs) -> Result<(), Failure> {
     let (metrics, wall) = result?;
     let record = RunRecord::new(
         &args.query,
-        args.events,
+        w.events,
         parallelism,
         wall,
         after.cpu_seconds - before.cpu_seconds,

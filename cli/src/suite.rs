@@ -10,6 +10,7 @@ use nexmark::queries::QUERIES;
 use perf::suite::{markdown_table, median_run, Outcome, SuiteEntry};
 use perf::RunRecord;
 
+use crate::nexmark_run::Workload;
 use crate::Failure;
 
 #[derive(Args)]
@@ -17,18 +18,8 @@ pub struct SuiteArgs {
     /// Queries to run, comma-separated (q0,q5,q22), or `all` (q0 … q22).
     #[arg(long, default_value = "all")]
     pub queries: String,
-    /// Number of events per query.
-    #[arg(long, default_value_t = 10_000_000)]
-    pub events: u64,
-    /// `first-event.rate`: event-time density in events per second (not a wall-clock limit).
-    #[arg(long, default_value_t = 10_000_000)]
-    pub rate: u64,
-    /// Parallelism of every operator [default: the number of cores].
-    #[arg(long, short = 'p')]
-    pub parallelism: Option<usize>,
-    /// Seed of the generator.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub workload: Workload,
     /// Runs of each query; the run with the median events per CPU-second is reported.
     #[arg(long, default_value_t = 1)]
     pub runs: usize,
@@ -69,12 +60,13 @@ fn run_once(args: &SuiteArgs, query: &str) -> Result<RunRecord, Outcome> {
     let exe = std::env::current_exe().map_err(|e| Outcome::Failed {
         message: format!("cannot find the eddy executable: {e}"),
     })?;
+    let w = &args.workload;
     let mut cmd = Command::new(exe);
     cmd.args(["nexmark", "run", "--json", "--query", query])
-        .args(["--events", &args.events.to_string()])
-        .args(["--rate", &args.rate.to_string()])
-        .args(["--seed", &args.seed.to_string()]);
-    if let Some(p) = args.parallelism {
+        .args(["--events", &w.events.to_string()])
+        .args(["--rate", &w.rate.to_string()])
+        .args(["--seed", &w.seed.to_string()]);
+    if let Some(p) = w.parallelism {
         cmd.args(["--parallelism", &p.to_string()]);
     }
     let out = cmd.output().map_err(|e| Outcome::Failed {
@@ -134,10 +126,9 @@ fn progress_line(entry: &SuiteEntry) -> String {
 
 pub fn run(args: SuiteArgs) -> Result<(), Failure> {
     let queries = selected(&args.queries)?;
-    if args.events == 0 || args.rate == 0 || args.runs == 0 {
-        return Err(Failure::User(
-            "--events, --rate and --runs must be at least 1".into(),
-        ));
+    args.workload.validate()?;
+    if args.runs == 0 {
+        return Err(Failure::User("--runs must be at least 1".into()));
     }
     let started = chrono::Utc::now();
     let out = args.out.clone().unwrap_or_else(|| {
@@ -165,6 +156,7 @@ pub fn run(args: SuiteArgs) -> Result<(), Failure> {
         serde_json::to_string_pretty(&entries).map_err(|e| Failure::Internal(e.to_string()))?;
     write("results.json", json + "\n")?;
     let parallelism = args
+        .workload
         .parallelism
         .map_or_else(|| "the number of cores".to_string(), |p| p.to_string());
     write(
@@ -173,9 +165,9 @@ pub fn run(args: SuiteArgs) -> Result<(), Failure> {
             "# Nexmark suite, {}\n\n{} events per query, first-event.rate {}, seed {}, \
              parallelism {}, median of {} run(s) by events per CPU-second.\n\n{}",
             started.format("%Y-%m-%d %H:%M UTC"),
-            args.events,
-            args.rate,
-            args.seed,
+            args.workload.events,
+            args.workload.rate,
+            args.workload.seed,
             parallelism,
             args.runs,
             markdown_table(&entries)

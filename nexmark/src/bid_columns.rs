@@ -53,8 +53,8 @@ const NO_BID: BidDraw = BidDraw {
 /// The per-config constants of drawing bids.
 struct BidDrawer<'a> {
     cfg: &'a GeneratorConfig,
+    tables: &'a Tables,
     extra_shape: ExtraShape,
-    pool_len: usize,
     bidder_offset: u64,
 }
 
@@ -85,17 +85,13 @@ impl BidDrawer<'_> {
         };
 
         let e = s.draw(EXTRA);
-        let len = self.extra_shape.len((e >> 32) as u32).min(self.pool_len);
-        let start = bounded32(e as u32, (self.pool_len - len) as u32);
+        let extra_len = self.extra_shape.len((e >> 32) as u32);
         BidDraw {
             auction: auction as i64,
             bidder: bidder as i64,
             price_bits: s.draw(PRICE),
             channel: first + bounded32(c as u32, count),
-            extra: Span {
-                start,
-                len: len as u32,
-            },
+            extra: self.tables.extra_span(extra_len, e as u32),
         }
     }
 }
@@ -113,7 +109,7 @@ pub(crate) fn bid_column(
     let drawer = BidDrawer {
         cfg,
         extra_shape: ExtraShape::new(BID_FIXED_BYTES, cfg.bid_avg_size),
-        pool_len: tables.pool_len(),
+        tables,
         bidder_offset: FIRST_PERSON_ID
             + if cfg.bidder_id_quirk {
                 FIRST_PERSON_ID
@@ -144,7 +140,7 @@ pub(crate) fn bid_column(
     let mut url = AsciiColumn::with_capacity(n, n * tables.urls.max_len);
     url.extend_from_table(&tables.urls, &channels);
     let shape = drawer.extra_shape;
-    let max_extra = (shape.min + shape.spread as usize).min(drawer.pool_len);
+    let max_extra = (shape.min + shape.spread as usize).min(tables.pool_len());
     let mut extra = AsciiColumn::with_capacity(n, n * max_extra);
     extra.extend_with(&tables.pool, max_extra, &draws, |d| d.extra);
     let nulls = if kinds.iter().all(|k| *k == EventType::Bid) {

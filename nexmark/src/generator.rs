@@ -462,10 +462,14 @@ impl NexmarkGenerator {
         if n == 0 {
             return None;
         }
+        let delay_us = self.cfg.inter_event_delay_us();
         let times: ScalarBuffer<i64> = self
             .rows
             .iter()
-            .map(|p| self.cfg.timestamp_for_event(self.event_number(p)))
+            .map(|p| {
+                self.cfg
+                    .timestamp_with_delay(self.event_number(p), delay_us)
+            })
             .collect();
         let c = self.columns;
         // Types filtered out never reach `kinds`.

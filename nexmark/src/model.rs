@@ -169,8 +169,15 @@ impl GeneratorConfig {
 
     /// Event time of the `n`-th event (1-based) of a split.
     pub(crate) fn timestamp_for_event(&self, n: u64) -> i64 {
+        self.timestamp_with_delay(n, self.inter_event_delay_us())
+    }
+
+    /// [`Self::timestamp_for_event`] with `inter_event_delay_us()` computed once by the
+    /// caller, for a batch of events.
+    #[inline]
+    pub(crate) fn timestamp_with_delay(&self, n: u64, delay_us: f64) -> i64 {
         // Through i64: converting a u64 to f64 takes several instructions, an i64 one.
-        self.base_time_ms + (((n as i64) as f64 * self.inter_event_delay_us()) as i64) / 1000
+        self.base_time_ms + (((n as i64) as f64 * delay_us) as i64) / 1000
     }
 }
 
@@ -248,10 +255,11 @@ pub(crate) fn push_string(rng: &mut Rng, max_len: u32, special: u8, out: &mut St
 #[inline]
 pub(crate) fn extra_len(rng: &mut Rng, current: usize, avg: usize) -> usize {
     let shape = ExtraShape::new(current, avg);
+    // No draw when the length is fixed.
     if shape.spread == 0 {
         shape.min
     } else {
-        shape.min + rng.next_int(shape.spread) as usize
+        shape.len((rng.next_u64() >> 32) as u32)
     }
 }
 

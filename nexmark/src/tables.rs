@@ -3,7 +3,7 @@
 
 use crate::ascii::AsciiArena;
 use crate::model::{push_string, CHANNELS_NUMBER, HOT_CHANNELS};
-use crate::rng::Rng;
+use crate::rng::{bounded32, Rng};
 
 /// Size of the padding pool. Flink's is 1 MiB; 32 KiB gives the same random substrings
 /// (`extra` is at most a few hundred bytes) and stays in the CPU's near caches.
@@ -115,11 +115,21 @@ impl Tables {
         self.pool.len()
     }
 
+    /// Where `len` bytes of padding lie in the pool (at most all of it), placed by 32 random
+    /// bits.
+    #[inline]
+    pub fn extra_span(&self, len: usize, bits: u32) -> Span {
+        let len = len.min(self.pool_len());
+        Span {
+            start: bounded32(bits, (self.pool_len() - len) as u32),
+            len: len as u32,
+        }
+    }
+
     /// `len` bytes of padding at a random offset.
     #[inline]
     pub fn extra(&self, rng: &mut Rng, len: usize) -> &str {
-        let len = len.min(self.pool_len());
-        let start = rng.next_int((self.pool_len() - len) as u32) as usize;
-        self.pool.str(start, len)
+        let span = self.extra_span(len, (rng.next_u64() >> 32) as u32);
+        self.pool.str(span.start as usize, span.len as usize)
     }
 }

@@ -147,7 +147,7 @@ def main():
     args = ap.parse_args()
     queries = [q.strip() for q in args.queries.split(",") if q.strip()]
     for q in queries:
-        sql.job_script(q, "/", "/")  # unknown names fail here, listing the known ones
+        sql.query_path(q)
     eddy = pathlib.Path(args.eddy)
     if not eddy.exists():
         fail(f"no eddy binary at {eddy}: cargo build --release --locked --bin eddy")

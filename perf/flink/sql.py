@@ -2,6 +2,7 @@
 
 import pathlib
 import re
+import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 QUERIES = ROOT / "nexmark" / "queries"
@@ -11,19 +12,27 @@ TABLES = pathlib.Path(__file__).with_name("tables.sql")
 def substitute(text, values):
     def fill(m):
         if m.group(1) not in values:
-            raise SystemExit(f"no value for ${{{m.group(1)}}}")
+            print(f"error: no value for ${{{m.group(1)}}}", file=sys.stderr)
+            sys.exit(2)
         return values[m.group(1)]
 
     return re.sub(r"\$\{(\w+)\}", fill, text)
 
 
+def query_path(query):
+    """The file of Nexmark query `query`; an unknown name exits listing the known ones."""
+    path = QUERIES / f"{query}.sql"
+    if not path.exists():
+        names = sorted((p.stem for p in QUERIES.glob("q*.sql")), key=lambda n: int(n[1:]))
+        print(f"error: unknown query '{query}'; the queries are {', '.join(names)}", file=sys.stderr)
+        sys.exit(2)
+    return path
+
+
 def job_script(query, events_dir, work_dir, sink_dir=None):
     """The script of `query` over the files in `events_dir`. With `sink_dir`, the query's
     blackhole sink becomes CSV files there (for comparing outputs)."""
-    path = QUERIES / f"{query}.sql"
-    if not path.exists():
-        names = sorted(p.stem for p in QUERIES.glob("q*.sql"))
-        raise SystemExit(f"unknown query '{query}'; the queries are {', '.join(names)}")
+    path = query_path(query)
     values = {
         "EVENTS_DIR": str(events_dir),
         "NEXMARK_DIR": str(work_dir),

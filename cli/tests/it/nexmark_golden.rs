@@ -5,7 +5,7 @@
 use nexmark::queries::{job_script, JobSettings};
 
 use crate::reference::{self, Bid};
-use crate::support::{assert_same_rows, partitioned_rows, run_sql, sorted_csv_rows};
+use crate::support::{assert_same_rows, partitioned_rows, run_query_to_csv, run_sql};
 
 const EVENTS: u64 = 30_000;
 const SEED: u64 = 42;
@@ -24,21 +24,7 @@ fn settings(dir: &std::path::Path) -> JobSettings {
 
 /// Runs query `name` with its blackhole sink replaced by CSV files in a temporary directory.
 fn run_query(name: &str, parallelism: usize) -> (tempfile::TempDir, Vec<Vec<String>>, u64) {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    let script = job_script(name, &settings(dir.path())).unwrap();
-    let sink = format!(
-        "'connector' = 'filesystem', 'path' = '{}', 'format' = 'csv'",
-        out.display()
-    );
-    let script = script.replace("'connector' = 'blackhole'", &sink);
-    let metrics = run_sql(&script, parallelism).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let rows = sorted_csv_rows(&out);
-    (
-        dir,
-        rows,
-        kernel::metrics::JobMetrics::get(&metrics.sink_rows),
-    )
+    run_query_to_csv(name, settings, parallelism)
 }
 
 fn sorted(mut rows: Vec<Vec<String>>) -> Vec<Vec<String>> {

@@ -12,8 +12,7 @@ use nexmark::queries::{job_script, JobSettings};
 use sha2::{Digest, Sha256};
 use sql_planner::{plan_script, PlanOptions};
 
-use crate::support::sorted_csv_rows;
-use crate::support::{assert_same_rows, csv_rows, partitioned_rows, registry, run_sql};
+use crate::support::{assert_same_rows, csv_rows, partitioned_rows, registry, run_query_to_csv};
 
 fn reference_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../nexmark/reference")
@@ -105,20 +104,12 @@ fn digest(rows: &[Vec<String>]) -> String {
 
 /// Runs query `name` on the reference event set; its rows, sorted.
 fn run(name: &str) -> Vec<Vec<String>> {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    let script = job_script(name, &settings(dir.path())).unwrap();
-    let sink = format!(
-        "'connector' = 'filesystem', 'path' = '{}', 'format' = 'csv'",
-        out.display()
-    );
-    let script = script.replace("'connector' = 'blackhole'", &sink);
-    run_sql(&script, 1).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let (dir, rows, _) = run_query_to_csv(name, settings, 1);
     if name == "q10" {
         // q10 writes its own partitioned files.
         return partitioned_rows(&dir.path().join("data/output/reference/bid"));
     }
-    sorted_csv_rows(&out)
+    rows
 }
 
 fn check(name: &str) {

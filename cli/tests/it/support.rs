@@ -8,6 +8,7 @@ use kernel::connectors::ConnectorRegistry;
 use kernel::metrics::JobMetrics;
 use kernel::operator::CancelFlag;
 use kernel::runtime::{run_job, JobConfig};
+use nexmark::queries::{job_script, JobSettings};
 use sql_planner::{plan_script, PlanOptions};
 
 pub fn registry() -> ConnectorRegistry {
@@ -33,6 +34,32 @@ pub fn run_sql(sql: &str, parallelism: usize) -> Result<Arc<JobMetrics>, String>
     )
     .map_err(|e| e.to_string())?;
     Ok(metrics)
+}
+
+/// Runs Nexmark query `name` with the settings `settings` makes for a temporary directory
+/// (where q10 writes), its blackhole sink swapped for CSV files in `<dir>/out`. Returns the
+/// directory, the CSV rows sorted (none for q10, whose sink is its own partitioned files), and
+/// the sink's row count.
+pub fn run_query_to_csv(
+    name: &str,
+    settings: impl FnOnce(&Path) -> JobSettings,
+    parallelism: usize,
+) -> (tempfile::TempDir, Vec<Vec<String>>, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let script = job_script(name, &settings(dir.path())).unwrap();
+    let sink = format!(
+        "'connector' = 'filesystem', 'path' = '{}', 'format' = 'csv'",
+        out.display()
+    );
+    let script = script.replace("'connector' = 'blackhole'", &sink);
+    let metrics = run_sql(&script, parallelism).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let rows = if out.exists() {
+        sorted_csv_rows(&out)
+    } else {
+        Vec::new()
+    };
+    (dir, rows, JobMetrics::get(&metrics.sink_rows))
 }
 
 /// Runs the `eddy` binary.
