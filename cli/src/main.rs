@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 2 user error (bad SQL, bad option, missing file, bad record),
 //! 1 internal error.
 
+mod chart;
 mod generate;
 mod job;
 mod nexmark_run;
@@ -48,6 +49,8 @@ enum NexmarkCommand {
     Generate(generate::GenerateArgs),
     /// Run many queries, each in a fresh process; write results.json and a Markdown table.
     Suite(suite::SuiteArgs),
+    /// Draw a per-query throughput chart (SVG and PNG) from its JSON description.
+    Chart(chart::ChartArgs),
 }
 
 /// Why a command failed, which decides the exit code.
@@ -105,6 +108,7 @@ fn main() -> ExitCode {
         Command::Nexmark(NexmarkCommand::Run(a)) => nexmark_run::run(a),
         Command::Nexmark(NexmarkCommand::Generate(a)) => generate::run(a),
         Command::Nexmark(NexmarkCommand::Suite(a)) => suite::run(a),
+        Command::Nexmark(NexmarkCommand::Chart(a)) => chart::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -124,6 +124,17 @@ fn progress_line(entry: &SuiteEntry) -> String {
     }
 }
 
+fn chart_title(args: &SuiteArgs) -> String {
+    let parallelism = args
+        .workload
+        .parallelism
+        .map_or_else(|| "all cores".to_string(), |p| format!("parallelism {p}"));
+    format!(
+        "eddy Nexmark throughput, {} M events, {parallelism}",
+        args.workload.events as f64 / 1e6
+    )
+}
+
 pub fn run(args: SuiteArgs) -> Result<(), Failure> {
     let queries = selected(&args.queries)?;
     args.workload.validate()?;
@@ -159,11 +170,19 @@ pub fn run(args: SuiteArgs) -> Result<(), Failure> {
         .workload
         .parallelism
         .map_or_else(|| "the number of cores".to_string(), |p| p.to_string());
+    // The chart shows the queries that ran; the table also lists the others and why.
+    let picture = match perf::suite::throughput_chart(&entries, &chart_title(&args)) {
+        Some(chart) => {
+            perf::chart::render(&chart, &out.join("throughput")).map_err(Failure::Internal)?;
+            "\n![throughput per query](throughput.svg)\n"
+        }
+        None => "",
+    };
     write(
         "results.md",
         format!(
             "# Nexmark suite, {}\n\n{} events per query, first-event.rate {}, seed {}, \
-             parallelism {}, median of {} run(s) by events per CPU-second.\n\n{}",
+             parallelism {}, median of {} run(s) by events per CPU-second.\n\n{}{picture}",
             started.format("%Y-%m-%d %H:%M UTC"),
             args.workload.events,
             args.workload.rate,

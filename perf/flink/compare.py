@@ -7,7 +7,8 @@ Writes the events once with `eddy nexmark generate` (one time-ordered CSV file p
 splits), then for each repetition runs every query in eddy (`eddy run`, one process per query)
 and in Flink (one PyFlink JVM per repetition, a job per query), alternating which engine goes
 first. Reports medians per query: events/s and events per CPU-second of each engine, their
-ratio, and whether a final run of each, with CSV sinks, produced the same rows. Flink's JVM
+ratio, and whether a final run of each, with CSV sinks, produced the same rows; draws them
+as throughput.svg/.png with `eddy nexmark chart`. Flink's JVM
 start and per-job overhead (wall minus net runtime) are reported apart from its job runtime.
 Needs perf/flink/setup.sh run once; nothing else from the network.
 """
@@ -133,6 +134,39 @@ def agreement(eddy_dir, flink_dir):
 
 def median(values):
     return statistics.median(values) if values else None
+
+
+def draw_chart(eddy, out, args, results):
+    """throughput.svg and .png beside the table, drawn by `eddy nexmark chart` (plotters), for
+    the queries at least one engine ran. False when there is nothing to draw."""
+    shown = [r for r in results if "eddy" in r or "flink" in r]
+    if not shown:
+        return False
+
+    def series(engine, name, key):
+        return {"name": name,
+                "values": [r[engine][key] / 1e6 if engine in r else None for r in shown]}
+
+    chart = {
+        "title": f"eddy vs Apache Flink 2.3, {args.events / 1e6:g} M events, "
+                 f"parallelism {args.parallelism}",
+        "categories": [r["query"] for r in shown],
+        "panels": [
+            {"y_label": "M events/s",
+             "series": [series("eddy", "eddy", "events_per_s"),
+                        series("flink", "Flink (job runtime)", "events_per_s")]},
+            {"y_label": "M events per CPU-second",
+             "series": [series("eddy", "eddy", "events_per_cpu_s"),
+                        series("flink", "Flink", "events_per_cpu_s")]},
+        ],
+    }
+    spec = out / "throughput.json"
+    spec.write_text(json.dumps(chart, indent=1) + "\n")
+    drawn = subprocess.run([str(eddy), "nexmark", "chart", str(spec)],
+                           capture_output=True, text=True)
+    if drawn.returncode != 0:
+        print(f"warning: no chart: {drawn.stderr.strip()}", file=sys.stderr)
+    return drawn.returncode == 0
 
 
 def main():
@@ -276,6 +310,8 @@ def main():
         )
         for engine, message in r["errors"].items():
             lines.append(f"|  | {engine} failed: {message[:200].replace('|', '/')} ||||||||")
+    if draw_chart(eddy, out, args, results):
+        lines += ["", "![eddy vs Flink per query](throughput.svg)"]
     (out / "results.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     disagree = [r["query"] for r in results if r["outputs"].get("agree") is False]

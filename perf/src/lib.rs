@@ -1,6 +1,7 @@
 //! eddy's performance tooling: process metrics for benchmark reports, and the record one
 //! benchmark run produces.
 
+pub mod chart;
 pub mod suite;
 mod usage;
 

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::chart::{Chart, Panel, Series};
 use crate::RunRecord;
 
 /// What became of one query of a suite.
@@ -79,6 +80,36 @@ pub fn markdown_table(entries: &[SuiteEntry]) -> String {
     out
 }
 
+/// The suite's chart: events/s and events per CPU-second of each query that ran, in millions;
+/// `None` when none ran.
+pub fn throughput_chart(entries: &[SuiteEntry], title: &str) -> Option<Chart> {
+    let ran: Vec<(&str, &RunRecord)> = entries
+        .iter()
+        .filter_map(|e| match &e.outcome {
+            Outcome::Ran { median, .. } => Some((e.query.as_str(), median)),
+            _ => None,
+        })
+        .collect();
+    if ran.is_empty() {
+        return None;
+    }
+    let panel = |y_label: &str, value: fn(&RunRecord) -> f64| Panel {
+        y_label: y_label.into(),
+        series: vec![Series {
+            name: "eddy".into(),
+            values: ran.iter().map(|(_, r)| Some(value(r) / 1e6)).collect(),
+        }],
+    };
+    Some(Chart {
+        title: title.into(),
+        categories: ran.iter().map(|(q, _)| q.to_string()).collect(),
+        panels: vec![
+            panel("M events/s", |r| r.events_per_s),
+            panel("M events per CPU-second", |r| r.events_per_cpu_s),
+        ],
+    })
+}
+
 /// A message fit for a table cell: its first line, without pipes.
 fn one_line(message: &str) -> String {
     message.lines().next().unwrap_or("").replace('|', "/")
@@ -123,5 +154,9 @@ mod tests {
         assert_eq!(json[1]["status"], "unsupported");
         let back: Vec<SuiteEntry> = serde_json::from_value(json).unwrap();
         assert_eq!(back, entries);
+        let chart = throughput_chart(&entries, "t").unwrap();
+        assert_eq!(chart.categories, ["q0"], "only the queries that ran");
+        assert_eq!(chart.panels[1].series[0].values, [Some(0.5)]);
+        assert!(throughput_chart(&entries[1..], "t").is_none());
     }
 }

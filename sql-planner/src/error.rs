@@ -53,6 +53,40 @@ impl PlanError {
     }
 }
 
+/// DataFusion names a SQL construct it does not plan by the Debug dump of its syntax tree
+/// ("Unsupported ast node TableFunction { expr: Function(... value: \"HOP\" ... Location(114,14)
+/// ...) } in create_relation"), often kilobytes long. This keeps what a user needs: the kind of
+/// construct, its first name, and where it starts.
+pub(crate) fn unsupported_construct(text: &str) -> Option<(String, Option<Location>)> {
+    let dump = text.strip_prefix("Unsupported ast node ")?;
+    let kind: String = dump
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .flat_map(|c| {
+            let space = c.is_ascii_uppercase().then_some(' ');
+            space.into_iter().chain(std::iter::once(c.to_ascii_lowercase()))
+        })
+        .collect();
+    let name = dump
+        .split_once("value: \"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(name, _)| format!(" `{name}`"))
+        .unwrap_or_default();
+    let location = dump.match_indices("Location(").find_map(|(i, m)| {
+        let (line, rest) = dump[i + m.len()..].split_once(',')?;
+        let column = rest.split_once(')')?.0;
+        let loc = Location {
+            line: line.trim().parse().ok()?,
+            column: column.trim().parse().ok()?,
+        };
+        (loc.line > 0).then_some(loc)
+    });
+    Some((
+        format!("unsupported SQL construct: {}{name}", kind.trim()),
+        location,
+    ))
+}
+
 fn split_location(text: &str) -> Option<(String, Location)> {
     let idx = text.rfind(" at Line: ")?;
     let rest = &text[idx + " at Line: ".len()..];
@@ -84,6 +118,17 @@ impl std::error::Error for PlanError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn datafusion_syntax_dumps_become_one_line() {
+        let dump = "Unsupported ast node TableFunction { expr: Function(Function { name: \
+            ObjectName([Identifier(Ident { value: \"HOP\", quote_style: None, span: \
+            Span(Location(114,14)..Location(114,17)) })]) }) } in create_relation";
+        let (msg, loc) = unsupported_construct(dump).unwrap();
+        assert_eq!(msg, "unsupported SQL construct: table function `HOP`");
+        assert_eq!(loc, Some(Location { line: 114, column: 14 }));
+        assert!(unsupported_construct("Table 'x' not found").is_none());
+    }
 
     #[test]
     fn parser_locations_are_lifted_out_of_the_message() {

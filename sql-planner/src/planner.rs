@@ -61,7 +61,10 @@ fn df_error(e: DataFusionError, at: Location) -> PlanError {
         .or_else(|| msg.strip_prefix("This feature is not implemented: "))
         .unwrap_or(&msg)
         .to_string();
-    PlanError::at(msg, loc)
+    match crate::error::unsupported_construct(&msg) {
+        Some((short, at)) => PlanError::at(short, at.unwrap_or(loc)),
+        None => PlanError::at(msg, loc),
+    }
 }
 
 fn optimize(plan: LogicalPlan, catalog: &Catalog) -> Result<LogicalPlan, DataFusionError> {
