@@ -23,9 +23,7 @@ pub fn run(args: ChartArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::User(format!("cannot read {}: {e}", args.spec.display())))?;
     let chart: Chart = serde_json::from_str(&text)
         .map_err(|e| Failure::User(format!("{} is not a chart: {e}", args.spec.display())))?;
-    let stem = args
-        .out
-        .unwrap_or_else(|| args.spec.with_extension(""));
+    let stem = args.out.unwrap_or_else(|| args.spec.with_extension(""));
     let [svg, png] = render(&chart, &stem).map_err(Failure::User)?;
     eprintln!("wrote {} and {}", svg.display(), png.display());
     Ok(())

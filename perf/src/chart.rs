@@ -68,7 +68,11 @@ impl Chart {
                         self.categories.len()
                     ));
                 }
-                if let Some(v) = s.values.iter().flatten().find(|v| !v.is_finite() || **v < 0.0)
+                if let Some(v) = s
+                    .values
+                    .iter()
+                    .flatten()
+                    .find(|v| !v.is_finite() || **v < 0.0)
                 {
                     return Err(format!(
                         "series '{}' of panel '{}' has the value {v}; values must be finite and \
@@ -172,8 +176,8 @@ fn draw_panel<DB: DrawingBackend>(
 
     // Each group spans 0.8 of its unit; its bars share that evenly.
     let width = 0.8 / panel.series.len() as f64;
-    let value_style = TextStyle::from(("sans-serif", 11).into_font())
-        .pos(Pos::new(HPos::Center, VPos::Bottom));
+    let value_style =
+        TextStyle::from(("sans-serif", 11).into_font()).pos(Pos::new(HPos::Center, VPos::Bottom));
     for (j, series) in panel.series.iter().enumerate() {
         let color = PALETTE[j % PALETTE.len()];
         let bar = |i: usize| {
@@ -190,7 +194,11 @@ fn draw_panel<DB: DrawingBackend>(
         cc.draw_series(values().map(|(i, v)| {
             let (x0, x1) = bar(i);
             let text = v.map_or_else(|| "–".to_string(), value_label);
-            Text::new(text, ((x0 + x1) / 2.0, v.unwrap_or(0.0)), value_style.clone())
+            Text::new(
+                text,
+                ((x0 + x1) / 2.0, v.unwrap_or(0.0)),
+                value_style.clone(),
+            )
         }))?;
     }
     if panel.series.len() > 1 {

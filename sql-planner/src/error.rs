@@ -64,7 +64,9 @@ pub(crate) fn unsupported_construct(text: &str) -> Option<(String, Option<Locati
         .take_while(char::is_ascii_alphanumeric)
         .flat_map(|c| {
             let space = c.is_ascii_uppercase().then_some(' ');
-            space.into_iter().chain(std::iter::once(c.to_ascii_lowercase()))
+            space
+                .into_iter()
+                .chain(std::iter::once(c.to_ascii_lowercase()))
         })
         .collect();
     let name = dump
@@ -126,7 +128,13 @@ mod tests {
             Span(Location(114,14)..Location(114,17)) })]) }) } in create_relation";
         let (msg, loc) = unsupported_construct(dump).unwrap();
         assert_eq!(msg, "unsupported SQL construct: table function `HOP`");
-        assert_eq!(loc, Some(Location { line: 114, column: 14 }));
+        assert_eq!(
+            loc,
+            Some(Location {
+                line: 114,
+                column: 14
+            })
+        );
         assert!(unsupported_construct("Table 'x' not found").is_none());
     }
 

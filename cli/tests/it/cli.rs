@@ -259,7 +259,10 @@ fn nexmark_suite_writes_json_and_a_table_and_names_unsupported_queries() {
     assert!(table.contains("| q3 | not supported yet"), "{table}");
     assert!(table.contains("![throughput per query](throughput.svg)"));
     let svg = fs::read_to_string(out.join("throughput.svg")).unwrap();
-    assert!(svg.contains("\nq2\n") && !svg.contains("\nq3\n"), "only q2 ran");
+    assert!(
+        svg.contains("\nq2\n") && !svg.contains("\nq3\n"),
+        "only q2 ran"
+    );
     assert!(fs::metadata(out.join("throughput.png")).unwrap().len() > 1000);
 
     let o = eddy(&["nexmark", "suite", "--queries", "q0,q99"]);
@@ -286,10 +289,18 @@ fn nexmark_chart_draws_a_json_chart_and_refuses_a_bad_one() {
     assert!(svg.contains("eddy vs Apache Flink") && svg.contains("Flink"));
     assert!(dir.path().join("compare.png").exists());
 
-    fs::write(&spec, r#"{"title": "t", "categories": ["q0"], "panels": []}"#).unwrap();
+    fs::write(
+        &spec,
+        r#"{"title": "t", "categories": ["q0"], "panels": []}"#,
+    )
+    .unwrap();
     let o = eddy(&["nexmark", "chart", spec.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("no categories or no panels"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no categories or no panels"),
+        "{}",
+        stderr(&o)
+    );
     let o = eddy(&["nexmark", "chart", "/nonexistent/chart.json"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("cannot read /nonexistent/chart.json"));

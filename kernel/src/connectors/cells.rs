@@ -298,7 +298,11 @@ fn sql_timestamp_ms(b: &[u8]) -> Option<i64> {
         number(&b[5..7])?,
         number(&b[8..10])?,
     )?;
-    let (h, m, s) = (number(&b[11..13])?, number(&b[14..16])?, number(&b[17..19])?);
+    let (h, m, s) = (
+        number(&b[11..13])?,
+        number(&b[14..16])?,
+        number(&b[17..19])?,
+    );
     if h > 23 || m > 59 || s > 59 {
         return None;
     }

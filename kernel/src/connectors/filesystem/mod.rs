@@ -7,6 +7,7 @@
 //! Flink), partition columns left out of the files, and `_SUCCESS` marks each committed
 //! partition when `sink.partition-commit.policy.kind` includes `success-file`.
 
+mod csv_records;
 mod decode;
 pub mod encode;
 mod sink;

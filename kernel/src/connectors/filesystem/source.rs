@@ -9,6 +9,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 
+use super::csv_records::CsvRecords;
 use super::decode::{csv_cells, json_cells};
 use super::{list_files, local_path, Format, FormatOptions};
 use crate::connectors::cells::{Cell, ColumnBuilder};
@@ -109,7 +110,7 @@ impl SourceFactory for FsSourceFactory {
 enum Reader {
     Csv {
         path: PathBuf,
-        rdr: csv::Reader<BufReader<File>>,
+        rdr: Box<CsvRecords<File>>,
         record: csv::ByteRecord,
     },
     Json {
@@ -135,29 +136,20 @@ impl FsSource {
     fn open(&self, path: PathBuf) -> Result<Reader> {
         let file = File::open(&path)
             .map_err(|e| Error::io(format!("cannot open '{}'", path.display()), e))?;
-        let buf = BufReader::with_capacity(1 << 20, file);
         Ok(match self.opts.format {
-            Format::Csv => {
-                let mut b = csv::ReaderBuilder::new();
-                b.has_headers(false)
-                    .delimiter(self.opts.delimiter)
-                    .flexible(true);
-                match self.opts.quote {
-                    Some(q) => b.quote(q),
-                    None => b.quoting(false),
-                };
-                if self.opts.allow_comments {
-                    b.comment(Some(b'#'));
-                }
-                Reader::Csv {
-                    path,
-                    rdr: b.from_reader(buf),
-                    record: csv::ByteRecord::new(),
-                }
-            }
+            Format::Csv => Reader::Csv {
+                path,
+                rdr: Box::new(CsvRecords::new(
+                    file,
+                    self.opts.delimiter,
+                    self.opts.quote,
+                    self.opts.allow_comments.then_some(b'#'),
+                )),
+                record: csv::ByteRecord::new(),
+            },
             Format::Json => Reader::Json {
                 path,
-                rdr: buf,
+                rdr: BufReader::with_capacity(1 << 20, file),
                 line: Vec::new(),
                 line_no: 0,
             },
@@ -187,20 +179,12 @@ impl FsSource {
             }
             match &mut reader {
                 Reader::Csv { path, rdr, record } => {
-                    let ok = rdr.read_byte_record(record).map_err(|e| match e.kind() {
-                        csv::ErrorKind::Io(_) => {
-                            Error::user(format!("cannot read '{}': {e}", path.display()))
-                        }
-                        _ => Error::Record {
-                            path: path.display().to_string(),
-                            line: 0,
-                            reason: e.to_string(),
-                        },
+                    let read = rdr.read(record).map_err(|e| {
+                        Error::user(format!("cannot read '{}': {e}", path.display()))
                     })?;
-                    if !ok {
+                    let Some(line) = read else {
                         break false;
-                    }
-                    let line = record.position().map_or(0, |p| p.line());
+                    };
                     let mut cells: Vec<Cell<'_>> = Vec::with_capacity(self.columns.len());
                     match csv_cells(
                         record,
