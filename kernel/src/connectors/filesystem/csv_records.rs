@@ -160,19 +160,28 @@ impl<R: Read> CsvRecords<R> {
 mod tests {
     use super::*;
 
-    /// Every record as its fields and starting line, read through `CHUNK`-independent tiny
+    /// Every record as its fields and starting line, read through tiny
     /// reads so that records straddle refills.
     fn records(text: &str, quote: Option<u8>, comment: Option<u8>) -> Vec<(u64, Vec<String>)> {
-        struct Trickle<'a>(&'a [u8]);
+        records_read_by(3, text, quote, comment)
+    }
+
+    fn records_read_by(
+        piece: usize,
+        text: &str,
+        quote: Option<u8>,
+        comment: Option<u8>,
+    ) -> Vec<(u64, Vec<String>)> {
+        struct Trickle<'a>(&'a [u8], usize);
         impl Read for Trickle<'_> {
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-                let n = buf.len().min(self.0.len()).min(3);
+                let n = buf.len().min(self.0.len()).min(self.1);
                 buf[..n].copy_from_slice(&self.0[..n]);
                 self.0 = &self.0[n..];
                 Ok(n)
             }
         }
-        let mut r = CsvRecords::new(Trickle(text.as_bytes()), b',', quote, comment);
+        let mut r = CsvRecords::new(Trickle(text.as_bytes(), piece), b',', quote, comment);
         let mut rec = ByteRecord::new();
         let mut out = Vec::new();
         while let Some(line) = r.read(&mut rec).unwrap() {
@@ -253,7 +262,8 @@ mod tests {
     fn a_record_longer_than_the_buffer_grows_it() {
         let long = "x".repeat(3 * CHUNK);
         let text = format!("{long},1\nshort,2\n");
-        let got = records(&text, Some(b'"'), None);
+        // Pieces of 64 KiB: a line is searched again after each read.
+        let got = records_read_by(1 << 16, &text, Some(b'"'), None);
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].1[0].len(), 3 * CHUNK);
         assert_eq!(got[1], (2, vec!["short".to_string(), "2".to_string()]));
