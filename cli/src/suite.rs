@@ -124,14 +124,19 @@ fn progress_line(entry: &SuiteEntry) -> String {
     }
 }
 
+/// "parallelism N", or what it defaults to.
+fn parallelism_text(args: &SuiteArgs) -> String {
+    args.workload.parallelism.map_or_else(
+        || "parallelism = the number of cores".to_string(),
+        |p| format!("parallelism {p}"),
+    )
+}
+
 fn chart_title(args: &SuiteArgs) -> String {
-    let parallelism = args
-        .workload
-        .parallelism
-        .map_or_else(|| "all cores".to_string(), |p| format!("parallelism {p}"));
     format!(
-        "eddy Nexmark throughput, {} M events, {parallelism}",
-        args.workload.events as f64 / 1e6
+        "eddy Nexmark throughput, {} M events, {}",
+        args.workload.events as f64 / 1e6,
+        parallelism_text(args)
     )
 }
 
@@ -166,10 +171,6 @@ pub fn run(args: SuiteArgs) -> Result<(), Failure> {
     let json =
         serde_json::to_string_pretty(&entries).map_err(|e| Failure::Internal(e.to_string()))?;
     write("results.json", json + "\n")?;
-    let parallelism = args
-        .workload
-        .parallelism
-        .map_or_else(|| "the number of cores".to_string(), |p| p.to_string());
     // The chart shows the queries that ran; the table also lists the others and why.
     let picture = match perf::suite::throughput_chart(&entries, &chart_title(&args)) {
         Some(chart) => {
@@ -182,12 +183,12 @@ pub fn run(args: SuiteArgs) -> Result<(), Failure> {
         "results.md",
         format!(
             "# Nexmark suite, {}\n\n{} events per query, first-event.rate {}, seed {}, \
-             parallelism {}, median of {} run(s) by events per CPU-second.\n\n{}{picture}",
+             {}, median of {} run(s) by events per CPU-second.\n\n{}{picture}",
             started.format("%Y-%m-%d %H:%M UTC"),
             args.workload.events,
             args.workload.rate,
             args.workload.seed,
-            parallelism,
+            parallelism_text(&args),
             args.runs,
             markdown_table(&entries)
         ),

@@ -308,8 +308,9 @@ fn sql_timestamp_ms(b: &[u8]) -> Option<i64> {
     }
     let millis = match &b[19..] {
         [] => 0,
-        [b'.', fraction @ ..] if (1..=9).contains(&fraction.len()) => {
-            number(fraction)?; // every digit checked, only three kept
+        [b'.', fraction @ ..]
+            if (1..=9).contains(&fraction.len()) && fraction.iter().all(u8::is_ascii_digit) =>
+        {
             let kept = &fraction[..fraction.len().min(3)];
             number(kept)? * 10u32.pow(3 - kept.len() as u32)
         }
