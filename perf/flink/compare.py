@@ -16,15 +16,18 @@ Needs perf/flink/setup.sh run once; nothing else from the network.
 import argparse
 import csv
 import decimal
+import hashlib
 import json
 import os
 import pathlib
 import re
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import sql  # noqa: E402
@@ -107,24 +110,48 @@ def canonical(value):
     return value
 
 
-def csv_rows(directory):
-    rows = []
-    for f in sorted(pathlib.Path(directory).rglob("*")):
+def output_files(directory):
+    """The committed files of a sink directory (no hidden in-progress files, no `_SUCCESS`
+    markers), each with the partition values its path names (`dt=2015-07-15/hm=00%3A01` →
+    [`2015-07-15`, `00:01`]): both engines leave partition columns out of the files."""
+    root = pathlib.Path(directory)
+    for f in sorted(root.rglob("*")):
         if f.is_file() and not f.name.startswith((".", "_")):
-            with open(f, newline="") as fh:
-                rows.extend([canonical(v) for v in row] for row in csv.reader(fh))
-    return sorted(rows)
+            parts = f.relative_to(root).parent.parts
+            yield f, [urllib.parse.unquote(p.split("=", 1)[1]) for p in parts if "=" in p]
+
+
+def csv_rows(directory):
+    """Every row of a sink directory, canonical, partition values last."""
+    for f, partition in output_files(directory):
+        with open(f, newline="") as fh:
+            for row in csv.reader(fh):
+                yield [canonical(v) for v in row] + partition
+
+
+def digest(directory):
+    """An order-free digest of a sink directory's rows: their count and the sum of their
+    128-bit hashes. Equal multisets of rows give equal digests; it needs no memory per row."""
+    count, total = 0, 0
+    for row in csv_rows(directory):
+        h = hashlib.blake2b("\x1f".join(row).encode(), digest_size=16).digest()
+        total = (total + int.from_bytes(h, "little")) % (1 << 128)
+        count += 1
+    return count, total
 
 
 def agreement(eddy_dir, flink_dir):
-    a, b = csv_rows(eddy_dir), csv_rows(flink_dir)
-    if a == b:
-        return {"agree": True, "rows": len(a)}
+    """Whether two sink directories hold the same rows. The digests decide; only when they
+    differ are both outputs sorted in memory, to show the first difference."""
+    (na, da), (nb, db) = digest(eddy_dir), digest(flink_dir)
+    if (na, da) == (nb, db):
+        return {"agree": True, "rows": na}
+    a, b = sorted(csv_rows(eddy_dir)), sorted(csv_rows(flink_dir))
     first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
     return {
         "agree": False,
-        "eddy_rows": len(a),
-        "flink_rows": len(b),
+        "eddy_rows": na,
+        "flink_rows": nb,
         "first_difference": {
             "eddy": a[first] if first < len(a) else None,
             "flink": b[first] if first < len(b) else None,
@@ -217,6 +244,7 @@ def main():
             if engine == "eddy":
                 for q in queries:
                     r = run_eddy(eddy, eddy_script(q), args.parallelism)
+                    shutil.rmtree(sql.output_dir(work), ignore_errors=True)
                     if "error" in r:
                         key = "eddy (not supported yet)" if r["unsupported"] else "eddy"
                         errors.setdefault(q, {})[key] = r["error"]
@@ -317,7 +345,10 @@ def main():
     disagree = [r["query"] for r in results if r["outputs"].get("agree") is False]
     failed = [f"{r['query']} ({e})" for r in results for e in r["errors"] if e in ("eddy", "flink")]
     if disagree:
-        print(f"error: outputs differ for {', '.join(disagree)}", file=sys.stderr)
+        print(f"error: outputs differ for {', '.join(disagree)}; both engines' outputs are "
+              f"kept in {work}", file=sys.stderr)
+    else:
+        shutil.rmtree(work, ignore_errors=True)  # events and outputs: gigabytes at 10 M events
     if failed:
         print(f"error: failed runs: {', '.join(failed)}", file=sys.stderr)
     if disagree or failed:

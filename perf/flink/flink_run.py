@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import pathlib
+import shutil
 import sys
 import tempfile
 import time
@@ -112,6 +113,8 @@ def main():
             })
         except Exception as e:  # a failed job is reported, and the next query still runs
             emit({"query": query, "error": java_cause(str(e))})
+        shutil.rmtree(sql.output_dir(work), ignore_errors=True)  # q10's log, not needed
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -29,15 +29,25 @@ def query_path(query):
     return path
 
 
-def job_script(query, events_dir, work_dir, sink_dir=None):
+# The file tables a query writes itself (q10's partitioned log) live under here.
+OUTPUT_PATH = re.compile(r"'path' = '(?:file://)?[^']*/data/output/[^']*'")
+
+
+def output_dir(work_dir):
+    """Where the queries' own file sinks write, under `work_dir`: removed after each run."""
+    return pathlib.Path(work_dir) / "data" / "output"
+
+
+def job_script(query, events_dir, work_dir, sink_dir=None, run="compare"):
     """The script of `query` over the files in `events_dir`. With `sink_dir`, the query's
-    blackhole sink becomes CSV files there (for comparing outputs)."""
+    blackhole sink becomes CSV files there, and a file sink of its own writes there instead
+    (for comparing outputs). `run` names the run's own directory under `output_dir`."""
     path = query_path(query)
     values = {
         "EVENTS_DIR": str(events_dir),
         "NEXMARK_DIR": str(work_dir),
         "FLINK_HOME": str(work_dir),
-        "SUBMIT_TIME": "compare",
+        "SUBMIT_TIME": run,
     }
     text = substitute(TABLES.read_text(), values) + "\n" + substitute(path.read_text(), values)
     if sink_dir is not None:
@@ -45,6 +55,7 @@ def job_script(query, events_dir, work_dir, sink_dir=None):
             "'connector' = 'blackhole'",
             f"'connector' = 'filesystem', 'path' = '{sink_dir}', 'format' = 'csv'",
         )
+        text = OUTPUT_PATH.sub(f"'path' = 'file://{sink_dir}'", text)
     return text
 
 
