@@ -448,6 +448,16 @@ impl ContextProvider for Catalog {
         )
     }
 
+    fn get_table_function_source(
+        &self,
+        name: &str,
+        args: Vec<Expr>,
+    ) -> DfResult<Arc<dyn TableSource>> {
+        crate::window_tvf::window_tvf_source(name, &args, &|t| {
+            self.get_table_source(TableReference::bare(t))
+        })
+    }
+
     fn get_expr_planners(&self) -> &[Arc<dyn ExprPlanner>] {
         &self.planners
     }

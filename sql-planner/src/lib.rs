@@ -11,10 +11,12 @@ mod dialect;
 mod error;
 pub mod functions;
 mod lower;
+mod lower_window;
 mod planner;
 mod rewrite;
 mod script;
 mod types;
+mod window_tvf;
 
 pub use dialect::FlinkDialect;
 pub use error::{Location, PlanError};

@@ -29,14 +29,14 @@ pub(crate) struct Lowering<'a> {
     pub parallelism: usize,
     /// Hash of the statement's text, for stable operator uids.
     pub statement: u64,
-    props: ExecutionProps,
+    pub(crate) props: ExecutionProps,
     counter: usize,
 }
 
 /// A lowered plan node: the graph node producing it and its logical schema.
-struct Lowered {
-    node: NodeId,
-    schema: DFSchemaRef,
+pub(crate) struct Lowered {
+    pub node: NodeId,
+    pub schema: DFSchemaRef,
 }
 
 /// The construct a plan node stands for, for "not supported yet" errors.
@@ -76,7 +76,7 @@ impl<'a> Lowering<'a> {
         }
     }
 
-    fn add(
+    pub(crate) fn add(
         &mut self,
         kind_name: &str,
         name: String,
@@ -95,7 +95,7 @@ impl<'a> Lowering<'a> {
         })
     }
 
-    fn physical(&self, e: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
+    pub(crate) fn physical(&self, e: &Expr, schema: &DFSchema) -> Result<Arc<dyn PhysicalExpr>> {
         Ok(create_physical_expr(
             e,
             schema,
@@ -180,7 +180,7 @@ impl<'a> Lowering<'a> {
         Ok(())
     }
 
-    fn lower(&mut self, plan: &LogicalPlan) -> Result<Lowered> {
+    pub(crate) fn lower(&mut self, plan: &LogicalPlan) -> Result<Lowered> {
         match plan {
             LogicalPlan::TableScan(scan) => self.scan(scan),
             LogicalPlan::Projection(_) | LogicalPlan::Filter(_) | LogicalPlan::SubqueryAlias(_) => {
@@ -195,11 +195,15 @@ impl<'a> Lowering<'a> {
                 }
                 self.calc(input, filter.as_ref(), &exprs, plan.schema().clone())
             }
+            LogicalPlan::Aggregate(agg) => self.aggregate(agg),
+            other if crate::lower_window::window_tvf(other).is_some() => Err(Error::user(
+                "a window table function must be followed by GROUP BY window_start,                  window_end (a window aggregation); other uses are not supported yet",
+            )),
             other => Err(unsupported(other)),
         }
     }
 
-    fn calc(
+    pub(crate) fn calc(
         &mut self,
         input: Lowered,
         filter: Option<&Expr>,
@@ -336,7 +340,7 @@ fn is_cheap(e: &Expr) -> bool {
 }
 
 /// Replaces references to the columns of `schema` in `e` with `subs[column index]`.
-fn substitute(e: Expr, schema: &DFSchema, subs: &[Expr]) -> Result<Expr> {
+pub(crate) fn substitute(e: Expr, schema: &DFSchema, subs: &[Expr]) -> Result<Expr> {
     Ok(e.transform(|x| match &x {
         Expr::Column(c) => match schema.index_of_column(c) {
             Ok(i) => Ok(Transformed::yes(subs[i].clone())),
@@ -366,7 +370,7 @@ fn reference_counts(exprs: &[Expr], filter: &Option<Expr>, schema: &DFSchema) ->
 /// Flattens a run of projections, filters and aliases at the top of `plan` into one filter
 /// and one projection over the run's input, which is returned first. The run stops before a
 /// projection whose costly expression would then be computed more than once.
-fn flatten(plan: &LogicalPlan) -> Result<(&LogicalPlan, Option<Expr>, Vec<Expr>)> {
+pub(crate) fn flatten(plan: &LogicalPlan) -> Result<(&LogicalPlan, Option<Expr>, Vec<Expr>)> {
     let mut exprs: Vec<Expr> = plan
         .schema()
         .columns()

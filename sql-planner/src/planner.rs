@@ -79,7 +79,7 @@ fn plan_statement(
     mut stmt: Statement,
     at: Location,
 ) -> Result<LogicalPlan, PlanError> {
-    crate::rewrite::name_nested_fields(&mut stmt);
+    crate::rewrite::flink_semantics(&mut stmt);
     SqlToRel::new_with_options(catalog, parser_options())
         .sql_statement_to_plan(stmt)
         .map_err(|e| df_error(e, at))

@@ -1,11 +1,19 @@
 //! AST rewrites that give queries Flink's semantics where DataFusion's differ.
 
-use sqlparser::ast::{Expr, Query, SelectItem, SetExpr, Statement, TableFactor, TableWithJoins};
+use sqlparser::ast::{
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Query, SelectItem, SetExpr, Statement,
+    TableFactor, TableFunctionArgs, TableWithJoins, Value,
+};
 
-/// Flink names an unaliased `a.b.c` select item `c` (the field), where DataFusion would name a
-/// nested field access `a[b][c]`. Adds that alias to every such item, in every SELECT of the
-/// statement, including views, subqueries and CTEs.
-pub fn name_nested_fields(stmt: &mut Statement) {
+use crate::dialect::TABLE_ARG_FUNCTION;
+
+/// Rewrites every SELECT of the statement, including views, subqueries and CTEs:
+/// - Flink names an unaliased `a.b.c` select item `c` (the field), where DataFusion would name
+///   a nested field access `a[b][c]`: such items get that alias;
+/// - a window table function `TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), …))`, which DataFusion
+///   cannot plan, becomes the table function call `TUMBLE('t', 'ts', …)` with positional
+///   arguments (see `window_tvf.rs`).
+pub fn flink_semantics(stmt: &mut Statement) {
     match stmt {
         Statement::Query(q) => query(q),
         Statement::Insert(i) => {
@@ -59,12 +67,102 @@ fn table_with_joins(t: &mut TableWithJoins) {
 
 fn table_factor(f: &mut TableFactor) {
     match f {
+        TableFactor::TableFunction { expr, alias } => {
+            if let Some(args) = window_tvf_call(expr) {
+                let Expr::Function(call) = expr else {
+                    unreachable!("window_tvf_call takes functions only")
+                };
+                *f = TableFactor::Table {
+                    name: call.name.clone(),
+                    alias: alias.take(),
+                    args: Some(TableFunctionArgs {
+                        args,
+                        settings: None,
+                    }),
+                    with_hints: vec![],
+                    version: None,
+                    with_ordinality: false,
+                    partitions: vec![],
+                    json_path: None,
+                    sample: None,
+                    index_hints: vec![],
+                };
+            }
+        }
         TableFactor::Derived { subquery, .. } => query(subquery),
         TableFactor::NestedJoin {
             table_with_joins, ..
         } => self::table_with_joins(table_with_joins),
         _ => {}
     }
+}
+
+/// The arguments of a window table function call in Flink's positional order, `TABLE t` and
+/// `DESCRIPTOR(c)` as the strings `'t'` and `'c'`; `None` if `expr` is no such call. Named
+/// arguments (`SIZE => INTERVAL …`) are put in their places.
+fn window_tvf_call(expr: &Expr) -> Option<Vec<FunctionArg>> {
+    let Expr::Function(call) = expr else {
+        return None;
+    };
+    let params = crate::window_tvf::parameters(&call.name.to_string())?;
+    let FunctionArguments::List(list) = &call.args else {
+        return None;
+    };
+    let mut slots: Vec<Option<Expr>> = vec![None; params.len()];
+    for (i, arg) in list.args.iter().enumerate() {
+        let (slot, e) = match arg {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => (i, e),
+            FunctionArg::Named {
+                name,
+                arg: FunctionArgExpr::Expr(e),
+                ..
+            }
+            | FunctionArg::ExprNamed {
+                arg: FunctionArgExpr::Expr(e),
+                name: Expr::Identifier(name),
+                ..
+            } => (
+                params
+                    .iter()
+                    .position(|p| p.eq_ignore_ascii_case(&name.value))?,
+                e,
+            ),
+            _ => return None,
+        };
+        *slots.get_mut(slot)? = Some(name_argument(e).unwrap_or_else(|| e.clone()));
+    }
+    // Trailing optional parameters may be left out; a gap may not.
+    let given = slots.iter().rposition(Option::is_some).map_or(0, |p| p + 1);
+    slots[..given]
+        .iter()
+        .map(|s| {
+            s.clone()
+                .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e)))
+        })
+        .collect()
+}
+
+/// `TABLE t` (the dialect's pseudo-call) or `DESCRIPTOR(c)` as the string `'t'` or `'c'`.
+fn name_argument(e: &Expr) -> Option<Expr> {
+    let Expr::Function(f) = e else {
+        return None;
+    };
+    let name = f.name.to_string();
+    if !name.eq_ignore_ascii_case(TABLE_ARG_FUNCTION) && !name.eq_ignore_ascii_case("DESCRIPTOR") {
+        return None;
+    }
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    let [FunctionArg::Unnamed(FunctionArgExpr::Expr(arg))] = list.args.as_slice() else {
+        return None;
+    };
+    let text = match arg {
+        Expr::Identifier(id) => id.value.clone(),
+        Expr::CompoundIdentifier(ids) => ids.last()?.value.clone(),
+        _ => return None,
+    };
+    Some(Expr::Value(Value::SingleQuotedString(text).into()))
 }
 
 #[cfg(test)]
@@ -80,7 +178,7 @@ mod tests {
         )
         .unwrap()
         .remove(0);
-        name_nested_fields(&mut s);
+        flink_semantics(&mut s);
         let text = s.to_string();
         assert!(
             text.contains("bid.auction AS auction")

@@ -6,3 +6,4 @@ mod nexmark_golden;
 mod nexmark_reference;
 mod reference;
 mod support;
+mod windows;

@@ -2,6 +2,7 @@
 
 mod calc;
 mod watermark;
+pub mod window;
 
 pub use calc::CalcFactory;
 pub use watermark::WatermarkAssignerFactory;

@@ -1,0 +1,187 @@
+//! Window table functions end to end: TUMBLE, HOP and CUMULATE aggregations from SQL text over
+//! CSV files, at parallelism 1 and 2 (two-phase), with results worked out by hand from
+//! Flink's documented semantics; and the plan errors of what is not supported.
+
+use std::fs;
+use std::path::Path;
+
+use crate::support::{run_sql, sorted_csv_rows};
+
+/// Bids in two time-ordered files, one per subtask at parallelism 2. Seconds after
+/// 2015-07-15 00:00:00: auction 1 at 0.5, 1.5, 2.1, 20.0; auction 2 at 1.0, 3.0, 9.999.
+fn write_bids(dir: &Path) {
+    let events = dir.join("bids");
+    fs::create_dir_all(&events).unwrap();
+    fs::write(
+        events.join("a.csv"),
+        "1,10,100,2015-07-15 00:00:00.500\n\
+         1,11,200,2015-07-15 00:00:01.500\n\
+         1,13,50,2015-07-15 00:00:02.100\n\
+         1,15,500,2015-07-15 00:00:20.000\n",
+    )
+    .unwrap();
+    fs::write(
+        events.join("b.csv"),
+        "2,16,600,2015-07-15 00:00:01.000\n\
+         2,12,300,2015-07-15 00:00:03.000\n\
+         2,14,400,2015-07-15 00:00:09.999\n",
+    )
+    .unwrap();
+}
+
+fn bid_table(dir: &Path) -> String {
+    format!(
+        "CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, `dateTime` TIMESTAMP(3),
+           WATERMARK FOR `dateTime` AS `dateTime` - INTERVAL '4' SECOND)
+         WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');",
+        dir.join("bids").display()
+    )
+}
+
+/// Runs `query` (a SELECT) into CSV files; its rows, sorted.
+fn run(dir: &Path, columns: &str, query: &str, parallelism: usize) -> Vec<Vec<String>> {
+    let out = dir.join(format!("out-{parallelism}-{}", query.len()));
+    let sql = format!(
+        "{}
+         CREATE TABLE out ({columns}) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+         INSERT INTO out {query};",
+        bid_table(dir),
+        out.display()
+    );
+    run_sql(&sql, parallelism).unwrap_or_else(|e| panic!("{query}: {e}"));
+    sorted_csv_rows(&out)
+}
+
+fn rows(text: &[&str]) -> Vec<Vec<String>> {
+    let mut rows: Vec<Vec<String>> = text
+        .iter()
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect();
+    rows.sort();
+    rows
+}
+
+const T: &str = "2015-07-15 00:00:";
+
+fn at(seconds: &str) -> String {
+    format!("{T}{seconds}.000")
+}
+
+#[test]
+fn tumbling_window_aggregates_with_filter_clauses() {
+    let dir = tempfile::tempdir().unwrap();
+    write_bids(dir.path());
+    let query = "SELECT auction, count(*), sum(price), max(price) FILTER (WHERE bidder > 10),
+                        window_start, window_end
+                 FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '2' SECOND))
+                 GROUP BY auction, window_start, window_end";
+    let columns =
+        "auction BIGINT, n BIGINT, total BIGINT, mx BIGINT, ws TIMESTAMP(3), we TIMESTAMP(3)";
+    let want: Vec<String> = [
+        ("1,2,300,200", "00", "02"),
+        ("2,1,600,600", "00", "02"),
+        ("1,1,50,50", "02", "04"),
+        ("2,1,300,300", "02", "04"),
+        ("2,1,400,400", "08", "10"),
+        ("1,1,500,500", "20", "22"),
+    ]
+    .iter()
+    .map(|(v, s, e)| format!("{v},{},{}", at(s), at(e)))
+    .collect();
+    let want = rows(&want.iter().map(String::as_str).collect::<Vec<_>>());
+    for p in [1, 2] {
+        assert_eq!(run(dir.path(), columns, query, p), want, "parallelism {p}");
+    }
+}
+
+#[test]
+fn hopping_windows_without_keys_and_window_time() {
+    let dir = tempfile::tempdir().unwrap();
+    write_bids(dir.path());
+    let query = "SELECT count(*), window_start, window_end, window_time
+                 FROM TABLE(HOP(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '2' SECOND, INTERVAL '4' SECOND))
+                 GROUP BY window_start, window_end, window_time";
+    let columns = "n BIGINT, ws TIMESTAMP(3), we TIMESTAMP(3), wt TIMESTAMP(3)";
+    let window = |n: u32, s: &str, e: &str, t: &str| format!("{n},{s},{},{T}{t}.999", at(e));
+    let want = [
+        window(3, "2015-07-14 23:59:58.000", "02", "01"),
+        window(5, &at("00"), "04", "03"),
+        window(2, &at("02"), "06", "05"),
+        window(1, &at("06"), "10", "09"),
+        window(1, &at("08"), "12", "11"),
+        window(1, &at("18"), "22", "21"),
+        window(1, &at("20"), "24", "23"),
+    ];
+    let want = rows(&want.iter().map(String::as_str).collect::<Vec<_>>());
+    for p in [1, 2] {
+        assert_eq!(run(dir.path(), columns, query, p), want, "parallelism {p}");
+    }
+}
+
+#[test]
+fn cumulating_windows_emit_each_step_and_skip_empty_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    write_bids(dir.path());
+    let query = "SELECT auction, sum(price), window_start, window_end
+                 FROM TABLE(CUMULATE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '2' SECOND, INTERVAL '6' SECOND))
+                 GROUP BY auction, window_start, window_end";
+    let columns = "auction BIGINT, total BIGINT, ws TIMESTAMP(3), we TIMESTAMP(3)";
+    let want: Vec<String> = [
+        ("1,300", "00", "02"),
+        ("1,350", "00", "04"),
+        ("1,350", "00", "06"),
+        ("2,600", "00", "02"),
+        ("2,900", "00", "04"),
+        ("2,900", "00", "06"),
+        // [6, 8) holds nothing of auction 2: no row.
+        ("2,400", "06", "10"),
+        ("2,400", "06", "12"),
+        ("1,500", "18", "22"),
+        ("1,500", "18", "24"),
+    ]
+    .iter()
+    .map(|(v, s, e)| format!("{v},{},{}", at(s), at(e)))
+    .collect();
+    let want = rows(&want.iter().map(String::as_str).collect::<Vec<_>>());
+    for p in [1, 2] {
+        assert_eq!(run(dir.path(), columns, query, p), want, "parallelism {p}");
+    }
+}
+
+#[test]
+fn unsupported_window_uses_are_refused_with_their_place() {
+    let dir = tempfile::tempdir().unwrap();
+    write_bids(dir.path());
+    let table = bid_table(dir.path());
+    let cases = [
+        (
+            "SELECT count(*) FROM TABLE(SESSION(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '5' SECOND)) GROUP BY window_start, window_end",
+            "SESSION window table function is not supported yet",
+        ),
+        (
+            "SELECT auction, count(*) FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '5' SECOND)) GROUP BY auction, window_start",
+            "must GROUP BY window_start and window_end",
+        ),
+        (
+            "SELECT * FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '5' SECOND))",
+            "must be followed by GROUP BY window_start",
+        ),
+        (
+            "SELECT count(*) FROM TABLE(CUMULATE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '2' SECOND, INTERVAL '5' SECOND)) GROUP BY window_start, window_end",
+            "must be a multiple of its step",
+        ),
+        (
+            "SELECT count(*) FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(price), INTERVAL '5' SECOND)) GROUP BY window_start, window_end",
+            "the time column 'price' must be a timestamp",
+        ),
+        (
+            "SELECT count(*) FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '1' MONTH)) GROUP BY window_start, window_end",
+            "must be a day-time interval",
+        ),
+    ];
+    for (query, message) in cases {
+        let err = run_sql(&format!("{table}\n{query};"), 1).unwrap_err();
+        assert!(err.contains(message), "{query}: {err}");
+        assert!(err.contains("line 4"), "{query}: {err}");
+    }
+}

@@ -1,0 +1,572 @@
+//! Window aggregation over event time, vectorized and sliced.
+//!
+//! Each batch is split by slice (a few distinct slices per batch, since event time mostly
+//! grows), its keys are interned into group indices for the whole batch, and DataFusion's
+//! `GroupsAccumulator`s update all rows of a slice in one call. A window fires when the
+//! watermark reaches its end − 1 ms (Flink's rule): a TUMBLE window is its one slice; HOP and
+//! CUMULATE windows merge the accumulator states of their slices, sealed once complete.
+//!
+//! With parallelism above 1 the aggregation runs in two phases, as Flink's local-global
+//! optimisation: a `Local` subtask pre-aggregates its rows per (key, slice) and emits partial
+//! states when a slice is complete; a hash exchange by key brings each key's partials to one
+//! `Global` subtask, which merges them and fires the windows.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, UInt32Array};
+use arrow::compute::{cast, filter, take};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use datafusion_expr::{EmitTo, GroupsAccumulator};
+use datafusion_physical_expr::aggregate::AggregateFunctionExpr;
+use datafusion_physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
+
+use super::group_keys::GroupKeys;
+use super::spec::{WindowKind, WindowSpec};
+use crate::metrics::JobMetrics;
+use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
+use crate::ops::evaluate;
+use crate::types::{Message, Watermark};
+use crate::{Error, Result};
+
+/// Which part of the aggregation a subtask does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggregatePhase {
+    /// Rows in, window results out.
+    Single,
+    /// Rows in, partial states per (key, slice) out: `[keys…, slice end, states…]`.
+    Local,
+    /// Partial states in, window results out.
+    Global,
+}
+
+/// What one output column of a window aggregation holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowOutput {
+    Key(usize),
+    WindowStart,
+    WindowEnd,
+    /// `window_end − 1 ms`, the rowtime of the result.
+    WindowTime,
+    Aggregate(usize),
+}
+
+/// One aggregate call: the function with its arguments, and its `FILTER (WHERE …)`.
+#[derive(Debug, Clone)]
+pub struct WindowAggregateCall {
+    pub function: Arc<AggregateFunctionExpr>,
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WindowAggregateFactory {
+    pub spec: WindowSpec,
+    pub phase: AggregatePhase,
+    /// The group keys over input rows (`Single`, `Local`); a `Global` subtask reads them from
+    /// the first columns of the partial states.
+    pub keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// Names and types of the keys.
+    pub key_schema: SchemaRef,
+    /// The row's event time in milliseconds (`Single`, `Local`).
+    pub time: Arc<dyn PhysicalExpr>,
+    pub calls: Vec<WindowAggregateCall>,
+    /// The columns of the results (`Single`, `Global`).
+    pub outputs: Vec<WindowOutput>,
+    /// The schema of what this subtask emits: results, or partial states for `Local`.
+    pub output: SchemaRef,
+}
+
+/// The schema of partial states between a `Local` and a `Global` subtask.
+pub fn partial_schema(key_schema: &Schema, calls: &[WindowAggregateCall]) -> Result<SchemaRef> {
+    let mut fields: Vec<Field> = key_schema
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    fields.push(Field::new("$slice_end", DataType::Int64, false));
+    for (i, c) in calls.iter().enumerate() {
+        for f in c.function.state_fields()? {
+            fields.push(Field::new(
+                format!("$agg{i}.{}", f.name()),
+                f.data_type().clone(),
+                true,
+            ));
+        }
+    }
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+impl OperatorFactory for WindowAggregateFactory {
+    fn create(&self, _subtask: usize, _parallelism: usize) -> Result<Box<dyn Operator>> {
+        self.spec.validate().map_err(Error::user)?;
+        let mut state_widths = Vec::new();
+        for c in &self.calls {
+            state_widths.push(c.function.state_fields()?.len());
+        }
+        Ok(Box::new(WindowAggregate {
+            f: self.clone(),
+            state_widths,
+            open: BTreeMap::new(),
+            sealed: BTreeMap::new(),
+            pending: BTreeSet::new(),
+            watermark: None,
+            late_rows: 0,
+            groups: Vec::new(),
+            name: match self.phase {
+                AggregatePhase::Single => "WindowAggregate",
+                AggregatePhase::Local => "LocalWindowAggregate",
+                AggregatePhase::Global => "GlobalWindowAggregate",
+            },
+        }))
+    }
+
+    fn describe(&self) -> String {
+        let calls: Vec<String> = self
+            .calls
+            .iter()
+            .map(|c| c.function.name().to_string())
+            .collect();
+        let keys: Vec<&str> = self
+            .key_schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        format!(
+            "{:?} window {:?} offset {} ms, keys {keys:?}, aggregates {calls:?}",
+            self.phase, self.spec.kind, self.spec.offset
+        )
+    }
+}
+
+/// The live groups of one slice.
+struct Slice {
+    keys: GroupKeys,
+    accumulators: Vec<Box<dyn GroupsAccumulator>>,
+}
+
+/// A complete slice of a HOP or CUMULATE window: its keys and accumulator states, kept until
+/// the last window containing it fires.
+struct Sealed {
+    keys: Vec<ArrayRef>,
+    states: Vec<Vec<ArrayRef>>,
+}
+
+struct WindowAggregate {
+    f: WindowAggregateFactory,
+    /// Number of state columns of each call.
+    state_widths: Vec<usize>,
+    /// Slices being written, by slice end.
+    open: BTreeMap<i64, Slice>,
+    sealed: BTreeMap<i64, Sealed>,
+    /// Ends of the windows holding data that have not fired.
+    pending: BTreeSet<i64>,
+    watermark: Option<i64>,
+    late_rows: u64,
+    groups: Vec<usize>,
+    name: &'static str,
+}
+
+fn accumulator(call: &WindowAggregateCall) -> Result<Box<dyn GroupsAccumulator>> {
+    let f = &call.function;
+    if f.groups_accumulator_supported() {
+        Ok(f.create_groups_accumulator()?)
+    } else {
+        let f = f.clone();
+        Ok(Box::new(GroupsAccumulatorAdapter::new(move || {
+            f.create_accumulator()
+        })))
+    }
+}
+
+/// Row indices of `slice_ends` grouped by value, first-seen order; `None` if all are equal.
+fn split_by_slice(slice_ends: &Int64Array) -> Option<Vec<(i64, UInt32Array)>> {
+    let values = slice_ends.values();
+    let first = *values.first()?;
+    if values.iter().all(|&v| v == first) {
+        return None;
+    }
+    let mut parts: Vec<(i64, Vec<u32>)> = Vec::new();
+    for (i, &v) in values.iter().enumerate() {
+        match parts.iter_mut().rev().find(|(e, _)| *e == v) {
+            Some((_, rows)) => rows.push(i as u32),
+            None => parts.push((v, vec![i as u32])),
+        }
+    }
+    Some(
+        parts
+            .into_iter()
+            .map(|(e, rows)| (e, UInt32Array::from(rows)))
+            .collect(),
+    )
+}
+
+/// The columns of a batch that one slice's update reads.
+struct Columns {
+    keys: Vec<ArrayRef>,
+    slice_ends: Int64Array,
+    /// Per call: its arguments (`Single`, `Local`) or its state columns (`Global`).
+    inputs: Vec<Vec<ArrayRef>>,
+    filters: Vec<Option<BooleanArray>>,
+}
+
+impl Columns {
+    fn take(&self, rows: &UInt32Array) -> Result<Columns> {
+        let t = |a: &ArrayRef| take(a.as_ref(), rows, None);
+        Ok(Columns {
+            keys: self
+                .keys
+                .iter()
+                .map(t)
+                .collect::<std::result::Result<_, _>>()?,
+            slice_ends: take(&self.slice_ends, rows, None)?
+                .as_primitive::<Int64Type>()
+                .clone(),
+            inputs: self
+                .inputs
+                .iter()
+                .map(|cols| cols.iter().map(t).collect::<std::result::Result<_, _>>())
+                .collect::<std::result::Result<_, _>>()?,
+            filters: self
+                .filters
+                .iter()
+                .map(|f| {
+                    f.as_ref()
+                        .map(|f| take(f, rows, None).map(|a| a.as_boolean().clone()))
+                        .transpose()
+                })
+                .collect::<std::result::Result<_, _>>()?,
+        })
+    }
+
+    fn filter(&self, keep: &BooleanArray) -> Result<Columns> {
+        let t = |a: &ArrayRef| filter(a.as_ref(), keep);
+        Ok(Columns {
+            keys: self
+                .keys
+                .iter()
+                .map(t)
+                .collect::<std::result::Result<_, _>>()?,
+            slice_ends: filter(&self.slice_ends, keep)?
+                .as_primitive::<Int64Type>()
+                .clone(),
+            inputs: self
+                .inputs
+                .iter()
+                .map(|cols| cols.iter().map(t).collect::<std::result::Result<_, _>>())
+                .collect::<std::result::Result<_, _>>()?,
+            filters: self
+                .filters
+                .iter()
+                .map(|f| {
+                    f.as_ref()
+                        .map(|f| filter(f, keep).map(|a| a.as_boolean().clone()))
+                        .transpose()
+                })
+                .collect::<std::result::Result<_, _>>()?,
+        })
+    }
+}
+
+impl WindowAggregate {
+    fn new_slice(&self) -> Result<Slice> {
+        Ok(Slice {
+            keys: GroupKeys::new(self.f.key_schema.clone())?,
+            accumulators: self
+                .f
+                .calls
+                .iter()
+                .map(accumulator)
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    /// The key, slice and input columns of a batch.
+    fn columns(&self, batch: &RecordBatch) -> Result<Columns> {
+        let f = &self.f;
+        if f.phase == AggregatePhase::Global {
+            let n = f.key_schema.fields().len();
+            let mut at = n + 1;
+            let inputs = self
+                .state_widths
+                .iter()
+                .map(|w| {
+                    let cols = batch.columns()[at..at + w].to_vec();
+                    at += w;
+                    cols
+                })
+                .collect();
+            return Ok(Columns {
+                keys: batch.columns()[..n].to_vec(),
+                slice_ends: batch.column(n).as_primitive::<Int64Type>().clone(),
+                inputs,
+                filters: vec![None; f.calls.len()],
+            });
+        }
+        let keys = f
+            .keys
+            .iter()
+            .map(|k| evaluate(k, batch))
+            .collect::<Result<Vec<_>>>()?;
+        let time = cast(&evaluate(&f.time, batch)?, &DataType::Int64)?;
+        let spec = f.spec;
+        let time = time.as_primitive::<Int64Type>();
+        let slice_ends: Int64Array = time.unary(|t| spec.slice_end(t));
+        let mut inputs = Vec::with_capacity(f.calls.len());
+        let mut filters = Vec::with_capacity(f.calls.len());
+        for c in &f.calls {
+            inputs.push(
+                c.function
+                    .expressions()
+                    .iter()
+                    .map(|e| evaluate(e, batch))
+                    .collect::<Result<Vec<_>>>()?,
+            );
+            filters.push(
+                c.filter
+                    .as_ref()
+                    .map(|e| evaluate(e, batch).map(|a| a.as_boolean().clone()))
+                    .transpose()?,
+            );
+        }
+        Ok(Columns {
+            keys,
+            slice_ends,
+            inputs,
+            filters,
+        })
+    }
+
+    /// Adds the rows of `cols`, all in the slice ending at `end`.
+    fn update(&mut self, end: i64, cols: &Columns) -> Result<()> {
+        if !self.open.contains_key(&end) {
+            let slice = self.new_slice()?;
+            self.open.insert(end, slice);
+            if self.f.phase != AggregatePhase::Local {
+                self.pending.extend(self.f.spec.windows_of_slice(end));
+            }
+        }
+        let slice = self.open.get_mut(&end).expect("inserted above");
+        let rows = cols.slice_ends.len();
+        slice.keys.intern(&cols.keys, rows, &mut self.groups)?;
+        let n = slice.keys.len();
+        for (i, acc) in slice.accumulators.iter_mut().enumerate() {
+            if self.f.phase == AggregatePhase::Global {
+                acc.merge_batch(&cols.inputs[i], &self.groups, n)?;
+            } else {
+                acc.update_batch(&cols.inputs[i], &self.groups, cols.filters[i].as_ref(), n)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The partial states of a slice, as a `Local` subtask emits them.
+    fn partials(&self, end: i64, mut slice: Slice) -> Result<RecordBatch> {
+        let mut columns = slice.keys.take()?;
+        let mut states = Vec::new();
+        for acc in &mut slice.accumulators {
+            states.extend(acc.state(EmitTo::All)?);
+        }
+        // Without key columns a slice that saw rows is one group.
+        let rows = columns.first().or(states.first()).map_or(1, |a| a.len());
+        columns.push(Arc::new(Int64Array::from_value(end, rows)));
+        columns.extend(states);
+        Ok(RecordBatch::try_new(self.f.output.clone(), columns)?)
+    }
+
+    /// The result rows of the window ending at `end` with the given keys and values.
+    fn results(&self, end: i64, keys: Vec<ArrayRef>, values: Vec<ArrayRef>) -> Result<RecordBatch> {
+        let rows = values
+            .first()
+            .map(|v| v.len())
+            .or_else(|| keys.first().map(|k| k.len()))
+            .unwrap_or(0);
+        let time = |t: i64, field: &Field| -> Result<ArrayRef> {
+            Ok(cast(&Int64Array::from_value(t, rows), field.data_type())?)
+        };
+        let start = self.f.spec.window_start(end);
+        let mut columns = Vec::with_capacity(self.f.outputs.len());
+        for (o, field) in self.f.outputs.iter().zip(self.f.output.fields()) {
+            columns.push(match *o {
+                WindowOutput::Key(k) => keys[k].clone(),
+                WindowOutput::WindowStart => time(start, field)?,
+                WindowOutput::WindowEnd => time(end, field)?,
+                WindowOutput::WindowTime => time(end - 1, field)?,
+                WindowOutput::Aggregate(a) => values[a].clone(),
+            });
+        }
+        Ok(RecordBatch::try_new(self.f.output.clone(), columns)?)
+    }
+
+    /// Fires every pending window whose end − 1 ms the watermark `wm` has reached.
+    fn fire(&mut self, wm: i64, out: &mut dyn Output) -> Result<()> {
+        while let Some(&end) = self.pending.first() {
+            if end - 1 > wm {
+                break;
+            }
+            self.pending.pop_first();
+            if matches!(self.f.spec.kind, WindowKind::Tumble { .. }) {
+                if let Some(mut slice) = self.open.remove(&end) {
+                    let keys = slice.keys.take()?;
+                    let values = slice
+                        .accumulators
+                        .iter_mut()
+                        .map(|a| a.evaluate(EmitTo::All))
+                        .collect::<std::result::Result<Vec<_>, _>>()?;
+                    out.batch(self.results(end, keys, values)?)?;
+                }
+                continue;
+            }
+            // Seal the slices this window needs: they are complete now.
+            let complete: Vec<i64> = self.open.range(..=end).map(|(&e, _)| e).collect();
+            for e in complete {
+                let mut slice = self.open.remove(&e).expect("listed above");
+                let keys = slice.keys.take()?;
+                let states = slice
+                    .accumulators
+                    .iter_mut()
+                    .map(|a| a.state(EmitTo::All))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                self.sealed.insert(e, Sealed { keys, states });
+            }
+            let mut window = self.new_slice()?;
+            for s in self.f.spec.slices_of_window(end) {
+                let Some(sealed) = self.sealed.get(&s) else {
+                    continue;
+                };
+                let rows = sealed.keys.first().map_or_else(
+                    || {
+                        sealed
+                            .states
+                            .first()
+                            .and_then(|s| s.first())
+                            .map_or(0, |a| a.len())
+                    },
+                    |k| k.len(),
+                );
+                window.keys.intern(&sealed.keys, rows, &mut self.groups)?;
+                let n = window.keys.len();
+                for (acc, state) in window.accumulators.iter_mut().zip(&sealed.states) {
+                    acc.merge_batch(state, &self.groups, n)?;
+                }
+            }
+            if window.keys.len() > 0 {
+                let keys = window.keys.take()?;
+                let values = window
+                    .accumulators
+                    .iter_mut()
+                    .map(|a| a.evaluate(EmitTo::All))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                out.batch(self.results(end, keys, values)?)?;
+            }
+            let spec = self.f.spec;
+            self.sealed
+                .retain(|&s, _| spec.last_window_of_slice(s) > end);
+        }
+        Ok(())
+    }
+
+    /// `Local`: emits the partial states of the slices that end by `wm` + 1 ms.
+    fn flush(&mut self, wm: i64, out: &mut dyn Output) -> Result<()> {
+        let done: Vec<i64> = self
+            .open
+            .keys()
+            .copied()
+            .take_while(|&e| e - 1 <= wm)
+            .collect();
+        for e in done {
+            let slice = self.open.remove(&e).expect("listed above");
+            out.batch(self.partials(e, slice)?)?;
+        }
+        Ok(())
+    }
+}
+
+impl Operator for WindowAggregate {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn on_batch(
+        &mut self,
+        _input: usize,
+        batch: RecordBatch,
+        ctx: &mut OperatorContext,
+        _out: &mut dyn Output,
+    ) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let mut cols = self.columns(&batch)?;
+        // Rows of slices whose windows have fired are late (Flink drops them the same way);
+        // `Local` keeps everything, its `Global` decides.
+        if let (Some(wm), false) = (self.watermark, self.f.phase == AggregatePhase::Local) {
+            let keep: BooleanArray = cols
+                .slice_ends
+                .iter()
+                .map(|e| e.map(|e| e - 1 > wm))
+                .collect();
+            let kept = keep.true_count();
+            if kept < batch.num_rows() {
+                let late = (batch.num_rows() - kept) as u64;
+                self.late_rows += late;
+                JobMetrics::add(&ctx.metrics.late_rows, late);
+                if kept == 0 {
+                    return Ok(());
+                }
+                cols = cols.filter(&keep)?;
+            }
+        } else if cols.slice_ends.null_count() > 0 {
+            // A row without a time has no window.
+            let keep: BooleanArray = cols.slice_ends.iter().map(|e| Some(e.is_some())).collect();
+            let dropped = cols.slice_ends.null_count() as u64;
+            self.late_rows += dropped;
+            JobMetrics::add(&ctx.metrics.late_rows, dropped);
+            cols = cols.filter(&keep)?;
+        }
+        match split_by_slice(&cols.slice_ends) {
+            None => {
+                let end = cols.slice_ends.value(0);
+                self.update(end, &cols)
+            }
+            Some(parts) => {
+                for (end, rows) in parts {
+                    let part = cols.take(&rows)?;
+                    self.update(end, &part)?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn on_watermark(
+        &mut self,
+        wm: Watermark,
+        _ctx: &mut OperatorContext,
+        out: &mut dyn Output,
+    ) -> Result<()> {
+        if let Watermark::EventTime(t) = wm {
+            self.watermark = Some(t);
+            match self.f.phase {
+                AggregatePhase::Local => self.flush(t, out)?,
+                _ => self.fire(t, out)?,
+            }
+        }
+        out.emit(Message::Watermark(wm))
+    }
+
+    fn on_end(&mut self, ctx: &mut OperatorContext, out: &mut dyn Output) -> Result<()> {
+        // The final watermark has fired everything already; this covers inputs without one.
+        match self.f.phase {
+            AggregatePhase::Local => self.flush(i64::MAX, out)?,
+            _ => self.fire(i64::MAX, out)?,
+        }
+        if self.late_rows > 0 {
+            ctx.metrics.note(format!(
+                "{} (subtask {}): {} late rows dropped",
+                self.name, ctx.subtask, self.late_rows
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,200 @@
+//! Group keys: maps the key columns of a batch to dense group indices (0, 1, 2, … in
+//! first-seen order), the input DataFusion's `GroupsAccumulator`s take.
+//!
+//! A whole batch is hashed at once (DataFusion's vectorized `create_hashes`), then each row
+//! probes one hash table. A single BIGINT key, the common case (Nexmark's auction, bidder,
+//! seller), skips the row encoding and compares the integers themselves.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array};
+use arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use arrow::row::{RowConverter, Rows, SortField};
+use datafusion_common::hash_utils::create_hashes_with_hasher;
+use foldhash::fast::FixedState;
+use hashbrown::HashTable;
+
+use crate::Result;
+
+/// Interns group keys. Emptied by [`GroupKeys::take`].
+pub(crate) struct GroupKeys {
+    schema: SchemaRef,
+    inner: Inner,
+    hashes: Vec<u64>,
+}
+
+enum Inner {
+    /// No key columns: every row is in group 0.
+    Unit { seen: bool },
+    /// One BIGINT column.
+    Int64 {
+        /// (hash, group) per non-null group.
+        table: HashTable<(u64, u32)>,
+        values: Vec<i64>,
+        null_group: Option<u32>,
+    },
+    /// Any columns, as arrow-row bytes (memcomparable, so equal keys have equal bytes).
+    Rows {
+        converter: RowConverter,
+        /// (hash, group) per group.
+        table: HashTable<(u64, u32)>,
+        rows: Rows,
+    },
+}
+
+const HASHER: FixedState = FixedState::with_seed(0x005e_ed0f_e44d);
+
+impl GroupKeys {
+    /// Keys with the columns of `schema`.
+    pub fn new(schema: SchemaRef) -> Result<Self> {
+        let inner = match schema.fields().len() {
+            0 => Inner::Unit { seen: false },
+            1 if schema.field(0).data_type() == &DataType::Int64 => Inner::Int64 {
+                table: HashTable::new(),
+                values: Vec::new(),
+                null_group: None,
+            },
+            _ => {
+                let converter = RowConverter::new(
+                    schema
+                        .fields()
+                        .iter()
+                        .map(|f| SortField::new(f.data_type().clone()))
+                        .collect(),
+                )?;
+                let rows = converter.empty_rows(0, 0);
+                Inner::Rows {
+                    converter,
+                    table: HashTable::new(),
+                    rows,
+                }
+            }
+        };
+        Ok(GroupKeys {
+            schema,
+            inner,
+            hashes: Vec::new(),
+        })
+    }
+
+    /// How many groups there are.
+    pub fn len(&self) -> usize {
+        match &self.inner {
+            Inner::Unit { seen } => usize::from(*seen),
+            Inner::Int64 { values, .. } => values.len(),
+            Inner::Rows { rows, .. } => rows.num_rows(),
+        }
+    }
+
+    /// The group of every row of `keys` (one array per key column, all `rows` long), new keys
+    /// getting the next indices. `groups` is cleared first.
+    pub fn intern(
+        &mut self,
+        keys: &[ArrayRef],
+        rows: usize,
+        groups: &mut Vec<usize>,
+    ) -> Result<()> {
+        groups.clear();
+        groups.reserve(rows);
+        match &mut self.inner {
+            Inner::Unit { seen } => {
+                *seen |= rows > 0;
+                groups.resize(rows, 0);
+            }
+            Inner::Int64 {
+                table,
+                values,
+                null_group,
+            } => {
+                let col = keys[0].as_primitive::<Int64Type>();
+                self.hashes.clear();
+                self.hashes.resize(rows, 0);
+                create_hashes_with_hasher([col as &dyn Array], &HASHER, &mut self.hashes)?;
+                for (i, &h) in self.hashes.iter().enumerate() {
+                    if col.is_null(i) {
+                        let g = *null_group.get_or_insert_with(|| {
+                            values.push(0);
+                            (values.len() - 1) as u32
+                        });
+                        groups.push(g as usize);
+                        continue;
+                    }
+                    let v = col.value(i);
+                    let g = match table.find(h, |&(gh, g)| gh == h && values[g as usize] == v) {
+                        Some(&(_, g)) => g,
+                        None => {
+                            let g = values.len() as u32;
+                            values.push(v);
+                            table.insert_unique(h, (h, g), |&(gh, _)| gh);
+                            g
+                        }
+                    };
+                    groups.push(g as usize);
+                }
+            }
+            Inner::Rows {
+                converter,
+                table,
+                rows: stored,
+            } => {
+                let batch_rows = converter.convert_columns(keys)?;
+                self.hashes.clear();
+                self.hashes.resize(rows, 0);
+                create_hashes_with_hasher(keys.iter(), &HASHER, &mut self.hashes)?;
+                for (i, &h) in self.hashes.iter().enumerate() {
+                    let row = batch_rows.row(i);
+                    let g = match table.find(h, |&(gh, g)| gh == h && stored.row(g as usize) == row)
+                    {
+                        Some(&(_, g)) => g,
+                        None => {
+                            let g = stored.num_rows() as u32;
+                            stored.push(row);
+                            table.insert_unique(h, (h, g), |&(gh, _)| gh);
+                            g
+                        }
+                    };
+                    groups.push(g as usize);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The keys of all groups in group order, as columns; the keys are emptied.
+    pub fn take(&mut self) -> Result<Vec<ArrayRef>> {
+        let out = match &mut self.inner {
+            Inner::Unit { seen } => {
+                *seen = false;
+                vec![]
+            }
+            Inner::Int64 {
+                table,
+                values,
+                null_group,
+            } => {
+                let mut valid = vec![true; values.len()];
+                if let Some(g) = null_group.take() {
+                    valid[g as usize] = false;
+                }
+                table.clear();
+                let values = std::mem::take(values);
+                vec![Arc::new(Int64Array::new(values.into(), Some(valid.into()))) as ArrayRef]
+            }
+            Inner::Rows {
+                converter,
+                table,
+                rows,
+            } => {
+                table.clear();
+                let taken = std::mem::replace(rows, converter.empty_rows(0, 0));
+                converter.convert_rows(&taken)?
+            }
+        };
+        // Keep the declared types (the row format round-trips them; this guards the rest).
+        debug_assert!(out
+            .iter()
+            .zip(self.schema.fields())
+            .all(|(a, f)| a.data_type() == f.data_type()));
+        Ok(out)
+    }
+}

@@ -1,0 +1,214 @@
+//! Window geometry: which slice a row falls in, which windows a slice belongs to, which slices
+//! make a window.
+//!
+//! Rows are assigned to *slices*, not windows, as in Flink's slicing window operators: a TUMBLE
+//! window is one slice; a HOP window of `size` sliding by `slide` is made of slices of
+//! gcd(size, slide); a CUMULATE window grows by one `step` slice at a time. Each row updates
+//! exactly one slice, whatever the overlap of the windows.
+
+use serde::{Deserialize, Serialize};
+
+/// The window function of a window aggregation, in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WindowKind {
+    Tumble { size: i64 },
+    Hop { size: i64, slide: i64 },
+    Cumulate { size: i64, step: i64 },
+}
+
+/// A window function with its offset (windows start at `offset + k · size`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WindowSpec {
+    pub kind: WindowKind,
+    pub offset: i64,
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
+}
+
+impl WindowSpec {
+    /// Checks the sizes as Flink does; the message names what is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = |what: &str, v: i64| {
+            if v > 0 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the {what} of a window must be positive, got {v} ms"
+                ))
+            }
+        };
+        match self.kind {
+            WindowKind::Tumble { size } => positive("size", size),
+            WindowKind::Hop { size, slide } => {
+                positive("size", size)?;
+                positive("slide", slide)
+            }
+            WindowKind::Cumulate { size, step } => {
+                positive("size", size)?;
+                positive("step", step)?;
+                if size % step != 0 {
+                    return Err(format!(
+                        "a CUMULATE window's size ({size} ms) must be a multiple of its step ({step} ms)"
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The length of a slice.
+    pub fn slice_size(&self) -> i64 {
+        match self.kind {
+            WindowKind::Tumble { size } => size,
+            WindowKind::Hop { size, slide } => gcd(size, slide),
+            WindowKind::Cumulate { step, .. } => step,
+        }
+    }
+
+    /// The distance between consecutive window ends.
+    fn end_step(&self) -> i64 {
+        match self.kind {
+            WindowKind::Tumble { size } => size,
+            WindowKind::Hop { slide, .. } => slide,
+            WindowKind::Cumulate { step, .. } => step,
+        }
+    }
+
+    /// `t` rounded down to the grid `offset + k · unit`.
+    fn floor(&self, t: i64, unit: i64) -> i64 {
+        (t - self.offset).div_euclid(unit) * unit + self.offset
+    }
+
+    /// The exclusive end of the slice holding a row at `ts`.
+    #[inline]
+    pub fn slice_end(&self, ts: i64) -> i64 {
+        let s = self.slice_size();
+        self.floor(ts, s) + s
+    }
+
+    /// The start of the window ending at `end`.
+    pub fn window_start(&self, end: i64) -> i64 {
+        match self.kind {
+            WindowKind::Tumble { size } | WindowKind::Hop { size, .. } => end - size,
+            WindowKind::Cumulate { size, .. } => self.floor(end - 1, size),
+        }
+    }
+
+    /// The ends of the windows that contain the slice ending at `slice_end`, earliest first.
+    pub fn windows_of_slice(&self, slice_end: i64) -> Vec<i64> {
+        let slice_start = slice_end - self.slice_size();
+        let step = self.end_step();
+        // The first window end on the grid at or after the slice's end.
+        let first = self.floor(slice_end - 1, step) + step;
+        let mut ends = Vec::new();
+        let mut e = first;
+        while self.window_start(e) <= slice_start {
+            ends.push(e);
+            e += step;
+            if matches!(self.kind, WindowKind::Tumble { .. }) {
+                break;
+            }
+        }
+        ends
+    }
+
+    /// The ends of the slices that make the window ending at `end`, earliest first.
+    pub fn slices_of_window(&self, end: i64) -> impl Iterator<Item = i64> {
+        let s = self.slice_size();
+        let start = self.window_start(end);
+        (1..=(end - start) / s).map(move |k| start + k * s)
+    }
+
+    /// The end of the last window the slice ending at `slice_end` belongs to: the slice is
+    /// no longer needed once that window has fired.
+    pub fn last_window_of_slice(&self, slice_end: i64) -> i64 {
+        *self
+            .windows_of_slice(slice_end)
+            .last()
+            .expect("a slice belongs to at least one window")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(kind: WindowKind) -> WindowSpec {
+        WindowSpec { kind, offset: 0 }
+    }
+
+    #[test]
+    fn tumble_is_one_slice_per_window() {
+        let w = spec(WindowKind::Tumble { size: 10 });
+        assert_eq!(w.slice_end(0), 10);
+        assert_eq!(w.slice_end(9), 10);
+        assert_eq!(w.slice_end(10), 20);
+        assert_eq!(w.slice_end(-1), 0);
+        assert_eq!(w.windows_of_slice(20), vec![20]);
+        assert_eq!(w.slices_of_window(20).collect::<Vec<_>>(), vec![20]);
+        assert_eq!(w.window_start(20), 10);
+    }
+
+    #[test]
+    fn hop_windows_share_slices() {
+        // Nexmark q5: 10 s windows every 2 s.
+        let w = spec(WindowKind::Hop {
+            size: 10_000,
+            slide: 2_000,
+        });
+        assert_eq!(w.slice_size(), 2_000);
+        assert_eq!(w.slice_end(3_500), 4_000);
+        assert_eq!(
+            w.windows_of_slice(4_000),
+            vec![4_000, 6_000, 8_000, 10_000, 12_000]
+        );
+        assert_eq!(
+            w.slices_of_window(12_000).collect::<Vec<_>>(),
+            vec![4_000, 6_000, 8_000, 10_000, 12_000]
+        );
+        assert_eq!(w.last_window_of_slice(4_000), 12_000);
+    }
+
+    #[test]
+    fn hop_with_a_slide_that_does_not_divide_the_size() {
+        let w = spec(WindowKind::Hop { size: 5, slide: 2 });
+        assert_eq!(w.slice_size(), 1);
+        // Window ends are multiples of 2, so the slice [3, 4) is in [-1, 4), [1, 6), [3, 8).
+        assert_eq!(w.windows_of_slice(4), vec![4, 6, 8]);
+        assert_eq!(
+            w.slices_of_window(6).collect::<Vec<_>>(),
+            vec![2, 3, 4, 5, 6]
+        );
+    }
+
+    #[test]
+    fn cumulate_windows_grow_by_steps() {
+        let w = spec(WindowKind::Cumulate { size: 30, step: 10 });
+        assert_eq!(w.slice_end(12), 20);
+        assert_eq!(w.windows_of_slice(20), vec![20, 30]);
+        assert_eq!(w.windows_of_slice(30), vec![30]);
+        assert_eq!(w.windows_of_slice(40), vec![40, 50, 60]);
+        assert_eq!(w.window_start(50), 30);
+        assert_eq!(w.slices_of_window(50).collect::<Vec<_>>(), vec![40, 50]);
+        assert!(spec(WindowKind::Cumulate { size: 25, step: 10 })
+            .validate()
+            .is_err());
+    }
+
+    #[test]
+    fn offsets_shift_the_grid() {
+        let w = WindowSpec {
+            kind: WindowKind::Tumble { size: 10 },
+            offset: 3,
+        };
+        assert_eq!(w.slice_end(2), 3);
+        assert_eq!(w.slice_end(3), 13);
+        assert_eq!(w.window_start(13), 3);
+    }
+}
