@@ -67,6 +67,15 @@ fn at(seconds: &str) -> String {
     format!("{T}{seconds}.000")
 }
 
+/// Expected rows from (values, start second, end second), sorted.
+fn windows(expected: &[(&str, &str, &str)]) -> Vec<Vec<String>> {
+    let lines: Vec<String> = expected
+        .iter()
+        .map(|(v, s, e)| format!("{v},{},{}", at(s), at(e)))
+        .collect();
+    rows(&lines.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
 #[test]
 fn tumbling_window_aggregates_with_filter_clauses() {
     let dir = tempfile::tempdir().unwrap();
@@ -77,18 +86,14 @@ fn tumbling_window_aggregates_with_filter_clauses() {
                  GROUP BY auction, window_start, window_end";
     let columns =
         "auction BIGINT, n BIGINT, total BIGINT, mx BIGINT, ws TIMESTAMP(3), we TIMESTAMP(3)";
-    let want: Vec<String> = [
+    let want = windows(&[
         ("1,2,300,200", "00", "02"),
         ("2,1,600,600", "00", "02"),
         ("1,1,50,50", "02", "04"),
         ("2,1,300,300", "02", "04"),
         ("2,1,400,400", "08", "10"),
         ("1,1,500,500", "20", "22"),
-    ]
-    .iter()
-    .map(|(v, s, e)| format!("{v},{},{}", at(s), at(e)))
-    .collect();
-    let want = rows(&want.iter().map(String::as_str).collect::<Vec<_>>());
+    ]);
     for p in [1, 2] {
         assert_eq!(run(dir.path(), columns, query, p), want, "parallelism {p}");
     }
@@ -126,7 +131,7 @@ fn cumulating_windows_emit_each_step_and_skip_empty_ones() {
                  FROM TABLE(CUMULATE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '2' SECOND, INTERVAL '6' SECOND))
                  GROUP BY auction, window_start, window_end";
     let columns = "auction BIGINT, total BIGINT, ws TIMESTAMP(3), we TIMESTAMP(3)";
-    let want: Vec<String> = [
+    let want = windows(&[
         ("1,300", "00", "02"),
         ("1,350", "00", "04"),
         ("1,350", "00", "06"),
@@ -138,11 +143,7 @@ fn cumulating_windows_emit_each_step_and_skip_empty_ones() {
         ("2,400", "06", "12"),
         ("1,500", "18", "22"),
         ("1,500", "18", "24"),
-    ]
-    .iter()
-    .map(|(v, s, e)| format!("{v},{},{}", at(s), at(e)))
-    .collect();
-    let want = rows(&want.iter().map(String::as_str).collect::<Vec<_>>());
+    ]);
     for p in [1, 2] {
         assert_eq!(run(dir.path(), columns, query, p), want, "parallelism {p}");
     }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, UInt32Array};
 use arrow::compute::{cast, filter, take};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
+use arrow::error::ArrowError;
 use datafusion_expr::{EmitTo, GroupsAccumulator};
 use datafusion_physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion_physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
@@ -211,60 +212,43 @@ struct Columns {
 }
 
 impl Columns {
-    fn take(&self, rows: &UInt32Array) -> Result<Columns> {
-        let t = |a: &ArrayRef| take(a.as_ref(), rows, None);
-        Ok(Columns {
-            keys: self
-                .keys
+    /// The same columns with `pick` (a take or a filter kernel) applied to each.
+    fn map(
+        &self,
+        pick: impl Fn(&dyn Array) -> std::result::Result<ArrayRef, ArrowError>,
+    ) -> Result<Columns> {
+        let all = |cols: &[ArrayRef]| -> Result<Vec<ArrayRef>> {
+            Ok(cols
                 .iter()
-                .map(t)
-                .collect::<std::result::Result<_, _>>()?,
-            slice_ends: take(&self.slice_ends, rows, None)?
-                .as_primitive::<Int64Type>()
-                .clone(),
+                .map(|c| pick(c.as_ref()))
+                .collect::<std::result::Result<_, _>>()?)
+        };
+        Ok(Columns {
+            keys: all(&self.keys)?,
+            slice_ends: pick(&self.slice_ends)?.as_primitive::<Int64Type>().clone(),
             inputs: self
                 .inputs
                 .iter()
-                .map(|cols| cols.iter().map(t).collect::<std::result::Result<_, _>>())
-                .collect::<std::result::Result<_, _>>()?,
+                .map(|cols| all(cols))
+                .collect::<Result<_>>()?,
             filters: self
                 .filters
                 .iter()
                 .map(|f| {
                     f.as_ref()
-                        .map(|f| take(f, rows, None).map(|a| a.as_boolean().clone()))
+                        .map(|f| pick(f).map(|a| a.as_boolean().clone()))
                         .transpose()
                 })
                 .collect::<std::result::Result<_, _>>()?,
         })
     }
 
+    fn take(&self, rows: &UInt32Array) -> Result<Columns> {
+        self.map(|a| take(a, rows, None))
+    }
+
     fn filter(&self, keep: &BooleanArray) -> Result<Columns> {
-        let t = |a: &ArrayRef| filter(a.as_ref(), keep);
-        Ok(Columns {
-            keys: self
-                .keys
-                .iter()
-                .map(t)
-                .collect::<std::result::Result<_, _>>()?,
-            slice_ends: filter(&self.slice_ends, keep)?
-                .as_primitive::<Int64Type>()
-                .clone(),
-            inputs: self
-                .inputs
-                .iter()
-                .map(|cols| cols.iter().map(t).collect::<std::result::Result<_, _>>())
-                .collect::<std::result::Result<_, _>>()?,
-            filters: self
-                .filters
-                .iter()
-                .map(|f| {
-                    f.as_ref()
-                        .map(|f| filter(f, keep).map(|a| a.as_boolean().clone()))
-                        .transpose()
-                })
-                .collect::<std::result::Result<_, _>>()?,
-        })
+        self.map(|a| filter(a, keep))
     }
 }
 
