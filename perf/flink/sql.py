@@ -38,16 +38,16 @@ def output_dir(work_dir):
     return pathlib.Path(work_dir) / "data" / "output"
 
 
-def job_script(query, events_dir, work_dir, sink_dir=None, run="compare"):
+def job_script(query, events_dir, work_dir, sink_dir=None):
     """The script of `query` over the files in `events_dir`. With `sink_dir`, the query's
     blackhole sink becomes CSV files there, and a file sink of its own writes there instead
-    (for comparing outputs). `run` names the run's own directory under `output_dir`."""
+    (for comparing outputs)."""
     path = query_path(query)
     values = {
         "EVENTS_DIR": str(events_dir),
         "NEXMARK_DIR": str(work_dir),
         "FLINK_HOME": str(work_dir),
-        "SUBMIT_TIME": run,
+        "SUBMIT_TIME": "compare",
     }
     text = substitute(TABLES.read_text(), values) + "\n" + substitute(path.read_text(), values)
     if sink_dir is not None:

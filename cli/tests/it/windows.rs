@@ -150,6 +150,20 @@ fn cumulating_windows_emit_each_step_and_skip_empty_ones() {
 }
 
 #[test]
+fn windows_without_keys_or_aggregates_list_the_windows_with_data() {
+    let dir = tempfile::tempdir().unwrap();
+    write_bids(dir.path());
+    let query = "SELECT window_start, window_end
+                 FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '10' SECOND))
+                 GROUP BY window_start, window_end";
+    let want = vec![vec![at("00"), at("10")], vec![at("20"), at("30")]];
+    for p in [1, 2] {
+        let got = run(dir.path(), "ws TIMESTAMP(3), we TIMESTAMP(3)", query, p);
+        assert_eq!(got, want, "parallelism {p}");
+    }
+}
+
+#[test]
 fn unsupported_window_uses_are_refused_with_their_place() {
     let dir = tempfile::tempdir().unwrap();
     write_bids(dir.path());

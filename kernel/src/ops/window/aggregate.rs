@@ -15,7 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, UInt32Array};
-use arrow::compute::{cast, filter, take};
+use arrow::compute::kernels::cmp::gt;
+use arrow::compute::{cast, filter, is_not_null, take};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use datafusion_expr::{EmitTo, GroupsAccumulator};
@@ -113,11 +114,6 @@ impl OperatorFactory for WindowAggregateFactory {
             watermark: None,
             late_rows: 0,
             groups: Vec::new(),
-            name: match self.phase {
-                AggregatePhase::Single => "WindowAggregate",
-                AggregatePhase::Local => "LocalWindowAggregate",
-                AggregatePhase::Global => "GlobalWindowAggregate",
-            },
         }))
     }
 
@@ -146,11 +142,36 @@ struct Slice {
     accumulators: Vec<Box<dyn GroupsAccumulator>>,
 }
 
-/// A complete slice of a HOP or CUMULATE window: its keys and accumulator states, kept until
-/// the last window containing it fires.
-struct Sealed {
+/// What a slice's groups come to: their number, their keys, and per call the accumulators'
+/// final values (one column) or states (one or more columns).
+struct Drained {
+    groups: usize,
     keys: Vec<ArrayRef>,
-    states: Vec<Vec<ArrayRef>>,
+    columns: Vec<Vec<ArrayRef>>,
+}
+
+impl Slice {
+    /// Empties the slice into final values (`evaluate`) or partial states (`state`).
+    fn drain(&mut self, finals: bool) -> Result<Drained> {
+        let groups = self.keys.len();
+        let keys = self.keys.take()?;
+        let columns = self
+            .accumulators
+            .iter_mut()
+            .map(|a| {
+                if finals {
+                    a.evaluate(EmitTo::All).map(|v| vec![v])
+                } else {
+                    a.state(EmitTo::All)
+                }
+            })
+            .collect::<std::result::Result<_, _>>()?;
+        Ok(Drained {
+            groups,
+            keys,
+            columns,
+        })
+    }
 }
 
 struct WindowAggregate {
@@ -159,13 +180,14 @@ struct WindowAggregate {
     state_widths: Vec<usize>,
     /// Slices being written, by slice end.
     open: BTreeMap<i64, Slice>,
-    sealed: BTreeMap<i64, Sealed>,
+    /// Complete slices of HOP and CUMULATE windows, as states, kept until the last window
+    /// containing them fires.
+    sealed: BTreeMap<i64, Drained>,
     /// Ends of the windows holding data that have not fired.
     pending: BTreeSet<i64>,
     watermark: Option<i64>,
     late_rows: u64,
     groups: Vec<usize>,
-    name: &'static str,
 }
 
 fn accumulator(call: &WindowAggregateCall) -> Result<Box<dyn GroupsAccumulator>> {
@@ -293,9 +315,7 @@ impl WindowAggregate {
             .map(|k| evaluate(k, batch))
             .collect::<Result<Vec<_>>>()?;
         let time = cast(&evaluate(&f.time, batch)?, &DataType::Int64)?;
-        let spec = f.spec;
-        let time = time.as_primitive::<Int64Type>();
-        let slice_ends: Int64Array = time.unary(|t| spec.slice_end(t));
+        let slice_ends = f.spec.slice_ends(time.as_primitive::<Int64Type>());
         let mut inputs = Vec::with_capacity(f.calls.len());
         let mut filters = Vec::with_capacity(f.calls.len());
         for c in &f.calls {
@@ -346,25 +366,23 @@ impl WindowAggregate {
 
     /// The partial states of a slice, as a `Local` subtask emits them.
     fn partials(&self, end: i64, mut slice: Slice) -> Result<RecordBatch> {
-        let mut columns = slice.keys.take()?;
-        let mut states = Vec::new();
-        for acc in &mut slice.accumulators {
-            states.extend(acc.state(EmitTo::All)?);
-        }
-        // Without key columns a slice that saw rows is one group.
-        let rows = columns.first().or(states.first()).map_or(1, |a| a.len());
-        columns.push(Arc::new(Int64Array::from_value(end, rows)));
-        columns.extend(states);
-        Ok(RecordBatch::try_new(self.f.output.clone(), columns)?)
+        let Drained {
+            groups,
+            mut keys,
+            columns,
+        } = slice.drain(false)?;
+        keys.push(Arc::new(Int64Array::from_value(end, groups)));
+        keys.extend(columns.into_iter().flatten());
+        Ok(RecordBatch::try_new(self.f.output.clone(), keys)?)
     }
 
-    /// The result rows of the window ending at `end` with the given keys and values.
-    fn results(&self, end: i64, keys: Vec<ArrayRef>, values: Vec<ArrayRef>) -> Result<RecordBatch> {
-        let rows = values
-            .first()
-            .map(|v| v.len())
-            .or_else(|| keys.first().map(|k| k.len()))
-            .unwrap_or(0);
+    /// The result rows of the window ending at `end`, from its drained groups.
+    fn results(&self, end: i64, window: Drained) -> Result<RecordBatch> {
+        let Drained {
+            groups: rows,
+            keys,
+            columns: values,
+        } = window;
         let time = |t: i64, field: &Field| -> Result<ArrayRef> {
             Ok(cast(&Int64Array::from_value(t, rows), field.data_type())?)
         };
@@ -376,7 +394,7 @@ impl WindowAggregate {
                 WindowOutput::WindowStart => time(start, field)?,
                 WindowOutput::WindowEnd => time(end, field)?,
                 WindowOutput::WindowTime => time(end - 1, field)?,
-                WindowOutput::Aggregate(a) => values[a].clone(),
+                WindowOutput::Aggregate(a) => values[a][0].clone(),
             });
         }
         Ok(RecordBatch::try_new(self.f.output.clone(), columns)?)
@@ -389,15 +407,11 @@ impl WindowAggregate {
                 break;
             }
             self.pending.pop_first();
+            // A TUMBLE window is its one slice: no states to merge.
             if matches!(self.f.spec.kind, WindowKind::Tumble { .. }) {
                 if let Some(mut slice) = self.open.remove(&end) {
-                    let keys = slice.keys.take()?;
-                    let values = slice
-                        .accumulators
-                        .iter_mut()
-                        .map(|a| a.evaluate(EmitTo::All))
-                        .collect::<std::result::Result<Vec<_>, _>>()?;
-                    out.batch(self.results(end, keys, values)?)?;
+                    let window = slice.drain(true)?;
+                    out.batch(self.results(end, window)?)?;
                 }
                 continue;
             }
@@ -405,43 +419,24 @@ impl WindowAggregate {
             let complete: Vec<i64> = self.open.range(..=end).map(|(&e, _)| e).collect();
             for e in complete {
                 let mut slice = self.open.remove(&e).expect("listed above");
-                let keys = slice.keys.take()?;
-                let states = slice
-                    .accumulators
-                    .iter_mut()
-                    .map(|a| a.state(EmitTo::All))
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
-                self.sealed.insert(e, Sealed { keys, states });
+                self.sealed.insert(e, slice.drain(false)?);
             }
             let mut window = self.new_slice()?;
             for s in self.f.spec.slices_of_window(end) {
                 let Some(sealed) = self.sealed.get(&s) else {
                     continue;
                 };
-                let rows = sealed.keys.first().map_or_else(
-                    || {
-                        sealed
-                            .states
-                            .first()
-                            .and_then(|s| s.first())
-                            .map_or(0, |a| a.len())
-                    },
-                    |k| k.len(),
-                );
-                window.keys.intern(&sealed.keys, rows, &mut self.groups)?;
+                window
+                    .keys
+                    .intern(&sealed.keys, sealed.groups, &mut self.groups)?;
                 let n = window.keys.len();
-                for (acc, state) in window.accumulators.iter_mut().zip(&sealed.states) {
+                for (acc, state) in window.accumulators.iter_mut().zip(&sealed.columns) {
                     acc.merge_batch(state, &self.groups, n)?;
                 }
             }
             if window.keys.len() > 0 {
-                let keys = window.keys.take()?;
-                let values = window
-                    .accumulators
-                    .iter_mut()
-                    .map(|a| a.evaluate(EmitTo::All))
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
-                out.batch(self.results(end, keys, values)?)?;
+                let window = window.drain(true)?;
+                out.batch(self.results(end, window)?)?;
             }
             let spec = self.f.spec;
             self.sealed
@@ -468,7 +463,11 @@ impl WindowAggregate {
 
 impl Operator for WindowAggregate {
     fn name(&self) -> &str {
-        self.name
+        match self.f.phase {
+            AggregatePhase::Single => "WindowAggregate",
+            AggregatePhase::Local => "LocalWindowAggregate",
+            AggregatePhase::Global => "GlobalWindowAggregate",
+        }
     }
 
     fn on_batch(
@@ -483,30 +482,27 @@ impl Operator for WindowAggregate {
         }
         let mut cols = self.columns(&batch)?;
         // Rows of slices whose windows have fired are late (Flink drops them the same way);
-        // `Local` keeps everything, its `Global` decides.
-        if let (Some(wm), false) = (self.watermark, self.f.phase == AggregatePhase::Local) {
-            let keep: BooleanArray = cols
-                .slice_ends
-                .iter()
-                .map(|e| e.map(|e| e - 1 > wm))
-                .collect();
+        // `Local` keeps them, its `Global` decides. A row without a time has no window.
+        let keep = match self.watermark {
+            Some(wm) if self.f.phase != AggregatePhase::Local => Some(gt(
+                &cols.slice_ends,
+                &Int64Array::new_scalar(wm.saturating_add(1)),
+            )?),
+            _ if cols.slice_ends.null_count() > 0 => Some(is_not_null(&cols.slice_ends)?),
+            _ => None,
+        };
+        if let Some(keep) = keep {
+            // Nulls in `keep` (rows without a time) count as not kept.
             let kept = keep.true_count();
             if kept < batch.num_rows() {
-                let late = (batch.num_rows() - kept) as u64;
-                self.late_rows += late;
-                JobMetrics::add(&ctx.metrics.late_rows, late);
+                let dropped = (batch.num_rows() - kept) as u64;
+                self.late_rows += dropped;
+                JobMetrics::add(&ctx.metrics.late_rows, dropped);
                 if kept == 0 {
                     return Ok(());
                 }
                 cols = cols.filter(&keep)?;
             }
-        } else if cols.slice_ends.null_count() > 0 {
-            // A row without a time has no window.
-            let keep: BooleanArray = cols.slice_ends.iter().map(|e| Some(e.is_some())).collect();
-            let dropped = cols.slice_ends.null_count() as u64;
-            self.late_rows += dropped;
-            JobMetrics::add(&ctx.metrics.late_rows, dropped);
-            cols = cols.filter(&keep)?;
         }
         match split_by_slice(&cols.slice_ends) {
             None => {
@@ -548,7 +544,9 @@ impl Operator for WindowAggregate {
         if self.late_rows > 0 {
             ctx.metrics.note(format!(
                 "{} (subtask {}): {} late rows dropped",
-                self.name, ctx.subtask, self.late_rows
+                self.name(),
+                ctx.subtask,
+                self.late_rows
             ));
         }
         Ok(())

@@ -6,6 +6,7 @@
 //! gcd(size, slide); a CUMULATE window grows by one `step` slice at a time. Each row updates
 //! exactly one slice, whatever the overlap of the windows.
 
+use arrow::array::Int64Array;
 use serde::{Deserialize, Serialize};
 
 /// The window function of a window aggregation, in milliseconds.
@@ -86,10 +87,15 @@ impl WindowSpec {
     }
 
     /// The exclusive end of the slice holding a row at `ts`.
-    #[inline]
     pub fn slice_end(&self, ts: i64) -> i64 {
         let s = self.slice_size();
         self.floor(ts, s) + s
+    }
+
+    /// [`Self::slice_end`] of every time of a batch, the slice size worked out once.
+    pub fn slice_ends(&self, times: &Int64Array) -> Int64Array {
+        let (s, offset) = (self.slice_size(), self.offset);
+        times.unary(|t| (t - offset).div_euclid(s) * s + s + offset)
     }
 
     /// The start of the window ending at `end`.
@@ -150,6 +156,8 @@ mod tests {
         assert_eq!(w.slice_end(9), 10);
         assert_eq!(w.slice_end(10), 20);
         assert_eq!(w.slice_end(-1), 0);
+        let times = Int64Array::from(vec![0, 9, 10, -1]);
+        assert_eq!(w.slice_ends(&times).values().to_vec(), vec![10, 10, 20, 0]);
         assert_eq!(w.windows_of_slice(20), vec![20]);
         assert_eq!(w.slices_of_window(20).collect::<Vec<_>>(), vec![20]);
         assert_eq!(w.window_start(20), 10);
