@@ -93,6 +93,77 @@ impl JobGraph {
         self.edges.iter().filter(move |e| e.from == node)
     }
 
+    /// Merges nodes that compute the same thing: the same operator (by its full description),
+    /// parallelism and output types over the same inputs, so a stream read or computed twice
+    /// by a plan (q5's two identical window aggregations over one source) is computed once
+    /// and fanned out, as Flink's sub-plan reuse does. Sinks, the nodes without outputs, are
+    /// never merged: each writes. Returns how many nodes were removed.
+    pub fn reuse_duplicates(&mut self) -> usize {
+        use std::collections::HashMap;
+        let n = self.nodes.len();
+        // canonical[i]: the node that stands for node i.
+        let mut canonical: Vec<NodeId> = (0..n).collect();
+        let mut seen: HashMap<String, NodeId> = HashMap::new();
+        for id in 0..n {
+            if self.outputs(id).next().is_none() {
+                continue;
+            }
+            let node = &self.nodes[id];
+            let mut inputs: Vec<String> = self
+                .inputs(id)
+                .map(|e| format!("{}<-{}:{}", e.input, canonical[e.from], e.partitioning))
+                .collect();
+            inputs.sort();
+            let kind = match &node.kind {
+                NodeKind::Source(s) => format!("source {s:?}"),
+                NodeKind::Operator(o) => format!("operator {o:?}"),
+            };
+            let types: Vec<String> = node
+                .output
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.data_type().to_string())
+                .collect();
+            let signature = format!(
+                "{kind}|{}|{types:?}|{inputs:?}|{:?}",
+                node.parallelism, node.output.event_time
+            );
+            canonical[id] = *seen.entry(signature).or_insert(id);
+        }
+        let removed = (0..n).filter(|&i| canonical[i] != i).count();
+        if removed == 0 {
+            return 0;
+        }
+        // Renumber the kept nodes; edges of removed nodes are dropped or redirected.
+        let mut new_id = vec![usize::MAX; n];
+        let mut nodes = Vec::with_capacity(n - removed);
+        for (i, node) in std::mem::take(&mut self.nodes).into_iter().enumerate() {
+            if canonical[i] == i {
+                new_id[i] = nodes.len();
+                nodes.push(node);
+            }
+        }
+        let mut edges: Vec<Edge> = Vec::new();
+        for e in std::mem::take(&mut self.edges) {
+            if canonical[e.to] != e.to {
+                continue; // into a removed node: its canonical node has the same edge
+            }
+            let edge = Edge {
+                from: new_id[canonical[e.from]],
+                to: new_id[e.to],
+                input: e.input,
+                partitioning: e.partitioning,
+            };
+            if !edges.contains(&edge) {
+                edges.push(edge);
+            }
+        }
+        self.nodes = nodes;
+        self.edges = edges;
+        removed
+    }
+
     /// Checks the invariants the runtime relies on.
     pub fn validate(&self) -> Result<()> {
         if self.nodes.is_empty() {

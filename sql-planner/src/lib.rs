@@ -11,6 +11,7 @@ mod dialect;
 mod error;
 pub mod functions;
 mod lower;
+mod lower_join;
 mod lower_window;
 mod planner;
 mod rewrite;

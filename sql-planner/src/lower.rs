@@ -18,6 +18,7 @@ use datafusion_expr::{and, Expr, LogicalPlan, WriteOp};
 use datafusion_physical_expr::{create_physical_expr, PhysicalExpr};
 use kernel::connectors::{Options, TableDescriptor};
 use kernel::graph::{JobGraph, Node, NodeId, NodeKind, Partitioning};
+use kernel::ops::window::WindowSpec;
 use kernel::ops::{CalcFactory, WatermarkAssignerFactory};
 use kernel::types::StreamSchema;
 use kernel::{Error, Result};
@@ -37,6 +38,42 @@ pub(crate) struct Lowering<'a> {
 pub(crate) struct Lowered {
     pub node: NodeId,
     pub schema: DFSchemaRef,
+    /// The window columns the rows carry, when they come from a window aggregation or join.
+    pub window: Option<WindowColumns>,
+}
+
+/// Which columns of a stream hold the window its rows belong to, and which windows they are:
+/// what lets a later aggregation or join work window by window (Flink's window properties).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WindowColumns {
+    pub spec: WindowSpec,
+    pub start: Option<usize>,
+    pub end: Option<usize>,
+    pub time: Option<usize>,
+}
+
+impl WindowColumns {
+    /// The window columns after a projection `exprs` over the stream: a column passed through
+    /// unchanged keeps its role at its new position.
+    fn project(&self, exprs: &[Expr], schema: &DFSchema) -> Option<WindowColumns> {
+        let at = |role: Option<usize>| {
+            role.and_then(|c| {
+                exprs
+                    .iter()
+                    .position(|e| match e.clone().unalias_nested().data {
+                        Expr::Column(col) => schema.index_of_column(&col).ok() == Some(c),
+                        _ => false,
+                    })
+            })
+        };
+        let w = WindowColumns {
+            spec: self.spec,
+            start: at(self.start),
+            end: at(self.end),
+            time: at(self.time),
+        };
+        (w.start.is_some() || w.end.is_some() || w.time.is_some()).then_some(w)
+    }
 }
 
 /// The construct a plan node stands for, for "not supported yet" errors.
@@ -191,11 +228,13 @@ impl<'a> Lowering<'a> {
                     return Ok(Lowered {
                         node: input.node,
                         schema: plan.schema().clone(),
+                        window: input.window,
                     });
                 }
                 self.calc(input, filter.as_ref(), &exprs, plan.schema().clone())
             }
             LogicalPlan::Aggregate(agg) => self.aggregate(agg),
+            LogicalPlan::Join(join) => self.join(join),
             other if crate::lower_window::window_tvf(other).is_some() => Err(Error::user(
                 "a window table function must be followed by GROUP BY window_start,                  window_end (a window aggregation); other uses are not supported yet",
             )),
@@ -224,6 +263,8 @@ impl<'a> Lowering<'a> {
             output: output.clone(),
         };
         let parallelism = self.graph.nodes[input.node].parallelism;
+        let window = input.window.and_then(|w| w.project(exprs, &input.schema));
+        let rowtime = window.and_then(|w| w.time);
         let name = if factory.filter.is_some() {
             "Calc (filter, project)"
         } else {
@@ -234,12 +275,13 @@ impl<'a> Lowering<'a> {
             name.to_string(),
             parallelism,
             NodeKind::Operator(Arc::new(factory)),
-            StreamSchema::append_only(output),
+            StreamSchema::append_only(output).with_event_time(rowtime),
         );
         self.graph.connect(input.node, id, 0, Partitioning::Forward);
         Ok(Lowered {
             node: id,
             schema: out,
+            window,
         })
     }
 
@@ -325,6 +367,7 @@ impl<'a> Lowering<'a> {
         Ok(Lowered {
             node,
             schema: scan.projected_schema.clone(),
+            window: None,
         })
     }
 }

@@ -1,23 +1,26 @@
 //! Lowering of window aggregations: `GROUP BY …, window_start, window_end` over a window table
-//! function becomes one `WindowAggregate` operator at parallelism 1, or a local and a global
-//! one joined by a hash exchange on the keys (Flink's two-phase window aggregation).
+//! function, or over the window columns of an upstream window aggregation or join, becomes one
+//! `WindowAggregate` operator at parallelism 1, or a local and a global one joined by a hash
+//! exchange on the keys (Flink's two-phase window aggregation).
 
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion_common::tree_node::{Transformed, TreeNode};
+use datafusion_common::DFSchemaRef;
 use datafusion_expr::expr::Cast;
 use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion_expr::{lit, Aggregate, Expr, LogicalPlan};
 use datafusion_physical_expr::aggregate::LoweredAggregateBuilder;
 use kernel::graph::{NodeKind, Partitioning};
 use kernel::ops::window::{
-    partial_schema, AggregatePhase, WindowAggregateCall, WindowAggregateFactory, WindowOutput,
+    partial_schema, AggregatePhase, WindowAggregateCall, WindowAggregateFactory, WindowKind,
+    WindowOutput, WindowSpec,
 };
 use kernel::types::StreamSchema;
 use kernel::{Error, Result};
 
-use crate::lower::{flatten, substitute, Lowered, Lowering};
+use crate::lower::{flatten, substitute, Lowered, Lowering, WindowColumns};
 use crate::window_tvf::{WindowTvf, WINDOW_COLUMNS};
 
 /// The window table function a plan reads, if it is one (under aliases).
@@ -39,52 +42,165 @@ fn count_star(e: Expr) -> Result<Expr> {
     .data)
 }
 
-impl Lowering<'_> {
-    /// Lowers an aggregation; only window aggregations run so far.
-    pub(crate) fn aggregate(&mut self, agg: &Aggregate) -> Result<Lowered> {
-        let (base, filter, exprs) = flatten(&agg.input)?;
-        let Some(tvf) = window_tvf(base) else {
-            return Err(Error::user(
-                "GROUP BY aggregation is not supported yet, except by window_start and \
-                 window_end of a window table function (TUMBLE, HOP, CUMULATE)",
-            ));
-        };
-        let width = tvf.input_width();
-        let tvf_schema = base.schema().clone();
-        // The window column an expression is, if it is one.
-        let window_column = |e: &Expr| match e {
-            Expr::Column(c) => tvf_schema
+/// What a window aggregation reads: the columns its expressions are over, which of them are
+/// window columns, and how rows are assigned to windows.
+struct WindowedInput {
+    /// The schema the aggregate's expressions are rewritten onto.
+    schema: DFSchemaRef,
+    /// Per column of `schema`: 0, 1, 2 for window_start, window_end, window_time.
+    roles: Vec<Option<usize>>,
+    /// The schema of the rows the operator receives (a prefix of `schema`, or it).
+    rows: DFSchemaRef,
+    /// The row's time in milliseconds, over `rows`.
+    time: Expr,
+    /// How rows are sliced, and which windows the results name.
+    spec: WindowSpec,
+    windows: WindowSpec,
+}
+
+impl WindowedInput {
+    /// The role of a column expression, if it is a window column.
+    fn role(&self, e: &Expr) -> Option<usize> {
+        match e {
+            Expr::Column(c) => self
+                .schema
                 .index_of_column(c)
                 .ok()
-                .filter(|&i| i >= width)
-                .map(|i| i - width),
+                .and_then(|i| self.roles[i]),
             _ => None,
-        };
-        let reads_window = |e: &Expr| {
-            e.column_refs()
-                .iter()
-                .any(|c| tvf_schema.index_of_column(c).is_ok_and(|i| i >= width))
-        };
-        let to_base = |e: &Expr| substitute(e.clone(), agg.input.schema(), &exprs);
+        }
+    }
 
-        let input_schema = tvf.input.schema().clone();
-        let arrow_input: SchemaRef = Arc::new(input_schema.as_arrow().clone());
+    fn reads_window(&self, e: &Expr) -> bool {
+        e.column_refs().iter().any(|c| {
+            self.schema
+                .index_of_column(c)
+                .is_ok_and(|i| self.roles[i].is_some())
+        })
+    }
+}
+
+impl Lowering<'_> {
+    /// Lowers an aggregation; only window aggregations run so far: over a window table
+    /// function, or over rows that carry their window (window-attached, as q5's maximum of
+    /// counts per window).
+    pub(crate) fn aggregate(&mut self, agg: &Aggregate) -> Result<Lowered> {
+        let (base, filter, exprs) = flatten(&agg.input)?;
+        if let Some(tvf) = window_tvf(base) {
+            let to_base = |e: &Expr| substitute(e.clone(), agg.input.schema(), &exprs);
+            let filter = filter.map(|f| to_base(&f)).transpose()?;
+            let width = tvf.input_width();
+            let schema = base.schema().clone();
+            let roles = (0..schema.fields().len())
+                .map(|i| i.checked_sub(width))
+                .collect();
+            let rows = tvf.input.schema().clone();
+            // The event time, in milliseconds.
+            let mut time = Expr::Column(tvf.time.clone());
+            let (_, time_field) = rows.qualified_field_from_column(&tvf.time)?;
+            if let DataType::Timestamp(unit, tz) = time_field.data_type() {
+                if *unit != TimeUnit::Millisecond {
+                    time = Expr::Cast(Cast::new(
+                        Box::new(time),
+                        DataType::Timestamp(TimeUnit::Millisecond, tz.clone()),
+                    ));
+                }
+            }
+            let windowed = WindowedInput {
+                schema,
+                roles,
+                rows: rows.clone(),
+                time,
+                spec: tvf.spec,
+                windows: tvf.spec,
+            };
+            if filter.as_ref().is_some_and(|f| windowed.reads_window(f)) {
+                return Err(Error::user(
+                    "a WHERE condition on window_start, window_end or window_time before the \
+                     aggregation is not supported yet",
+                ));
+            }
+            let mut input = self.lower(&tvf.input)?;
+            if let Some(f) = &filter {
+                let all: Vec<Expr> = rows.columns().into_iter().map(Expr::Column).collect();
+                input = self.calc(input, Some(f), &all, rows.clone())?;
+            }
+            let group: Vec<Expr> = agg.group_expr.iter().map(to_base).collect::<Result<_>>()?;
+            let calls: Vec<Expr> = agg.aggr_expr.iter().map(to_base).collect::<Result<_>>()?;
+            return self.window_aggregate(agg, &windowed, input, &group, &calls);
+        }
+        let input = self.lower(&agg.input)?;
+        let schema = agg.input.schema().clone();
+        let attached = input.window.filter(|w| {
+            let grouped = |role: Option<usize>| {
+                role.is_some_and(|c| {
+                    agg.group_expr
+                        .iter()
+                        .any(|g| match g.clone().unalias_nested().data {
+                            Expr::Column(col) => schema.index_of_column(&col).ok() == Some(c),
+                            _ => false,
+                        })
+                })
+            };
+            grouped(w.start) && grouped(w.end)
+        });
+        let Some(w) = attached else {
+            return Err(Error::user(
+                "GROUP BY aggregation is not supported yet, except by window_start and \
+                 window_end of a window table function (TUMBLE, HOP, CUMULATE) or of a window \
+                 aggregation",
+            ));
+        };
+        let mut roles = vec![None; schema.fields().len()];
+        for (role, column) in [w.start, w.end, w.time].into_iter().enumerate() {
+            if let Some(c) = column {
+                roles[c] = Some(role);
+            }
+        }
+        let end = Expr::Column(schema.columns()[w.end.expect("checked above")].clone());
+        // A row's time is its window's end − 1 ms, which the end grid slices into that window.
+        let time = Expr::Cast(Cast::new(Box::new(end), DataType::Int64)) - lit(1i64);
+        let windowed = WindowedInput {
+            schema: schema.clone(),
+            roles,
+            rows: schema,
+            time,
+            spec: w.spec.end_grid(),
+            windows: w.spec,
+        };
+        let group = agg.group_expr.clone();
+        let calls = agg.aggr_expr.clone();
+        self.window_aggregate(agg, &windowed, input, &group, &calls)
+    }
+
+    /// The window aggregation operator(s) over `input`: `group` and `calls` are the
+    /// aggregate's expressions rewritten onto `windowed.schema`.
+    fn window_aggregate(
+        &mut self,
+        agg: &Aggregate,
+        windowed: &WindowedInput,
+        input: Lowered,
+        group: &[Expr],
+        aggregates: &[Expr],
+    ) -> Result<Lowered> {
+        let rows = &windowed.rows;
+        let arrow_input: SchemaRef = Arc::new(rows.as_arrow().clone());
         let mut outputs = Vec::new();
         let mut keys = Vec::new();
         let mut key_fields = Vec::new();
-        for g in &agg.group_expr {
-            let g = to_base(g)?.unalias_nested().data;
-            match window_column(&g) {
+        for g in group {
+            let g = g.clone().unalias_nested().data;
+            match windowed.role(&g) {
                 Some(0) => outputs.push(WindowOutput::WindowStart),
                 Some(1) => outputs.push(WindowOutput::WindowEnd),
                 Some(_) => outputs.push(WindowOutput::WindowTime),
-                None if reads_window(&g) => {
+                None if windowed.reads_window(&g) => {
                     return Err(Error::user(format!(
                         "grouping by '{g}', an expression of the window columns, is not supported"
                     )))
                 }
                 None => {
-                    let key = self.physical(&g, &input_schema)?;
+                    let key = self.physical(&g, rows)?;
                     key_fields.push(Field::new(
                         format!("$key{}", keys.len()),
                         key.data_type(&arrow_input)?,
@@ -104,9 +220,9 @@ impl Lowering<'_> {
             }
         }
         let mut calls = Vec::new();
-        for (i, a) in agg.aggr_expr.iter().enumerate() {
-            let e = count_star(to_base(a)?)?;
-            if reads_window(&e) {
+        for (i, a) in aggregates.iter().enumerate() {
+            let e = count_star(a.clone())?;
+            if windowed.reads_window(&e) {
                 return Err(Error::user(format!(
                     "an aggregate of the window columns ('{e}') is not supported"
                 )));
@@ -114,7 +230,7 @@ impl Lowering<'_> {
             let name = agg.schema.field(agg.group_expr.len() + i).name().clone();
             let lowered = LoweredAggregateBuilder::new(
                 &e,
-                &input_schema,
+                rows,
                 &arrow_input,
                 &self.props,
                 &PhysicalPlanningContext::default(),
@@ -132,41 +248,19 @@ impl Lowering<'_> {
                 filter: lowered.filter,
             });
         }
-        let filter = filter.map(|f| to_base(&f)).transpose()?;
-        if filter.as_ref().is_some_and(reads_window) {
-            return Err(Error::user(
-                "a WHERE condition on window_start, window_end or window_time before the \
-                 aggregation is not supported yet",
-            ));
-        }
-
-        // The event time, in milliseconds.
-        let mut time = Expr::Column(tvf.time.clone());
-        let (_, time_field) = input_schema.qualified_field_from_column(&tvf.time)?;
-        if let DataType::Timestamp(unit, tz) = time_field.data_type() {
-            if *unit != TimeUnit::Millisecond {
-                time = Expr::Cast(Cast::new(
-                    Box::new(time),
-                    DataType::Timestamp(TimeUnit::Millisecond, tz.clone()),
-                ));
-            }
-        }
-        let time = self.physical(&time, &input_schema)?;
-
-        let mut input = self.lower(&tvf.input)?;
-        if let Some(f) = &filter {
-            let all: Vec<Expr> = input_schema
-                .columns()
-                .into_iter()
-                .map(Expr::Column)
-                .collect();
-            input = self.calc(input, Some(f), &all, input_schema.clone())?;
-        }
+        let time = self.physical(&windowed.time, rows)?;
         let key_schema: SchemaRef = Arc::new(Schema::new(key_fields));
         let output: SchemaRef = Arc::new(agg.schema.as_arrow().clone());
-        let rowtime = outputs.iter().position(|o| *o == WindowOutput::WindowTime);
+        let position = |o: WindowOutput| outputs.iter().position(|x| *x == o);
+        let window = WindowColumns {
+            spec: windowed.windows,
+            start: position(WindowOutput::WindowStart),
+            end: position(WindowOutput::WindowEnd),
+            time: position(WindowOutput::WindowTime),
+        };
         let factory = |phase, output: SchemaRef| WindowAggregateFactory {
-            spec: tvf.spec,
+            spec: windowed.spec,
+            windows: windowed.windows,
             phase,
             keys: keys.clone(),
             key_schema: key_schema.clone(),
@@ -176,14 +270,18 @@ impl Lowering<'_> {
             output,
         };
         let upstream = self.graph.nodes[input.node].parallelism;
-        let title = format!("{:?}", tvf.spec.kind);
+        let title = if windowed.spec == windowed.windows {
+            format!("{:?}", windowed.spec.kind)
+        } else {
+            format!("attached to {:?}", windowed.windows.kind)
+        };
         let node = if self.parallelism == 1 && upstream == 1 {
             let id = self.add(
                 "window-agg",
                 format!("WindowAggregate: {title}"),
                 1,
                 NodeKind::Operator(Arc::new(factory(AggregatePhase::Single, output.clone()))),
-                StreamSchema::append_only(output).with_event_time(rowtime),
+                StreamSchema::append_only(output).with_event_time(window.time),
             );
             self.graph.connect(input.node, id, 0, Partitioning::Forward);
             id
@@ -198,21 +296,27 @@ impl Lowering<'_> {
             );
             self.graph
                 .connect(input.node, local, 0, Partitioning::Forward);
-            // Without keys every partial goes to one subtask, as in Flink.
-            let (parallelism, partitioning) = if keys.is_empty() {
-                (1, Partitioning::Single)
-            } else {
+            let tumbling = matches!(windowed.spec.kind, WindowKind::Tumble { .. });
+            let (parallelism, partitioning) = if !keys.is_empty() {
                 (
                     self.parallelism,
                     Partitioning::Hash((0..keys.len()).collect()),
                 )
+            } else if tumbling {
+                // Without keys, a window that is one slice is whole in its slice's partials:
+                // spread the windows over the subtasks by their end.
+                (self.parallelism, Partitioning::Hash(vec![0]))
+            } else {
+                // Other windows merge several slices: every partial goes to one subtask, as
+                // in Flink.
+                (1, Partitioning::Single)
             };
             let global = self.add(
                 "window-agg-global",
                 format!("GlobalWindowAggregate: {title}"),
                 parallelism,
                 NodeKind::Operator(Arc::new(factory(AggregatePhase::Global, output.clone()))),
-                StreamSchema::append_only(output).with_event_time(rowtime),
+                StreamSchema::append_only(output).with_event_time(window.time),
             );
             self.graph.connect(local, global, 0, partitioning);
             global
@@ -220,6 +324,7 @@ impl Lowering<'_> {
         Ok(Lowered {
             node,
             schema: agg.schema.clone(),
+            window: Some(window),
         })
     }
 }

@@ -236,5 +236,6 @@ pub fn plan_script(sql: &str, opts: &PlanOptions) -> Result<PlannedJob, PlanErro
         };
         result.map_err(|e| PlanError::from_kernel(e, *at))?;
     }
+    graph.reuse_duplicates();
     Ok(PlannedJob { graph, settings })
 }

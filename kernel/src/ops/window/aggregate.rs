@@ -24,7 +24,7 @@ use datafusion_physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion_physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
 
 use super::group_keys::GroupKeys;
-use super::spec::{WindowKind, WindowSpec};
+use super::spec::{rows_by_value, WindowKind, WindowSpec};
 use crate::metrics::JobMetrics;
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::evaluate;
@@ -62,7 +62,11 @@ pub struct WindowAggregateCall {
 
 #[derive(Debug, Clone)]
 pub struct WindowAggregateFactory {
+    /// How rows are sliced and when windows fire.
     pub spec: WindowSpec,
+    /// The windows the results name (their starts): `spec` itself, or for a window-attached
+    /// aggregation (`spec` = the upstream's `end_grid()`) the upstream windows.
+    pub windows: WindowSpec,
     pub phase: AggregatePhase,
     /// The group keys over input rows (`Single`, `Local`); a `Global` subtask reads them from
     /// the first columns of the partial states.
@@ -200,28 +204,6 @@ fn accumulator(call: &WindowAggregateCall) -> Result<Box<dyn GroupsAccumulator>>
             f.create_accumulator()
         })))
     }
-}
-
-/// Row indices of `slice_ends` grouped by value, first-seen order; `None` if all are equal.
-fn split_by_slice(slice_ends: &Int64Array) -> Option<Vec<(i64, UInt32Array)>> {
-    let values = slice_ends.values();
-    let first = *values.first()?;
-    if values.iter().all(|&v| v == first) {
-        return None;
-    }
-    let mut parts: Vec<(i64, Vec<u32>)> = Vec::new();
-    for (i, &v) in values.iter().enumerate() {
-        match parts.iter_mut().rev().find(|(e, _)| *e == v) {
-            Some((_, rows)) => rows.push(i as u32),
-            None => parts.push((v, vec![i as u32])),
-        }
-    }
-    Some(
-        parts
-            .into_iter()
-            .map(|(e, rows)| (e, UInt32Array::from(rows)))
-            .collect(),
-    )
 }
 
 /// The columns of a batch that one slice's update reads.
@@ -386,7 +368,7 @@ impl WindowAggregate {
         let time = |t: i64, field: &Field| -> Result<ArrayRef> {
             Ok(cast(&Int64Array::from_value(t, rows), field.data_type())?)
         };
-        let start = self.f.spec.window_start(end);
+        let start = self.f.windows.window_start(end);
         let mut columns = Vec::with_capacity(self.f.outputs.len());
         for (o, field) in self.f.outputs.iter().zip(self.f.output.fields()) {
             columns.push(match *o {
@@ -504,7 +486,7 @@ impl Operator for WindowAggregate {
                 cols = cols.filter(&keep)?;
             }
         }
-        match split_by_slice(&cols.slice_ends) {
+        match rows_by_value(&cols.slice_ends) {
             None => {
                 let end = cols.slice_ends.value(0);
                 self.update(end, &cols)

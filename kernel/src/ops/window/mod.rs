@@ -1,12 +1,15 @@
-//! Window aggregation: slices, group keys, and the (local, global or single) operator.
+//! Windows: slices, group keys, the (local, global or single) window aggregation, and the
+//! window join.
 
 mod aggregate;
 mod group_keys;
+mod join;
 mod spec;
 
 pub use aggregate::{
     partial_schema, AggregatePhase, WindowAggregateCall, WindowAggregateFactory, WindowOutput,
 };
+pub use join::{JoinSide, WindowJoinFactory, WindowJoinType};
 pub use spec::{WindowKind, WindowSpec};
 
 #[cfg(test)]

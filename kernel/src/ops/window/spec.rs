@@ -6,7 +6,7 @@
 //! gcd(size, slide); a CUMULATE window grows by one `step` slice at a time. Each row updates
 //! exactly one slice, whatever the overlap of the windows.
 
-use arrow::array::Int64Array;
+use arrow::array::{Int64Array, UInt32Array};
 use serde::{Deserialize, Serialize};
 
 /// The window function of a window aggregation, in milliseconds.
@@ -98,6 +98,19 @@ impl WindowSpec {
         times.unary(|t| (t - offset).div_euclid(s) * s + s + offset)
     }
 
+    /// The grid of this spec's window ends as tumbling windows, one per end: how an
+    /// aggregation over rows that already carry their window (Flink's window-attached
+    /// aggregation, keyed by `window_start, window_end` of an upstream window) assigns them,
+    /// a row's time being its window end − 1 ms.
+    pub fn end_grid(&self) -> WindowSpec {
+        WindowSpec {
+            kind: WindowKind::Tumble {
+                size: self.end_step(),
+            },
+            offset: self.offset,
+        }
+    }
+
     /// The start of the window ending at `end`.
     pub fn window_start(&self, end: i64) -> i64 {
         match self.kind {
@@ -141,6 +154,29 @@ impl WindowSpec {
     }
 }
 
+/// Row indices of `values` grouped by value (slice or window ends), first-seen order; `None`
+/// if all are equal. Event time mostly grows, so a batch holds few distinct ends.
+pub(crate) fn rows_by_value(slice_ends: &Int64Array) -> Option<Vec<(i64, UInt32Array)>> {
+    let values = slice_ends.values();
+    let first = *values.first()?;
+    if values.iter().all(|&v| v == first) {
+        return None;
+    }
+    let mut parts: Vec<(i64, Vec<u32>)> = Vec::new();
+    for (i, &v) in values.iter().enumerate() {
+        match parts.iter_mut().rev().find(|(e, _)| *e == v) {
+            Some((_, rows)) => rows.push(i as u32),
+            None => parts.push((v, vec![i as u32])),
+        }
+    }
+    Some(
+        parts
+            .into_iter()
+            .map(|(e, rows)| (e, UInt32Array::from(rows)))
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,6 +217,10 @@ mod tests {
             vec![4_000, 6_000, 8_000, 10_000, 12_000]
         );
         assert_eq!(w.last_window_of_slice(4_000), 12_000);
+        // Aggregating q5's windows again: each end is a slice of its own.
+        let ends = w.end_grid();
+        assert_eq!(ends.slice_end(12_000 - 1), 12_000);
+        assert_eq!(ends.windows_of_slice(12_000), vec![12_000]);
     }
 
     #[test]

@@ -80,6 +80,7 @@ fn factory(kind: WindowKind, phase: AggregatePhase) -> WindowAggregateFactory {
     };
     WindowAggregateFactory {
         spec: WindowSpec { kind, offset: 0 },
+        windows: WindowSpec { kind, offset: 0 },
         phase,
         keys: vec![col("k", 0)],
         key_schema,

@@ -1,0 +1,454 @@
+//! Window join: joins the rows of two windowed inputs that share a window (equal
+//! `window_start` and `window_end`) and the join keys, once the watermark closes the window.
+//!
+//! Each side's rows are buffered per window end as they arrive. When the watermark reaches
+//! end − 1 ms (the window aggregates upstream have emitted that window by then), the window's
+//! two sides are joined by a hash join over whole batches: the right side's keys are interned
+//! into group indices, its rows bucketed by group, and the left side's keys looked up in the
+//! same table. Pairs pass the join's other conditions as one filter over the paired batch.
+//! The window's rows are dropped after it fires, so state holds only open windows.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, UInt32Array,
+};
+use arrow::compute::kernels::boolean::and;
+use arrow::compute::kernels::cmp::gt;
+use arrow::compute::{
+    cast, concat_batches, filter, filter_record_batch, is_not_null, prep_null_mask_filter, take,
+    take_record_batch,
+};
+use arrow::datatypes::{DataType, Int64Type, SchemaRef, TimeUnit};
+use datafusion_physical_expr::PhysicalExpr;
+
+use super::group_keys::GroupKeys;
+use super::spec::rows_by_value;
+use crate::metrics::JobMetrics;
+use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
+use crate::ops::evaluate;
+use crate::types::{Message, Watermark};
+use crate::{Error, Result};
+
+/// Which rows a window join emits, as SQL's join types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowJoinType {
+    Inner,
+    Left,
+    Right,
+    Full,
+    /// Left rows with a match (`EXISTS`, `IN`).
+    LeftSemi,
+    /// Left rows without a match (`NOT EXISTS`, `NOT IN`).
+    LeftAnti,
+    RightSemi,
+    RightAnti,
+}
+
+/// One side of a window join.
+#[derive(Debug, Clone)]
+pub struct JoinSide {
+    /// The join keys over this side's rows, besides the window.
+    pub keys: Vec<Arc<dyn PhysicalExpr>>,
+    /// The column holding the window end (a timestamp).
+    pub window_end: usize,
+    /// The side's schema.
+    pub schema: SchemaRef,
+}
+
+#[derive(Debug, Clone)]
+pub struct WindowJoinFactory {
+    pub join_type: WindowJoinType,
+    pub left: JoinSide,
+    pub right: JoinSide,
+    /// Names and types of the keys (both sides' keys have these types).
+    pub key_schema: SchemaRef,
+    /// Conditions besides key equality, over the left columns followed by the right ones.
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+    pub output: SchemaRef,
+}
+
+impl OperatorFactory for WindowJoinFactory {
+    fn create(&self, _subtask: usize, _parallelism: usize) -> Result<Box<dyn Operator>> {
+        for side in [&self.left, &self.right] {
+            if side.keys.len() != self.key_schema.fields().len() {
+                return Err(Error::internal(
+                    "window join sides have different key counts",
+                ));
+            }
+        }
+        Ok(Box::new(WindowJoin {
+            f: self.clone(),
+            windows: BTreeMap::new(),
+            watermark: None,
+            late_rows: 0,
+        }))
+    }
+
+    fn describe(&self) -> String {
+        let keys: Vec<&str> = self
+            .key_schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        format!(
+            "{:?} window join, keys {keys:?}{}",
+            self.join_type,
+            if self.filter.is_some() {
+                ", with a condition"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+/// The buffered rows of one window: left batches, right batches.
+#[derive(Default)]
+struct Window {
+    sides: [Vec<RecordBatch>; 2],
+}
+
+struct WindowJoin {
+    f: WindowJoinFactory,
+    /// Open windows by end.
+    windows: BTreeMap<i64, Window>,
+    watermark: Option<i64>,
+    late_rows: u64,
+}
+
+/// The window end of each row, in milliseconds.
+fn window_ends(batch: &RecordBatch, column: usize) -> Result<Int64Array> {
+    let ms = cast(
+        batch.column(column),
+        &DataType::Timestamp(TimeUnit::Millisecond, None),
+    )?;
+    Ok(cast(&ms, &DataType::Int64)?
+        .as_primitive::<Int64Type>()
+        .clone())
+}
+
+/// False where any key is null: SQL's `=` never matches a null.
+fn keys_valid(keys: &[ArrayRef]) -> Result<Option<BooleanArray>> {
+    let mut valid: Option<BooleanArray> = None;
+    for k in keys.iter().filter(|k| k.null_count() > 0) {
+        let v = is_not_null(k)?;
+        valid = Some(match valid {
+            None => v,
+            Some(acc) => and(&acc, &v)?,
+        });
+    }
+    Ok(valid)
+}
+
+/// The matching (left row, right row) pairs of a window's two sides by key equality: the
+/// right keys are interned and bucketed, the left keys looked up in the same table (a left
+/// key the right side lacks gets a new group past the right's, so it matches nothing).
+fn matching_pairs(
+    key_schema: &SchemaRef,
+    left_keys: &[ArrayRef],
+    left_rows: usize,
+    right_keys: &[ArrayRef],
+    right_rows: usize,
+) -> Result<(UInt32Array, UInt32Array)> {
+    let mut table = GroupKeys::new(key_schema.clone())?;
+    let mut groups = Vec::new();
+    table.intern(right_keys, right_rows, &mut groups)?;
+    let right_valid = keys_valid(right_keys)?;
+    let buckets = table.len();
+    // Right rows by group (a counting sort): bucket g is order[offsets[g]..offsets[g + 1]].
+    let mut offsets = vec![0u32; buckets + 1];
+    let usable = |r: usize| right_valid.as_ref().is_none_or(|v| v.value(r));
+    for (r, &g) in groups.iter().enumerate() {
+        if usable(r) {
+            offsets[g + 1] += 1;
+        }
+    }
+    for g in 0..buckets {
+        offsets[g + 1] += offsets[g];
+    }
+    let mut fill = offsets.clone();
+    let mut order = vec![0u32; offsets[buckets] as usize];
+    for (r, &g) in groups.iter().enumerate() {
+        if usable(r) {
+            order[fill[g] as usize] = r as u32;
+            fill[g] += 1;
+        }
+    }
+    table.intern(left_keys, left_rows, &mut groups)?;
+    let left_valid = keys_valid(left_keys)?;
+    let (mut lefts, mut rights) = (Vec::new(), Vec::new());
+    for (l, &g) in groups.iter().enumerate() {
+        if g >= buckets || left_valid.as_ref().is_some_and(|v| !v.value(l)) {
+            continue;
+        }
+        for &r in &order[offsets[g] as usize..offsets[g + 1] as usize] {
+            lefts.push(l as u32);
+            rights.push(r);
+        }
+    }
+    Ok((UInt32Array::from(lefts), UInt32Array::from(rights)))
+}
+
+/// `mask` with nulls as false (arrow's helper wants a null buffer).
+fn nulls_false(mask: &BooleanArray) -> BooleanArray {
+    if mask.null_count() > 0 {
+        prep_null_mask_filter(mask)
+    } else {
+        mask.clone()
+    }
+}
+
+/// Marks the rows named in `rows` among `len`.
+fn matched(rows: &UInt32Array, len: usize) -> Vec<bool> {
+    let mut m = vec![false; len];
+    for &r in rows.values() {
+        m[r as usize] = true;
+    }
+    m
+}
+
+impl WindowJoin {
+    fn side(&self, input: usize) -> &JoinSide {
+        if input == 0 {
+            &self.f.left
+        } else {
+            &self.f.right
+        }
+    }
+
+    /// All rows of one side of a window, as one batch.
+    fn concat(&self, input: usize, batches: &[RecordBatch]) -> Result<RecordBatch> {
+        Ok(concat_batches(&self.side(input).schema, batches)?)
+    }
+
+    fn keys(&self, input: usize, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
+        let side = self.side(input);
+        side.keys
+            .iter()
+            .zip(self.f.key_schema.fields())
+            .map(|(k, field)| {
+                let v = evaluate(k, batch)?;
+                // Both sides' keys were coerced to one type by the planner; cast defensively
+                // so the interned bytes agree.
+                if v.data_type() == field.data_type() {
+                    Ok(v)
+                } else {
+                    Ok(cast(&v, field.data_type())?)
+                }
+            })
+            .collect()
+    }
+
+    /// Rows of `side` with nulls for every column: the other side of unmatched outer rows.
+    fn nulls(&self, input: usize, rows: usize) -> Vec<ArrayRef> {
+        self.side(input)
+            .schema
+            .fields()
+            .iter()
+            .map(|f| new_null_array(f.data_type(), rows))
+            .collect()
+    }
+
+    /// Joins the two sides of one window.
+    fn join(&self, window: Window, out: &mut dyn Output) -> Result<()> {
+        use WindowJoinType::*;
+        let [left, right] = window.sides;
+        let ty = self.f.join_type;
+        let needs_left = matches!(ty, Left | Full | LeftAnti);
+        let needs_right = matches!(ty, Right | Full | RightAnti);
+        if (left.is_empty() && !needs_right) || (right.is_empty() && !needs_left) {
+            return Ok(());
+        }
+        let l = self.concat(0, &left)?;
+        let r = self.concat(1, &right)?;
+        let (mut li, mut ri) = matching_pairs(
+            &self.f.key_schema,
+            &self.keys(0, &l)?,
+            l.num_rows(),
+            &self.keys(1, &r)?,
+            r.num_rows(),
+        )?;
+        let pair = |li: &UInt32Array, ri: &UInt32Array| -> Result<Vec<ArrayRef>> {
+            let mut cols = Vec::with_capacity(l.num_columns() + r.num_columns());
+            for c in l.columns() {
+                cols.push(take(c, li, None)?);
+            }
+            for c in r.columns() {
+                cols.push(take(c, ri, None)?);
+            }
+            Ok(cols)
+        };
+        let mut pairs = None;
+        if let Some(cond) = &self.f.filter {
+            if !li.is_empty() {
+                let schema = self.paired_schema();
+                let batch = RecordBatch::try_new(schema, pair(&li, &ri)?)?;
+                let keep = evaluate(cond, &batch)?;
+                // A null condition does not pass.
+                let keep = nulls_false(keep.as_boolean());
+                li = filter(&li, &keep)?.as_primitive().clone();
+                ri = filter(&ri, &keep)?.as_primitive().clone();
+                pairs = Some(filter_record_batch(&batch, &keep)?);
+            }
+        }
+        let emit = |cols: Vec<ArrayRef>, out: &mut dyn Output| -> Result<()> {
+            out.batch(RecordBatch::try_new(self.f.output.clone(), cols)?)
+        };
+        match ty {
+            LeftSemi | LeftAnti => {
+                let m = matched(&li, l.num_rows());
+                let keep = BooleanArray::from_iter(m.iter().map(|&x| Some(x == (ty == LeftSemi))));
+                return emit(filter_record_batch(&l, &keep)?.columns().to_vec(), out);
+            }
+            RightSemi | RightAnti => {
+                let m = matched(&ri, r.num_rows());
+                let keep = BooleanArray::from_iter(m.iter().map(|&x| Some(x == (ty == RightSemi))));
+                return emit(filter_record_batch(&r, &keep)?.columns().to_vec(), out);
+            }
+            _ => {}
+        }
+        if !li.is_empty() {
+            let cols = match pairs {
+                Some(batch) => batch.columns().to_vec(),
+                None => pair(&li, &ri)?,
+            };
+            emit(cols, out)?;
+        }
+        if needs_left {
+            let m = matched(&li, l.num_rows());
+            let rest =
+                UInt32Array::from_iter_values((0..l.num_rows() as u32).filter(|&i| !m[i as usize]));
+            if !rest.is_empty() {
+                let mut cols: Vec<ArrayRef> = l
+                    .columns()
+                    .iter()
+                    .map(|c| take(c, &rest, None))
+                    .collect::<std::result::Result<_, _>>()?;
+                cols.extend(self.nulls(1, rest.len()));
+                emit(cols, out)?;
+            }
+        }
+        if needs_right {
+            let m = matched(&ri, r.num_rows());
+            let rest =
+                UInt32Array::from_iter_values((0..r.num_rows() as u32).filter(|&i| !m[i as usize]));
+            if !rest.is_empty() {
+                let mut cols = self.nulls(0, rest.len());
+                for c in r.columns() {
+                    cols.push(take(c, &rest, None)?);
+                }
+                emit(cols, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The schema of a paired row, left columns then right ones, all nullable.
+    fn paired_schema(&self) -> SchemaRef {
+        let fields: Vec<_> = self
+            .f
+            .left
+            .schema
+            .fields()
+            .iter()
+            .chain(self.f.right.schema.fields())
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        Arc::new(arrow::datatypes::Schema::new(fields))
+    }
+
+    /// Joins every window whose end − 1 ms the watermark `wm` has reached.
+    fn fire(&mut self, wm: i64, out: &mut dyn Output) -> Result<()> {
+        while let Some(entry) = self.windows.first_entry() {
+            if *entry.key() - 1 > wm {
+                break;
+            }
+            let window = entry.remove();
+            self.join(window, out)?;
+        }
+        Ok(())
+    }
+}
+
+impl Operator for WindowJoin {
+    fn name(&self) -> &str {
+        "WindowJoin"
+    }
+
+    fn on_batch(
+        &mut self,
+        input: usize,
+        batch: RecordBatch,
+        ctx: &mut OperatorContext,
+        _out: &mut dyn Output,
+    ) -> Result<()> {
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        if input > 1 {
+            return Err(Error::internal(format!("window join input {input}")));
+        }
+        let mut batch = batch;
+        let mut ends = window_ends(&batch, self.side(input).window_end)?;
+        // Rows of a window that has fired are late, as rows without a window are.
+        let keep = match self.watermark {
+            Some(wm) => Some(gt(&ends, &Int64Array::new_scalar(wm.saturating_add(1)))?),
+            None if ends.null_count() > 0 => Some(is_not_null(&ends)?),
+            None => None,
+        };
+        if let Some(keep) = keep {
+            let keep = nulls_false(&keep);
+            let kept = keep.true_count();
+            if kept < batch.num_rows() {
+                let dropped = (batch.num_rows() - kept) as u64;
+                self.late_rows += dropped;
+                JobMetrics::add(&ctx.metrics.late_rows, dropped);
+                if kept == 0 {
+                    return Ok(());
+                }
+                batch = filter_record_batch(&batch, &keep)?;
+                ends = filter(&ends, &keep)?.as_primitive::<Int64Type>().clone();
+            }
+        }
+        match rows_by_value(&ends) {
+            None => {
+                let end = ends.value(0);
+                self.windows.entry(end).or_default().sides[input].push(batch);
+            }
+            Some(parts) => {
+                for (end, rows) in parts {
+                    let part = take_record_batch(&batch, &rows)?;
+                    self.windows.entry(end).or_default().sides[input].push(part);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn on_watermark(
+        &mut self,
+        wm: Watermark,
+        _ctx: &mut OperatorContext,
+        out: &mut dyn Output,
+    ) -> Result<()> {
+        if let Watermark::EventTime(t) = wm {
+            self.watermark = Some(t);
+            self.fire(t, out)?;
+        }
+        out.emit(Message::Watermark(wm))
+    }
+
+    fn on_end(&mut self, ctx: &mut OperatorContext, out: &mut dyn Output) -> Result<()> {
+        self.fire(i64::MAX, out)?;
+        if self.late_rows > 0 {
+            ctx.metrics.note(format!(
+                "WindowJoin (subtask {}): {} late rows dropped",
+                ctx.subtask, self.late_rows
+            ));
+        }
+        Ok(())
+    }
+}

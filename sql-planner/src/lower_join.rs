@@ -1,0 +1,170 @@
+//! Lowering of joins. A join of two windowed inputs (window aggregations, or joins of them)
+//! whose condition equates both `window_start`s and both `window_end`s is Flink's window join:
+//! one `WindowJoin` operator, both inputs hash-exchanged by the other join keys. Regular joins
+//! need changelog support and are refused until then.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion_common::{DFSchema, JoinType, NullEquality};
+use datafusion_expr::{Expr, Join};
+use kernel::graph::{NodeKind, Partitioning};
+use kernel::ops::window::{JoinSide, WindowJoinFactory, WindowJoinType};
+use kernel::types::StreamSchema;
+use kernel::{Error, Result};
+
+use crate::lower::{Lowered, Lowering, WindowColumns};
+
+/// The column of `schema` an expression is, if it is a bare column.
+fn column_index(e: &Expr, schema: &DFSchema) -> Option<usize> {
+    match e {
+        Expr::Column(c) => schema.index_of_column(c).ok(),
+        _ => None,
+    }
+}
+
+fn join_type(t: JoinType) -> Result<WindowJoinType> {
+    Ok(match t {
+        JoinType::Inner => WindowJoinType::Inner,
+        JoinType::Left => WindowJoinType::Left,
+        JoinType::Right => WindowJoinType::Right,
+        JoinType::Full => WindowJoinType::Full,
+        JoinType::LeftSemi => WindowJoinType::LeftSemi,
+        JoinType::LeftAnti => WindowJoinType::LeftAnti,
+        JoinType::RightSemi => WindowJoinType::RightSemi,
+        JoinType::RightAnti => WindowJoinType::RightAnti,
+        other => {
+            return Err(Error::user(format!(
+                "a {other} join is not supported in a window join"
+            )))
+        }
+    })
+}
+
+impl Lowering<'_> {
+    pub(crate) fn join(&mut self, join: &Join) -> Result<Lowered> {
+        let ty = join_type(join.join_type)?;
+        if join.null_equality == NullEquality::NullEqualsNull || join.null_aware {
+            return Err(Error::user(
+                "a join whose keys match NULL to NULL (IS NOT DISTINCT FROM, or NOT IN over \
+                 nullable columns) is not supported yet",
+            ));
+        }
+        let left = self.lower(&join.left)?;
+        let right = self.lower(&join.right)?;
+        let (Some(lw), Some(rw)) = (left.window, right.window) else {
+            return Err(Error::user(
+                "JOIN is not supported yet, except a window join: both inputs window \
+                 aggregations (or window joins) and the condition equating their window_start \
+                 and their window_end",
+            ));
+        };
+        // The window equalities, and the other key pairs.
+        let (mut starts, mut ends) = (false, false);
+        let mut keys = Vec::new();
+        for (l, r) in &join.on {
+            let pair = (
+                column_index(l, &left.schema),
+                column_index(r, &right.schema),
+            );
+            if pair.0.is_some() && pair == (lw.start, rw.start) {
+                starts = true;
+            } else if pair.0.is_some() && pair == (lw.end, rw.end) {
+                ends = true;
+            } else {
+                keys.push((l, r, pair));
+            }
+        }
+        if !(starts && ends) {
+            return Err(Error::user(
+                "JOIN of window aggregations is supported only as a window join: its \
+                 condition must equate the window_start and the window_end of both sides",
+            ));
+        }
+        if lw.spec != rw.spec {
+            return Err(Error::user(format!(
+                "a window join needs the same windows on both sides, not {:?} and {:?}",
+                lw.spec.kind, rw.spec.kind
+            )));
+        }
+        let (lend, rend) = (lw.end.expect("equated"), rw.end.expect("equated"));
+
+        let mut key_fields = Vec::new();
+        let (mut lkeys, mut rkeys) = (Vec::new(), Vec::new());
+        let larrow: SchemaRef = Arc::new(left.schema.as_arrow().clone());
+        for (i, (l, r, _)) in keys.iter().enumerate() {
+            let (pl, pr) = (
+                self.physical(l, &left.schema)?,
+                self.physical(r, &right.schema)?,
+            );
+            key_fields.push(Field::new(format!("$key{i}"), pl.data_type(&larrow)?, true));
+            lkeys.push(pl);
+            rkeys.push(pr);
+        }
+        let paired = left.schema.join(&right.schema)?;
+        let filter = join
+            .filter
+            .as_ref()
+            .map(|f| self.physical(f, &paired))
+            .transpose()?;
+        let output: SchemaRef = Arc::new(join.schema.as_arrow().clone());
+        let side = |lowered: &Lowered, keys: Vec<_>, end: usize| JoinSide {
+            keys,
+            window_end: end,
+            schema: Arc::new(Schema::clone(lowered.schema.as_arrow())),
+        };
+        let factory = WindowJoinFactory {
+            join_type: ty,
+            left: side(&left, lkeys, lend),
+            right: side(&right, rkeys, rend),
+            key_schema: Arc::new(Schema::new(key_fields)),
+            filter,
+            output: output.clone(),
+        };
+        // Both sides' rows of a key must meet in one subtask: hash by the key columns, or by
+        // the window end when a key is an expression (or there is none), which keeps a window
+        // whole.
+        let by_columns =
+            !keys.is_empty() && keys.iter().all(|(_, _, p)| p.0.is_some() && p.1.is_some());
+        let (lhash, rhash): (Vec<usize>, Vec<usize>) = if by_columns {
+            keys.iter()
+                .map(|(_, _, p)| (p.0.expect("checked"), p.1.expect("checked")))
+                .unzip()
+        } else {
+            (vec![lend], vec![rend])
+        };
+        // The result's window columns: those of the side whose rows are always there.
+        let width = left.schema.fields().len();
+        let shifted = |w: WindowColumns| WindowColumns {
+            spec: w.spec,
+            start: w.start.map(|c| c + width),
+            end: w.end.map(|c| c + width),
+            time: w.time.map(|c| c + width),
+        };
+        let window = match ty {
+            WindowJoinType::Inner
+            | WindowJoinType::Left
+            | WindowJoinType::LeftSemi
+            | WindowJoinType::LeftAnti => Some(lw),
+            WindowJoinType::Right => Some(shifted(rw)),
+            WindowJoinType::RightSemi | WindowJoinType::RightAnti => Some(rw),
+            WindowJoinType::Full => None,
+        };
+        let id = self.add(
+            "window-join",
+            format!("WindowJoin: {ty:?}"),
+            self.parallelism,
+            NodeKind::Operator(Arc::new(factory)),
+            StreamSchema::append_only(output).with_event_time(window.and_then(|w| w.time)),
+        );
+        self.graph
+            .connect(left.node, id, 0, Partitioning::Hash(lhash));
+        self.graph
+            .connect(right.node, id, 1, Partitioning::Hash(rhash));
+        Ok(Lowered {
+            node: id,
+            schema: join.schema.clone(),
+            window,
+        })
+    }
+}
