@@ -241,3 +241,69 @@ impl fmt::Display for JobGraph {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operator::{Operator, Source};
+    use arrow::datatypes::Schema;
+
+    /// A factory known only by its description; the graph never runs here.
+    #[derive(Debug)]
+    struct Named(&'static str);
+
+    impl OperatorFactory for Named {
+        fn create(&self, _: usize, _: usize) -> Result<Box<dyn Operator>> {
+            Err(Error::internal("not run"))
+        }
+        fn describe(&self) -> String {
+            self.0.into()
+        }
+    }
+
+    impl SourceFactory for Named {
+        fn create(&self, _: usize, _: usize) -> Result<Box<dyn Source>> {
+            Err(Error::internal("not run"))
+        }
+        fn describe(&self) -> String {
+            self.0.into()
+        }
+    }
+
+    fn node(g: &mut JobGraph, name: &'static str, source: bool) -> NodeId {
+        let kind = if source {
+            NodeKind::Source(Arc::new(Named(name)))
+        } else {
+            NodeKind::Operator(Arc::new(Named(name)))
+        };
+        g.add_node(Node {
+            uid: format!("{name}-{}", g.nodes.len()),
+            name: name.into(),
+            parallelism: 1,
+            kind,
+            output: StreamSchema::append_only(Arc::new(Schema::empty())),
+        })
+    }
+
+    #[test]
+    fn equal_subplans_are_computed_once_and_sinks_stay_apart() {
+        let mut g = JobGraph::default();
+        let (s1, s2) = (node(&mut g, "scan", true), node(&mut g, "scan", true));
+        let a1 = node(&mut g, "agg", false);
+        g.connect(s1, a1, 0, Partitioning::Forward);
+        let a2 = node(&mut g, "agg", false);
+        g.connect(s2, a2, 0, Partitioning::Forward);
+        let other = node(&mut g, "filter", false);
+        g.connect(s2, other, 0, Partitioning::Forward);
+        for input in [a1, a2, other] {
+            let sink = node(&mut g, "sink", false);
+            g.connect(input, sink, 0, Partitioning::Forward);
+        }
+        assert_eq!(g.reuse_duplicates(), 2);
+        g.validate().unwrap();
+        let names: Vec<&str> = g.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["scan", "agg", "filter", "sink", "sink", "sink"]);
+        let edges: Vec<(NodeId, NodeId)> = g.edges.iter().map(|e| (e.from, e.to)).collect();
+        assert_eq!(edges, [(0, 1), (0, 2), (1, 3), (1, 4), (2, 5)]);
+    }
+}

@@ -13,4 +13,6 @@ pub use join::{JoinSide, WindowJoinFactory, WindowJoinType};
 pub use spec::{WindowKind, WindowSpec};
 
 #[cfg(test)]
+mod join_tests;
+#[cfg(test)]
 mod tests;

@@ -18,7 +18,7 @@ use crate::types::{Message, Watermark};
 use crate::Result;
 
 #[derive(Default)]
-struct Collect(Vec<Message>);
+pub(super) struct Collect(pub(super) Vec<Message>);
 
 impl Output for Collect {
     fn emit(&mut self, msg: Message) -> Result<()> {
@@ -28,7 +28,7 @@ impl Output for Collect {
 }
 
 impl Collect {
-    fn batches(&self) -> Vec<RecordBatch> {
+    pub(super) fn batches(&self) -> Vec<RecordBatch> {
         self.0
             .iter()
             .filter_map(|m| match m {
