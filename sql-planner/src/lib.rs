@@ -10,6 +10,7 @@ mod catalog;
 mod dialect;
 mod error;
 pub mod functions;
+mod legacy_window;
 mod lower;
 mod lower_join;
 mod lower_window;

@@ -12,16 +12,17 @@ use datafusion_expr::expr::Cast;
 use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion_expr::{lit, Aggregate, Expr, LogicalPlan};
 use datafusion_physical_expr::aggregate::LoweredAggregateBuilder;
+use datafusion_physical_expr::expressions::Column as PhysicalColumn;
 use kernel::graph::{NodeKind, Partitioning};
 use kernel::ops::window::{
-    partial_schema, AggregatePhase, WindowAggregateCall, WindowAggregateFactory, WindowKind,
-    WindowOutput, WindowSpec,
+    partial_schema, AggregatePhase, SessionAggregateFactory, WindowAggregateCall,
+    WindowAggregateFactory, WindowKind, WindowOutput, WindowSpec,
 };
 use kernel::types::StreamSchema;
 use kernel::{Error, Result};
 
 use crate::lower::{flatten, substitute, Lowered, Lowering, WindowColumns};
-use crate::window_tvf::{WindowTvf, WINDOW_COLUMNS};
+use crate::window_tvf::{TvfWindows, WindowTvf, WINDOW_COLUMNS};
 
 /// The window table function a plan reads, if it is one (under aliases).
 pub(crate) fn window_tvf(plan: &LogicalPlan) -> Option<&WindowTvf> {
@@ -53,9 +54,20 @@ struct WindowedInput {
     rows: DFSchemaRef,
     /// The row's time in milliseconds, over `rows`.
     time: Expr,
-    /// How rows are sliced, and which windows the results name.
-    spec: WindowSpec,
-    windows: WindowSpec,
+    pub assign: Assign,
+}
+
+/// How rows are assigned to windows.
+#[derive(Clone, Copy, PartialEq)]
+enum Assign {
+    /// Sliced by `spec`; the results name the windows of `windows` (`spec` itself, or the
+    /// upstream windows of a window-attached aggregation).
+    Sliced {
+        spec: WindowSpec,
+        windows: WindowSpec,
+    },
+    /// Session windows of the group keys.
+    Session { gap: i64 },
 }
 
 impl WindowedInput {
@@ -111,8 +123,13 @@ impl Lowering<'_> {
                 roles,
                 rows: rows.clone(),
                 time,
-                spec: tvf.spec,
-                windows: tvf.spec,
+                assign: match tvf.windows {
+                    TvfWindows::Sliced(spec) => Assign::Sliced {
+                        spec,
+                        windows: spec,
+                    },
+                    TvfWindows::Session { gap } => Assign::Session { gap },
+                },
             };
             if filter.as_ref().is_some_and(|f| windowed.reads_window(f)) {
                 return Err(Error::user(
@@ -165,8 +182,10 @@ impl Lowering<'_> {
             roles,
             rows: schema,
             time,
-            spec: w.spec.end_grid(),
-            windows: w.spec,
+            assign: Assign::Sliced {
+                spec: w.spec.end_grid(),
+                windows: w.spec,
+            },
         };
         let group = agg.group_expr.clone();
         let calls = agg.aggr_expr.clone();
@@ -252,15 +271,31 @@ impl Lowering<'_> {
         let key_schema: SchemaRef = Arc::new(Schema::new(key_fields));
         let output: SchemaRef = Arc::new(agg.schema.as_arrow().clone());
         let position = |o: WindowOutput| outputs.iter().position(|x| *x == o);
+        let rowtime = position(WindowOutput::WindowTime);
+        let (spec, windows) = match windowed.assign {
+            Assign::Sliced { spec, windows } => (spec, windows),
+            Assign::Session { gap } => {
+                let factory = SessionAggregateFactory {
+                    gap,
+                    keys,
+                    key_schema,
+                    time,
+                    calls,
+                    outputs,
+                    output: output.clone(),
+                };
+                return self.session_aggregate(input, factory, agg, rowtime);
+            }
+        };
         let window = WindowColumns {
-            spec: windowed.windows,
+            spec: windows,
             start: position(WindowOutput::WindowStart),
             end: position(WindowOutput::WindowEnd),
-            time: position(WindowOutput::WindowTime),
+            time: rowtime,
         };
         let factory = |phase, output: SchemaRef| WindowAggregateFactory {
-            spec: windowed.spec,
-            windows: windowed.windows,
+            spec,
+            windows,
             phase,
             keys: keys.clone(),
             key_schema: key_schema.clone(),
@@ -270,10 +305,10 @@ impl Lowering<'_> {
             output,
         };
         let upstream = self.graph.nodes[input.node].parallelism;
-        let title = if windowed.spec == windowed.windows {
-            format!("{:?}", windowed.spec.kind)
+        let title = if spec == windows {
+            format!("{:?}", spec.kind)
         } else {
-            format!("attached to {:?}", windowed.windows.kind)
+            format!("attached to {:?}", windows.kind)
         };
         let node = if self.parallelism == 1 && upstream == 1 {
             let id = self.add(
@@ -296,7 +331,7 @@ impl Lowering<'_> {
             );
             self.graph
                 .connect(input.node, local, 0, Partitioning::Forward);
-            let tumbling = matches!(windowed.spec.kind, WindowKind::Tumble { .. });
+            let tumbling = matches!(spec.kind, WindowKind::Tumble { .. });
             let (parallelism, partitioning) = if !keys.is_empty() {
                 (
                     self.parallelism,
@@ -325,6 +360,45 @@ impl Lowering<'_> {
             node,
             schema: agg.schema.clone(),
             window: Some(window),
+        })
+    }
+
+    /// A session window aggregation: one phase, each key's rows brought to one subtask.
+    fn session_aggregate(
+        &mut self,
+        input: Lowered,
+        factory: SessionAggregateFactory,
+        agg: &Aggregate,
+        rowtime: Option<usize>,
+    ) -> Result<Lowered> {
+        let upstream = self.graph.nodes[input.node].parallelism;
+        // Keys that are input columns can be hashed; otherwise, or without keys, one subtask.
+        let columns: Option<Vec<usize>> = factory
+            .keys
+            .iter()
+            .map(|k| k.downcast_ref::<PhysicalColumn>().map(|c| c.index()))
+            .collect();
+        let (parallelism, partitioning) = match columns {
+            Some(cols) if !cols.is_empty() && self.parallelism > 1 => {
+                (self.parallelism, Partitioning::Hash(cols))
+            }
+            _ if upstream == 1 => (1, Partitioning::Forward),
+            _ => (1, Partitioning::Single),
+        };
+        let output = factory.output.clone();
+        let id = self.add(
+            "session-agg",
+            format!("SessionWindowAggregate: gap {} ms", factory.gap),
+            parallelism,
+            NodeKind::Operator(Arc::new(factory)),
+            StreamSchema::append_only(output).with_event_time(rowtime),
+        );
+        self.graph.connect(input.node, id, 0, partitioning);
+        // Session windows differ per key: later window aggregations and joins cannot use them.
+        Ok(Lowered {
+            node: id,
+            schema: agg.schema.clone(),
+            window: None,
         })
     }
 }

@@ -79,7 +79,7 @@ fn plan_statement(
     mut stmt: Statement,
     at: Location,
 ) -> Result<LogicalPlan, PlanError> {
-    crate::rewrite::flink_semantics(&mut stmt);
+    crate::rewrite::flink_semantics(&mut stmt).map_err(|e| PlanError::at(e, at))?;
     SqlToRel::new_with_options(catalog, parser_options())
         .sql_statement_to_plan(stmt)
         .map_err(|e| df_error(e, at))

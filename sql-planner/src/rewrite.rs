@@ -12,31 +12,35 @@ use crate::dialect::TABLE_ARG_FUNCTION;
 ///   a nested field access `a[b][c]`: such items get that alias;
 /// - a window table function `TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), …))`, which DataFusion
 ///   cannot plan, becomes the table function call `TUMBLE('t', 'ts', …)` with positional
-///   arguments (see `window_tvf.rs`).
-pub fn flink_semantics(stmt: &mut Statement) {
+///   arguments (see `window_tvf.rs`);
+/// - a legacy group window, `GROUP BY …, TUMBLE(ts, …)`, becomes that window table function
+///   (see `legacy_window.rs`).
+///
+/// The error says which construct cannot be rewritten.
+pub fn flink_semantics(stmt: &mut Statement) -> Result<(), String> {
     match stmt {
         Statement::Query(q) => query(q),
-        Statement::Insert(i) => {
-            if let Some(q) = i.source.as_mut() {
-                query(q);
-            }
-        }
-        _ => {}
+        Statement::Insert(i) => match i.source.as_mut() {
+            Some(q) => query(q),
+            None => Ok(()),
+        },
+        _ => Ok(()),
     }
 }
 
-fn query(q: &mut Query) {
+fn query(q: &mut Query) -> Result<(), String> {
     if let Some(with) = q.with.as_mut() {
         for cte in &mut with.cte_tables {
-            query(&mut cte.query);
+            query(&mut cte.query)?;
         }
     }
-    set_expr(&mut q.body);
+    set_expr(&mut q.body)
 }
 
-fn set_expr(e: &mut SetExpr) {
+fn set_expr(e: &mut SetExpr) -> Result<(), String> {
     match e {
         SetExpr::Select(s) => {
+            crate::legacy_window::rewrite(s)?;
             for item in &mut s.projection {
                 if let SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) = item {
                     if let Some(last) = parts.last().cloned() {
@@ -46,26 +50,28 @@ fn set_expr(e: &mut SetExpr) {
                 }
             }
             for t in &mut s.from {
-                table_with_joins(t);
+                table_with_joins(t)?;
             }
+            Ok(())
         }
         SetExpr::Query(q) => query(q),
         SetExpr::SetOperation { left, right, .. } => {
-            set_expr(left);
-            set_expr(right);
+            set_expr(left)?;
+            set_expr(right)
         }
-        _ => {}
+        _ => Ok(()),
     }
 }
 
-fn table_with_joins(t: &mut TableWithJoins) {
-    table_factor(&mut t.relation);
+fn table_with_joins(t: &mut TableWithJoins) -> Result<(), String> {
+    table_factor(&mut t.relation)?;
     for j in &mut t.joins {
-        table_factor(&mut j.relation);
+        table_factor(&mut j.relation)?;
     }
+    Ok(())
 }
 
-fn table_factor(f: &mut TableFactor) {
+fn table_factor(f: &mut TableFactor) -> Result<(), String> {
     match f {
         TableFactor::TableFunction { expr, alias } => {
             if let Some(args) = window_tvf_call(expr) {
@@ -89,12 +95,13 @@ fn table_factor(f: &mut TableFactor) {
                 };
             }
         }
-        TableFactor::Derived { subquery, .. } => query(subquery),
+        TableFactor::Derived { subquery, .. } => return query(subquery),
         TableFactor::NestedJoin {
             table_with_joins, ..
-        } => self::table_with_joins(table_with_joins),
+        } => return self::table_with_joins(table_with_joins),
         _ => {}
     }
+    Ok(())
 }
 
 /// The arguments of a window table function call in Flink's positional order, `TABLE t` and
@@ -178,7 +185,7 @@ mod tests {
         )
         .unwrap()
         .remove(0);
-        flink_semantics(&mut s);
+        flink_semantics(&mut s).unwrap();
         let text = s.to_string();
         assert!(
             text.contains("bid.auction AS auction")

@@ -1,5 +1,5 @@
 //! Window table functions: `TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL …))`, and `HOP`,
-//! `CUMULATE` alike.
+//! `CUMULATE`, `SESSION` alike.
 //!
 //! The front end turns the call into a table function whose arguments DataFusion can plan
 //! (`rewrite::window_tvf_call`); the catalog answers it with [`window_tvf_source`]: a logical
@@ -35,13 +35,22 @@ pub(crate) fn parameters(function: &str) -> Option<&'static [&'static str]> {
     }
 }
 
+/// The windows a window table function assigns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum TvfWindows {
+    /// TUMBLE, HOP, CUMULATE: fixed windows, aggregated by slices.
+    Sliced(WindowSpec),
+    /// SESSION: windows per group key that end `gap` ms after their last row.
+    Session { gap: i64 },
+}
+
 /// A window table function over `input`: the input's columns, then the window columns.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct WindowTvf {
     pub input: LogicalPlan,
     /// The time attribute the windows are assigned by.
     pub time: Column,
-    pub spec: WindowSpec,
+    pub windows: TvfWindows,
     schema: DFSchemaRef,
 }
 
@@ -52,7 +61,7 @@ impl PartialOrd for WindowTvf {
 }
 
 impl WindowTvf {
-    pub fn new(input: LogicalPlan, time: Column, spec: WindowSpec) -> Result<Self> {
+    pub fn new(input: LogicalPlan, time: Column, windows: TvfWindows) -> Result<Self> {
         let (_, time_field) = input.schema().qualified_field_from_column(&time)?;
         let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
         let mut fields: Vec<(Option<datafusion_common::TableReference>, Arc<Field>)> = input
@@ -71,7 +80,7 @@ impl WindowTvf {
         Ok(WindowTvf {
             input,
             time,
-            spec,
+            windows,
             schema,
         })
     }
@@ -105,11 +114,20 @@ impl UserDefinedLogicalNodeCore for WindowTvf {
     }
 
     fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(
-            f,
-            "WindowTableFunction: {:?} offset {} ms on {}",
-            self.spec.kind, self.spec.offset, self.time
-        )
+        match self.windows {
+            TvfWindows::Sliced(spec) => write!(
+                f,
+                "WindowTableFunction: {:?} offset {} ms on {}",
+                spec.kind, spec.offset, self.time
+            ),
+            TvfWindows::Session { gap } => {
+                write!(
+                    f,
+                    "WindowTableFunction: Session gap {gap} ms on {}",
+                    self.time
+                )
+            }
+        }
     }
 
     fn with_exprs_and_inputs(
@@ -117,7 +135,7 @@ impl UserDefinedLogicalNodeCore for WindowTvf {
         _exprs: Vec<Expr>,
         mut inputs: Vec<LogicalPlan>,
     ) -> Result<Self> {
-        WindowTvf::new(inputs.swap_remove(0), self.time.clone(), self.spec)
+        WindowTvf::new(inputs.swap_remove(0), self.time.clone(), self.windows)
     }
 
     fn necessary_children_exprs(&self, output_columns: &[usize]) -> Option<Vec<Vec<usize>>> {
@@ -181,11 +199,6 @@ pub(crate) fn window_tvf_source(
     let Some(params) = parameters(&name) else {
         return plan_err!("unknown table function '{function}'");
     };
-    if name == "SESSION" {
-        return plan_err!(
-            "the SESSION window table function is not supported yet; GROUP BY SESSION(…) neither"
-        );
-    }
     let required = params.len() - 1; // OFFSET is optional
     if args.len() < required || args.len() > params.len() {
         return plan_err!(
@@ -215,7 +228,31 @@ pub(crate) fn window_tvf_source(
         Err(_) => return plan_err!("{name}: '{data}' has no column '{timecol}'"),
     };
     let interval = |i: usize| millis_arg(&name, &params[i].to_ascii_lowercase(), &args[i]);
-    let kind = match name.as_str() {
+    let windows = if name == "SESSION" {
+        let gap = interval(2)?;
+        if gap <= 0 {
+            return plan_err!("SESSION: the gap must be positive, got {gap} ms");
+        }
+        TvfWindows::Session { gap }
+    } else {
+        TvfWindows::Sliced(sliced(&name, required, args, &interval)?)
+    };
+    let node = WindowTvf::new(input, time, windows)?;
+    let plan = LogicalPlan::Extension(Extension {
+        node: Arc::new(node),
+    });
+    let schema = Arc::new(Schema::clone(plan.schema().as_arrow()));
+    Ok(Arc::new(ViewSource { plan, schema }))
+}
+
+/// The spec of a TUMBLE, HOP or CUMULATE call.
+fn sliced(
+    name: &str,
+    required: usize,
+    args: &[Expr],
+    interval: &dyn Fn(usize) -> Result<i64>,
+) -> Result<WindowSpec> {
+    let kind = match name {
         "TUMBLE" => WindowKind::Tumble { size: interval(2)? },
         "HOP" => WindowKind::Hop {
             slide: interval(2)?,
@@ -235,10 +272,5 @@ pub(crate) fn window_tvf_source(
     if let Err(e) = spec.validate() {
         return plan_err!("{name}: {e}");
     }
-    let node = WindowTvf::new(input, time, spec)?;
-    let plan = LogicalPlan::Extension(Extension {
-        node: Arc::new(node),
-    });
-    let schema = Arc::new(Schema::clone(plan.schema().as_arrow()));
-    Ok(Arc::new(ViewSource { plan, schema }))
+    Ok(spec)
 }

@@ -240,14 +240,103 @@ fn q5_in_miniature_aggregates_window_results_again_and_joins_them() {
 }
 
 #[test]
+fn session_windows_in_both_syntaxes_merge_rows_closer_than_the_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    write_bids(dir.path());
+    let columns = "auction BIGINT, n BIGINT, ws TIMESTAMP(3), we TIMESTAMP(3)";
+    // Nexmark q11's form: a legacy group window with its auxiliary functions.
+    let legacy = "SELECT B.auction, count(*),
+                         SESSION_START(B.`dateTime`, INTERVAL '5' SECOND),
+                         SESSION_END(B.`dateTime`, INTERVAL '5' SECOND)
+                  FROM bid B
+                  GROUP BY B.auction, SESSION(B.`dateTime`, INTERVAL '5' SECOND)";
+    // Auction 2's bid at 9.999 is 6.999 s after the one at 3.0: a session of its own.
+    let want = rows(&[
+        &format!("1,3,{T}00.500,{T}07.100"),
+        &format!("1,1,{T}20.000,{T}25.000"),
+        &format!("2,2,{T}01.000,{T}08.000"),
+        &format!("2,1,{T}09.999,{T}14.999"),
+    ]);
+    // The table function form; a gap of exactly 6.999 s makes auction 2's windows touch, and
+    // touching windows merge (Flink's TimeWindow.intersects).
+    let tvf = "SELECT auction, count(*), window_start, window_end
+               FROM TABLE(SESSION(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '6.999' SECOND))
+               GROUP BY auction, window_start, window_end";
+    let want_tvf = rows(&[
+        &format!("1,3,{T}00.500,{T}09.099"),
+        &format!("1,1,{T}20.000,{T}26.999"),
+        &format!("2,3,{T}01.000,{T}16.998"),
+    ]);
+    for p in [1, 2] {
+        assert_eq!(
+            run(dir.path(), columns, legacy, p),
+            want,
+            "legacy, parallelism {p}"
+        );
+        assert_eq!(
+            run(dir.path(), columns, tvf, p),
+            want_tvf,
+            "TVF, parallelism {p}"
+        );
+    }
+}
+
+#[test]
+fn legacy_tumble_and_hop_windows_run_as_their_table_functions() {
+    let dir = tempfile::tempdir().unwrap();
+    write_bids(dir.path());
+    let tumble = "SELECT auction, count(*), sum(price),
+                         TUMBLE_START(`dateTime`, INTERVAL '2' SECOND),
+                         TUMBLE_END(`dateTime`, INTERVAL '2' SECOND)
+                  FROM bid GROUP BY TUMBLE(`dateTime`, INTERVAL '2' SECOND), auction";
+    let want = windows(&[
+        ("1,2,300", "00", "02"),
+        ("2,1,600", "00", "02"),
+        ("1,1,50", "02", "04"),
+        ("2,1,300", "02", "04"),
+        ("2,1,400", "08", "10"),
+        ("1,1,500", "20", "22"),
+    ]);
+    let columns = "auction BIGINT, n BIGINT, total BIGINT, ws TIMESTAMP(3), we TIMESTAMP(3)";
+    // Legacy HOP takes the slide, then the size, as the table function does.
+    let hop = "SELECT count(*), HOP_START(`dateTime`, INTERVAL '2' SECOND, INTERVAL '4' SECOND),
+                      HOP_END(`dateTime`, INTERVAL '2' SECOND, INTERVAL '4' SECOND)
+               FROM bid GROUP BY HOP(`dateTime`, INTERVAL '2' SECOND, INTERVAL '4' SECOND)";
+    let mut want_hop = windows(&[
+        ("5", "00", "04"),
+        ("2", "02", "06"),
+        ("1", "06", "10"),
+        ("1", "08", "12"),
+        ("1", "18", "22"),
+        ("1", "20", "24"),
+    ]);
+    want_hop.extend(rows(&[&format!("3,2015-07-14 23:59:58.000,{}", at("02"))]));
+    want_hop.sort();
+    for p in [1, 2] {
+        assert_eq!(run(dir.path(), columns, tumble, p), want, "parallelism {p}");
+        let got = run(
+            dir.path(),
+            "n BIGINT, ws TIMESTAMP(3), we TIMESTAMP(3)",
+            hop,
+            p,
+        );
+        assert_eq!(got, want_hop, "parallelism {p}");
+    }
+}
+
+#[test]
 fn unsupported_window_uses_are_refused_with_their_place() {
     let dir = tempfile::tempdir().unwrap();
     write_bids(dir.path());
     let table = bid_table(dir.path());
     let cases = [
         (
-            "SELECT count(*) FROM TABLE(SESSION(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '5' SECOND)) GROUP BY window_start, window_end",
-            "SESSION window table function is not supported yet",
+            "SELECT count(*) FROM bid a JOIN bid b ON a.auction = b.auction GROUP BY SESSION(a.`dateTime`, INTERVAL '5' SECOND)",
+            "GROUP BY SESSION(…) over a join is not supported yet",
+        ),
+        (
+            "SELECT TUMBLE_START(`dateTime`, INTERVAL '5' SECOND) FROM bid GROUP BY SESSION(`dateTime`, INTERVAL '5' SECOND)",
+            "TUMBLE_START in a query grouped by SESSION",
         ),
         (
             "SELECT auction, count(*) FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '5' SECOND)) GROUP BY auction, window_start",

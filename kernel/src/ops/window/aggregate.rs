@@ -194,7 +194,7 @@ struct WindowAggregate {
     groups: Vec<usize>,
 }
 
-fn accumulator(call: &WindowAggregateCall) -> Result<Box<dyn GroupsAccumulator>> {
+pub(super) fn accumulator(call: &WindowAggregateCall) -> Result<Box<dyn GroupsAccumulator>> {
     let f = &call.function;
     if f.groups_accumulator_supported() {
         Ok(f.create_groups_accumulator()?)

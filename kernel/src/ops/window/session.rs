@@ -1,0 +1,360 @@
+//! Session window aggregation: per group key, rows closer than the gap form one session
+//! (Flink's `SESSION` windows, the window TVF and legacy `GROUP BY SESSION(ts, gap)` alike).
+//!
+//! A row at `t` opens the window `[t, t + gap)`; windows of a key that overlap or touch merge
+//! (Flink's `TimeWindow.intersects`), so one row can bridge two sessions. Sessions cannot be
+//! sliced, and merging two sessions' accumulators is not something a `GroupsAccumulator`
+//! does, so the operator keeps the rows: each batch's key, argument and filter columns are
+//! stored once, each session lists its rows, and when the watermark passes a session's end −
+//! 1 ms its rows are gathered (arrow's `interleave`) and aggregated for all sessions firing
+//! together in one `update_batch` per aggregate. A stored batch is freed when its last row's
+//! session has fired. A row whose own window would already have fired and that merges into no
+//! open session is late: dropped and counted.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
+use arrow::compute::{cast, interleave};
+use arrow::datatypes::{DataType, Field, Int64Type, SchemaRef};
+use datafusion_expr::EmitTo;
+use datafusion_physical_expr::PhysicalExpr;
+
+use super::aggregate::{accumulator, WindowAggregateCall, WindowOutput};
+use super::group_keys::GroupKeys;
+use crate::metrics::JobMetrics;
+use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
+use crate::ops::evaluate;
+use crate::types::{Message, Watermark};
+use crate::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct SessionAggregateFactory {
+    /// The gap in milliseconds: a session ends `gap` after its last row.
+    pub gap: i64,
+    /// The group keys over input rows; sessions are per key.
+    pub keys: Vec<Arc<dyn PhysicalExpr>>,
+    pub key_schema: SchemaRef,
+    /// The row's event time in milliseconds.
+    pub time: Arc<dyn PhysicalExpr>,
+    pub calls: Vec<WindowAggregateCall>,
+    pub outputs: Vec<WindowOutput>,
+    pub output: SchemaRef,
+}
+
+impl OperatorFactory for SessionAggregateFactory {
+    fn create(&self, _subtask: usize, _parallelism: usize) -> Result<Box<dyn Operator>> {
+        if self.gap <= 0 {
+            return Err(Error::user(format!(
+                "the gap of a session window must be positive, got {} ms",
+                self.gap
+            )));
+        }
+        Ok(Box::new(SessionAggregate {
+            f: self.clone(),
+            keys: GroupKeys::new(self.key_schema.clone())?,
+            sessions: Vec::new(),
+            stored: Vec::new(),
+            due: BTreeSet::new(),
+            watermark: None,
+            late_rows: 0,
+            key_ids: Vec::new(),
+        }))
+    }
+
+    fn describe(&self) -> String {
+        let calls: Vec<String> = self
+            .calls
+            .iter()
+            .map(|c| c.function.name().to_string())
+            .collect();
+        let keys: Vec<&str> = self
+            .key_schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        format!(
+            "session window gap {} ms, keys {keys:?}, aggregates {calls:?}",
+            self.gap
+        )
+    }
+}
+
+/// A stored row: (stored batch, row), packed.
+type RowRef = u64;
+
+fn row_ref(batch: usize, row: usize) -> RowRef {
+    ((batch as u64) << 32) | row as u64
+}
+
+fn unpack(r: RowRef) -> (usize, usize) {
+    ((r >> 32) as usize, (r & 0xffff_ffff) as usize)
+}
+
+/// An open session of one key: `[start, end)`, `end` being its last row's time + gap.
+struct Session {
+    start: i64,
+    end: i64,
+    rows: Vec<RowRef>,
+}
+
+/// A stored batch: the key columns, then each call's arguments and filter, and how many of
+/// its rows are still in open sessions.
+struct Stored {
+    columns: Vec<ArrayRef>,
+    live: usize,
+}
+
+struct SessionAggregate {
+    f: SessionAggregateFactory,
+    /// Key ids: the index into `sessions`.
+    keys: GroupKeys,
+    /// Open sessions per key id, by start.
+    sessions: Vec<Vec<Session>>,
+    stored: Vec<Option<Stored>>,
+    /// (end, key id) of open sessions, oldest first; an entry whose session has since grown
+    /// or fired is skipped when it comes up.
+    due: BTreeSet<(i64, u32)>,
+    watermark: Option<i64>,
+    late_rows: u64,
+    key_ids: Vec<usize>,
+}
+
+impl SessionAggregate {
+    /// Evaluates what a batch's rows need later: keys, arguments, filters.
+    fn columns(&self, batch: &RecordBatch) -> Result<(Vec<ArrayRef>, Vec<ArrayRef>)> {
+        let keys = self
+            .f
+            .keys
+            .iter()
+            .map(|k| evaluate(k, batch))
+            .collect::<Result<Vec<_>>>()?;
+        let mut rest = Vec::new();
+        for c in &self.f.calls {
+            for e in c.function.expressions() {
+                rest.push(evaluate(&e, batch)?);
+            }
+            if let Some(filter) = &c.filter {
+                rest.push(evaluate(filter, batch)?);
+            }
+        }
+        Ok((keys, rest))
+    }
+
+    /// Adds row `row` at `t` to key `key`'s sessions; false if it is late.
+    fn assign(&mut self, key: usize, t: i64, row: RowRef) -> bool {
+        let gap = self.f.gap;
+        let list = &mut self.sessions[key];
+        // The sessions the row's window [t, t + gap) overlaps or touches.
+        let first = list.partition_point(|s| s.end < t);
+        let last = list.partition_point(|s| s.start <= t + gap);
+        if first == last {
+            if let Some(wm) = self.watermark {
+                if t + gap - 1 <= wm {
+                    return false;
+                }
+            }
+            list.insert(
+                first,
+                Session {
+                    start: t,
+                    end: t + gap,
+                    rows: vec![row],
+                },
+            );
+            self.due.insert((t + gap, key as u32));
+            return true;
+        }
+        // Merge sessions first..last into the first, with the row.
+        let mut merged: Vec<Session> = list.drain(first + 1..last).collect();
+        let s = &mut list[first];
+        s.start = s.start.min(t);
+        let old_end = s.end;
+        for m in merged.drain(..) {
+            s.end = s.end.max(m.end);
+            s.rows.extend(m.rows);
+        }
+        s.end = s.end.max(t + gap);
+        s.rows.push(row);
+        if s.end != old_end {
+            self.due.insert((s.end, key as u32));
+        }
+        true
+    }
+
+    /// Fires the sessions whose end − 1 ms the watermark `wm` has reached.
+    fn fire(&mut self, wm: i64, out: &mut dyn Output) -> Result<()> {
+        let mut firing: Vec<(usize, Session)> = Vec::new();
+        while let Some(&(end, key)) = self.due.first() {
+            if end - 1 > wm {
+                break;
+            }
+            self.due.pop_first();
+            let list = &mut self.sessions[key as usize];
+            // Still there with this end? (Otherwise it grew, merged or fired.)
+            if let Some(i) = list.iter().position(|s| s.end == end) {
+                firing.push((key as usize, list.remove(i)));
+            }
+        }
+        if firing.is_empty() {
+            return Ok(());
+        }
+        let batch = self.results(&firing)?;
+        for (_, s) in &firing {
+            for &r in &s.rows {
+                let (b, _) = unpack(r);
+                if let Some(st) = self.stored[b].as_mut() {
+                    st.live -= 1;
+                    if st.live == 0 {
+                        self.stored[b] = None;
+                    }
+                }
+            }
+        }
+        out.batch(batch)
+    }
+
+    /// The result rows of firing sessions: their rows gathered, one group per session.
+    fn results(&self, firing: &[(usize, Session)]) -> Result<RecordBatch> {
+        let mut picks: Vec<(usize, usize)> = Vec::new();
+        let mut firsts: Vec<(usize, usize)> = Vec::new();
+        let mut groups: Vec<usize> = Vec::new();
+        for (g, (_, s)) in firing.iter().enumerate() {
+            firsts.push(unpack(s.rows[0]));
+            for &r in &s.rows {
+                picks.push(unpack(r));
+                groups.push(g);
+            }
+        }
+        // The stored batches the picks read, renumbered densely for `interleave`.
+        let mut used: Vec<usize> = picks.iter().map(|p| p.0).collect();
+        used.sort_unstable();
+        used.dedup();
+        let dense = |p: &(usize, usize)| (used.binary_search(&p.0).expect("listed"), p.1);
+        let picks: Vec<(usize, usize)> = picks.iter().map(dense).collect();
+        let firsts: Vec<(usize, usize)> = firsts.iter().map(dense).collect();
+        let column = |c: usize, at: &[(usize, usize)]| -> Result<ArrayRef> {
+            let arrays: Vec<&dyn Array> = used
+                .iter()
+                .map(|&b| {
+                    self.stored[b]
+                        .as_ref()
+                        .map(|s| s.columns[c].as_ref())
+                        .ok_or_else(|| Error::internal("a session row's batch was freed"))
+                })
+                .collect::<Result<_>>()?;
+            Ok(interleave(&arrays, at)?)
+        };
+        let nkeys = self.f.keys.len();
+        let keys = (0..nkeys)
+            .map(|c| column(c, &firsts))
+            .collect::<Result<Vec<_>>>()?;
+        let n = firing.len();
+        let mut values = Vec::with_capacity(self.f.calls.len());
+        let mut at = nkeys;
+        for call in &self.f.calls {
+            let args = (0..call.function.expressions().len())
+                .map(|i| column(at + i, &picks))
+                .collect::<Result<Vec<_>>>()?;
+            at += args.len();
+            let filter = match call.filter {
+                Some(_) => {
+                    at += 1;
+                    Some(column(at - 1, &picks)?.as_boolean().clone())
+                }
+                None => None,
+            };
+            let mut acc = accumulator(call)?;
+            acc.update_batch(&args, &groups, filter.as_ref(), n)?;
+            values.push(acc.evaluate(EmitTo::All)?);
+        }
+        let time = |f: &dyn Fn(&Session) -> i64, field: &Field| -> Result<ArrayRef> {
+            let v: Int64Array = firing.iter().map(|(_, s)| Some(f(s))).collect();
+            Ok(cast(&v, field.data_type())?)
+        };
+        let mut columns = Vec::with_capacity(self.f.outputs.len());
+        for (o, field) in self.f.outputs.iter().zip(self.f.output.fields()) {
+            columns.push(match *o {
+                WindowOutput::Key(k) => keys[k].clone(),
+                WindowOutput::WindowStart => time(&|s| s.start, field)?,
+                WindowOutput::WindowEnd => time(&|s| s.end, field)?,
+                WindowOutput::WindowTime => time(&|s| s.end - 1, field)?,
+                WindowOutput::Aggregate(a) => values[a].clone(),
+            });
+        }
+        Ok(RecordBatch::try_new(self.f.output.clone(), columns)?)
+    }
+}
+
+impl Operator for SessionAggregate {
+    fn name(&self) -> &str {
+        "SessionWindowAggregate"
+    }
+
+    fn on_batch(
+        &mut self,
+        _input: usize,
+        batch: RecordBatch,
+        ctx: &mut OperatorContext,
+        _out: &mut dyn Output,
+    ) -> Result<()> {
+        let rows = batch.num_rows();
+        if rows == 0 {
+            return Ok(());
+        }
+        let (keys, rest) = self.columns(&batch)?;
+        let time = cast(&evaluate(&self.f.time, &batch)?, &DataType::Int64)?;
+        let time = time.as_primitive::<Int64Type>();
+        let mut key_ids = std::mem::take(&mut self.key_ids);
+        self.keys.intern(&keys, rows, &mut key_ids)?;
+        if self.sessions.len() < self.keys.len() {
+            self.sessions.resize_with(self.keys.len(), Vec::new);
+        }
+        let b = self.stored.len();
+        let mut live = 0;
+        let mut late = 0u64;
+        for (i, &key) in key_ids.iter().enumerate() {
+            // A row without a time has no session.
+            if time.is_null(i) || !self.assign(key, time.value(i), row_ref(b, i)) {
+                late += 1;
+            } else {
+                live += 1;
+            }
+        }
+        self.key_ids = key_ids;
+        if late > 0 {
+            self.late_rows += late;
+            JobMetrics::add(&ctx.metrics.late_rows, late);
+        }
+        let mut columns = keys;
+        columns.extend(rest);
+        self.stored
+            .push((live > 0).then_some(Stored { columns, live }));
+        Ok(())
+    }
+
+    fn on_watermark(
+        &mut self,
+        wm: Watermark,
+        _ctx: &mut OperatorContext,
+        out: &mut dyn Output,
+    ) -> Result<()> {
+        if let Watermark::EventTime(t) = wm {
+            self.watermark = Some(t);
+            self.fire(t, out)?;
+        }
+        out.emit(Message::Watermark(wm))
+    }
+
+    fn on_end(&mut self, ctx: &mut OperatorContext, out: &mut dyn Output) -> Result<()> {
+        self.fire(i64::MAX, out)?;
+        if self.late_rows > 0 {
+            ctx.metrics.note(format!(
+                "SessionWindowAggregate (subtask {}): {} late rows dropped",
+                ctx.subtask, self.late_rows
+            ));
+        }
+        Ok(())
+    }
+}
