@@ -18,7 +18,7 @@ use std::ops::ControlFlow;
 
 use sqlparser::ast::{
     visit_expressions_mut, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr,
-    Ident, ObjectName, Select, SelectItem, TableAlias, TableFactor, TableFunctionArgs, Value,
+    Ident, ObjectName, Select, SelectItem, TableAlias, TableFactor, Value,
 };
 
 /// The legacy window functions and the auxiliary functions that name their windows' columns.
@@ -143,21 +143,11 @@ pub(crate) fn rewrite(select: &mut Select) -> Result<(), String> {
             .iter()
             .map(|e| FunctionArg::Unnamed(FunctionArgExpr::Expr(e.clone()))),
     );
-    from.relation = TableFactor::Table {
-        name: ObjectName::from(vec![Ident::new(function.clone())]),
-        alias: Some(alias),
-        args: Some(TableFunctionArgs {
-            args: tvf_args,
-            settings: None,
-        }),
-        with_hints: vec![],
-        version: None,
-        with_ordinality: false,
-        partitions: vec![],
-        json_path: None,
-        sample: None,
-        index_hints: vec![],
-    };
+    from.relation = crate::rewrite::table_function_call(
+        ObjectName::from(vec![Ident::new(function.clone())]),
+        Some(alias),
+        tvf_args,
+    );
     group.splice(
         at..=at,
         [

@@ -1,8 +1,8 @@
 //! AST rewrites that give queries Flink's semantics where DataFusion's differ.
 
 use sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Query, SelectItem, SetExpr, Statement,
-    TableFactor, TableFunctionArgs, TableWithJoins, Value,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectName, Query, SelectItem, SetExpr,
+    Statement, TableAlias, TableFactor, TableFunctionArgs, TableWithJoins, Value,
 };
 
 use crate::dialect::TABLE_ARG_FUNCTION;
@@ -78,21 +78,7 @@ fn table_factor(f: &mut TableFactor) -> Result<(), String> {
                 let Expr::Function(call) = expr else {
                     unreachable!("window_tvf_call takes functions only")
                 };
-                *f = TableFactor::Table {
-                    name: call.name.clone(),
-                    alias: alias.take(),
-                    args: Some(TableFunctionArgs {
-                        args,
-                        settings: None,
-                    }),
-                    with_hints: vec![],
-                    version: None,
-                    with_ordinality: false,
-                    partitions: vec![],
-                    json_path: None,
-                    sample: None,
-                    index_hints: vec![],
-                };
+                *f = table_function_call(call.name.clone(), alias.take(), args);
             }
         }
         TableFactor::Derived { subquery, .. } => return query(subquery),
@@ -102,6 +88,30 @@ fn table_factor(f: &mut TableFactor) -> Result<(), String> {
         _ => {}
     }
     Ok(())
+}
+
+/// A table factor calling table function `name` with positional `args`: the form DataFusion
+/// plans through the catalog's `get_table_function_source`.
+pub(crate) fn table_function_call(
+    name: ObjectName,
+    alias: Option<TableAlias>,
+    args: Vec<FunctionArg>,
+) -> TableFactor {
+    TableFactor::Table {
+        name,
+        alias,
+        args: Some(TableFunctionArgs {
+            args,
+            settings: None,
+        }),
+        with_hints: vec![],
+        version: None,
+        with_ordinality: false,
+        partitions: vec![],
+        json_path: None,
+        sample: None,
+        index_hints: vec![],
+    }
 }
 
 /// The arguments of a window table function call in Flink's positional order, `TABLE t` and

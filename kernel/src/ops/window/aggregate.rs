@@ -122,20 +122,12 @@ impl OperatorFactory for WindowAggregateFactory {
     }
 
     fn describe(&self) -> String {
-        let calls: Vec<String> = self
-            .calls
-            .iter()
-            .map(|c| c.function.name().to_string())
-            .collect();
-        let keys: Vec<&str> = self
-            .key_schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect();
         format!(
-            "{:?} window {:?} offset {} ms, keys {keys:?}, aggregates {calls:?}",
-            self.phase, self.spec.kind, self.spec.offset
+            "{:?} window {:?} offset {} ms, {}",
+            self.phase,
+            self.spec.kind,
+            self.spec.offset,
+            super::keys_and_calls(&self.key_schema, &self.calls)
         )
     }
 }
@@ -523,14 +515,7 @@ impl Operator for WindowAggregate {
             AggregatePhase::Local => self.flush(i64::MAX, out)?,
             _ => self.fire(i64::MAX, out)?,
         }
-        if self.late_rows > 0 {
-            ctx.metrics.note(format!(
-                "{} (subtask {}): {} late rows dropped",
-                self.name(),
-                ctx.subtask,
-                self.late_rows
-            ));
-        }
+        super::note_late_rows(ctx, self.name(), self.late_rows);
         Ok(())
     }
 }

@@ -443,12 +443,7 @@ impl Operator for WindowJoin {
 
     fn on_end(&mut self, ctx: &mut OperatorContext, out: &mut dyn Output) -> Result<()> {
         self.fire(i64::MAX, out)?;
-        if self.late_rows > 0 {
-            ctx.metrics.note(format!(
-                "WindowJoin (subtask {}): {} late rows dropped",
-                ctx.subtask, self.late_rows
-            ));
-        }
+        super::note_late_rows(ctx, self.name(), self.late_rows);
         Ok(())
     }
 }

@@ -63,20 +63,10 @@ impl OperatorFactory for SessionAggregateFactory {
     }
 
     fn describe(&self) -> String {
-        let calls: Vec<String> = self
-            .calls
-            .iter()
-            .map(|c| c.function.name().to_string())
-            .collect();
-        let keys: Vec<&str> = self
-            .key_schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect();
         format!(
-            "session window gap {} ms, keys {keys:?}, aggregates {calls:?}",
-            self.gap
+            "session window gap {} ms, {}",
+            self.gap,
+            super::keys_and_calls(&self.key_schema, &self.calls)
         )
     }
 }
@@ -349,12 +339,7 @@ impl Operator for SessionAggregate {
 
     fn on_end(&mut self, ctx: &mut OperatorContext, out: &mut dyn Output) -> Result<()> {
         self.fire(i64::MAX, out)?;
-        if self.late_rows > 0 {
-            ctx.metrics.note(format!(
-                "SessionWindowAggregate (subtask {}): {} late rows dropped",
-                ctx.subtask, self.late_rows
-            ));
-        }
+        super::note_late_rows(ctx, self.name(), self.late_rows);
         Ok(())
     }
 }
