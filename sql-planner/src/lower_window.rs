@@ -43,18 +43,25 @@ fn count_star(e: Expr) -> Result<Expr> {
     .data)
 }
 
+/// The outputs of the window columns, in `WINDOW_COLUMNS` order.
+const WINDOW_OUTPUTS: [WindowOutput; 3] = [
+    WindowOutput::WindowStart,
+    WindowOutput::WindowEnd,
+    WindowOutput::WindowTime,
+];
+
 /// What a window aggregation reads: the columns its expressions are over, which of them are
 /// window columns, and how rows are assigned to windows.
 struct WindowedInput {
     /// The schema the aggregate's expressions are rewritten onto.
     schema: DFSchemaRef,
-    /// Per column of `schema`: 0, 1, 2 for window_start, window_end, window_time.
-    roles: Vec<Option<usize>>,
+    /// Per column of `schema`: the window column it is, if any.
+    roles: Vec<Option<WindowOutput>>,
     /// The schema of the rows the operator receives (a prefix of `schema`, or it).
     rows: DFSchemaRef,
     /// The row's time in milliseconds, over `rows`.
     time: Expr,
-    pub assign: Assign,
+    assign: Assign,
 }
 
 /// How rows are assigned to windows.
@@ -71,8 +78,8 @@ enum Assign {
 }
 
 impl WindowedInput {
-    /// The role of a column expression, if it is a window column.
-    fn role(&self, e: &Expr) -> Option<usize> {
+    /// The window column an expression is, if it is one.
+    fn role(&self, e: &Expr) -> Option<WindowOutput> {
         match e {
             Expr::Column(c) => self
                 .schema
@@ -104,7 +111,7 @@ impl Lowering<'_> {
             let width = tvf.input_width();
             let schema = base.schema().clone();
             let roles = (0..schema.fields().len())
-                .map(|i| i.checked_sub(width))
+                .map(|i| i.checked_sub(width).map(|w| WINDOW_OUTPUTS[w]))
                 .collect();
             let rows = tvf.input.schema().clone();
             // The event time, in milliseconds.
@@ -169,7 +176,7 @@ impl Lowering<'_> {
             ));
         };
         let mut roles = vec![None; schema.fields().len()];
-        for (role, column) in [w.start, w.end, w.time].into_iter().enumerate() {
+        for (role, column) in WINDOW_OUTPUTS.into_iter().zip([w.start, w.end, w.time]) {
             if let Some(c) = column {
                 roles[c] = Some(role);
             }
@@ -210,9 +217,7 @@ impl Lowering<'_> {
         for g in group {
             let g = g.clone().unalias_nested().data;
             match windowed.role(&g) {
-                Some(0) => outputs.push(WindowOutput::WindowStart),
-                Some(1) => outputs.push(WindowOutput::WindowEnd),
-                Some(_) => outputs.push(WindowOutput::WindowTime),
+                Some(window_column) => outputs.push(window_column),
                 None if windowed.reads_window(&g) => {
                     return Err(Error::user(format!(
                         "grouping by '{g}', an expression of the window columns, is not supported"

@@ -15,17 +15,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, UInt32Array};
-use arrow::compute::kernels::cmp::gt;
-use arrow::compute::{cast, filter, is_not_null, take};
+use arrow::compute::{cast, filter, take};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use arrow::error::ArrowError;
 use datafusion_expr::{EmitTo, GroupsAccumulator};
 use datafusion_physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion_physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
 
+use super::drop_late;
 use super::group_keys::GroupKeys;
 use super::spec::{rows_by_value, WindowKind, WindowSpec};
-use crate::metrics::JobMetrics;
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::evaluate;
 use crate::types::{Message, Watermark};
@@ -456,27 +455,15 @@ impl Operator for WindowAggregate {
         }
         let mut cols = self.columns(&batch)?;
         // Rows of slices whose windows have fired are late (Flink drops them the same way);
-        // `Local` keeps them, its `Global` decides. A row without a time has no window.
-        let keep = match self.watermark {
-            Some(wm) if self.f.phase != AggregatePhase::Local => Some(gt(
-                &cols.slice_ends,
-                &Int64Array::new_scalar(wm.saturating_add(1)),
-            )?),
-            _ if cols.slice_ends.null_count() > 0 => Some(is_not_null(&cols.slice_ends)?),
-            _ => None,
-        };
-        if let Some(keep) = keep {
-            // Nulls in `keep` (rows without a time) count as not kept.
-            let kept = keep.true_count();
-            if kept < batch.num_rows() {
-                let dropped = (batch.num_rows() - kept) as u64;
-                self.late_rows += dropped;
-                JobMetrics::add(&ctx.metrics.late_rows, dropped);
-                if kept == 0 {
-                    return Ok(());
-                }
-                cols = cols.filter(&keep)?;
+        // `Local` keeps them, its `Global` decides.
+        let watermark = self
+            .watermark
+            .filter(|_| self.f.phase != AggregatePhase::Local);
+        if let Some(keep) = drop_late(&cols.slice_ends, watermark, &mut self.late_rows, ctx)? {
+            if keep.true_count() == 0 {
+                return Ok(());
             }
+            cols = cols.filter(&keep)?;
         }
         match rows_by_value(&cols.slice_ends) {
             None => {

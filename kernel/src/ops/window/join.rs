@@ -12,20 +12,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, UInt32Array,
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, Int64Array,
+    RecordBatch, UInt32Array,
 };
-use arrow::compute::kernels::boolean::and;
-use arrow::compute::kernels::cmp::gt;
+use arrow::compute::kernels::boolean::{and, not};
 use arrow::compute::{
-    cast, concat_batches, filter, filter_record_batch, is_not_null, prep_null_mask_filter, take,
-    take_record_batch,
+    cast, concat_batches, filter, filter_record_batch, is_not_null, take, take_record_batch,
 };
-use arrow::datatypes::{DataType, Int64Type, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Int64Type, Schema, SchemaRef, TimeUnit};
 use datafusion_physical_expr::PhysicalExpr;
 
 use super::group_keys::GroupKeys;
 use super::spec::rows_by_value;
-use crate::metrics::JobMetrics;
+use super::{drop_late, nulls_false};
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::evaluate;
 use crate::types::{Message, Watermark};
@@ -78,8 +77,18 @@ impl OperatorFactory for WindowJoinFactory {
                 ));
             }
         }
+        // A paired row: left columns then right ones, all nullable.
+        let paired: Vec<_> = self
+            .left
+            .schema
+            .fields()
+            .iter()
+            .chain(self.right.schema.fields())
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
         Ok(Box::new(WindowJoin {
             f: self.clone(),
+            paired: Arc::new(Schema::new(paired)),
             windows: BTreeMap::new(),
             watermark: None,
             late_rows: 0,
@@ -113,6 +122,8 @@ struct Window {
 
 struct WindowJoin {
     f: WindowJoinFactory,
+    /// The schema the join condition reads: left columns, then right ones.
+    paired: SchemaRef,
     /// Open windows by end.
     windows: BTreeMap<i64, Window>,
     watermark: Option<i64>,
@@ -192,22 +203,14 @@ fn matching_pairs(
     Ok((UInt32Array::from(lefts), UInt32Array::from(rights)))
 }
 
-/// `mask` with nulls as false (arrow's helper wants a null buffer).
-fn nulls_false(mask: &BooleanArray) -> BooleanArray {
-    if mask.null_count() > 0 {
-        prep_null_mask_filter(mask)
-    } else {
-        mask.clone()
-    }
-}
-
-/// Marks the rows named in `rows` among `len`.
-fn matched(rows: &UInt32Array, len: usize) -> Vec<bool> {
-    let mut m = vec![false; len];
+/// Which of `len` rows are named in `rows` (a side's rows that found a match).
+fn matched(rows: &UInt32Array, len: usize) -> BooleanArray {
+    let mut m = BooleanBufferBuilder::new(len);
+    m.append_n(len, false);
     for &r in rows.values() {
-        m[r as usize] = true;
+        m.set_bit(r as usize, true);
     }
-    m
+    BooleanArray::new(m.finish(), None)
 }
 
 impl WindowJoin {
@@ -281,83 +284,60 @@ impl WindowJoin {
             }
             Ok(cols)
         };
-        let mut pairs = None;
+        let semi_or_anti = matches!(ty, LeftSemi | LeftAnti | RightSemi | RightAnti);
+        // The passing pairs' columns, when the condition has made them already.
+        let mut passing = None;
         if let Some(cond) = &self.f.filter {
             if !li.is_empty() {
-                let schema = self.paired_schema();
-                let batch = RecordBatch::try_new(schema, pair(&li, &ri)?)?;
-                let keep = evaluate(cond, &batch)?;
+                let batch = RecordBatch::try_new(self.paired.clone(), pair(&li, &ri)?)?;
                 // A null condition does not pass.
-                let keep = nulls_false(keep.as_boolean());
+                let keep = nulls_false(evaluate(cond, &batch)?.as_boolean());
                 li = filter(&li, &keep)?.as_primitive().clone();
                 ri = filter(&ri, &keep)?.as_primitive().clone();
-                pairs = Some(filter_record_batch(&batch, &keep)?);
+                if !semi_or_anti {
+                    passing = Some(filter_record_batch(&batch, &keep)?.columns().to_vec());
+                }
             }
         }
         let emit = |cols: Vec<ArrayRef>, out: &mut dyn Output| -> Result<()> {
             out.batch(RecordBatch::try_new(self.f.output.clone(), cols)?)
         };
+        let (lmatched, rmatched) = (matched(&li, l.num_rows()), matched(&ri, r.num_rows()));
+        let rows = |side: &RecordBatch, keep: &BooleanArray| -> Result<Vec<ArrayRef>> {
+            Ok(filter_record_batch(side, keep)?.columns().to_vec())
+        };
         match ty {
-            LeftSemi | LeftAnti => {
-                let m = matched(&li, l.num_rows());
-                let keep = BooleanArray::from_iter(m.iter().map(|&x| Some(x == (ty == LeftSemi))));
-                return emit(filter_record_batch(&l, &keep)?.columns().to_vec(), out);
-            }
-            RightSemi | RightAnti => {
-                let m = matched(&ri, r.num_rows());
-                let keep = BooleanArray::from_iter(m.iter().map(|&x| Some(x == (ty == RightSemi))));
-                return emit(filter_record_batch(&r, &keep)?.columns().to_vec(), out);
-            }
-            _ => {}
+            LeftSemi => return emit(rows(&l, &lmatched)?, out),
+            LeftAnti => return emit(rows(&l, &not(&lmatched)?)?, out),
+            RightSemi => return emit(rows(&r, &rmatched)?, out),
+            RightAnti => return emit(rows(&r, &not(&rmatched)?)?, out),
+            Inner | Left | Right | Full => {}
         }
         if !li.is_empty() {
-            let cols = match pairs {
-                Some(batch) => batch.columns().to_vec(),
+            let cols = match passing {
+                Some(cols) => cols,
                 None => pair(&li, &ri)?,
             };
             emit(cols, out)?;
         }
         if needs_left {
-            let m = matched(&li, l.num_rows());
-            let rest =
-                UInt32Array::from_iter_values((0..l.num_rows() as u32).filter(|&i| !m[i as usize]));
-            if !rest.is_empty() {
-                let mut cols: Vec<ArrayRef> = l
-                    .columns()
-                    .iter()
-                    .map(|c| take(c, &rest, None))
-                    .collect::<std::result::Result<_, _>>()?;
-                cols.extend(self.nulls(1, rest.len()));
+            let mut cols = rows(&l, &not(&lmatched)?)?;
+            let unmatched = cols.first().map_or(0, |c| c.len());
+            if unmatched > 0 {
+                cols.extend(self.nulls(1, unmatched));
                 emit(cols, out)?;
             }
         }
         if needs_right {
-            let m = matched(&ri, r.num_rows());
-            let rest =
-                UInt32Array::from_iter_values((0..r.num_rows() as u32).filter(|&i| !m[i as usize]));
-            if !rest.is_empty() {
-                let mut cols = self.nulls(0, rest.len());
-                for c in r.columns() {
-                    cols.push(take(c, &rest, None)?);
-                }
+            let rest = rows(&r, &not(&rmatched)?)?;
+            let unmatched = rest.first().map_or(0, |c| c.len());
+            if unmatched > 0 {
+                let mut cols = self.nulls(0, unmatched);
+                cols.extend(rest);
                 emit(cols, out)?;
             }
         }
         Ok(())
-    }
-
-    /// The schema of a paired row, left columns then right ones, all nullable.
-    fn paired_schema(&self) -> SchemaRef {
-        let fields: Vec<_> = self
-            .f
-            .left
-            .schema
-            .fields()
-            .iter()
-            .chain(self.f.right.schema.fields())
-            .map(|f| f.as_ref().clone().with_nullable(true))
-            .collect();
-        Arc::new(arrow::datatypes::Schema::new(fields))
     }
 
     /// Joins every window whose end − 1 ms the watermark `wm` has reached.
@@ -394,24 +374,12 @@ impl Operator for WindowJoin {
         let mut batch = batch;
         let mut ends = window_ends(&batch, self.side(input).window_end)?;
         // Rows of a window that has fired are late, as rows without a window are.
-        let keep = match self.watermark {
-            Some(wm) => Some(gt(&ends, &Int64Array::new_scalar(wm.saturating_add(1)))?),
-            None if ends.null_count() > 0 => Some(is_not_null(&ends)?),
-            None => None,
-        };
-        if let Some(keep) = keep {
-            let keep = nulls_false(&keep);
-            let kept = keep.true_count();
-            if kept < batch.num_rows() {
-                let dropped = (batch.num_rows() - kept) as u64;
-                self.late_rows += dropped;
-                JobMetrics::add(&ctx.metrics.late_rows, dropped);
-                if kept == 0 {
-                    return Ok(());
-                }
-                batch = filter_record_batch(&batch, &keep)?;
-                ends = filter(&ends, &keep)?.as_primitive::<Int64Type>().clone();
+        if let Some(keep) = drop_late(&ends, self.watermark, &mut self.late_rows, ctx)? {
+            if keep.true_count() == 0 {
+                return Ok(());
             }
+            batch = filter_record_batch(&batch, &keep)?;
+            ends = filter(&ends, &keep)?.as_primitive::<Int64Type>().clone();
         }
         match rows_by_value(&ends) {
             None => {

@@ -14,9 +14,14 @@ pub use join::{JoinSide, WindowJoinFactory, WindowJoinType};
 pub use session::SessionAggregateFactory;
 pub use spec::{WindowKind, WindowSpec};
 
+use arrow::array::{Array, BooleanArray, Int64Array};
+use arrow::compute::kernels::cmp::gt;
+use arrow::compute::{is_not_null, prep_null_mask_filter};
 use arrow::datatypes::Schema;
 
+use crate::metrics::JobMetrics;
 use crate::operator::OperatorContext;
+use crate::Result;
 
 /// "keys [...], aggregates [...]" for an operator's `describe`.
 fn keys_and_calls(key_schema: &Schema, calls: &[WindowAggregateCall]) -> String {
@@ -27,6 +32,46 @@ fn keys_and_calls(key_schema: &Schema, calls: &[WindowAggregateCall]) -> String 
         .collect();
     let calls: Vec<&str> = calls.iter().map(|c| c.function.name()).collect();
     format!("keys {keys:?}, aggregates {calls:?}")
+}
+
+/// `mask` with nulls as false (arrow's helper wants a null buffer).
+fn nulls_false(mask: &BooleanArray) -> BooleanArray {
+    if mask.null_count() > 0 {
+        prep_null_mask_filter(mask)
+    } else {
+        mask.clone()
+    }
+}
+
+/// Counts `n` late rows dropped by an operator subtask, in its total and the job's metrics.
+fn count_late(ctx: &OperatorContext, late_rows: &mut u64, n: u64) {
+    if n > 0 {
+        *late_rows += n;
+        JobMetrics::add(&ctx.metrics.late_rows, n);
+    }
+}
+
+/// The rows of a batch to keep, given each row's window (or slice) end: a row whose window
+/// has fired (end − 1 ms ≤ the watermark, Flink's rule) is late, and a row without one has no
+/// window. The others are counted as late; `None` when every row is kept.
+fn drop_late(
+    ends: &Int64Array,
+    watermark: Option<i64>,
+    late_rows: &mut u64,
+    ctx: &OperatorContext,
+) -> Result<Option<BooleanArray>> {
+    let keep = match watermark {
+        Some(wm) => gt(ends, &Int64Array::new_scalar(wm.saturating_add(1)))?,
+        None if ends.null_count() > 0 => is_not_null(ends)?,
+        None => return Ok(None),
+    };
+    let keep = nulls_false(&keep);
+    let dropped = (ends.len() - keep.true_count()) as u64;
+    if dropped == 0 {
+        return Ok(None);
+    }
+    count_late(ctx, late_rows, dropped);
+    Ok(Some(keep))
 }
 
 /// At the end of a run: tells `eddy run`'s user how many late rows an operator dropped.

@@ -22,7 +22,6 @@ use datafusion_physical_expr::PhysicalExpr;
 
 use super::aggregate::{accumulator, WindowAggregateCall, WindowOutput};
 use super::group_keys::GroupKeys;
-use crate::metrics::JobMetrics;
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::evaluate;
 use crate::types::{Message, Watermark};
@@ -313,10 +312,7 @@ impl Operator for SessionAggregate {
             }
         }
         self.key_ids = key_ids;
-        if late > 0 {
-            self.late_rows += late;
-            JobMetrics::add(&ctx.metrics.late_rows, late);
-        }
+        super::count_late(ctx, &mut self.late_rows, late);
         let mut columns = keys;
         columns.extend(rest);
         self.stored
