@@ -9,6 +9,13 @@ use serde::{Deserialize, Serialize};
 /// Event time in milliseconds since the Unix epoch, as Flink's `TIMESTAMP(3)` rowtime.
 pub type EventTime = i64;
 
+/// The wall clock in milliseconds since the Unix epoch: processing time.
+pub fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// Progress of event time on an edge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Watermark {

@@ -13,14 +13,16 @@ use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion_expr::{lit, Aggregate, Expr, LogicalPlan};
 use datafusion_physical_expr::aggregate::LoweredAggregateBuilder;
 use datafusion_physical_expr::expressions::Column as PhysicalColumn;
+use datafusion_physical_expr::PhysicalExpr;
 use kernel::graph::{NodeKind, Partitioning};
 use kernel::ops::window::{
-    partial_schema, AggregatePhase, SessionAggregateFactory, WindowAggregateCall,
+    partial_schema, AggregatePhase, SessionAggregateFactory, TimeAttribute, WindowAggregateCall,
     WindowAggregateFactory, WindowKind, WindowOutput, WindowSpec,
 };
 use kernel::types::StreamSchema;
 use kernel::{Error, Result};
 
+use crate::functions::is_proctime;
 use crate::lower::{flatten, substitute, Lowered, Lowering, WindowColumns};
 use crate::window_tvf::{TvfWindows, WindowTvf, WINDOW_COLUMNS};
 
@@ -59,8 +61,8 @@ struct WindowedInput {
     roles: Vec<Option<WindowOutput>>,
     /// The schema of the rows the operator receives (a prefix of `schema`, or it).
     rows: DFSchemaRef,
-    /// The row's time in milliseconds, over `rows`.
-    time: Expr,
+    /// The row's time in milliseconds, over `rows`; `None` for processing time (`PROCTIME()`).
+    time: Option<Expr>,
     assign: Assign,
 }
 
@@ -117,6 +119,7 @@ impl Lowering<'_> {
             // The event time, in milliseconds.
             let mut time = Expr::Column(tvf.time.clone());
             let (_, time_field) = rows.qualified_field_from_column(&tvf.time)?;
+            let proctime = is_proctime(time_field);
             if let DataType::Timestamp(unit, tz) = time_field.data_type() {
                 if *unit != TimeUnit::Millisecond {
                     time = Expr::Cast(Cast::new(
@@ -129,7 +132,7 @@ impl Lowering<'_> {
                 schema,
                 roles,
                 rows: rows.clone(),
-                time,
+                time: (!proctime).then_some(time),
                 assign: match tvf.windows {
                     TvfWindows::Sliced(spec) => Assign::Sliced {
                         spec,
@@ -188,7 +191,7 @@ impl Lowering<'_> {
             schema: schema.clone(),
             roles,
             rows: schema,
-            time,
+            time: Some(time),
             assign: Assign::Sliced {
                 spec: w.spec.end_grid(),
                 windows: w.spec,
@@ -272,11 +275,16 @@ impl Lowering<'_> {
                 filter: lowered.filter,
             });
         }
-        let time = self.physical(&windowed.time, rows)?;
+        let time = match &windowed.time {
+            Some(t) => TimeAttribute::Rowtime(self.physical(t, rows)?),
+            None => TimeAttribute::Proctime,
+        };
         let key_schema: SchemaRef = Arc::new(Schema::new(key_fields));
         let output: SchemaRef = Arc::new(agg.schema.as_arrow().clone());
         let position = |o: WindowOutput| outputs.iter().position(|x| *x == o);
-        let rowtime = position(WindowOutput::WindowTime);
+        let proctime = matches!(time, TimeAttribute::Proctime);
+        // A processing-time window's window_time is no event time.
+        let rowtime = position(WindowOutput::WindowTime).filter(|_| !proctime);
         let (spec, windows) = match windowed.assign {
             Assign::Sliced { spec, windows } => (spec, windows),
             Assign::Session { gap } => {
@@ -310,20 +318,25 @@ impl Lowering<'_> {
             output,
         };
         let upstream = self.graph.nodes[input.node].parallelism;
-        let title = if spec == windows {
+        let title = if proctime {
+            format!("{:?} on processing time", spec.kind)
+        } else if spec == windows {
             format!("{:?}", spec.kind)
         } else {
             format!("attached to {:?}", windows.kind)
         };
-        let node = if self.parallelism == 1 && upstream == 1 {
+        let node = if proctime || (self.parallelism == 1 && upstream == 1) {
+            // Processing-time windows run in one phase, as in Flink: a local phase's slices
+            // would reach the global one after its clock passed them.
+            let (parallelism, partitioning) = self.one_phase(&input, &keys);
             let id = self.add(
                 "window-agg",
                 format!("WindowAggregate: {title}"),
-                1,
+                parallelism,
                 NodeKind::Operator(Arc::new(factory(AggregatePhase::Single, output.clone()))),
                 StreamSchema::append_only(output).with_event_time(window.time),
             );
-            self.graph.connect(input.node, id, 0, Partitioning::Forward);
+            self.graph.connect(input.node, id, 0, partitioning);
             id
         } else {
             let partial = partial_schema(&key_schema, &calls)?;
@@ -364,8 +377,26 @@ impl Lowering<'_> {
         Ok(Lowered {
             node,
             schema: agg.schema.clone(),
-            window: Some(window),
+            // Later window operators follow event time; processing-time windows end here.
+            window: (!proctime).then_some(window),
         })
+    }
+
+    /// Where a one-phase aggregation runs: hashed by its keys when they are input columns,
+    /// else on one subtask.
+    fn one_phase(&self, input: &Lowered, keys: &[Arc<dyn PhysicalExpr>]) -> (usize, Partitioning) {
+        let upstream = self.graph.nodes[input.node].parallelism;
+        let columns: Option<Vec<usize>> = keys
+            .iter()
+            .map(|k| k.downcast_ref::<PhysicalColumn>().map(|c| c.index()))
+            .collect();
+        match columns {
+            Some(cols) if !cols.is_empty() && self.parallelism > 1 => {
+                (self.parallelism, Partitioning::Hash(cols))
+            }
+            _ if upstream == 1 => (1, Partitioning::Forward),
+            _ => (1, Partitioning::Single),
+        }
     }
 
     /// A session window aggregation: one phase, each key's rows brought to one subtask.
@@ -376,20 +407,7 @@ impl Lowering<'_> {
         agg: &Aggregate,
         rowtime: Option<usize>,
     ) -> Result<Lowered> {
-        let upstream = self.graph.nodes[input.node].parallelism;
-        // Keys that are input columns can be hashed; otherwise, or without keys, one subtask.
-        let columns: Option<Vec<usize>> = factory
-            .keys
-            .iter()
-            .map(|k| k.downcast_ref::<PhysicalColumn>().map(|c| c.index()))
-            .collect();
-        let (parallelism, partitioning) = match columns {
-            Some(cols) if !cols.is_empty() && self.parallelism > 1 => {
-                (self.parallelism, Partitioning::Hash(cols))
-            }
-            _ if upstream == 1 => (1, Partitioning::Forward),
-            _ => (1, Partitioning::Single),
-        };
+        let (parallelism, partitioning) = self.one_phase(&input, &factory.keys);
         let output = factory.output.clone();
         let id = self.add(
             "session-agg",

@@ -325,6 +325,54 @@ fn legacy_tumble_and_hop_windows_run_as_their_table_functions() {
 }
 
 #[test]
+fn processing_time_windows_count_every_row_by_the_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    write_bids(dir.path());
+    // Over the view as q12 writes it.
+    let queries = [
+        "SELECT auction, count(*), window_start, window_end
+         FROM TABLE(TUMBLE(TABLE B, DESCRIPTOR(pt), INTERVAL '1' HOUR))
+         GROUP BY auction, window_start, window_end",
+        "SELECT auction, count(*), TUMBLE_START(pt, INTERVAL '1' HOUR),
+                TUMBLE_END(pt, INTERVAL '1' HOUR)
+         FROM B GROUP BY auction, TUMBLE(pt, INTERVAL '1' HOUR)",
+        "SELECT auction, count(*), window_start, window_end
+         FROM TABLE(SESSION(TABLE B, DESCRIPTOR(pt), INTERVAL '1' HOUR))
+         GROUP BY auction, window_start, window_end",
+    ];
+    let now = chrono::Utc::now().naive_utc();
+    for (i, query) in queries.iter().enumerate() {
+        for p in [1, 2] {
+            let out = dir.path().join(format!("out-{i}-{p}"));
+            let sql = format!(
+                "{}
+                 CREATE VIEW B AS SELECT *, PROCTIME() AS pt FROM bid;
+                 CREATE TABLE out (auction BIGINT, n BIGINT, ws TIMESTAMP(3), we TIMESTAMP(3))
+                   WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
+                 INSERT INTO out {query};",
+                bid_table(dir.path()),
+                out.display()
+            );
+            run_sql(&sql, p).unwrap_or_else(|e| panic!("{query}: {e}"));
+            let got = sorted_csv_rows(&out);
+            // Event time plays no part: the bid at 20 s is not late, whatever the watermark.
+            let mut counts = std::collections::BTreeMap::new();
+            for r in &got {
+                *counts.entry(r[0].clone()).or_insert(0) += r[1].parse::<i64>().unwrap();
+                let start =
+                    chrono::NaiveDateTime::parse_from_str(&r[2], "%Y-%m-%d %H:%M:%S%.f").unwrap();
+                assert!(
+                    (start - now).num_hours().abs() <= 1,
+                    "query {i}: windows of the wall clock, not of the rows: {r:?}"
+                );
+            }
+            let want = [("1".to_string(), 4), ("2".to_string(), 3)].into();
+            assert_eq!(counts, want, "query {i}, parallelism {p}: {got:?}");
+        }
+    }
+}
+
+#[test]
 fn unsupported_window_uses_are_refused_with_their_place() {
     let dir = tempfile::tempdir().unwrap();
     write_bids(dir.path());

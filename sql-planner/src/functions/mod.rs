@@ -8,6 +8,7 @@ mod count_char;
 mod date_format;
 mod extract;
 mod modulo;
+mod proctime;
 mod regexp_extract;
 mod split_index;
 
@@ -20,6 +21,7 @@ use datafusion_common::{exec_err, plan_err, Result, ScalarValue};
 use datafusion_expr::{ColumnarValue, ScalarUDF};
 
 pub use date_format::java_pattern_to_strftime;
+pub use proctime::is_proctime;
 
 /// Flink built-ins registered in every session.
 pub fn flink_builtins() -> Vec<Arc<ScalarUDF>> {
@@ -28,6 +30,7 @@ pub fn flink_builtins() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::from(regexp_extract::RegexpExtract::new())),
         Arc::new(ScalarUDF::from(date_format::DateFormat::new())),
         Arc::new(ScalarUDF::from(modulo::Mod::new())),
+        Arc::new(ScalarUDF::from(proctime::Proctime::new())),
         Arc::new(ScalarUDF::from(extract::Extract::new("hour"))),
         Arc::new(ScalarUDF::from(extract::Extract::new("minute"))),
         Arc::new(ScalarUDF::from(extract::Extract::new("second"))),

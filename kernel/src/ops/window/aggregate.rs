@@ -1,4 +1,4 @@
-//! Window aggregation over event time, vectorized and sliced.
+//! Window aggregation over event or processing time, vectorized and sliced.
 //!
 //! Each batch is split by slice (a few distinct slices per batch, since event time mostly
 //! grows), its keys are interned into group indices for the whole batch, and DataFusion's
@@ -22,9 +22,9 @@ use datafusion_expr::{EmitTo, GroupsAccumulator};
 use datafusion_physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion_physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
 
-use super::drop_late;
 use super::group_keys::GroupKeys;
 use super::spec::{rows_by_value, WindowKind, WindowSpec};
+use super::{drop_late, TimeAttribute};
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::evaluate;
 use crate::types::{Message, Watermark};
@@ -72,8 +72,8 @@ pub struct WindowAggregateFactory {
     pub keys: Vec<Arc<dyn PhysicalExpr>>,
     /// Names and types of the keys.
     pub key_schema: SchemaRef,
-    /// The row's event time in milliseconds (`Single`, `Local`).
-    pub time: Arc<dyn PhysicalExpr>,
+    /// What assigns rows to slices (`Single`, `Local`; processing time runs `Single` only).
+    pub time: TimeAttribute,
     pub calls: Vec<WindowAggregateCall>,
     /// The columns of the results (`Single`, `Global`).
     pub outputs: Vec<WindowOutput>,
@@ -104,6 +104,11 @@ pub fn partial_schema(key_schema: &Schema, calls: &[WindowAggregateCall]) -> Res
 impl OperatorFactory for WindowAggregateFactory {
     fn create(&self, _subtask: usize, _parallelism: usize) -> Result<Box<dyn Operator>> {
         self.spec.validate().map_err(Error::user)?;
+        if matches!(self.time, TimeAttribute::Proctime) && self.phase != AggregatePhase::Single {
+            return Err(Error::internal(
+                "a processing-time window aggregation runs in one phase",
+            ));
+        }
         let mut state_widths = Vec::new();
         for c in &self.calls {
             state_widths.push(c.function.state_fields()?.len());
@@ -122,8 +127,9 @@ impl OperatorFactory for WindowAggregateFactory {
 
     fn describe(&self) -> String {
         format!(
-            "{:?} window {:?} offset {} ms, {}",
+            "{:?} {}window {:?} offset {} ms, {}",
             self.phase,
+            self.time.describe(),
             self.spec.kind,
             self.spec.offset,
             super::keys_and_calls(&self.key_schema, &self.calls)
@@ -287,7 +293,7 @@ impl WindowAggregate {
             .iter()
             .map(|k| evaluate(k, batch))
             .collect::<Result<Vec<_>>>()?;
-        let time = cast(&evaluate(&f.time, batch)?, &DataType::Int64)?;
+        let time = f.time.row_times(batch)?;
         let slice_ends = f.spec.slice_ends(time.as_primitive::<Int64Type>());
         let mut inputs = Vec::with_capacity(f.calls.len());
         let mut filters = Vec::with_capacity(f.calls.len());
@@ -418,6 +424,14 @@ impl WindowAggregate {
         Ok(())
     }
 
+    /// Processing time: fires the windows that ended by the wall clock.
+    fn fire_by_clock(&mut self, out: &mut dyn Output) -> Result<()> {
+        match self.f.time.clock() {
+            Some(now) => self.fire(now, out),
+            None => Ok(()),
+        }
+    }
+
     /// `Local`: emits the partial states of the slices that end by `wm` + 1 ms.
     fn flush(&mut self, wm: i64, out: &mut dyn Output) -> Result<()> {
         let done: Vec<i64> = self
@@ -448,8 +462,9 @@ impl Operator for WindowAggregate {
         _input: usize,
         batch: RecordBatch,
         ctx: &mut OperatorContext,
-        _out: &mut dyn Output,
+        out: &mut dyn Output,
     ) -> Result<()> {
+        self.fire_by_clock(out)?;
         if batch.num_rows() == 0 {
             return Ok(());
         }
@@ -486,12 +501,16 @@ impl Operator for WindowAggregate {
         _ctx: &mut OperatorContext,
         out: &mut dyn Output,
     ) -> Result<()> {
-        if let Watermark::EventTime(t) = wm {
-            self.watermark = Some(t);
-            match self.f.phase {
-                AggregatePhase::Local => self.flush(t, out)?,
-                _ => self.fire(t, out)?,
+        match (&self.f.time, wm) {
+            (TimeAttribute::Proctime, _) => self.fire_by_clock(out)?,
+            (TimeAttribute::Rowtime(_), Watermark::EventTime(t)) => {
+                self.watermark = Some(t);
+                match self.f.phase {
+                    AggregatePhase::Local => self.flush(t, out)?,
+                    _ => self.fire(t, out)?,
+                }
             }
+            (TimeAttribute::Rowtime(_), Watermark::Idle) => {}
         }
         out.emit(Message::Watermark(wm))
     }

@@ -107,7 +107,7 @@ fn rows(batches: &[RecordBatch]) -> Vec<Vec<Option<i64>>> {
             .columns()
             .iter()
             .map(|c| {
-                arrow::compute::cast(c, &DataType::Int64)
+                cast(c, &DataType::Int64)
                     .unwrap()
                     .as_primitive::<Int64Type>()
                     .clone()

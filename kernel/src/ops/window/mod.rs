@@ -14,14 +14,60 @@ pub use join::{JoinSide, WindowJoinFactory, WindowJoinType};
 pub use session::SessionAggregateFactory;
 pub use spec::{WindowKind, WindowSpec};
 
-use arrow::array::{Array, BooleanArray, Int64Array};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, RecordBatch};
 use arrow::compute::kernels::cmp::gt;
-use arrow::compute::{is_not_null, prep_null_mask_filter};
-use arrow::datatypes::Schema;
+use arrow::compute::{cast, is_not_null, prep_null_mask_filter};
+use arrow::datatypes::{DataType, Schema};
+use datafusion_physical_expr::PhysicalExpr;
 
 use crate::metrics::JobMetrics;
 use crate::operator::OperatorContext;
+use crate::ops::evaluate;
+use crate::types::wall_clock_ms;
 use crate::Result;
+
+/// What assigns a row to its windows.
+#[derive(Debug, Clone)]
+pub enum TimeAttribute {
+    /// Event time: the row's time in milliseconds; windows fire when the watermark reaches
+    /// their end − 1 ms.
+    Rowtime(Arc<dyn PhysicalExpr>),
+    /// Processing time (`PROCTIME()`): the operator's wall clock when the row arrives, as
+    /// Flink's processing-time windows use. Windows fire once the clock has passed their end,
+    /// checked on every batch and watermark, and the rest when the input ends (Flink drops
+    /// those; eddy loses nothing it accepted). Never late.
+    Proctime,
+}
+
+impl TimeAttribute {
+    /// Each row's time in milliseconds, as an `Int64` array.
+    fn row_times(&self, batch: &RecordBatch) -> Result<ArrayRef> {
+        Ok(match self {
+            TimeAttribute::Rowtime(e) => cast(&evaluate(e, batch)?, &DataType::Int64)?,
+            TimeAttribute::Proctime => {
+                Arc::new(Int64Array::from_value(wall_clock_ms(), batch.num_rows()))
+            }
+        })
+    }
+
+    /// Processing time: the point the wall clock has passed, as a watermark would (windows
+    /// ending by now fire). `None` for event time, which the watermark drives.
+    fn clock(&self) -> Option<i64> {
+        match self {
+            TimeAttribute::Proctime => Some(wall_clock_ms() - 1),
+            TimeAttribute::Rowtime(_) => None,
+        }
+    }
+
+    fn describe(&self) -> &'static str {
+        match self {
+            TimeAttribute::Proctime => "processing-time ",
+            TimeAttribute::Rowtime(_) => "",
+        }
+    }
+}
 
 /// "keys [...], aggregates [...]" for an operator's `describe`.
 fn keys_and_calls(key_schema: &Schema, calls: &[WindowAggregateCall]) -> String {

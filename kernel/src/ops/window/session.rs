@@ -16,12 +16,13 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
 use arrow::compute::{cast, interleave};
-use arrow::datatypes::{DataType, Field, Int64Type, SchemaRef};
+use arrow::datatypes::{Field, Int64Type, SchemaRef};
 use datafusion_expr::EmitTo;
 use datafusion_physical_expr::PhysicalExpr;
 
 use super::aggregate::{accumulator, WindowAggregateCall, WindowOutput};
 use super::group_keys::GroupKeys;
+use super::TimeAttribute;
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::evaluate;
 use crate::types::{Message, Watermark};
@@ -34,8 +35,8 @@ pub struct SessionAggregateFactory {
     /// The group keys over input rows; sessions are per key.
     pub keys: Vec<Arc<dyn PhysicalExpr>>,
     pub key_schema: SchemaRef,
-    /// The row's event time in milliseconds.
-    pub time: Arc<dyn PhysicalExpr>,
+    /// What assigns rows to sessions.
+    pub time: TimeAttribute,
     pub calls: Vec<WindowAggregateCall>,
     pub outputs: Vec<WindowOutput>,
     pub output: SchemaRef,
@@ -63,7 +64,8 @@ impl OperatorFactory for SessionAggregateFactory {
 
     fn describe(&self) -> String {
         format!(
-            "session window gap {} ms, {}",
+            "{}session window gap {} ms, {}",
+            self.time.describe(),
             self.gap,
             super::keys_and_calls(&self.key_schema, &self.calls)
         )
@@ -286,14 +288,17 @@ impl Operator for SessionAggregate {
         _input: usize,
         batch: RecordBatch,
         ctx: &mut OperatorContext,
-        _out: &mut dyn Output,
+        out: &mut dyn Output,
     ) -> Result<()> {
+        if let Some(now) = self.f.time.clock() {
+            self.fire(now, out)?;
+        }
         let rows = batch.num_rows();
         if rows == 0 {
             return Ok(());
         }
         let (keys, rest) = self.columns(&batch)?;
-        let time = cast(&evaluate(&self.f.time, &batch)?, &DataType::Int64)?;
+        let time = self.f.time.row_times(&batch)?;
         let time = time.as_primitive::<Int64Type>();
         let mut key_ids = std::mem::take(&mut self.key_ids);
         self.keys.intern(&keys, rows, &mut key_ids)?;
@@ -326,7 +331,9 @@ impl Operator for SessionAggregate {
         _ctx: &mut OperatorContext,
         out: &mut dyn Output,
     ) -> Result<()> {
-        if let Watermark::EventTime(t) = wm {
+        if let Some(now) = self.f.time.clock() {
+            self.fire(now, out)?;
+        } else if let Watermark::EventTime(t) = wm {
             self.watermark = Some(t);
             self.fire(t, out)?;
         }

@@ -35,7 +35,7 @@ fn factory() -> SessionAggregateFactory {
         gap: 10,
         keys: vec![col("k", 0)],
         key_schema: Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, true)])),
-        time: col("ts", 1),
+        time: TimeAttribute::Rowtime(col("ts", 1)),
         calls: vec![WindowAggregateCall {
             function: Arc::new(
                 AggregateExprBuilder::new(sum_udaf(), vec![col("v", 2)])
@@ -100,7 +100,7 @@ fn drive(steps: &[Step]) -> (Vec<Result4>, u64, Collect) {
     let mut rows = Vec::new();
     for b in out.batches() {
         let ms = |i: usize| {
-            arrow::compute::cast(b.column(i), &DataType::Int64)
+            cast(b.column(i), &DataType::Int64)
                 .unwrap()
                 .as_primitive::<Int64Type>()
                 .clone()

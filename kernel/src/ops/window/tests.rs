@@ -84,7 +84,7 @@ fn factory(kind: WindowKind, phase: AggregatePhase) -> WindowAggregateFactory {
         phase,
         keys: vec![col("k", 0)],
         key_schema,
-        time: col("ts", 1),
+        time: TimeAttribute::Rowtime(col("ts", 1)),
         calls,
         outputs: vec![
             WindowOutput::Key(0),
@@ -119,7 +119,7 @@ fn rows(batches: &[RecordBatch]) -> Vec<(Option<i64>, i64, i64, i64, i64)> {
     let mut out = Vec::new();
     for b in batches {
         let ms = |i: usize| {
-            arrow::compute::cast(b.column(i), &DataType::Int64)
+            cast(b.column(i), &DataType::Int64)
                 .unwrap()
                 .as_primitive::<Int64Type>()
                 .clone()
@@ -145,6 +145,8 @@ fn rows(batches: &[RecordBatch]) -> Vec<(Option<i64>, i64, i64, i64, i64)> {
 enum Step {
     Rows(Vec<(Option<i64>, i64, i64)>),
     Watermark(i64),
+    /// Lets the wall clock move (processing time).
+    Sleep(u64),
 }
 
 /// Runs `steps` through one operator subtask; what it emitted and the context.
@@ -158,6 +160,7 @@ fn drive(f: &WindowAggregateFactory, steps: &[Step]) -> (Collect, OperatorContex
             Step::Watermark(t) => op
                 .on_watermark(Watermark::EventTime(*t), &mut ctx, &mut out)
                 .unwrap(),
+            Step::Sleep(ms) => std::thread::sleep(std::time::Duration::from_millis(*ms)),
         }
     }
     op.on_end(&mut ctx, &mut out).unwrap();
@@ -286,6 +289,7 @@ fn two_phases_give_what_one_gives() {
                     )
                 }
                 Step::Watermark(t) => (Step::Watermark(*t), Step::Watermark(*t)),
+                Step::Sleep(ms) => (Step::Sleep(*ms), Step::Sleep(*ms)),
             })
             .unzip();
         let local = factory(kind, AggregatePhase::Local);
@@ -315,4 +319,35 @@ fn two_phases_give_what_one_gives() {
         assert_eq!(JobMetrics::get(&ctx.metrics.late_rows), 0);
         assert!(!single.batches().is_empty());
     }
+}
+
+#[test]
+fn processing_time_windows_follow_the_clock_and_ignore_row_times_and_watermarks() {
+    let mut f = factory(WindowKind::Tumble { size: 50 }, AggregatePhase::Single);
+    f.time = TimeAttribute::Proctime;
+    let before = wall_clock_ms();
+    // Row times far in the past, and a watermark past every window: neither decides.
+    let mut steps = vec![Step::Rows(vec![(Some(1), 0, 1), (Some(2), 0, 10)])];
+    for _ in 0..3 {
+        steps.push(Step::Watermark(i64::MAX - 1));
+        steps.push(Step::Rows(vec![(Some(1), 5, 2)]));
+        steps.push(Step::Sleep(60));
+    }
+    let (out, ctx) = drive(&f, &steps);
+    let after = wall_clock_ms();
+    let got = rows(&out.batches());
+    // Each window is one the clock was in while rows arrived; every row is counted once.
+    for &(_, start, end, _, _) in &got {
+        assert_eq!(end - start, 50);
+        assert_eq!(start % 50, 0);
+        assert!(start >= before - before % 50 && start <= after, "{got:?}");
+    }
+    let count = |k| -> i64 { got.iter().filter(|r| r.0 == Some(k)).map(|r| r.3).sum() };
+    assert_eq!((count(1), count(2)), (4, 1));
+    // Rows spread over at least two windows: the clock fired the earlier ones.
+    assert!(
+        got.iter().filter(|r| r.0 == Some(1)).count() >= 2,
+        "{got:?}"
+    );
+    assert_eq!(JobMetrics::get(&ctx.metrics.late_rows), 0);
 }
