@@ -13,6 +13,7 @@ pub mod functions;
 mod legacy_window;
 mod lower;
 mod lower_join;
+mod lower_stream_join;
 mod lower_window;
 mod planner;
 mod rewrite;

@@ -1,7 +1,8 @@
 //! Lowering of joins. A join of two windowed inputs (window aggregations, or joins of them)
 //! whose condition equates both `window_start`s and both `window_end`s is Flink's window join:
-//! one `WindowJoin` operator, both inputs hash-exchanged by the other join keys. Regular joins
-//! need changelog support and are refused until then.
+//! one `WindowJoin` operator, both inputs hash-exchanged by the other join keys. Any other
+//! inner join is a regular join (`StreamJoin`, `lower_stream_join.rs`); outer regular joins
+//! retract rows and wait for changelog support.
 
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use kernel::{Error, Result};
 use crate::lower::{Lowered, Lowering, WindowColumns};
 
 /// The column of `schema` an expression is, if it is a bare column.
-fn column_index(e: &Expr, schema: &DFSchema) -> Option<usize> {
+pub(crate) fn column_index(e: &Expr, schema: &DFSchema) -> Option<usize> {
     match e {
         Expr::Column(c) => schema.index_of_column(c).ok(),
         _ => None,
@@ -43,7 +44,6 @@ fn join_type(t: JoinType) -> Result<WindowJoinType> {
 
 impl Lowering<'_> {
     pub(crate) fn join(&mut self, join: &Join) -> Result<Lowered> {
-        let ty = join_type(join.join_type)?;
         if join.null_equality == NullEquality::NullEqualsNull || join.null_aware {
             return Err(Error::user(
                 "a join whose keys match NULL to NULL (IS NOT DISTINCT FROM, or NOT IN over \
@@ -52,13 +52,41 @@ impl Lowering<'_> {
         }
         let left = self.lower(&join.left)?;
         let right = self.lower(&join.right)?;
-        let (Some(lw), Some(rw)) = (left.window, right.window) else {
-            return Err(Error::user(
-                "JOIN is not supported yet, except a window join: both inputs window \
-                 aggregations (or window joins) and the condition equating their window_start \
-                 and their window_end",
-            ));
-        };
+        if let (Some(lw), Some(rw)) = (left.window, right.window) {
+            let equated = |l: Option<usize>, r: Option<usize>| {
+                join.on.iter().any(|(a, b)| {
+                    l.is_some()
+                        && (
+                            column_index(a, &left.schema),
+                            column_index(b, &right.schema),
+                        ) == (l, r)
+                })
+            };
+            if equated(lw.start, rw.start) && equated(lw.end, rw.end) {
+                return self.window_join(join, left, right, lw, rw);
+            }
+        }
+        if join.join_type != JoinType::Inner {
+            return Err(Error::user(format!(
+                "a {} JOIN is not supported yet, except as a window join (both inputs window \
+                 aggregations, the condition equating their window_start and window_end): \
+                 its results retract rows, which needs changelog support",
+                join.join_type.to_string().to_uppercase()
+            )));
+        }
+        self.stream_join(join, left, right)
+    }
+
+    /// A window join: the condition equates both inputs' window_start and window_end.
+    fn window_join(
+        &mut self,
+        join: &Join,
+        left: Lowered,
+        right: Lowered,
+        lw: WindowColumns,
+        rw: WindowColumns,
+    ) -> Result<Lowered> {
+        let ty = join_type(join.join_type)?;
         // The window equalities, and the other key pairs.
         let (mut starts, mut ends) = (false, false);
         let mut keys = Vec::new();
@@ -75,12 +103,7 @@ impl Lowering<'_> {
                 keys.push((l, r, pair));
             }
         }
-        if !(starts && ends) {
-            return Err(Error::user(
-                "JOIN of window aggregations is supported only as a window join: its \
-                 condition must equate the window_start and the window_end of both sides",
-            ));
-        }
+        debug_assert!(starts && ends, "checked by the caller");
         if lw.spec != rw.spec {
             return Err(Error::user(format!(
                 "a window join needs the same windows on both sides, not {:?} and {:?}",

@@ -36,6 +36,19 @@ pub fn run_sql(sql: &str, parallelism: usize) -> Result<Arc<JobMetrics>, String>
     Ok(metrics)
 }
 
+/// The job graph `sql` plans to, as `eddy explain` prints it.
+pub fn explain_sql(sql: &str, parallelism: usize) -> String {
+    let opts = PlanOptions {
+        parallelism,
+        settings: vec![],
+        connectors: registry(),
+    };
+    plan_script(sql, &opts)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .graph
+        .to_string()
+}
+
 /// Runs Nexmark query `name` with the settings `settings` makes for a temporary directory
 /// (where q10 writes), its blackhole sink swapped for CSV files in `<dir>/out`. Returns the
 /// directory, the CSV rows sorted (none for q10, whose sink is its own partitioned files), and

@@ -1,6 +1,8 @@
 //! Vectorized operators. One operator per file; each works on whole Arrow batches.
 
 mod calc;
+pub(crate) mod group_keys;
+pub mod stream_join;
 mod watermark;
 pub mod window;
 

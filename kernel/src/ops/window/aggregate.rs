@@ -22,11 +22,11 @@ use datafusion_expr::{EmitTo, GroupsAccumulator};
 use datafusion_physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion_physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
 
-use super::group_keys::GroupKeys;
 use super::spec::{rows_by_value, WindowKind, WindowSpec};
 use super::{drop_late, TimeAttribute};
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::evaluate;
+use crate::ops::group_keys::GroupKeys;
 use crate::types::{Message, Watermark};
 use crate::{Error, Result};
 

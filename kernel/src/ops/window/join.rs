@@ -15,18 +15,16 @@ use arrow::array::{
     new_null_array, Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, Int64Array,
     RecordBatch, UInt32Array,
 };
-use arrow::compute::kernels::boolean::{and, not};
-use arrow::compute::{
-    cast, concat_batches, filter, filter_record_batch, is_not_null, take, take_record_batch,
-};
+use arrow::compute::kernels::boolean::not;
+use arrow::compute::{cast, concat_batches, filter, filter_record_batch, take, take_record_batch};
 use arrow::datatypes::{DataType, Int64Type, Schema, SchemaRef, TimeUnit};
 use datafusion_physical_expr::PhysicalExpr;
 
-use super::group_keys::GroupKeys;
 use super::spec::rows_by_value;
 use super::{drop_late, nulls_false};
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::evaluate;
+use crate::ops::group_keys::{keys_valid, GroupKeys};
 use crate::types::{Message, Watermark};
 use crate::{Error, Result};
 
@@ -139,19 +137,6 @@ fn window_ends(batch: &RecordBatch, column: usize) -> Result<Int64Array> {
     Ok(cast(&ms, &DataType::Int64)?
         .as_primitive::<Int64Type>()
         .clone())
-}
-
-/// False where any key is null: SQL's `=` never matches a null.
-fn keys_valid(keys: &[ArrayRef]) -> Result<Option<BooleanArray>> {
-    let mut valid: Option<BooleanArray> = None;
-    for k in keys.iter().filter(|k| k.null_count() > 0) {
-        let v = is_not_null(k)?;
-        valid = Some(match valid {
-            None => v,
-            Some(acc) => and(&acc, &v)?,
-        });
-    }
-    Ok(valid)
 }
 
 /// The matching (left row, right row) pairs of a window's two sides by key equality: the

@@ -2,7 +2,6 @@
 //! window aggregation, and the window join.
 
 mod aggregate;
-mod group_keys;
 mod join;
 mod session;
 mod spec;
@@ -81,7 +80,7 @@ fn keys_and_calls(key_schema: &Schema, calls: &[WindowAggregateCall]) -> String 
 }
 
 /// `mask` with nulls as false (arrow's helper wants a null buffer).
-fn nulls_false(mask: &BooleanArray) -> BooleanArray {
+pub(crate) fn nulls_false(mask: &BooleanArray) -> BooleanArray {
     if mask.null_count() > 0 {
         prep_null_mask_filter(mask)
     } else {

@@ -21,10 +21,10 @@ use datafusion_expr::EmitTo;
 use datafusion_physical_expr::PhysicalExpr;
 
 use super::aggregate::{accumulator, WindowAggregateCall, WindowOutput};
-use super::group_keys::GroupKeys;
 use super::TimeAttribute;
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::evaluate;
+use crate::ops::group_keys::GroupKeys;
 use crate::types::{Message, Watermark};
 use crate::{Error, Result};
 

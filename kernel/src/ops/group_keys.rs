@@ -7,7 +7,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array};
+use arrow::compute::is_not_null;
+use arrow::compute::kernels::boolean::and;
 use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion_common::hash_utils::create_hashes_with_hasher;
@@ -92,12 +94,39 @@ impl GroupKeys {
         rows: usize,
         groups: &mut Vec<usize>,
     ) -> Result<()> {
+        self.map(keys, rows, groups, true)
+    }
+
+    /// The group of every row of `keys`, or [`GroupKeys::ABSENT`] for keys not interned;
+    /// adds nothing (a probe).
+    pub fn lookup(
+        &mut self,
+        keys: &[ArrayRef],
+        rows: usize,
+        groups: &mut Vec<usize>,
+    ) -> Result<()> {
+        self.map(keys, rows, groups, false)
+    }
+
+    /// A key [`GroupKeys::lookup`] did not find.
+    pub const ABSENT: usize = usize::MAX;
+
+    fn map(
+        &mut self,
+        keys: &[ArrayRef],
+        rows: usize,
+        groups: &mut Vec<usize>,
+        insert: bool,
+    ) -> Result<()> {
         groups.clear();
         groups.reserve(rows);
         match &mut self.inner {
             Inner::Unit { seen } => {
-                *seen |= rows > 0;
-                groups.resize(rows, 0);
+                if insert {
+                    *seen |= rows > 0;
+                }
+                let g = if *seen { 0 } else { Self::ABSENT };
+                groups.resize(rows, g);
             }
             Inner::Int64 {
                 table,
@@ -110,24 +139,30 @@ impl GroupKeys {
                 create_hashes_with_hasher([col as &dyn Array], &HASHER, &mut self.hashes)?;
                 for (i, &h) in self.hashes.iter().enumerate() {
                     if col.is_null(i) {
-                        let g = *null_group.get_or_insert_with(|| {
-                            values.push(0);
-                            (values.len() - 1) as u32
-                        });
-                        groups.push(g as usize);
+                        let g = match null_group {
+                            Some(g) => *g as usize,
+                            None if insert => {
+                                values.push(0);
+                                *null_group = Some((values.len() - 1) as u32);
+                                values.len() - 1
+                            }
+                            None => Self::ABSENT,
+                        };
+                        groups.push(g);
                         continue;
                     }
                     let v = col.value(i);
                     let g = match table.find(h, |&(gh, g)| gh == h && values[g as usize] == v) {
-                        Some(&(_, g)) => g,
-                        None => {
+                        Some(&(_, g)) => g as usize,
+                        None if insert => {
                             let g = values.len() as u32;
                             values.push(v);
                             table.insert_unique(h, (h, g), |&(gh, _)| gh);
-                            g
+                            g as usize
                         }
+                        None => Self::ABSENT,
                     };
-                    groups.push(g as usize);
+                    groups.push(g);
                 }
             }
             Inner::Rows {
@@ -143,15 +178,16 @@ impl GroupKeys {
                     let row = batch_rows.row(i);
                     let g = match table.find(h, |&(gh, g)| gh == h && stored.row(g as usize) == row)
                     {
-                        Some(&(_, g)) => g,
-                        None => {
+                        Some(&(_, g)) => g as usize,
+                        None if insert => {
                             let g = stored.num_rows() as u32;
                             stored.push(row);
                             table.insert_unique(h, (h, g), |&(gh, _)| gh);
-                            g
+                            g as usize
                         }
+                        None => Self::ABSENT,
                     };
-                    groups.push(g as usize);
+                    groups.push(g);
                 }
             }
         }
@@ -189,4 +225,17 @@ impl GroupKeys {
             }
         })
     }
+}
+
+/// False where any key is null (SQL's `=` never matches a null); `None` when no key has nulls.
+pub(crate) fn keys_valid(keys: &[ArrayRef]) -> Result<Option<BooleanArray>> {
+    let mut valid: Option<BooleanArray> = None;
+    for k in keys.iter().filter(|k| k.null_count() > 0) {
+        let v = is_not_null(k)?;
+        valid = Some(match valid {
+            None => v,
+            Some(acc) => and(&acc, &v)?,
+        });
+    }
+    Ok(valid)
 }

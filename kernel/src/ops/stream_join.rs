@@ -1,0 +1,397 @@
+//! Streaming inner join of two append-only inputs: Flink's regular join where neither input
+//! updates, so the result only grows.
+//!
+//! Each side keeps its rows: the batches as they came (rows with a null key dropped, since
+//! `=` never matches them), the join keys interned into group indices for the whole batch,
+//! and per group the list of its rows. A batch arriving on one side probes the other side's
+//! groups (one hash lookup per row, no insertion), the matching pairs are gathered with arrow's
+//! `take` and `interleave`, the rest of the condition runs as one filter over the paired
+//! batch, and the batch is then stored for the other side's later rows.
+//!
+//! Without more, state grows forever, as in Flink. When the condition bounds a side's time
+//! column by the other side's window column (q7: `B.dateTime BETWEEN B1.window_end − 10 s AND
+//! B1.window_end`, B1 being a window aggregation, whose rows are never late), the planner
+//! gives that side an [`Expiry`]: its rows that no future row of the other side can match are
+//! dropped as the watermark advances, whole batches at a time, and the groups are rebuilt when
+//! dropped rows outnumber the live ones.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, UInt32Array};
+use arrow::compute::{cast, filter, filter_record_batch, interleave, max, take};
+use arrow::datatypes::{DataType, Int64Type, Schema, SchemaRef, TimeUnit};
+use datafusion_physical_expr::PhysicalExpr;
+
+use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
+use crate::ops::evaluate;
+use crate::ops::group_keys::{keys_valid, GroupKeys};
+use crate::ops::window::nulls_false;
+use crate::types::{Message, Watermark};
+use crate::{Error, Result};
+
+/// When a side's stored rows can no longer match: a row whose `column` (a timestamp) is
+/// below the watermark + `offset` ms is dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expiry {
+    pub column: usize,
+    pub offset: i64,
+}
+
+/// One input of a stream join.
+#[derive(Debug, Clone)]
+pub struct StreamJoinSide {
+    /// The equi-join keys over this side's rows (none: every row meets every row).
+    pub keys: Vec<Arc<dyn PhysicalExpr>>,
+    pub schema: SchemaRef,
+    pub expiry: Option<Expiry>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StreamJoinFactory {
+    pub left: StreamJoinSide,
+    pub right: StreamJoinSide,
+    /// Names and types of the keys (both sides' keys are cast to these).
+    pub key_schema: SchemaRef,
+    /// Conditions besides key equality, over the left columns followed by the right ones.
+    pub filter: Option<Arc<dyn PhysicalExpr>>,
+    pub output: SchemaRef,
+}
+
+impl OperatorFactory for StreamJoinFactory {
+    fn create(&self, _subtask: usize, _parallelism: usize) -> Result<Box<dyn Operator>> {
+        let width = self.key_schema.fields().len();
+        if self.left.keys.len() != width || self.right.keys.len() != width {
+            return Err(Error::internal(
+                "stream join sides have different key counts",
+            ));
+        }
+        let paired: Vec<_> = self
+            .left
+            .schema
+            .fields()
+            .iter()
+            .chain(self.right.schema.fields())
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect();
+        Ok(Box::new(StreamJoin {
+            paired: Arc::new(Schema::new(paired)),
+            sides: [
+                SideState::new(self.key_schema.clone())?,
+                SideState::new(self.key_schema.clone())?,
+            ],
+            f: self.clone(),
+            groups: Vec::new(),
+            watermark: None,
+        }))
+    }
+
+    fn describe(&self) -> String {
+        let keys: Vec<&str> = self
+            .key_schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        let expiry = |s: &StreamJoinSide| {
+            s.expiry.map_or(String::new(), |e| {
+                format!(
+                    " {} expires below watermark {:+} ms",
+                    s.schema.field(e.column).name(),
+                    e.offset
+                )
+            })
+        };
+        format!(
+            "inner join, keys {keys:?}{}{}{}",
+            if self.filter.is_some() {
+                ", with a condition"
+            } else {
+                ""
+            },
+            expiry(&self.left),
+            expiry(&self.right),
+        )
+    }
+}
+
+/// A stored row: (batch sequence number, row), packed.
+type RowRef = u64;
+
+fn row_ref(seq: u64, row: usize) -> RowRef {
+    (seq << 32) | row as u64
+}
+
+/// A batch kept by one side.
+struct Stored {
+    batch: RecordBatch,
+    keys: Vec<ArrayRef>,
+    /// The latest time of its rows, for expiry.
+    max_time: Option<i64>,
+}
+
+/// The rows one side keeps.
+struct SideState {
+    key_schema: SchemaRef,
+    keys: GroupKeys,
+    batches: BTreeMap<u64, Stored>,
+    next_seq: u64,
+    /// Per group, its rows (some in dropped batches until the next rebuild).
+    index: Vec<Vec<RowRef>>,
+    live_rows: usize,
+    dropped_rows: usize,
+}
+
+impl SideState {
+    fn new(key_schema: SchemaRef) -> Result<Self> {
+        Ok(SideState {
+            keys: GroupKeys::new(key_schema.clone())?,
+            key_schema,
+            batches: BTreeMap::new(),
+            next_seq: 0,
+            index: Vec::new(),
+            live_rows: 0,
+            dropped_rows: 0,
+        })
+    }
+
+    /// Adds the rows of `stored`, whose keys are all non-null.
+    fn add(&mut self, stored: Stored, groups: &mut Vec<usize>) -> Result<()> {
+        let rows = stored.batch.num_rows();
+        self.keys.intern(&stored.keys, rows, groups)?;
+        if self.index.len() < self.keys.len() {
+            self.index.resize_with(self.keys.len(), Vec::new);
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        for (r, &g) in groups.iter().enumerate() {
+            self.index[g].push(row_ref(seq, r));
+        }
+        self.live_rows += rows;
+        self.batches.insert(seq, stored);
+        Ok(())
+    }
+
+    /// Drops the batches whose rows all lie below `bound`; rebuilds the groups when dropped
+    /// rows outnumber the live ones, so memory follows what is live.
+    fn expire(&mut self, bound: i64, groups: &mut Vec<usize>) -> Result<()> {
+        let before = self.batches.len();
+        let mut dropped = 0;
+        self.batches.retain(|_, s| {
+            let keep = s.max_time.is_none_or(|t| t >= bound);
+            if !keep {
+                dropped += s.batch.num_rows();
+            }
+            keep
+        });
+        if self.batches.len() == before {
+            return Ok(());
+        }
+        self.live_rows -= dropped;
+        self.dropped_rows += dropped;
+        if self.dropped_rows > self.live_rows {
+            let batches = std::mem::take(&mut self.batches);
+            self.keys = GroupKeys::new(self.key_schema.clone())?;
+            self.index.clear();
+            self.live_rows = 0;
+            self.dropped_rows = 0;
+            for (_, stored) in batches {
+                self.add(stored, groups)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct StreamJoin {
+    f: StreamJoinFactory,
+    /// The schema the condition reads: left columns, then right ones.
+    paired: SchemaRef,
+    sides: [SideState; 2],
+    groups: Vec<usize>,
+    watermark: Option<i64>,
+}
+
+/// A column of timestamps (or integers) as milliseconds.
+fn millis(column: &ArrayRef) -> Result<Int64Array> {
+    let ms = match column.data_type() {
+        DataType::Timestamp(_, tz) => cast(
+            column,
+            &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()),
+        )?,
+        _ => column.clone(),
+    };
+    Ok(cast(&ms, &DataType::Int64)?
+        .as_primitive::<Int64Type>()
+        .clone())
+}
+
+impl StreamJoin {
+    fn side(&self, input: usize) -> &StreamJoinSide {
+        if input == 0 {
+            &self.f.left
+        } else {
+            &self.f.right
+        }
+    }
+
+    fn keys(&self, input: usize, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
+        self.side(input)
+            .keys
+            .iter()
+            .zip(self.f.key_schema.fields())
+            .map(|(k, field)| {
+                let v = evaluate(k, batch)?;
+                if v.data_type() == field.data_type() {
+                    Ok(v)
+                } else {
+                    Ok(cast(&v, field.data_type())?)
+                }
+            })
+            .collect()
+    }
+
+    /// Joins a batch of side `input` with the rows the other side holds; emits the pairs that
+    /// pass the condition.
+    fn probe(
+        &mut self,
+        input: usize,
+        batch: &RecordBatch,
+        keys: &[ArrayRef],
+        out: &mut dyn Output,
+    ) -> Result<()> {
+        let other = &mut self.sides[1 - input];
+        if other.live_rows == 0 {
+            return Ok(());
+        }
+        other
+            .keys
+            .lookup(keys, batch.num_rows(), &mut self.groups)?;
+        // The pairs: this batch's row, and the other side's row as (stored batch, row).
+        let mut mine = Vec::new();
+        let mut theirs: Vec<(usize, usize)> = Vec::new();
+        let mut sources: Vec<&RecordBatch> = Vec::new();
+        let mut source_of: HashMap<u64, usize> = HashMap::new();
+        for (row, &g) in self.groups.iter().enumerate() {
+            if g == GroupKeys::ABSENT {
+                continue;
+            }
+            for &r in &other.index[g] {
+                let seq = r >> 32;
+                let Some(stored) = other.batches.get(&seq) else {
+                    continue; // dropped by expiry
+                };
+                let source = *source_of.entry(seq).or_insert_with(|| {
+                    sources.push(&stored.batch);
+                    sources.len() - 1
+                });
+                mine.push(row as u32);
+                theirs.push((source, (r & 0xffff_ffff) as usize));
+            }
+        }
+        if mine.is_empty() {
+            return Ok(());
+        }
+        let mine = UInt32Array::from(mine);
+        let mut here: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
+        for c in batch.columns() {
+            here.push(take(c, &mine, None)?);
+        }
+        let width = sources[0].num_columns();
+        let mut there: Vec<ArrayRef> = Vec::with_capacity(width);
+        for c in 0..width {
+            let arrays: Vec<&dyn Array> = sources.iter().map(|b| b.column(c).as_ref()).collect();
+            there.push(interleave(&arrays, &theirs)?);
+        }
+        let columns = if input == 0 {
+            here.extend(there);
+            here
+        } else {
+            there.extend(here);
+            there
+        };
+        let mut paired = RecordBatch::try_new(self.paired.clone(), columns)?;
+        if let Some(cond) = &self.f.filter {
+            let keep = nulls_false(evaluate(cond, &paired)?.as_boolean());
+            if keep.true_count() == 0 {
+                return Ok(());
+            }
+            paired = filter_record_batch(&paired, &keep)?;
+        }
+        out.batch(RecordBatch::try_new(
+            self.f.output.clone(),
+            paired.columns().to_vec(),
+        )?)
+    }
+}
+
+impl Operator for StreamJoin {
+    fn name(&self) -> &str {
+        "StreamJoin"
+    }
+
+    fn on_batch(
+        &mut self,
+        input: usize,
+        batch: RecordBatch,
+        _ctx: &mut OperatorContext,
+        out: &mut dyn Output,
+    ) -> Result<()> {
+        if input > 1 {
+            return Err(Error::internal(format!("stream join input {input}")));
+        }
+        if batch.num_rows() == 0 {
+            return Ok(());
+        }
+        let mut batch = batch;
+        let mut keys = self.keys(input, &batch)?;
+        // A null key matches nothing, now or later.
+        if let Some(valid) = keys_valid(&keys)? {
+            if valid.true_count() == 0 {
+                return Ok(());
+            }
+            batch = filter_record_batch(&batch, &valid)?;
+            keys = keys
+                .iter()
+                .map(|k| filter(k, &valid))
+                .collect::<std::result::Result<_, _>>()?;
+        }
+        self.probe(input, &batch, &keys, out)?;
+        let mut max_time = None;
+        if let Some(e) = self.side(input).expiry {
+            max_time = max(&millis(batch.column(e.column))?);
+            let bound = self.watermark.map(|wm| wm.saturating_add(e.offset));
+            if max_time.zip(bound).is_some_and(|(t, b)| t < b) {
+                return Ok(()); // no later row of the other side can match these
+            }
+        }
+        let stored = Stored {
+            batch,
+            keys,
+            max_time,
+        };
+        self.sides[input].add(stored, &mut self.groups)
+    }
+
+    fn on_watermark(
+        &mut self,
+        wm: Watermark,
+        _ctx: &mut OperatorContext,
+        out: &mut dyn Output,
+    ) -> Result<()> {
+        if let Watermark::EventTime(t) = wm {
+            self.watermark = Some(t);
+            for input in 0..2 {
+                if let Some(e) = self.side(input).expiry {
+                    let bound = t.saturating_add(e.offset);
+                    self.sides[input].expire(bound, &mut self.groups)?;
+                }
+            }
+        }
+        out.emit(Message::Watermark(wm))
+    }
+}
+
+#[cfg(test)]
+#[path = "stream_join_tests.rs"]
+mod tests;

@@ -1,0 +1,261 @@
+//! Lowering of regular inner joins onto `StreamJoin`, and the time bounds that let it forget
+//! rows.
+//!
+//! Both inputs are hash-exchanged by the equi-join key columns (one subtask when a key is an
+//! expression or there is none). A side's rows expire when the condition bounds its time from
+//! below by a window column of the other side: a window aggregation (or window join) emits a
+//! window only once the watermark has reached its end − 1 ms and never later, so after a
+//! watermark `wm` the other side's future rows have `window_end ≥ wm + 2`, `window_time ≥
+//! wm + 1` and `window_start ≥ wm + 2 − size`. A condition `X.t ≥ Y.window_end − 10 s` then
+//! means rows of X with `t < wm + 2 − 10 s` can meet no future row of Y: q7's bids.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion_common::{DFSchema, ScalarValue};
+use datafusion_expr::expr::{Between, BinaryExpr};
+use datafusion_expr::{Expr, Join, Operator as SqlOp};
+use kernel::graph::{NodeKind, Partitioning};
+use kernel::ops::stream_join::{Expiry, StreamJoinFactory, StreamJoinSide};
+use kernel::ops::window::WindowKind;
+use kernel::types::StreamSchema;
+use kernel::Result;
+
+use crate::lower::{Lowered, Lowering, WindowColumns};
+use crate::lower_join::column_index;
+
+/// A column of the joined inputs plus a constant, in milliseconds: `side.column + shift`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct TimeTerm {
+    side: usize,
+    column: usize,
+    shift: i64,
+}
+
+/// A day-time interval literal in milliseconds.
+fn interval_ms(e: &Expr) -> Option<i64> {
+    let Expr::Literal(v, _) = e else { return None };
+    match v {
+        ScalarValue::IntervalMonthDayNano(Some(i)) if i.months == 0 => {
+            Some(i.days as i64 * 86_400_000 + i.nanoseconds / 1_000_000)
+        }
+        ScalarValue::IntervalDayTime(Some(i)) => {
+            Some(i.days as i64 * 86_400_000 + i.milliseconds as i64)
+        }
+        ScalarValue::DurationMillisecond(Some(ms)) => Some(*ms),
+        ScalarValue::DurationSecond(Some(s)) => Some(s * 1000),
+        _ => None,
+    }
+}
+
+/// `e` as a column of the paired inputs plus an interval, if it is one.
+fn time_term(e: &Expr, paired: &DFSchema, left_width: usize) -> Option<TimeTerm> {
+    match e {
+        Expr::Column(_) => {
+            let i = column_index(e, paired)?;
+            Some(if i < left_width {
+                TimeTerm {
+                    side: 0,
+                    column: i,
+                    shift: 0,
+                }
+            } else {
+                TimeTerm {
+                    side: 1,
+                    column: i - left_width,
+                    shift: 0,
+                }
+            })
+        }
+        Expr::Cast(c) => time_term(&c.expr, paired, left_width),
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let term = time_term(left, paired, left_width)?;
+            let ms = interval_ms(right)?;
+            let shift = match op {
+                SqlOp::Plus => ms,
+                SqlOp::Minus => -ms,
+                _ => return None,
+            };
+            Some(TimeTerm {
+                shift: term.shift + shift,
+                ..term
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The condition's conjuncts as `(greater, lesser)` pairs: `greater ≥ lesser` (or `>`).
+fn lower_bounds(e: &Expr, out: &mut Vec<(Expr, Expr)>) {
+    match e {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
+            SqlOp::And => {
+                lower_bounds(left, out);
+                lower_bounds(right, out);
+            }
+            SqlOp::GtEq | SqlOp::Gt => out.push((*left.clone(), *right.clone())),
+            SqlOp::LtEq | SqlOp::Lt => out.push((*right.clone(), *left.clone())),
+            _ => {}
+        },
+        Expr::Between(Between {
+            expr,
+            negated: false,
+            low,
+            high,
+        }) => {
+            out.push((*expr.clone(), *low.clone()));
+            out.push((*high.clone(), *expr.clone()));
+        }
+        _ => {}
+    }
+}
+
+/// How far above the watermark a window column's future values lie (see the module text).
+fn window_floor(w: &WindowColumns, column: usize) -> Option<i64> {
+    let size = match w.spec.kind {
+        WindowKind::Tumble { size }
+        | WindowKind::Hop { size, .. }
+        | WindowKind::Cumulate { size, .. } => size,
+    };
+    if w.end == Some(column) {
+        Some(2)
+    } else if w.time == Some(column) {
+        Some(1)
+    } else if w.start == Some(column) {
+        Some(2 - size)
+    } else {
+        None
+    }
+}
+
+/// Per side, the expiry the condition allows (the tightest, when several do).
+fn expiries(
+    filter: Option<&Expr>,
+    paired: &DFSchema,
+    left_width: usize,
+    windows: [Option<WindowColumns>; 2],
+) -> [Option<Expiry>; 2] {
+    let mut out: [Option<Expiry>; 2] = [None, None];
+    let Some(filter) = filter else { return out };
+    let mut bounds = Vec::new();
+    lower_bounds(filter, &mut bounds);
+    for (greater, lesser) in bounds {
+        let (Some(g), Some(l)) = (
+            time_term(&greater, paired, left_width),
+            time_term(&lesser, paired, left_width),
+        ) else {
+            continue;
+        };
+        if g.side == l.side {
+            continue;
+        }
+        // g.column + g.shift ≥ l.column + l.shift, and l.column ≥ wm + floor from now on:
+        // rows of g's side with column < wm + floor + l.shift − g.shift meet nothing more.
+        let Some(floor) = windows[l.side].and_then(|w| window_floor(&w, l.column)) else {
+            continue;
+        };
+        let offset = floor + l.shift - g.shift;
+        let best = &mut out[g.side];
+        if best.is_none_or(|e| e.column != g.column || offset > e.offset) {
+            *best = Some(Expiry {
+                column: g.column,
+                offset,
+            });
+        }
+    }
+    out
+}
+
+impl Lowering<'_> {
+    /// A regular inner join of two append-only inputs.
+    pub(crate) fn stream_join(
+        &mut self,
+        join: &Join,
+        left: Lowered,
+        right: Lowered,
+    ) -> Result<Lowered> {
+        let larrow: SchemaRef = Arc::new(left.schema.as_arrow().clone());
+        let (mut lkeys, mut rkeys, mut key_fields) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut lhash, mut rhash) = (Vec::new(), Vec::new());
+        for (i, (l, r)) in join.on.iter().enumerate() {
+            let (pl, pr) = (
+                self.physical(l, &left.schema)?,
+                self.physical(r, &right.schema)?,
+            );
+            key_fields.push(Field::new(format!("$key{i}"), pl.data_type(&larrow)?, true));
+            lkeys.push(pl);
+            rkeys.push(pr);
+            lhash.push(column_index(l, &left.schema));
+            rhash.push(column_index(r, &right.schema));
+        }
+        let paired = left.schema.join(&right.schema)?;
+        let filter = join
+            .filter
+            .as_ref()
+            .map(|f| self.physical(f, &paired))
+            .transpose()?;
+        let width = left.schema.fields().len();
+        let [lexp, rexp] = expiries(
+            join.filter.as_ref(),
+            &paired,
+            width,
+            [left.window, right.window],
+        );
+        let output: SchemaRef = Arc::new(join.schema.as_arrow().clone());
+        let side = |l: &Lowered, keys, expiry| StreamJoinSide {
+            keys,
+            schema: Arc::new(Schema::clone(l.schema.as_arrow())),
+            expiry,
+        };
+        let factory = StreamJoinFactory {
+            left: side(&left, lkeys, lexp),
+            right: side(&right, rkeys, rexp),
+            key_schema: Arc::new(Schema::new(key_fields)),
+            filter,
+            output: output.clone(),
+        };
+        // Rows with equal keys meet in one subtask: hash by the key columns, or run on one.
+        let by_columns: Option<(Vec<usize>, Vec<usize>)> = (!lhash.is_empty())
+            .then(|| {
+                lhash
+                    .into_iter()
+                    .zip(rhash)
+                    .map(|(l, r)| l.zip(r))
+                    .collect()
+            })
+            .flatten()
+            .map(|pairs: Vec<(usize, usize)>| pairs.into_iter().unzip());
+        let (parallelism, lpart, rpart) = match by_columns {
+            Some((l, r)) if self.parallelism > 1 => (
+                self.parallelism,
+                Partitioning::Hash(l),
+                Partitioning::Hash(r),
+            ),
+            _ => {
+                let one = |l: &Lowered| {
+                    if self.graph.nodes[l.node].parallelism == 1 {
+                        Partitioning::Forward
+                    } else {
+                        Partitioning::Single
+                    }
+                };
+                (1, one(&left), one(&right))
+            }
+        };
+        let id = self.add(
+            "join",
+            "StreamJoin: Inner".to_string(),
+            parallelism,
+            NodeKind::Operator(Arc::new(factory)),
+            StreamSchema::append_only(output),
+        );
+        self.graph.connect(left.node, id, 0, lpart);
+        self.graph.connect(right.node, id, 1, rpart);
+        // A regular join's results carry no time attribute and no window.
+        Ok(Lowered {
+            node: id,
+            schema: join.schema.clone(),
+            window: None,
+        })
+    }
+}
