@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use clap::Args;
 use kernel::metrics::JobMetrics;
-use kernel::runtime::{run_job, JobConfig};
+use kernel::runtime::run_job;
 use sql_planner::{plan_script, PlanOptions, PlannedJob};
 
 use crate::progress::Progress;
@@ -112,7 +112,7 @@ pub fn execute(
     let cancel = crate::cancel_on_ctrl_c();
     let progress = Progress::start(metrics.clone(), total, label);
     let started = Instant::now();
-    let result = run_job(&job.graph, &JobConfig::default(), metrics.clone(), cancel);
+    let result = run_job(&job.graph, &job.config, metrics.clone(), cancel);
     let wall = started.elapsed().as_secs_f64();
     progress.finish();
     result?;

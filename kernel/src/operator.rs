@@ -134,9 +134,11 @@ pub trait Operator: Send {
 #[derive(Debug)]
 pub enum SourcePoll {
     Batch(RecordBatch),
-    /// Data is coming but not yet (a rate limit): poll again; this is not idleness.
+    /// Data is coming but not yet (a rate limit): poll again at once.
     Pending,
-    /// Nothing to read right now (an unbounded source waiting for data).
+    /// Nothing to read right now (an unbounded source waiting for data): the task waits a
+    /// moment before polling again. Either answer counts toward the idle timeout, which, as
+    /// Flink's, looks only at how long the subtask has emitted no rows.
     Idle,
     /// Bounded input is exhausted.
     End,

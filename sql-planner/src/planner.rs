@@ -3,14 +3,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use datafusion_common::DataFusionError;
 use datafusion_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion_optimizer::analyzer::Analyzer;
 use datafusion_optimizer::optimizer::{Optimizer, OptimizerContext};
 use datafusion_sql::planner::{ParserOptions, PlannerContext, SqlToRel};
-use kernel::connectors::ConnectorRegistry;
+use kernel::connectors::{parse_duration_ms, ConnectorRegistry};
 use kernel::graph::JobGraph;
+use kernel::runtime::JobConfig;
 use sqlparser::ast::Statement;
 
 use crate::catalog::Catalog;
@@ -29,11 +31,30 @@ pub struct PlanOptions {
     pub connectors: ConnectorRegistry,
 }
 
-/// A planned job: its graph and the effective settings.
+/// A planned job: its graph, the effective settings, and the runtime settings they make.
 pub struct PlannedJob {
     pub graph: JobGraph,
     pub settings: BTreeMap<String, String>,
+    pub config: JobConfig,
 }
+
+/// The runtime settings of `settings`: `table.exec.source.idle-timeout` (Flink's default, 0,
+/// never declares a source idle).
+fn job_config(settings: &BTreeMap<String, String>) -> Result<JobConfig, PlanError> {
+    let mut config = JobConfig::default();
+    if let Some(v) = settings.get(IDLE_TIMEOUT) {
+        let ms = parse_duration_ms(v).ok_or_else(|| {
+            PlanError::at(
+                format!("'{IDLE_TIMEOUT}' = '{v}' is not a duration (as '10 s' or '500 ms')"),
+                Location::default(),
+            )
+        })?;
+        config.source_idle_timeout = (ms > 0).then(|| Duration::from_millis(ms));
+    }
+    Ok(config)
+}
+
+const IDLE_TIMEOUT: &str = "table.exec.source.idle-timeout";
 
 fn parser_options() -> ParserOptions {
     let mut o = ParserOptions::new();
@@ -237,5 +258,10 @@ pub fn plan_script(sql: &str, opts: &PlanOptions) -> Result<PlannedJob, PlanErro
         result.map_err(|e| PlanError::from_kernel(e, *at))?;
     }
     graph.reuse_duplicates();
-    Ok(PlannedJob { graph, settings })
+    let config = job_config(&settings)?;
+    Ok(PlannedJob {
+        graph,
+        settings,
+        config,
+    })
 }

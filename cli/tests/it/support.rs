@@ -7,7 +7,7 @@ use std::sync::Arc;
 use kernel::connectors::ConnectorRegistry;
 use kernel::metrics::JobMetrics;
 use kernel::operator::CancelFlag;
-use kernel::runtime::{run_job, JobConfig};
+use kernel::runtime::run_job;
 use nexmark::queries::{job_script, JobSettings};
 use sql_planner::{plan_script, PlanOptions};
 
@@ -28,7 +28,7 @@ pub fn run_sql(sql: &str, parallelism: usize) -> Result<Arc<JobMetrics>, String>
     let metrics = Arc::new(JobMetrics::default());
     run_job(
         &job.graph,
-        &JobConfig::default(),
+        &job.config,
         metrics.clone(),
         CancelFlag::default(),
     )

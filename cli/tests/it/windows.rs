@@ -458,3 +458,33 @@ fn unsupported_window_uses_are_refused_with_their_place() {
         assert!(err.contains("line 4"), "{query}: {err}");
     }
 }
+
+#[test]
+fn the_source_idle_timeout_is_read_from_the_script() {
+    let dir = tempfile::tempdir().unwrap();
+    write_bids(dir.path());
+    let plan = |set: &str| {
+        let sql = format!(
+            "{set}\n{}\nCREATE TABLE out (n BIGINT) WITH ('connector' = 'blackhole');\n\
+             INSERT INTO out SELECT price FROM bid;",
+            bid_table(dir.path())
+        );
+        let opts = sql_planner::PlanOptions {
+            parallelism: 1,
+            settings: vec![],
+            connectors: crate::support::registry(),
+        };
+        sql_planner::plan_script(&sql, &opts).map(|j| j.config.source_idle_timeout)
+    };
+    assert_eq!(plan("").unwrap(), None, "Flink's default: never idle");
+    assert_eq!(
+        plan("SET 'table.exec.source.idle-timeout' = '5 s';").unwrap(),
+        Some(std::time::Duration::from_secs(5))
+    );
+    assert_eq!(
+        plan("SET 'table.exec.source.idle-timeout' = '0';").unwrap(),
+        None
+    );
+    let err = plan("SET 'table.exec.source.idle-timeout' = 'soon';").unwrap_err();
+    assert!(err.to_string().contains("is not a duration"), "{err}");
+}

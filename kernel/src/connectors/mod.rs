@@ -22,7 +22,7 @@ pub use datafusion_common::ScalarValue;
 pub use datagen::DatagenConnector;
 pub use filesystem::encode::{write_csv, write_json, TIMESTAMP_FORMAT};
 pub use filesystem::FilesystemConnector;
-pub use options::Options;
+pub use options::{parse_duration_ms, Options};
 pub use print::{format_row_values, PrintConnector};
 
 use crate::operator::{OperatorFactory, SourceFactory};

@@ -32,6 +32,10 @@ pub struct JobConfig {
     pub channel_capacity: usize,
     /// Number of key groups.
     pub max_parallelism: usize,
+    /// A source subtask that has emitted no rows for this long is idle: operators downstream
+    /// stop waiting for its watermark until it emits again (Flink's
+    /// `table.exec.source.idle-timeout`). `None`, the default, never declares a source idle.
+    pub source_idle_timeout: Option<std::time::Duration>,
 }
 
 impl Default for JobConfig {
@@ -39,6 +43,7 @@ impl Default for JobConfig {
         JobConfig {
             channel_capacity: local::DEFAULT_CAPACITY,
             max_parallelism: gemini_state::DEFAULT_MAX_PARALLELISM,
+            source_idle_timeout: None,
         }
     }
 }
@@ -175,6 +180,7 @@ pub fn run_job(
                         chain,
                         router,
                         cancel: cancel.clone(),
+                        idle_timeout: config.source_idle_timeout,
                     };
                     Box::new(move || t.run())
                 }

@@ -5,7 +5,7 @@
 //! finished, aligns barriers (a channel that delivered the barrier is not read again until all
 //! have), and ends when every input has ended.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use net_shuffle::local::{Receiver, Select};
 
@@ -22,25 +22,31 @@ pub(crate) struct SourceTask {
     pub chain: Chain,
     pub router: Router,
     pub cancel: CancelFlag,
+    /// Declare the subtask idle after this long without rows (`None`: never).
+    pub idle_timeout: Option<Duration>,
 }
 
 impl SourceTask {
     pub fn run(&mut self) -> Result<()> {
         let mut idle = false;
+        let mut last_rows = Instant::now();
         loop {
             if self.cancel.is_cancelled() {
                 // Ctrl-C or a failure elsewhere: end cleanly without flushing event time.
                 return self.chain.push(0, Message::End, &mut self.router);
             }
-            match self.source.poll_next(&mut self.ctx)? {
+            let poll = self.source.poll_next(&mut self.ctx)?;
+            match poll {
                 SourcePoll::Batch(b) => {
                     idle = false;
+                    last_rows = Instant::now();
                     JobMetrics::add(&self.ctx.metrics.source_rows, b.num_rows() as u64);
                     self.chain.push(0, Message::Batch(b), &mut self.router)?;
                 }
-                SourcePoll::Pending => {}
-                SourcePoll::Idle => {
-                    if !idle {
+                SourcePoll::Pending | SourcePoll::Idle => {
+                    // No rows: past the idle timeout, downstream stops waiting for this
+                    // subtask's watermark; its next rows and watermark bring it back.
+                    if !idle && self.idle_timeout.is_some_and(|t| last_rows.elapsed() >= t) {
                         idle = true;
                         self.chain.push(
                             0,
@@ -48,7 +54,9 @@ impl SourceTask {
                             &mut self.router,
                         )?;
                     }
-                    std::thread::sleep(Duration::from_millis(1));
+                    if matches!(poll, SourcePoll::Idle) {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
                 }
                 SourcePoll::End => {
                     // Bounded input is complete: event time jumps to the end, as in Flink.

@@ -363,3 +363,123 @@ fn forward_edges_of_equal_parallelism_chain() {
     g.connect(a, b, 0, Partitioning::Rebalance);
     assert_eq!(plan_chains(&g), vec![vec![s, a], vec![b]]);
 }
+
+/// Subtask 0 emits 10, 20, 30, … one per millisecond; subtask 1 emits 5 and then nothing.
+/// Both end once the log shows a watermark of at least 500, or after the deadline.
+#[derive(Debug)]
+struct OneStalls(Log, std::time::Duration);
+
+struct OneStallsSource {
+    subtask: usize,
+    next: i64,
+    log: Log,
+    started: std::time::Instant,
+    deadline: std::time::Duration,
+}
+
+impl Source for OneStallsSource {
+    fn name(&self) -> &str {
+        "one-stalls"
+    }
+    fn poll_next(&mut self, _: &mut OperatorContext) -> Result<SourcePoll> {
+        let released =
+            self.log.lock().iter().any(
+                |s| matches!(s, Seen::Wm(Watermark::EventTime(t)) if (500..i64::MAX).contains(t)),
+            );
+        if released || self.started.elapsed() > self.deadline {
+            return Ok(SourcePoll::End);
+        }
+        thread::sleep(std::time::Duration::from_millis(1));
+        match (self.subtask, self.next) {
+            (1, 5) => {
+                self.next = 0;
+                Ok(SourcePoll::Batch(batch(&[5])))
+            }
+            (1, _) => Ok(SourcePoll::Pending),
+            _ => {
+                self.next += 10;
+                Ok(SourcePoll::Batch(batch(&[self.next])))
+            }
+        }
+    }
+}
+
+impl SourceFactory for OneStalls {
+    fn create(&self, subtask: usize, _: usize) -> Result<Box<dyn Source>> {
+        Ok(Box::new(OneStallsSource {
+            subtask,
+            next: if subtask == 1 { 5 } else { 0 },
+            log: self.0.clone(),
+            started: std::time::Instant::now(),
+            deadline: self.1,
+        }))
+    }
+    fn describe(&self) -> String {
+        "one-stalls".into()
+    }
+}
+
+/// Runs the stalling sources through a watermark assigner into a recorder; what it saw.
+fn run_with_idle_timeout(timeout: Option<std::time::Duration>, deadline_s: u64) -> Vec<Seen> {
+    let log: Log = Arc::default();
+    let mut g = JobGraph::default();
+    let node = |name: &str, p, kind| Node {
+        uid: name.into(),
+        name: name.into(),
+        parallelism: p,
+        kind,
+        output: StreamSchema::append_only(schema()),
+    };
+    let s = g.add_node(node(
+        "src",
+        2,
+        NodeKind::Source(Arc::new(OneStalls(
+            log.clone(),
+            std::time::Duration::from_secs(deadline_s),
+        ))),
+    ));
+    let expr = Arc::new(datafusion_physical_expr::expressions::Column::new("v", 0));
+    let wm = g.add_node(node(
+        "wm",
+        2,
+        NodeKind::Operator(Arc::new(crate::ops::WatermarkAssignerFactory {
+            expr,
+            project: None,
+            delay_ms: 0,
+        })),
+    ));
+    let r = g.add_node(node(
+        "rec",
+        1,
+        NodeKind::Operator(Arc::new(RecorderFactory(log.clone()))),
+    ));
+    g.connect(s, wm, 0, Partitioning::Forward);
+    g.connect(wm, r, 0, Partitioning::Single);
+    let config = JobConfig {
+        source_idle_timeout: timeout,
+        ..JobConfig::default()
+    };
+    run_job(&g, &config, Arc::default(), CancelFlag::default()).unwrap();
+    let seen = log.lock().clone();
+    seen
+}
+
+#[test]
+fn a_stalled_source_holds_the_watermark_back_until_its_idle_timeout() {
+    let wms = |seen: &[Seen]| -> Vec<i64> {
+        seen.iter()
+            .filter_map(|s| match s {
+                Seen::Wm(Watermark::EventTime(t)) if *t < i64::MAX => Some(*t),
+                _ => None,
+            })
+            .collect()
+    };
+    // Idle after 30 ms without rows: the watermark follows the live subtask past 500 while
+    // the stalled one is still open (the sources end only once it has).
+    let seen = run_with_idle_timeout(Some(std::time::Duration::from_millis(30)), 30);
+    assert!(wms(&seen).iter().any(|&t| t >= 500), "{seen:?}");
+    // Without a timeout (Flink's default) the stalled subtask's 5 is the watermark until the
+    // sources end, 2 s on.
+    let seen = run_with_idle_timeout(None, 2);
+    assert_eq!(wms(&seen), vec![5], "{seen:?}");
+}
