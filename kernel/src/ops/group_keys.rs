@@ -7,16 +7,19 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array};
-use arrow::compute::is_not_null;
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch};
 use arrow::compute::kernels::boolean::and;
-use arrow::datatypes::{DataType, Int64Type, SchemaRef};
+use arrow::compute::{cast, is_not_null};
+use arrow::datatypes::{DataType, Int64Type, Schema, SchemaRef};
 use arrow::row::{RowConverter, Rows, SortField};
 use datafusion_common::hash_utils::create_hashes_with_hasher;
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
 
-use crate::Result;
+use datafusion_physical_expr::PhysicalExpr;
+
+use crate::ops::evaluate;
+use crate::{Error, Result};
 
 /// Interns group keys. Emptied by [`GroupKeys::take`].
 pub(crate) struct GroupKeys {
@@ -238,4 +241,48 @@ pub(crate) fn keys_valid(keys: &[ArrayRef]) -> Result<Option<BooleanArray>> {
         });
     }
     Ok(valid)
+}
+
+/// The schema a join condition reads: the left side's columns, then the right's, all nullable
+/// (outer joins pad with nulls).
+pub(crate) fn paired_schema(left: &Schema, right: &Schema) -> SchemaRef {
+    let fields: Vec<_> = left
+        .fields()
+        .iter()
+        .chain(right.fields())
+        .map(|f| f.as_ref().clone().with_nullable(true))
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// A join side's key columns over `batch`, cast to the key types both sides share, so equal
+/// keys intern to equal groups.
+pub(crate) fn join_keys(
+    keys: &[Arc<dyn PhysicalExpr>],
+    key_schema: &Schema,
+    batch: &RecordBatch,
+) -> Result<Vec<ArrayRef>> {
+    if keys.len() != key_schema.fields().len() {
+        return Err(Error::internal("join sides have different key counts"));
+    }
+    keys.iter()
+        .zip(key_schema.fields())
+        .map(|(k, field)| {
+            let v = evaluate(k, batch)?;
+            if v.data_type() == field.data_type() {
+                Ok(v)
+            } else {
+                Ok(cast(&v, field.data_type())?)
+            }
+        })
+        .collect()
+}
+
+/// The key names of a join, for `describe`.
+pub(crate) fn key_names(key_schema: &Schema) -> Vec<&str> {
+    key_schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect()
 }

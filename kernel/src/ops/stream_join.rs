@@ -20,12 +20,12 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, UInt32Array};
 use arrow::compute::{cast, filter, filter_record_batch, interleave, max, take};
-use arrow::datatypes::{DataType, Int64Type, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Int64Type, SchemaRef, TimeUnit};
 use datafusion_physical_expr::PhysicalExpr;
 
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::evaluate;
-use crate::ops::group_keys::{keys_valid, GroupKeys};
+use crate::ops::group_keys::{join_keys, key_names, keys_valid, paired_schema, GroupKeys};
 use crate::ops::window::nulls_false;
 use crate::types::{Message, Watermark};
 use crate::{Error, Result};
@@ -60,22 +60,8 @@ pub struct StreamJoinFactory {
 
 impl OperatorFactory for StreamJoinFactory {
     fn create(&self, _subtask: usize, _parallelism: usize) -> Result<Box<dyn Operator>> {
-        let width = self.key_schema.fields().len();
-        if self.left.keys.len() != width || self.right.keys.len() != width {
-            return Err(Error::internal(
-                "stream join sides have different key counts",
-            ));
-        }
-        let paired: Vec<_> = self
-            .left
-            .schema
-            .fields()
-            .iter()
-            .chain(self.right.schema.fields())
-            .map(|f| f.as_ref().clone().with_nullable(true))
-            .collect();
         Ok(Box::new(StreamJoin {
-            paired: Arc::new(Schema::new(paired)),
+            paired: paired_schema(&self.left.schema, &self.right.schema),
             sides: [
                 SideState::new(self.key_schema.clone())?,
                 SideState::new(self.key_schema.clone())?,
@@ -87,12 +73,7 @@ impl OperatorFactory for StreamJoinFactory {
     }
 
     fn describe(&self) -> String {
-        let keys: Vec<&str> = self
-            .key_schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect();
+        let keys = key_names(&self.key_schema);
         let expiry = |s: &StreamJoinSide| {
             s.expiry.map_or(String::new(), |e| {
                 format!(
@@ -236,19 +217,7 @@ impl StreamJoin {
     }
 
     fn keys(&self, input: usize, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
-        self.side(input)
-            .keys
-            .iter()
-            .zip(self.f.key_schema.fields())
-            .map(|(k, field)| {
-                let v = evaluate(k, batch)?;
-                if v.data_type() == field.data_type() {
-                    Ok(v)
-                } else {
-                    Ok(cast(&v, field.data_type())?)
-                }
-            })
-            .collect()
+        join_keys(&self.side(input).keys, &self.f.key_schema, batch)
     }
 
     /// Joins a batch of side `input` with the rows the other side holds; emits the pairs that

@@ -17,14 +17,14 @@ use arrow::array::{
 };
 use arrow::compute::kernels::boolean::not;
 use arrow::compute::{cast, concat_batches, filter, filter_record_batch, take, take_record_batch};
-use arrow::datatypes::{DataType, Int64Type, Schema, SchemaRef, TimeUnit};
+use arrow::datatypes::{DataType, Int64Type, SchemaRef, TimeUnit};
 use datafusion_physical_expr::PhysicalExpr;
 
 use super::spec::rows_by_value;
 use super::{drop_late, nulls_false};
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::evaluate;
-use crate::ops::group_keys::{keys_valid, GroupKeys};
+use crate::ops::group_keys::{join_keys, key_names, keys_valid, paired_schema, GroupKeys};
 use crate::types::{Message, Watermark};
 use crate::{Error, Result};
 
@@ -68,25 +68,9 @@ pub struct WindowJoinFactory {
 
 impl OperatorFactory for WindowJoinFactory {
     fn create(&self, _subtask: usize, _parallelism: usize) -> Result<Box<dyn Operator>> {
-        for side in [&self.left, &self.right] {
-            if side.keys.len() != self.key_schema.fields().len() {
-                return Err(Error::internal(
-                    "window join sides have different key counts",
-                ));
-            }
-        }
-        // A paired row: left columns then right ones, all nullable.
-        let paired: Vec<_> = self
-            .left
-            .schema
-            .fields()
-            .iter()
-            .chain(self.right.schema.fields())
-            .map(|f| f.as_ref().clone().with_nullable(true))
-            .collect();
         Ok(Box::new(WindowJoin {
             f: self.clone(),
-            paired: Arc::new(Schema::new(paired)),
+            paired: paired_schema(&self.left.schema, &self.right.schema),
             windows: BTreeMap::new(),
             watermark: None,
             late_rows: 0,
@@ -94,12 +78,7 @@ impl OperatorFactory for WindowJoinFactory {
     }
 
     fn describe(&self) -> String {
-        let keys: Vec<&str> = self
-            .key_schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .collect();
+        let keys = key_names(&self.key_schema);
         format!(
             "{:?} window join, keys {keys:?}{}",
             self.join_type,
@@ -213,21 +192,7 @@ impl WindowJoin {
     }
 
     fn keys(&self, input: usize, batch: &RecordBatch) -> Result<Vec<ArrayRef>> {
-        let side = self.side(input);
-        side.keys
-            .iter()
-            .zip(self.f.key_schema.fields())
-            .map(|(k, field)| {
-                let v = evaluate(k, batch)?;
-                // Both sides' keys were coerced to one type by the planner; cast defensively
-                // so the interned bytes agree.
-                if v.data_type() == field.data_type() {
-                    Ok(v)
-                } else {
-                    Ok(cast(&v, field.data_type())?)
-                }
-            })
-            .collect()
+        join_keys(&self.side(input).keys, &self.f.key_schema, batch)
     }
 
     /// Rows of `side` with nulls for every column: the other side of unmatched outer rows.
