@@ -365,9 +365,10 @@ fn forward_edges_of_equal_parallelism_chain() {
 }
 
 /// Subtask 0 emits 10, 20, 30, … one per millisecond; subtask 1 emits 5 and then nothing.
-/// Both end once the log shows a watermark of at least 500, or after the deadline.
+/// Both end once the log shows a watermark of at least 500; else subtask 0 ends at the
+/// deadline, and subtask 1 after it (so the stalled one is open all along).
 #[derive(Debug)]
-struct OneStalls(Log, std::time::Duration);
+struct OneStalls(Log, std::time::Duration, Arc<std::sync::atomic::AtomicBool>);
 
 struct OneStallsSource {
     subtask: usize,
@@ -375,6 +376,7 @@ struct OneStallsSource {
     log: Log,
     started: std::time::Instant,
     deadline: std::time::Duration,
+    first_done: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Source for OneStallsSource {
@@ -386,7 +388,15 @@ impl Source for OneStallsSource {
             self.log.lock().iter().any(
                 |s| matches!(s, Seen::Wm(Watermark::EventTime(t)) if (500..i64::MAX).contains(t)),
             );
-        if released || self.started.elapsed() > self.deadline {
+        let done = match self.subtask {
+            0 => released || self.started.elapsed() > self.deadline,
+            _ => released || self.first_done.load(std::sync::atomic::Ordering::SeqCst),
+        };
+        if done {
+            if self.subtask == 0 {
+                self.first_done
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+            }
             return Ok(SourcePoll::End);
         }
         thread::sleep(std::time::Duration::from_millis(1));
@@ -412,6 +422,7 @@ impl SourceFactory for OneStalls {
             log: self.0.clone(),
             started: std::time::Instant::now(),
             deadline: self.1,
+            first_done: self.2.clone(),
         }))
     }
     fn describe(&self) -> String {
@@ -436,6 +447,7 @@ fn run_with_idle_timeout(timeout: Option<std::time::Duration>, deadline_s: u64) 
         NodeKind::Source(Arc::new(OneStalls(
             log.clone(),
             std::time::Duration::from_secs(deadline_s),
+            Arc::default(),
         ))),
     ));
     let expr = Arc::new(datafusion_physical_expr::expressions::Column::new("v", 0));
@@ -478,8 +490,8 @@ fn a_stalled_source_holds_the_watermark_back_until_its_idle_timeout() {
     // the stalled one is still open (the sources end only once it has).
     let seen = run_with_idle_timeout(Some(std::time::Duration::from_millis(30)), 30);
     assert!(wms(&seen).iter().any(|&t| t >= 500), "{seen:?}");
-    // Without a timeout (Flink's default) the stalled subtask's 5 is the watermark until the
-    // sources end, 2 s on.
+    // Without a timeout (Flink's default) the stalled subtask's 5 is the watermark until both
+    // sources have ended, 2 s on.
     let seen = run_with_idle_timeout(None, 2);
     assert_eq!(wms(&seen), vec![5], "{seen:?}");
 }
