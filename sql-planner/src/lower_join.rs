@@ -9,6 +9,7 @@ use std::sync::Arc;
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion_common::{DFSchema, JoinType, NullEquality};
 use datafusion_expr::{Expr, Join};
+use datafusion_physical_expr::PhysicalExpr;
 use kernel::graph::{NodeKind, Partitioning};
 use kernel::ops::window::{JoinSide, WindowJoinFactory, WindowJoinType};
 use kernel::types::StreamSchema;
@@ -42,7 +43,93 @@ fn join_type(t: JoinType) -> Result<WindowJoinType> {
     })
 }
 
+/// A window join's equalities besides its window ones, when the condition equates both
+/// inputs' window_start and window_end (else `None`: not a window join).
+fn window_join_keys(
+    join: &Join,
+    left: &Lowered,
+    right: &Lowered,
+    lw: WindowColumns,
+    rw: WindowColumns,
+) -> Option<Vec<(Expr, Expr)>> {
+    let (mut starts, mut ends) = (false, false);
+    let mut keys = Vec::new();
+    for (l, r) in &join.on {
+        let pair = (
+            column_index(l, &left.schema),
+            column_index(r, &right.schema),
+        );
+        if pair.0.is_some() && pair == (lw.start, rw.start) {
+            starts = true;
+        } else if pair.0.is_some() && pair == (lw.end, rw.end) {
+            ends = true;
+        } else {
+            keys.push((l.clone(), r.clone()));
+        }
+    }
+    (starts && ends).then_some(keys)
+}
+
+/// The equi-join keys of a join, lowered.
+pub(crate) struct JoinKeys {
+    pub left: Vec<Arc<dyn PhysicalExpr>>,
+    pub right: Vec<Arc<dyn PhysicalExpr>>,
+    /// Names and types of the keys, those of the left side's.
+    pub schema: SchemaRef,
+    /// The key columns of each side, when every key is a bare column (and there is one):
+    /// what a hash exchange can partition by.
+    pub columns: Option<(Vec<usize>, Vec<usize>)>,
+}
+
 impl Lowering<'_> {
+    /// Lowers the key pairs `(left expression, right expression)` of a join.
+    pub(crate) fn join_keys(
+        &self,
+        pairs: &[(Expr, Expr)],
+        left: &Lowered,
+        right: &Lowered,
+    ) -> Result<JoinKeys> {
+        let larrow: SchemaRef = Arc::new(left.schema.as_arrow().clone());
+        let mut keys = JoinKeys {
+            left: Vec::new(),
+            right: Vec::new(),
+            schema: Arc::new(Schema::empty()),
+            columns: None,
+        };
+        let mut fields = Vec::new();
+        let mut columns = Vec::new();
+        for (i, (l, r)) in pairs.iter().enumerate() {
+            let (pl, pr) = (
+                self.physical(l, &left.schema)?,
+                self.physical(r, &right.schema)?,
+            );
+            fields.push(Field::new(format!("$key{i}"), pl.data_type(&larrow)?, true));
+            keys.left.push(pl);
+            keys.right.push(pr);
+            columns.push(column_index(l, &left.schema).zip(column_index(r, &right.schema)));
+        }
+        keys.schema = Arc::new(Schema::new(fields));
+        keys.columns = (!columns.is_empty())
+            .then(|| columns.into_iter().collect::<Option<Vec<_>>>())
+            .flatten()
+            .map(|c| c.into_iter().unzip());
+        Ok(keys)
+    }
+
+    /// A join's condition besides its equalities, over the left columns then the right ones.
+    pub(crate) fn join_condition(
+        &self,
+        join: &Join,
+        left: &Lowered,
+        right: &Lowered,
+    ) -> Result<Option<Arc<dyn PhysicalExpr>>> {
+        let paired = left.schema.join(&right.schema)?;
+        join.filter
+            .as_ref()
+            .map(|f| self.physical(f, &paired))
+            .transpose()
+    }
+
     pub(crate) fn join(&mut self, join: &Join) -> Result<Lowered> {
         if join.null_equality == NullEquality::NullEqualsNull || join.null_aware {
             return Err(Error::user(
@@ -53,17 +140,8 @@ impl Lowering<'_> {
         let left = self.lower(&join.left)?;
         let right = self.lower(&join.right)?;
         if let (Some(lw), Some(rw)) = (left.window, right.window) {
-            let equated = |l: Option<usize>, r: Option<usize>| {
-                join.on.iter().any(|(a, b)| {
-                    l.is_some()
-                        && (
-                            column_index(a, &left.schema),
-                            column_index(b, &right.schema),
-                        ) == (l, r)
-                })
-            };
-            if equated(lw.start, rw.start) && equated(lw.end, rw.end) {
-                return self.window_join(join, left, right, lw, rw);
+            if let Some(keys) = window_join_keys(join, &left, &right, lw, rw) {
+                return self.window_join(join, left, right, lw, rw, &keys);
             }
         }
         if join.join_type != JoinType::Inner {
@@ -77,7 +155,8 @@ impl Lowering<'_> {
         self.stream_join(join, left, right)
     }
 
-    /// A window join: the condition equates both inputs' window_start and window_end.
+    /// A window join: the condition equates both inputs' window_start and window_end; `keys`
+    /// are its other equalities.
     fn window_join(
         &mut self,
         join: &Join,
@@ -85,25 +164,9 @@ impl Lowering<'_> {
         right: Lowered,
         lw: WindowColumns,
         rw: WindowColumns,
+        keys: &[(Expr, Expr)],
     ) -> Result<Lowered> {
         let ty = join_type(join.join_type)?;
-        // The window equalities, and the other key pairs.
-        let (mut starts, mut ends) = (false, false);
-        let mut keys = Vec::new();
-        for (l, r) in &join.on {
-            let pair = (
-                column_index(l, &left.schema),
-                column_index(r, &right.schema),
-            );
-            if pair.0.is_some() && pair == (lw.start, rw.start) {
-                starts = true;
-            } else if pair.0.is_some() && pair == (lw.end, rw.end) {
-                ends = true;
-            } else {
-                keys.push((l, r, pair));
-            }
-        }
-        debug_assert!(starts && ends, "checked by the caller");
         if lw.spec != rw.spec {
             return Err(Error::user(format!(
                 "a window join needs the same windows on both sides, not {:?} and {:?}",
@@ -112,24 +175,8 @@ impl Lowering<'_> {
         }
         let (lend, rend) = (lw.end.expect("equated"), rw.end.expect("equated"));
 
-        let mut key_fields = Vec::new();
-        let (mut lkeys, mut rkeys) = (Vec::new(), Vec::new());
-        let larrow: SchemaRef = Arc::new(left.schema.as_arrow().clone());
-        for (i, (l, r, _)) in keys.iter().enumerate() {
-            let (pl, pr) = (
-                self.physical(l, &left.schema)?,
-                self.physical(r, &right.schema)?,
-            );
-            key_fields.push(Field::new(format!("$key{i}"), pl.data_type(&larrow)?, true));
-            lkeys.push(pl);
-            rkeys.push(pr);
-        }
-        let paired = left.schema.join(&right.schema)?;
-        let filter = join
-            .filter
-            .as_ref()
-            .map(|f| self.physical(f, &paired))
-            .transpose()?;
+        let keys = self.join_keys(keys, &left, &right)?;
+        let filter = self.join_condition(join, &left, &right)?;
         let output: SchemaRef = Arc::new(join.schema.as_arrow().clone());
         let side = |lowered: &Lowered, keys: Vec<_>, end: usize| JoinSide {
             keys,
@@ -138,24 +185,16 @@ impl Lowering<'_> {
         };
         let factory = WindowJoinFactory {
             join_type: ty,
-            left: side(&left, lkeys, lend),
-            right: side(&right, rkeys, rend),
-            key_schema: Arc::new(Schema::new(key_fields)),
+            left: side(&left, keys.left, lend),
+            right: side(&right, keys.right, rend),
+            key_schema: keys.schema,
             filter,
             output: output.clone(),
         };
         // Both sides' rows of a key must meet in one subtask: hash by the key columns, or by
         // the window end when a key is an expression (or there is none), which keeps a window
         // whole.
-        let by_columns =
-            !keys.is_empty() && keys.iter().all(|(_, _, p)| p.0.is_some() && p.1.is_some());
-        let (lhash, rhash): (Vec<usize>, Vec<usize>) = if by_columns {
-            keys.iter()
-                .map(|(_, _, p)| (p.0.expect("checked"), p.1.expect("checked")))
-                .unzip()
-        } else {
-            (vec![lend], vec![rend])
-        };
+        let (lhash, rhash) = keys.columns.unwrap_or((vec![lend], vec![rend]));
         // The result's window columns: those of the side whose rows are always there.
         let width = left.schema.fields().len();
         let shifted = |w: WindowColumns| WindowColumns {

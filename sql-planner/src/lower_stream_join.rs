@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use arrow::datatypes::{Field, Schema, SchemaRef};
+use arrow::datatypes::{Schema, SchemaRef};
 use datafusion_common::{DFSchema, ScalarValue};
 use datafusion_expr::expr::{Between, BinaryExpr};
 use datafusion_expr::{Expr, Join, Operator as SqlOp};
@@ -174,26 +174,9 @@ impl Lowering<'_> {
         left: Lowered,
         right: Lowered,
     ) -> Result<Lowered> {
-        let larrow: SchemaRef = Arc::new(left.schema.as_arrow().clone());
-        let (mut lkeys, mut rkeys, mut key_fields) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut lhash, mut rhash) = (Vec::new(), Vec::new());
-        for (i, (l, r)) in join.on.iter().enumerate() {
-            let (pl, pr) = (
-                self.physical(l, &left.schema)?,
-                self.physical(r, &right.schema)?,
-            );
-            key_fields.push(Field::new(format!("$key{i}"), pl.data_type(&larrow)?, true));
-            lkeys.push(pl);
-            rkeys.push(pr);
-            lhash.push(column_index(l, &left.schema));
-            rhash.push(column_index(r, &right.schema));
-        }
+        let keys = self.join_keys(&join.on, &left, &right)?;
+        let filter = self.join_condition(join, &left, &right)?;
         let paired = left.schema.join(&right.schema)?;
-        let filter = join
-            .filter
-            .as_ref()
-            .map(|f| self.physical(f, &paired))
-            .transpose()?;
         let width = left.schema.fields().len();
         let [lexp, rexp] = expiries(
             join.filter.as_ref(),
@@ -208,24 +191,14 @@ impl Lowering<'_> {
             expiry,
         };
         let factory = StreamJoinFactory {
-            left: side(&left, lkeys, lexp),
-            right: side(&right, rkeys, rexp),
-            key_schema: Arc::new(Schema::new(key_fields)),
+            left: side(&left, keys.left, lexp),
+            right: side(&right, keys.right, rexp),
+            key_schema: keys.schema,
             filter,
             output: output.clone(),
         };
         // Rows with equal keys meet in one subtask: hash by the key columns, or run on one.
-        let by_columns: Option<(Vec<usize>, Vec<usize>)> = (!lhash.is_empty())
-            .then(|| {
-                lhash
-                    .into_iter()
-                    .zip(rhash)
-                    .map(|(l, r)| l.zip(r))
-                    .collect()
-            })
-            .flatten()
-            .map(|pairs: Vec<(usize, usize)>| pairs.into_iter().unzip());
-        let (parallelism, lpart, rpart) = match by_columns {
+        let (parallelism, lpart, rpart) = match keys.columns {
             Some((l, r)) if self.parallelism > 1 => (
                 self.parallelism,
                 Partitioning::Hash(l),

@@ -15,18 +15,17 @@
 //! dropped as the watermark advances, whole batches at a time, and the groups are rebuilt when
 //! dropped rows outnumber the live ones.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, UInt32Array};
-use arrow::compute::{cast, filter, filter_record_batch, interleave, max, take};
-use arrow::datatypes::{DataType, Int64Type, SchemaRef, TimeUnit};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
+use arrow::compute::{filter, filter_record_batch, interleave, max, take};
+use arrow::datatypes::SchemaRef;
 use datafusion_physical_expr::PhysicalExpr;
 
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
-use crate::ops::evaluate;
 use crate::ops::group_keys::{join_keys, key_names, keys_valid, paired_schema, GroupKeys};
 use crate::ops::window::nulls_false;
+use crate::ops::{evaluate, timestamp_millis};
 use crate::types::{Message, Watermark};
 use crate::{Error, Result};
 
@@ -36,6 +35,13 @@ use crate::{Error, Result};
 pub struct Expiry {
     pub column: usize,
     pub offset: i64,
+}
+
+impl Expiry {
+    /// Rows whose time is below this are dropped at watermark `wm`.
+    fn bound(self, wm: i64) -> i64 {
+        wm.saturating_add(self.offset)
+    }
 }
 
 /// One input of a stream join.
@@ -68,6 +74,7 @@ impl OperatorFactory for StreamJoinFactory {
             ],
             f: self.clone(),
             groups: Vec::new(),
+            source_of: Vec::new(),
             watermark: None,
         }))
     }
@@ -96,11 +103,11 @@ impl OperatorFactory for StreamJoinFactory {
     }
 }
 
-/// A stored row: (batch sequence number, row), packed.
+/// A stored row: (stored batch number, row), packed.
 type RowRef = u64;
 
-fn row_ref(seq: u64, row: usize) -> RowRef {
-    (seq << 32) | row as u64
+fn row_ref(batch: usize, row: usize) -> RowRef {
+    ((batch as u64) << 32) | row as u64
 }
 
 /// A batch kept by one side.
@@ -115,9 +122,9 @@ struct Stored {
 struct SideState {
     key_schema: SchemaRef,
     keys: GroupKeys,
-    batches: BTreeMap<u64, Stored>,
-    next_seq: u64,
-    /// Per group, its rows (some in dropped batches until the next rebuild).
+    /// Stored batches by number; `None` once expired (until the next rebuild renumbers).
+    batches: Vec<Option<Stored>>,
+    /// Per group, its rows (some in expired batches until the next rebuild).
     index: Vec<Vec<RowRef>>,
     live_rows: usize,
     dropped_rows: usize,
@@ -128,8 +135,7 @@ impl SideState {
         Ok(SideState {
             keys: GroupKeys::new(key_schema.clone())?,
             key_schema,
-            batches: BTreeMap::new(),
-            next_seq: 0,
+            batches: Vec::new(),
             index: Vec::new(),
             live_rows: 0,
             dropped_rows: 0,
@@ -143,29 +149,28 @@ impl SideState {
         if self.index.len() < self.keys.len() {
             self.index.resize_with(self.keys.len(), Vec::new);
         }
-        let seq = self.next_seq;
-        self.next_seq += 1;
+        let number = self.batches.len();
         for (r, &g) in groups.iter().enumerate() {
-            self.index[g].push(row_ref(seq, r));
+            self.index[g].push(row_ref(number, r));
         }
         self.live_rows += rows;
-        self.batches.insert(seq, stored);
+        self.batches.push(Some(stored));
         Ok(())
     }
 
     /// Drops the batches whose rows all lie below `bound`; rebuilds the groups when dropped
     /// rows outnumber the live ones, so memory follows what is live.
     fn expire(&mut self, bound: i64, groups: &mut Vec<usize>) -> Result<()> {
-        let before = self.batches.len();
         let mut dropped = 0;
-        self.batches.retain(|_, s| {
-            let keep = s.max_time.is_none_or(|t| t >= bound);
-            if !keep {
-                dropped += s.batch.num_rows();
+        for slot in &mut self.batches {
+            if slot
+                .as_ref()
+                .is_some_and(|s| s.max_time.is_some_and(|t| t < bound))
+            {
+                dropped += slot.take().map_or(0, |s| s.batch.num_rows());
             }
-            keep
-        });
-        if self.batches.len() == before {
+        }
+        if dropped == 0 {
             return Ok(());
         }
         self.live_rows -= dropped;
@@ -176,7 +181,7 @@ impl SideState {
             self.index.clear();
             self.live_rows = 0;
             self.dropped_rows = 0;
-            for (_, stored) in batches {
+            for stored in batches.into_iter().flatten() {
                 self.add(stored, groups)?;
             }
         }
@@ -190,21 +195,10 @@ struct StreamJoin {
     paired: SchemaRef,
     sides: [SideState; 2],
     groups: Vec<usize>,
+    /// Per stored batch of the probed side, its place among a probe's sources (`u32::MAX`:
+    /// not among them); reset after each probe.
+    source_of: Vec<u32>,
     watermark: Option<i64>,
-}
-
-/// A column of timestamps (or integers) as milliseconds.
-fn millis(column: &ArrayRef) -> Result<Int64Array> {
-    let ms = match column.data_type() {
-        DataType::Timestamp(_, tz) => cast(
-            column,
-            &DataType::Timestamp(TimeUnit::Millisecond, tz.clone()),
-        )?,
-        _ => column.clone(),
-    };
-    Ok(cast(&ms, &DataType::Int64)?
-        .as_primitive::<Int64Type>()
-        .clone())
 }
 
 impl StreamJoin {
@@ -236,28 +230,35 @@ impl StreamJoin {
         other
             .keys
             .lookup(keys, batch.num_rows(), &mut self.groups)?;
-        // The pairs: this batch's row, and the other side's row as (stored batch, row).
+        // The pairs: this batch's row, and the other side's row as (source, row).
         let mut mine = Vec::new();
         let mut theirs: Vec<(usize, usize)> = Vec::new();
-        let mut sources: Vec<&RecordBatch> = Vec::new();
-        let mut source_of: HashMap<u64, usize> = HashMap::new();
+        let mut sources: Vec<usize> = Vec::new();
+        self.source_of.resize(other.batches.len(), u32::MAX);
         for (row, &g) in self.groups.iter().enumerate() {
             if g == GroupKeys::ABSENT {
                 continue;
             }
             for &r in &other.index[g] {
-                let seq = r >> 32;
-                let Some(stored) = other.batches.get(&seq) else {
-                    continue; // dropped by expiry
-                };
-                let source = *source_of.entry(seq).or_insert_with(|| {
-                    sources.push(&stored.batch);
-                    sources.len() - 1
-                });
+                let number = (r >> 32) as usize;
+                if other.batches[number].is_none() {
+                    continue; // expired
+                }
+                if self.source_of[number] == u32::MAX {
+                    self.source_of[number] = sources.len() as u32;
+                    sources.push(number);
+                }
                 mine.push(row as u32);
-                theirs.push((source, (r & 0xffff_ffff) as usize));
+                theirs.push((self.source_of[number] as usize, (r & 0xffff_ffff) as usize));
             }
         }
+        for &number in &sources {
+            self.source_of[number] = u32::MAX;
+        }
+        let sources: Vec<&RecordBatch> = sources
+            .iter()
+            .filter_map(|&n| other.batches[n].as_ref().map(|s| &s.batch))
+            .collect();
         if mine.is_empty() {
             return Ok(());
         }
@@ -328,8 +329,8 @@ impl Operator for StreamJoin {
         self.probe(input, &batch, &keys, out)?;
         let mut max_time = None;
         if let Some(e) = self.side(input).expiry {
-            max_time = max(&millis(batch.column(e.column))?);
-            let bound = self.watermark.map(|wm| wm.saturating_add(e.offset));
+            max_time = max(&timestamp_millis(batch.column(e.column))?);
+            let bound = self.watermark.map(|wm| e.bound(wm));
             if max_time.zip(bound).is_some_and(|(t, b)| t < b) {
                 return Ok(()); // no later row of the other side can match these
             }
@@ -352,8 +353,7 @@ impl Operator for StreamJoin {
             self.watermark = Some(t);
             for input in 0..2 {
                 if let Some(e) = self.side(input).expiry {
-                    let bound = t.saturating_add(e.offset);
-                    self.sides[input].expire(bound, &mut self.groups)?;
+                    self.sides[input].expire(e.bound(t), &mut self.groups)?;
                 }
             }
         }

@@ -197,6 +197,7 @@ fn expired_rows_are_forgotten_and_the_rest_still_meet() {
             ],
             f: f.clone(),
             groups: Vec::new(),
+            source_of: Vec::new(),
             watermark: None,
         };
         let mut out = Collect::default();

@@ -424,14 +424,6 @@ impl WindowAggregate {
         Ok(())
     }
 
-    /// Processing time: fires the windows that ended by the wall clock.
-    fn fire_by_clock(&mut self, out: &mut dyn Output) -> Result<()> {
-        match self.f.time.clock() {
-            Some(now) => self.fire(now, out),
-            None => Ok(()),
-        }
-    }
-
     /// `Local`: emits the partial states of the slices that end by `wm` + 1 ms.
     fn flush(&mut self, wm: i64, out: &mut dyn Output) -> Result<()> {
         let done: Vec<i64> = self
@@ -464,7 +456,9 @@ impl Operator for WindowAggregate {
         ctx: &mut OperatorContext,
         out: &mut dyn Output,
     ) -> Result<()> {
-        self.fire_by_clock(out)?;
+        if let Some(now) = self.f.time.clock() {
+            self.fire(now, out)?; // processing time: the windows the clock has passed
+        }
         if batch.num_rows() == 0 {
             return Ok(());
         }
@@ -501,16 +495,14 @@ impl Operator for WindowAggregate {
         _ctx: &mut OperatorContext,
         out: &mut dyn Output,
     ) -> Result<()> {
-        match (&self.f.time, wm) {
-            (TimeAttribute::Proctime, _) => self.fire_by_clock(out)?,
-            (TimeAttribute::Rowtime(_), Watermark::EventTime(t)) => {
-                self.watermark = Some(t);
-                match self.f.phase {
-                    AggregatePhase::Local => self.flush(t, out)?,
-                    _ => self.fire(t, out)?,
-                }
+        if let Some(now) = self.f.time.clock() {
+            self.fire(now, out)?;
+        } else if let Watermark::EventTime(t) = wm {
+            self.watermark = Some(t);
+            match self.f.phase {
+                AggregatePhase::Local => self.flush(t, out)?,
+                _ => self.fire(t, out)?,
             }
-            (TimeAttribute::Rowtime(_), Watermark::Idle) => {}
         }
         out.emit(Message::Watermark(wm))
     }

@@ -12,19 +12,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    new_null_array, Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, Int64Array,
-    RecordBatch, UInt32Array,
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, BooleanBufferBuilder, RecordBatch,
+    UInt32Array,
 };
 use arrow::compute::kernels::boolean::not;
-use arrow::compute::{cast, concat_batches, filter, filter_record_batch, take, take_record_batch};
-use arrow::datatypes::{DataType, Int64Type, SchemaRef, TimeUnit};
+use arrow::compute::{concat_batches, filter, filter_record_batch, take, take_record_batch};
+use arrow::datatypes::{Int64Type, SchemaRef};
 use datafusion_physical_expr::PhysicalExpr;
 
 use super::spec::rows_by_value;
 use super::{drop_late, nulls_false};
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
-use crate::ops::evaluate;
 use crate::ops::group_keys::{join_keys, key_names, keys_valid, paired_schema, GroupKeys};
+use crate::ops::{evaluate, timestamp_millis};
 use crate::types::{Message, Watermark};
 use crate::{Error, Result};
 
@@ -105,17 +105,6 @@ struct WindowJoin {
     windows: BTreeMap<i64, Window>,
     watermark: Option<i64>,
     late_rows: u64,
-}
-
-/// The window end of each row, in milliseconds.
-fn window_ends(batch: &RecordBatch, column: usize) -> Result<Int64Array> {
-    let ms = cast(
-        batch.column(column),
-        &DataType::Timestamp(TimeUnit::Millisecond, None),
-    )?;
-    Ok(cast(&ms, &DataType::Int64)?
-        .as_primitive::<Int64Type>()
-        .clone())
 }
 
 /// The matching (left row, right row) pairs of a window's two sides by key equality: the
@@ -322,7 +311,7 @@ impl Operator for WindowJoin {
             return Err(Error::internal(format!("window join input {input}")));
         }
         let mut batch = batch;
-        let mut ends = window_ends(&batch, self.side(input).window_end)?;
+        let mut ends = timestamp_millis(batch.column(self.side(input).window_end))?;
         // Rows of a window that has fired are late, as rows without a window are.
         if let Some(keep) = drop_late(&ends, self.watermark, &mut self.late_rows, ctx)? {
             if keep.true_count() == 0 {
