@@ -1,5 +1,6 @@
 //! `eddy run` and `eddy explain`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
@@ -102,6 +103,28 @@ pub fn write_stdout(text: &str) -> Result<(), Failure> {
     }
 }
 
+/// Per stateful operator, the peak of its keyed state, summed over its subtasks, e.g.
+/// "GlobalWindowAggregate (node 4, 2 subtasks): peak 1234 entries, 0.5 MiB".
+pub fn state_lines(metrics: &JobMetrics) -> Vec<String> {
+    let mut nodes: BTreeMap<usize, (String, usize, u64, u64)> = BTreeMap::new();
+    for ((node, _), r) in metrics.state() {
+        let n = nodes.entry(node).or_insert((r.operator.clone(), 0, 0, 0));
+        n.1 += 1;
+        n.2 += r.peak_entries;
+        n.3 += r.peak_bytes;
+    }
+    nodes
+        .into_iter()
+        .map(|(node, (name, subtasks, entries, bytes))| {
+            format!(
+                "{name} (node {node}, {subtasks} subtask{}): peak {entries} entries, {:.1} MiB",
+                if subtasks == 1 { "" } else { "s" },
+                bytes as f64 / (1024.0 * 1024.0)
+            )
+        })
+        .collect()
+}
+
 /// Runs a planned job with progress; returns the metrics and the wall time.
 pub fn execute(
     job: &PlannedJob,
@@ -124,6 +147,9 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     let (metrics, wall) = execute(&job, None, "running")?;
     for note in metrics.notes() {
         eprintln!("note: {note}");
+    }
+    for line in state_lines(&metrics) {
+        eprintln!("state: {line}");
     }
     eprintln!(
         "finished in {wall:.2} s: {} rows read, {} rows written",

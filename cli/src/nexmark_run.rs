@@ -84,7 +84,7 @@ pub fn run(args: NexmarkRunArgs) -> Result<(), Failure> {
         eprintln!("output kept in {}", dir.display());
     }
     let (metrics, wall) = result?;
-    let record = RunRecord::new(
+    let mut record = RunRecord::new(
         &args.query,
         w.events,
         parallelism,
@@ -93,6 +93,7 @@ pub fn run(args: NexmarkRunArgs) -> Result<(), Failure> {
         JobMetrics::get(&metrics.sink_rows),
         after.peak_rss_bytes,
     );
+    record.peak_state_bytes = metrics.peak_state_bytes();
     if args.json {
         println!(
             "{}",
@@ -111,6 +112,9 @@ pub fn run(args: NexmarkRunArgs) -> Result<(), Failure> {
             "peak RSS         {:.1} MiB",
             record.peak_rss_bytes as f64 / (1024.0 * 1024.0)
         );
+        for line in crate::job::state_lines(&metrics) {
+            println!("state            {line}");
+        }
     }
     Ok(())
 }

@@ -14,4 +14,4 @@ mod table;
 
 pub use key_group::{subtask_for_key_group, KeyGroup, KeyGroupRange, DEFAULT_MAX_PARALLELISM};
 pub use memory::MemoryTable;
-pub use table::{Entry, StateError, StateTable, TableOptions, TableSnapshot};
+pub use table::{Entry, StateError, StateSize, StateTable, TableOptions, TableSnapshot};

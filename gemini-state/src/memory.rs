@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 
 use crate::table::Result;
-use crate::{Entry, KeyGroup, KeyGroupRange, StateError, StateTable, TableOptions, TableSnapshot};
+use crate::{
+    Entry, KeyGroup, KeyGroupRange, StateError, StateSize, StateTable, TableOptions, TableSnapshot,
+};
 
 /// Stored value with the time it was last written (for TTL).
 #[derive(Debug, Clone)]
@@ -22,6 +24,8 @@ pub struct MemoryTable {
     range: KeyGroupRange,
     options: TableOptions,
     map: BTreeMap<Vec<u8>, Slot>,
+    /// Bytes of the stored keys and values.
+    bytes: u64,
     now_ms: i64,
 }
 
@@ -31,8 +35,37 @@ impl MemoryTable {
             range,
             options,
             map: BTreeMap::new(),
+            bytes: 0,
             now_ms: i64::MIN,
         }
+    }
+
+    fn insert(&mut self, key: Vec<u8>, slot: Slot) {
+        let key_len = key.len() as u64;
+        self.bytes += slot.value.len() as u64;
+        match self.map.insert(key, slot) {
+            Some(old) => self.bytes -= old.value.len() as u64,
+            None => self.bytes += key_len,
+        }
+    }
+
+    fn remove(&mut self, key: &[u8]) -> bool {
+        match self.map.remove(key) {
+            Some(old) => {
+                self.bytes -= (key.len() + old.value.len()) as u64;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Deletes the composite keys in `[lo, hi)`; returns how many.
+    fn remove_range(&mut self, lo: Vec<u8>, hi: Vec<u8>) -> u64 {
+        let doomed: Vec<Vec<u8>> = self.map.range(lo..hi).map(|(k, _)| k.clone()).collect();
+        for k in &doomed {
+            self.remove(k);
+        }
+        doomed.len() as u64
     }
 
     fn check(&self, kg: KeyGroup) -> Result<()> {
@@ -135,7 +168,7 @@ impl StateTable for MemoryTable {
                 value: value.to_vec(),
                 written_at: self.now_ms,
             };
-            self.map.insert(Self::composite(kg, key), slot);
+            self.insert(Self::composite(kg, key), slot);
         }
         Ok(())
     }
@@ -143,7 +176,7 @@ impl StateTable for MemoryTable {
     fn delete_many(&mut self, key_groups: &[KeyGroup], keys: &[&[u8]]) -> Result<()> {
         for (&kg, key) in key_groups.iter().zip(keys) {
             self.check(kg)?;
-            self.map.remove(&Self::composite(kg, key));
+            self.remove(&Self::composite(kg, key));
         }
         Ok(())
     }
@@ -181,20 +214,26 @@ impl StateTable for MemoryTable {
         )
     }
 
+    fn delete_range(&mut self, key_group: KeyGroup, start: &[u8], end: &[u8]) -> Result<u64> {
+        self.check(key_group)?;
+        if start >= end {
+            return Ok(0);
+        }
+        Ok(self.remove_range(
+            Self::composite(key_group, start),
+            Self::composite(key_group, end),
+        ))
+    }
+
     fn delete_range_all_groups(&mut self, start: &[u8], end: &[u8]) -> Result<u64> {
         if start >= end {
             return Ok(0);
         }
-        let mut doomed = Vec::new();
+        let mut deleted = 0;
         for kg in self.range.start..self.range.end {
-            let lo = Self::composite(kg, start);
-            let hi = Self::composite(kg, end);
-            doomed.extend(self.map.range(lo..hi).map(|(k, _)| k.clone()));
+            deleted += self.remove_range(Self::composite(kg, start), Self::composite(kg, end));
         }
-        for k in &doomed {
-            self.map.remove(k);
-        }
-        Ok(doomed.len() as u64)
+        Ok(deleted)
     }
 
     fn advance_time(&mut self, now_ms: i64) -> Result<u64> {
@@ -204,13 +243,27 @@ impl StateTable for MemoryTable {
         };
         let before = self.map.len();
         let now = self.now_ms;
-        self.map
-            .retain(|_, s| s.written_at.saturating_add(ttl) > now);
+        let mut freed = 0u64;
+        self.map.retain(|k, s| {
+            let keep = s.written_at.saturating_add(ttl) > now;
+            if !keep {
+                freed += (k.len() + s.value.len()) as u64;
+            }
+            keep
+        });
+        self.bytes -= freed;
         Ok((before - self.map.len()) as u64)
     }
 
     fn len(&self) -> usize {
         self.map.values().filter(|s| !self.expired(s)).count()
+    }
+
+    fn size(&self) -> StateSize {
+        StateSize {
+            entries: self.map.len() as u64,
+            bytes: self.bytes,
+        }
     }
 
     fn snapshot(&mut self, checkpoint_id: u64) -> Result<TableSnapshot> {
@@ -232,16 +285,18 @@ impl StateTable for MemoryTable {
 
     fn restore(&mut self, snapshot: &TableSnapshot) -> Result<()> {
         self.map.clear();
+        self.bytes = 0;
+        let range = self.range;
         for e in snapshot
             .entries
             .iter()
-            .filter(|e| self.range.contains(e.key_group))
+            .filter(|e| range.contains(e.key_group))
         {
             let slot = Slot {
                 value: e.value.clone(),
                 written_at: self.now_ms,
             };
-            self.map.insert(Self::composite(e.key_group, &e.key), slot);
+            self.insert(Self::composite(e.key_group, &e.key), slot);
         }
         Ok(())
     }
@@ -322,6 +377,36 @@ mod tests {
             .unwrap();
         assert_eq!(t.delete_range_all_groups(&ts(0), &ts(11)).unwrap(), 2);
         assert_eq!(t.len(), 1);
+        t.put_many(&[3, 4], &[&ts(5), &ts(5)], &[b"d", b"e"])
+            .unwrap();
+        assert_eq!(t.delete_range(3, &ts(0), &ts(11)).unwrap(), 1);
+        assert_eq!(t.len(), 2, "other key groups keep their keys");
+    }
+
+    #[test]
+    fn size_counts_keys_and_values_through_every_write() {
+        let mut t = table(Some(100));
+        let size = |t: &MemoryTable| (t.size().entries, t.size().bytes);
+        t.advance_time(0).unwrap();
+        t.put_many(&[1, 2], &[b"ab", b"c"], &[b"xyz", b""]).unwrap();
+        // Each key is stored behind its two-byte key group.
+        assert_eq!(size(&t), (2, (2 + 2 + 3) + (2 + 1)));
+        t.put_many(&[1], &[b"ab"], &[b"x"]).unwrap();
+        assert_eq!(size(&t), (2, (2 + 2 + 1) + (2 + 1)));
+        t.delete_many(&[2, 2], &[b"c", b"missing"]).unwrap();
+        assert_eq!(size(&t), (1, 5));
+        t.advance_time(100).unwrap();
+        assert_eq!(size(&t), (0, 0), "expired entries are freed");
+        let snap = TableSnapshot {
+            checkpoint_id: 1,
+            entries: vec![Entry {
+                key_group: 3,
+                key: b"k".to_vec(),
+                value: b"vv".to_vec(),
+            }],
+        };
+        t.restore(&snap).unwrap();
+        assert_eq!(size(&t), (1, 5));
     }
 
     #[test]

@@ -31,6 +31,13 @@ pub struct Entry {
     pub value: Vec<u8>,
 }
 
+/// How much a table holds: live entries and the bytes of their keys and values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateSize {
+    pub entries: u64,
+    pub bytes: u64,
+}
+
 /// An immutable copy of a table's contents at a barrier, the input of a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableSnapshot {
@@ -80,6 +87,9 @@ pub trait StateTable: Send {
         visit: &mut dyn FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<()>;
 
+    /// Deletes keys in `[start, end)` of `key_group`; returns how many.
+    fn delete_range(&mut self, key_group: KeyGroup, start: &[u8], end: &[u8]) -> Result<u64>;
+
     /// Deletes keys in `[start, end)` in every key group of the table; returns how many.
     /// Operators that prefix keys with event time use this for watermark-driven cleanup.
     fn delete_range_all_groups(&mut self, start: &[u8], end: &[u8]) -> Result<u64>;
@@ -90,6 +100,10 @@ pub trait StateTable: Send {
 
     /// Number of live entries.
     fn len(&self) -> usize;
+
+    /// Entries stored and the bytes of their keys and values, kept current by every write
+    /// (entries past their TTL count until `advance_time` drops them). Cheap: for metrics.
+    fn size(&self) -> StateSize;
 
     fn is_empty(&self) -> bool {
         self.len() == 0

@@ -1,5 +1,6 @@
 //! Job-wide counters, shared by every task and readable while the job runs (progress bars).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
@@ -16,6 +17,19 @@ pub struct JobMetrics {
     pub skipped_records: AtomicU64,
     /// Human-readable remarks for the end-of-job report (e.g. where records were skipped).
     notes: Mutex<Vec<String>>,
+    /// Keyed state held by each stateful operator subtask, by (node, subtask).
+    state: Mutex<BTreeMap<(usize, usize), StateReport>>,
+}
+
+/// What one stateful operator subtask holds: now, and at most so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StateReport {
+    /// The operator's name in the job graph.
+    pub operator: String,
+    pub entries: u64,
+    pub bytes: u64,
+    pub peak_entries: u64,
+    pub peak_bytes: u64,
 }
 
 impl JobMetrics {
@@ -33,5 +47,35 @@ impl JobMetrics {
 
     pub fn notes(&self) -> Vec<String> {
         self.notes.lock().clone()
+    }
+
+    /// Records the state size of subtask `subtask` of node `node` (called as it changes).
+    pub fn report_state(
+        &self,
+        node: usize,
+        subtask: usize,
+        operator: &str,
+        entries: u64,
+        bytes: u64,
+    ) {
+        let mut state = self.state.lock();
+        let r = state.entry((node, subtask)).or_insert_with(|| StateReport {
+            operator: operator.to_string(),
+            ..StateReport::default()
+        });
+        r.entries = entries;
+        r.bytes = bytes;
+        r.peak_entries = r.peak_entries.max(entries);
+        r.peak_bytes = r.peak_bytes.max(bytes);
+    }
+
+    /// The state of every stateful operator subtask, by (node, subtask).
+    pub fn state(&self) -> BTreeMap<(usize, usize), StateReport> {
+        self.state.lock().clone()
+    }
+
+    /// The sum over operator subtasks of their peak state bytes: an upper bound of the job's.
+    pub fn peak_state_bytes(&self) -> u64 {
+        self.state.lock().values().map(|r| r.peak_bytes).sum()
     }
 }

@@ -35,6 +35,9 @@ pub struct OperatorContext {
     pub metrics: Arc<JobMetrics>,
     /// The last watermark delivered to this operator.
     pub current_watermark: Option<EventTime>,
+    /// The job-graph node this operator runs (for state reports).
+    pub node: usize,
+    pub node_name: String,
     timers: BTreeSet<EventTime>,
 }
 
@@ -51,8 +54,23 @@ impl OperatorContext {
             max_parallelism,
             metrics,
             current_watermark: None,
+            node: 0,
+            node_name: String::new(),
             timers: BTreeSet::new(),
         }
+    }
+
+    /// The same context, naming the job-graph node it runs.
+    pub fn for_node(mut self, node: usize, name: &str) -> Self {
+        self.node = node;
+        self.node_name = name.to_string();
+        self
+    }
+
+    /// Reports how much keyed state this subtask holds now (`eddy run` prints the peaks).
+    pub fn report_state(&self, entries: u64, bytes: u64) {
+        self.metrics
+            .report_state(self.node, self.subtask, &self.node_name, entries, bytes);
     }
 
     /// Asks for `on_timer(time)` once the watermark reaches `time`.

@@ -21,6 +21,9 @@ pub struct RunRecord {
     pub events_per_cpu_s: f64,
     pub sink_rows: u64,
     pub peak_rss_bytes: u64,
+    /// Sum over stateful operator subtasks of their peak keyed-state bytes.
+    #[serde(default)]
+    pub peak_state_bytes: u64,
 }
 
 impl RunRecord {
@@ -50,6 +53,7 @@ impl RunRecord {
             events_per_cpu_s: per(cpu_s),
             sink_rows,
             peak_rss_bytes,
+            peak_state_bytes: 0,
         }
     }
 }

@@ -32,6 +32,8 @@ pub(crate) struct Lowering<'a> {
     pub statement: u64,
     pub(crate) props: ExecutionProps,
     counter: usize,
+    /// `table.exec.window-agg.buffer-size-limit`.
+    pub window_buffer_groups: usize,
 }
 
 /// A lowered plan node: the graph node producing it and its logical schema.
@@ -110,6 +112,7 @@ impl<'a> Lowering<'a> {
             statement,
             props: ExecutionProps::new(),
             counter: 0,
+            window_buffer_groups: kernel::ops::window::DEFAULT_BUFFER_GROUPS,
         }
     }
 

@@ -306,6 +306,7 @@ impl Lowering<'_> {
             end: position(WindowOutput::WindowEnd),
             time: rowtime,
         };
+        let buffer_groups = self.window_buffer_groups;
         let factory = |phase, output: SchemaRef| WindowAggregateFactory {
             spec,
             windows,
@@ -316,6 +317,7 @@ impl Lowering<'_> {
             calls: calls.clone(),
             outputs: outputs.clone(),
             output,
+            buffer_groups,
         };
         let upstream = self.graph.nodes[input.node].parallelism;
         let title = if proctime {

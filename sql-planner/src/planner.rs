@@ -55,6 +55,25 @@ fn job_config(settings: &BTreeMap<String, String>) -> Result<JobConfig, PlanErro
 }
 
 const IDLE_TIMEOUT: &str = "table.exec.source.idle-timeout";
+/// Groups a window aggregation combines in memory before writing them to its state table.
+const WINDOW_BUFFER: &str = "table.exec.window-agg.buffer-size-limit";
+
+/// The setting `key` as a positive whole number, if set.
+fn positive_setting(
+    settings: &BTreeMap<String, String>,
+    key: &str,
+) -> Result<Option<usize>, PlanError> {
+    let Some(v) = settings.get(key) else {
+        return Ok(None);
+    };
+    match v.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(Some(n)),
+        _ => Err(PlanError::at(
+            format!("'{key}' = '{v}' is not a positive whole number"),
+            Location::default(),
+        )),
+    }
+}
 
 fn parser_options() -> ParserOptions {
     let mut o = ParserOptions::new();
@@ -227,20 +246,9 @@ pub fn plan_script(sql: &str, opts: &PlanOptions) -> Result<PlannedJob, PlanErro
         }
     }
 
-    let parallelism = match settings.get("parallelism.default") {
-        None => opts.parallelism,
-        Some(v) => v
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| {
-                PlanError::at(
-                    format!("'parallelism.default' = '{v}' is not a positive whole number"),
-                    Location::default(),
-                )
-            })?,
-    };
+    let parallelism =
+        positive_setting(&settings, "parallelism.default")?.unwrap_or(opts.parallelism);
+    let window_buffer_groups = positive_setting(&settings, WINDOW_BUFFER)?;
     if pipelines.is_empty() {
         return Err(PlanError::at(
             "the script has no INSERT INTO or SELECT statement: nothing to run",
@@ -250,6 +258,9 @@ pub fn plan_script(sql: &str, opts: &PlanOptions) -> Result<PlannedJob, PlanErro
     let mut graph = JobGraph::default();
     for (plan, is_insert, at, hash) in &pipelines {
         let mut lowering = Lowering::new(&mut graph, parallelism, *hash);
+        if let Some(n) = window_buffer_groups {
+            lowering.window_buffer_groups = n;
+        }
         let result = if *is_insert {
             lowering.insert(plan)
         } else {

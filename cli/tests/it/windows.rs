@@ -41,9 +41,27 @@ fn bid_table(dir: &Path) -> String {
 
 /// Runs `query` (a SELECT) into CSV files; its rows, sorted.
 fn run(dir: &Path, columns: &str, query: &str, parallelism: usize) -> Vec<Vec<String>> {
-    let out = dir.join(format!("out-{parallelism}-{}", query.len()));
+    run_with(dir, "", columns, query, parallelism)
+}
+
+/// [`run`] after `settings` (`SET` statements); writes to `out-<settings hash>-…`.
+fn run_with(
+    dir: &Path,
+    settings: &str,
+    columns: &str,
+    query: &str,
+    parallelism: usize,
+) -> Vec<Vec<String>> {
+    let out = dir.join(format!(
+        "out-{parallelism}-{}-{}",
+        settings.len(),
+        query.len()
+    ));
     let sql = format!(
-        "{}
+        "{settings}
+         {}
+         CREATE VIEW tagged AS
+           SELECT *, CASE WHEN bidder > 12 THEN 'hi' ELSE 'lo' END AS tag FROM bid;
          CREATE TABLE out ({columns}) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');
          INSERT INTO out {query};",
         bid_table(dir),
@@ -487,4 +505,34 @@ fn the_source_idle_timeout_is_read_from_the_script() {
     );
     let err = plan("SET 'table.exec.source.idle-timeout' = 'soon';").unwrap_err();
     assert!(err.to_string().contains("is not a duration"), "{err}");
+}
+
+#[test]
+fn windows_written_to_the_state_table_at_every_group_give_the_same_results() {
+    let dir = tempfile::tempdir().unwrap();
+    write_bids(dir.path());
+    // Two key columns, one a string: keys travel through the state table as arrow rows.
+    let query = "SELECT auction, tag, count(*), max(price), window_start, window_end
+                 FROM TABLE(HOP(TABLE tagged, DESCRIPTOR(`dateTime`),
+                                INTERVAL '2' SECOND, INTERVAL '4' SECOND))
+                 GROUP BY auction, tag, window_start, window_end";
+    let columns =
+        "auction BIGINT, tag STRING, n BIGINT, mx BIGINT, ws TIMESTAMP(3), we TIMESTAMP(3)";
+    let buffered = run(dir.path(), columns, query, 1);
+    // By hand: 7 rows in 2 windows each, less 2 where auction 1's two 'lo' rows share theirs.
+    assert_eq!(buffered.len(), 12, "{buffered:?}");
+    let spill = "SET 'table.exec.window-agg.buffer-size-limit' = '1';";
+    for p in [1, 2] {
+        assert_eq!(
+            run_with(dir.path(), spill, columns, query, p),
+            buffered,
+            "parallelism {p}"
+        );
+    }
+    let bad = format!(
+        "SET 'table.exec.window-agg.buffer-size-limit' = 'lots'; {} SELECT * FROM bid;",
+        bid_table(dir.path())
+    );
+    let err = run_sql(&bad, 1).unwrap_err();
+    assert!(err.contains("is not a positive whole number"), "{err}");
 }

@@ -89,6 +89,16 @@ impl GroupKeys {
         }
     }
 
+    /// Bytes held: the keys and the hash table.
+    pub fn memory_size(&self) -> usize {
+        let slot = size_of::<(u64, u32)>();
+        match &self.inner {
+            Inner::Unit { .. } => 0,
+            Inner::Int64 { table, values, .. } => values.capacity() * 8 + table.capacity() * slot,
+            Inner::Rows { table, rows, .. } => rows.size() + table.capacity() * slot,
+        }
+    }
+
     /// The group of every row of `keys` (one array per key column, all `rows` long), new keys
     /// getting the next indices. `groups` is cleared first.
     pub fn intern(

@@ -16,7 +16,41 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use datafusion_physical_expr::PhysicalExpr;
 
+use crate::operator::OperatorContext;
 use crate::Result;
+
+/// Rows an operator keeps in memory outside a state table, and their bytes, for state
+/// reports. The bytes are those of the arrays' buffers, which a kept slice of a larger batch
+/// shares with it: an upper bound.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct HeldRows {
+    pub rows: u64,
+    pub bytes: u64,
+}
+
+impl HeldRows {
+    fn bytes_of(columns: &[ArrayRef]) -> u64 {
+        columns
+            .iter()
+            .map(|c| c.get_array_memory_size() as u64)
+            .sum()
+    }
+
+    pub fn add(&mut self, rows: usize, columns: &[ArrayRef]) {
+        self.rows += rows as u64;
+        self.bytes += Self::bytes_of(columns);
+    }
+
+    pub fn remove(&mut self, rows: usize, columns: &[ArrayRef]) {
+        self.rows -= rows as u64;
+        self.bytes -= Self::bytes_of(columns);
+    }
+
+    /// Reports the held rows, plus `extra_bytes` of indexes over them.
+    pub fn report(&self, ctx: &OperatorContext, extra_bytes: usize) {
+        ctx.report_state(self.rows, self.bytes + extra_bytes as u64);
+    }
+}
 
 /// A column of timestamps (any unit, any zone) or integers as milliseconds since the epoch.
 pub(crate) fn timestamp_millis(column: &ArrayRef) -> Result<Int64Array> {

@@ -25,7 +25,7 @@ use datafusion_physical_expr::PhysicalExpr;
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::group_keys::{join_keys, key_names, keys_valid, paired_schema, GroupKeys};
 use crate::ops::window::nulls_false;
-use crate::ops::{evaluate, timestamp_millis};
+use crate::ops::{evaluate, timestamp_millis, HeldRows};
 use crate::types::{Message, Watermark};
 use crate::{Error, Result};
 
@@ -128,6 +128,8 @@ struct SideState {
     index: Vec<Vec<RowRef>>,
     live_rows: usize,
     dropped_rows: usize,
+    /// What the live batches hold.
+    held: HeldRows,
 }
 
 impl SideState {
@@ -139,6 +141,7 @@ impl SideState {
             index: Vec::new(),
             live_rows: 0,
             dropped_rows: 0,
+            held: HeldRows::default(),
         })
     }
 
@@ -154,6 +157,7 @@ impl SideState {
             self.index[g].push(row_ref(number, r));
         }
         self.live_rows += rows;
+        self.held.add(rows, stored.batch.columns());
         self.batches.push(Some(stored));
         Ok(())
     }
@@ -167,7 +171,10 @@ impl SideState {
                 .as_ref()
                 .is_some_and(|s| s.max_time.is_some_and(|t| t < bound))
             {
-                dropped += slot.take().map_or(0, |s| s.batch.num_rows());
+                if let Some(s) = slot.take() {
+                    dropped += s.batch.num_rows();
+                    self.held.remove(s.batch.num_rows(), s.batch.columns());
+                }
             }
         }
         if dropped == 0 {
@@ -181,6 +188,7 @@ impl SideState {
             self.index.clear();
             self.live_rows = 0;
             self.dropped_rows = 0;
+            self.held = HeldRows::default();
             for stored in batches.into_iter().flatten() {
                 self.add(stored, groups)?;
             }
@@ -202,6 +210,20 @@ struct StreamJoin {
 }
 
 impl StreamJoin {
+    /// Reports both sides' live rows, with their keys and row lists.
+    fn report_state(&self, ctx: &OperatorContext) {
+        let mut held = HeldRows::default();
+        let mut extra = 0;
+        for side in &self.sides {
+            held.rows += side.held.rows;
+            held.bytes += side.held.bytes;
+            extra += side.keys.memory_size();
+            // A row reference per live row in the group lists (not walked: every watermark).
+            extra += side.live_rows * size_of::<RowRef>();
+        }
+        held.report(ctx, extra);
+    }
+
     fn side(&self, input: usize) -> &StreamJoinSide {
         if input == 0 {
             &self.f.left
@@ -346,9 +368,10 @@ impl Operator for StreamJoin {
     fn on_watermark(
         &mut self,
         wm: Watermark,
-        _ctx: &mut OperatorContext,
+        ctx: &mut OperatorContext,
         out: &mut dyn Output,
     ) -> Result<()> {
+        self.report_state(ctx);
         if let Watermark::EventTime(t) = wm {
             self.watermark = Some(t);
             for input in 0..2 {
@@ -357,7 +380,13 @@ impl Operator for StreamJoin {
                 }
             }
         }
+        self.report_state(ctx);
         out.emit(Message::Watermark(wm))
+    }
+
+    fn on_end(&mut self, ctx: &mut OperatorContext, _out: &mut dyn Output) -> Result<()> {
+        self.report_state(ctx);
+        Ok(())
     }
 }
 

@@ -138,8 +138,10 @@ pub fn run_job(
             .map(|(i, _)| i)
             .collect();
         for s in 0..p {
-            let ctx =
-                |_: NodeId| OperatorContext::new(s, p, config.max_parallelism, metrics.clone());
+            let ctx = |n: NodeId| {
+                OperatorContext::new(s, p, config.max_parallelism, metrics.clone())
+                    .for_node(n, &graph.nodes[n].name)
+            };
             let mut ops = Vec::new();
             let mut ctxs = Vec::new();
             let mut source = None;

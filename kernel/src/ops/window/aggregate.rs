@@ -6,6 +6,13 @@
 //! watermark reaches its end − 1 ms (Flink's rule): a TUMBLE window is its one slice; HOP and
 //! CUMULATE windows merge the accumulator states of their slices, sealed once complete.
 //!
+//! Complete slices of HOP and CUMULATE windows wait in the operator's keyed state, a
+//! `StateTable` (see `slice_store`), until the last window containing them fires; their entries
+//! are deleted then. Open slices are combined in memory, as Flink's window buffer does, and
+//! written to the state table when complete, when more than `buffer_groups` groups are
+//! buffered, or at a checkpoint barrier; a TUMBLE window fires straight from its buffer unless
+//! part of it was written out.
+//!
 //! With parallelism above 1 the aggregation runs in two phases, as Flink's local-global
 //! optimisation: a `Local` subtask pre-aggregates its rows per (key, slice) and emits partial
 //! states when a slice is complete; a hash exchange by key brings each key's partials to one
@@ -22,12 +29,13 @@ use datafusion_expr::{EmitTo, GroupsAccumulator};
 use datafusion_physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion_physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
 
+use super::slice_store::{Drained, SliceStore};
 use super::spec::{rows_by_value, WindowKind, WindowSpec};
 use super::{drop_late, TimeAttribute};
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::evaluate;
 use crate::ops::group_keys::GroupKeys;
-use crate::types::{Message, Watermark};
+use crate::types::{Barrier, Message, Watermark};
 use crate::{Error, Result};
 
 /// Which part of the aggregation a subtask does.
@@ -79,7 +87,15 @@ pub struct WindowAggregateFactory {
     pub outputs: Vec<WindowOutput>,
     /// The schema of what this subtask emits: results, or partial states for `Local`.
     pub output: SchemaRef,
+    /// Groups combined in memory, over all open slices, before they are written to the state
+    /// table (`Local`: emitted downstream). Flink's `table.exec.window-agg.buffer-size-limit`.
+    pub buffer_groups: usize,
 }
+
+/// Groups buffered before a write-out, by default: at some 100 bytes a group, about 200 MiB.
+/// Flink sizes its window buffer by managed memory; while the state table is all in memory
+/// too, an earlier write-out would save nothing.
+pub const DEFAULT_BUFFER_GROUPS: usize = 2_000_000;
 
 /// The schema of partial states between a `Local` and a `Global` subtask.
 pub fn partial_schema(key_schema: &Schema, calls: &[WindowAggregateCall]) -> Result<SchemaRef> {
@@ -115,9 +131,9 @@ impl OperatorFactory for WindowAggregateFactory {
         }
         Ok(Box::new(WindowAggregate {
             f: self.clone(),
+            store: SliceStore::new(self.key_schema.clone(), state_widths.clone())?,
             state_widths,
             open: BTreeMap::new(),
-            sealed: BTreeMap::new(),
             pending: BTreeSet::new(),
             watermark: None,
             late_rows: 0,
@@ -143,15 +159,22 @@ struct Slice {
     accumulators: Vec<Box<dyn GroupsAccumulator>>,
 }
 
-/// What a slice's groups come to: their number, their keys, and per call the accumulators'
-/// final values (one column) or states (one or more columns).
-struct Drained {
-    groups: usize,
-    keys: Vec<ArrayRef>,
-    columns: Vec<Vec<ArrayRef>>,
-}
-
 impl Slice {
+    /// Merges partial states (of the same calls) into the slice.
+    fn merge(&mut self, states: &Drained, groups: &mut Vec<usize>) -> Result<()> {
+        self.keys.intern(&states.keys, states.groups, groups)?;
+        let n = self.keys.len();
+        for (acc, state) in self.accumulators.iter_mut().zip(&states.columns) {
+            acc.merge_batch(state, groups, n)?;
+        }
+        Ok(())
+    }
+
+    /// Bytes the slice holds (keys and accumulators).
+    fn memory_size(&self) -> usize {
+        self.keys.memory_size() + self.accumulators.iter().map(|a| a.size()).sum::<usize>()
+    }
+
     /// Empties the slice into final values (`evaluate`) or partial states (`state`).
     fn drain(&mut self, finals: bool) -> Result<Drained> {
         let groups = self.keys.len();
@@ -179,11 +202,10 @@ struct WindowAggregate {
     f: WindowAggregateFactory,
     /// Number of state columns of each call.
     state_widths: Vec<usize>,
-    /// Slices being written, by slice end.
+    /// Slices being combined in memory, by slice end.
     open: BTreeMap<i64, Slice>,
-    /// Complete slices of HOP and CUMULATE windows, as states, kept until the last window
-    /// containing them fires.
-    sealed: BTreeMap<i64, Drained>,
+    /// The keyed state: slices written out, complete or not.
+    store: SliceStore,
     /// Ends of the windows holding data that have not fired.
     pending: BTreeSet<i64>,
     watermark: Option<i64>,
@@ -379,47 +401,87 @@ impl WindowAggregate {
         Ok(RecordBatch::try_new(self.f.output.clone(), columns)?)
     }
 
+    /// Writes the open slice ending at `end` to the state table, beside what was written of
+    /// it before (merged when it is read).
+    fn spill(&mut self, end: i64, ctx: &OperatorContext) -> Result<()> {
+        let Some(mut slice) = self.open.remove(&end) else {
+            return Ok(());
+        };
+        let states = slice.drain(false)?;
+        self.store.write(end, &states, ctx)
+    }
+
+    /// Empties the buffer: `Local` emits the partial states of its open slices, the others
+    /// write them to the state table.
+    fn empty_buffer(&mut self, ctx: &OperatorContext, out: &mut dyn Output) -> Result<()> {
+        if self.f.phase == AggregatePhase::Local {
+            return self.flush(i64::MAX, out);
+        }
+        let ends: Vec<i64> = self.open.keys().copied().collect();
+        for end in ends {
+            self.spill(end, ctx)?;
+        }
+        Ok(())
+    }
+
+    /// Tells the job's metrics what this subtask holds: stored entries and buffered groups.
+    fn report_state(&self, ctx: &OperatorContext) {
+        let stored = self.store.size();
+        let groups: usize = self.open.values().map(|s| s.keys.len()).sum();
+        let bytes: usize = self.open.values().map(Slice::memory_size).sum();
+        ctx.report_state(stored.entries + groups as u64, stored.bytes + bytes as u64);
+    }
+
     /// Fires every pending window whose end − 1 ms the watermark `wm` has reached.
-    fn fire(&mut self, wm: i64, out: &mut dyn Output) -> Result<()> {
+    fn fire(&mut self, wm: i64, ctx: &OperatorContext, out: &mut dyn Output) -> Result<()> {
         while let Some(&end) = self.pending.first() {
             if end - 1 > wm {
                 break;
             }
             self.pending.pop_first();
-            // A TUMBLE window is its one slice: no states to merge.
+            // A TUMBLE window is its one slice: it fires from the buffer, merged with what was
+            // written out of it.
             if matches!(self.f.spec.kind, WindowKind::Tumble { .. }) {
-                if let Some(mut slice) = self.open.remove(&end) {
-                    let window = slice.drain(true)?;
+                let mut window = self.open.remove(&end);
+                if let Some(stored) = self.store.read(end)? {
+                    let w = match &mut window {
+                        Some(w) => w,
+                        None => window.insert(self.new_slice()?),
+                    };
+                    w.merge(&stored, &mut self.groups)?;
+                    self.store.remove(end)?;
+                }
+                if let Some(mut window) = window {
+                    let window = window.drain(true)?;
                     out.batch(self.results(end, window)?)?;
                 }
                 continue;
             }
-            // Seal the slices this window needs: they are complete now.
+            // The slices this window needs are complete now: into the state table.
             let complete: Vec<i64> = self.open.range(..=end).map(|(&e, _)| e).collect();
             for e in complete {
-                let mut slice = self.open.remove(&e).expect("listed above");
-                self.sealed.insert(e, slice.drain(false)?);
+                self.spill(e, ctx)?;
             }
             let mut window = self.new_slice()?;
             for s in self.f.spec.slices_of_window(end) {
-                let Some(sealed) = self.sealed.get(&s) else {
-                    continue;
-                };
-                window
-                    .keys
-                    .intern(&sealed.keys, sealed.groups, &mut self.groups)?;
-                let n = window.keys.len();
-                for (acc, state) in window.accumulators.iter_mut().zip(&sealed.columns) {
-                    acc.merge_batch(state, &self.groups, n)?;
+                if let Some(stored) = self.store.read(s)? {
+                    window.merge(&stored, &mut self.groups)?;
                 }
             }
             if window.keys.len() > 0 {
                 let window = window.drain(true)?;
                 out.batch(self.results(end, window)?)?;
             }
+            // Slices in no later window are done with.
             let spec = self.f.spec;
-            self.sealed
-                .retain(|&s, _| spec.last_window_of_slice(s) > end);
+            let done: Vec<i64> = self
+                .store
+                .ends()
+                .filter(|&s| spec.last_window_of_slice(s) <= end)
+                .collect();
+            for s in done {
+                self.store.remove(s)?;
+            }
         }
         Ok(())
     }
@@ -457,7 +519,7 @@ impl Operator for WindowAggregate {
         out: &mut dyn Output,
     ) -> Result<()> {
         if let Some(now) = self.f.time.clock() {
-            self.fire(now, out)?; // processing time: the windows the clock has passed
+            self.fire(now, ctx, out)?; // processing time: the windows the clock has passed
         }
         if batch.num_rows() == 0 {
             return Ok(());
@@ -477,42 +539,65 @@ impl Operator for WindowAggregate {
         match rows_by_value(&cols.slice_ends) {
             None => {
                 let end = cols.slice_ends.value(0);
-                self.update(end, &cols)
+                self.update(end, &cols)?;
             }
             Some(parts) => {
                 for (end, rows) in parts {
                     let part = cols.take(&rows)?;
                     self.update(end, &part)?;
                 }
-                Ok(())
             }
         }
+        let buffered: usize = self.open.values().map(|s| s.keys.len()).sum();
+        if buffered > self.f.buffer_groups {
+            self.report_state(ctx);
+            self.empty_buffer(ctx, out)?;
+        }
+        Ok(())
     }
 
     fn on_watermark(
         &mut self,
         wm: Watermark,
-        _ctx: &mut OperatorContext,
+        ctx: &mut OperatorContext,
         out: &mut dyn Output,
     ) -> Result<()> {
+        // Before and after firing: the peak is just before.
+        self.report_state(ctx);
         if let Some(now) = self.f.time.clock() {
-            self.fire(now, out)?;
+            self.fire(now, ctx, out)?;
         } else if let Watermark::EventTime(t) = wm {
             self.watermark = Some(t);
             match self.f.phase {
                 AggregatePhase::Local => self.flush(t, out)?,
-                _ => self.fire(t, out)?,
+                _ => self.fire(t, ctx, out)?,
             }
         }
+        self.report_state(ctx);
         out.emit(Message::Watermark(wm))
+    }
+
+    /// A checkpoint barrier: the buffer goes to the state table (`Local`: downstream, ahead of
+    /// the barrier), so that a snapshot of the table is the whole state.
+    fn on_barrier(
+        &mut self,
+        _barrier: &Barrier,
+        ctx: &mut OperatorContext,
+        out: &mut dyn Output,
+    ) -> Result<()> {
+        self.empty_buffer(ctx, out)?;
+        self.report_state(ctx);
+        Ok(())
     }
 
     fn on_end(&mut self, ctx: &mut OperatorContext, out: &mut dyn Output) -> Result<()> {
         // The final watermark has fired everything already; this covers inputs without one.
+        self.report_state(ctx);
         match self.f.phase {
             AggregatePhase::Local => self.flush(i64::MAX, out)?,
-            _ => self.fire(i64::MAX, out)?,
+            _ => self.fire(i64::MAX, ctx, out)?,
         }
+        self.report_state(ctx);
         super::note_late_rows(ctx, self.name(), self.late_rows);
         Ok(())
     }

@@ -24,7 +24,7 @@ use super::spec::rows_by_value;
 use super::{drop_late, nulls_false};
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::group_keys::{join_keys, key_names, keys_valid, paired_schema, GroupKeys};
-use crate::ops::{evaluate, timestamp_millis};
+use crate::ops::{evaluate, timestamp_millis, HeldRows};
 use crate::types::{Message, Watermark};
 use crate::{Error, Result};
 
@@ -72,6 +72,7 @@ impl OperatorFactory for WindowJoinFactory {
             f: self.clone(),
             paired: paired_schema(&self.left.schema, &self.right.schema),
             windows: BTreeMap::new(),
+            held: HeldRows::default(),
             watermark: None,
             late_rows: 0,
         }))
@@ -103,6 +104,8 @@ struct WindowJoin {
     paired: SchemaRef,
     /// Open windows by end.
     windows: BTreeMap<i64, Window>,
+    /// What `windows` holds.
+    held: HeldRows,
     watermark: Option<i64>,
     late_rows: u64,
 }
@@ -286,6 +289,9 @@ impl WindowJoin {
                 break;
             }
             let window = entry.remove();
+            for b in window.sides.iter().flatten() {
+                self.held.remove(b.num_rows(), b.columns());
+            }
             self.join(window, out)?;
         }
         Ok(())
@@ -323,11 +329,13 @@ impl Operator for WindowJoin {
         match rows_by_value(&ends) {
             None => {
                 let end = ends.value(0);
+                self.held.add(batch.num_rows(), batch.columns());
                 self.windows.entry(end).or_default().sides[input].push(batch);
             }
             Some(parts) => {
                 for (end, rows) in parts {
                     let part = take_record_batch(&batch, &rows)?;
+                    self.held.add(part.num_rows(), part.columns());
                     self.windows.entry(end).or_default().sides[input].push(part);
                 }
             }
@@ -338,18 +346,22 @@ impl Operator for WindowJoin {
     fn on_watermark(
         &mut self,
         wm: Watermark,
-        _ctx: &mut OperatorContext,
+        ctx: &mut OperatorContext,
         out: &mut dyn Output,
     ) -> Result<()> {
+        self.held.report(ctx, 0);
         if let Watermark::EventTime(t) = wm {
             self.watermark = Some(t);
             self.fire(t, out)?;
         }
+        self.held.report(ctx, 0);
         out.emit(Message::Watermark(wm))
     }
 
     fn on_end(&mut self, ctx: &mut OperatorContext, out: &mut dyn Output) -> Result<()> {
+        self.held.report(ctx, 0);
         self.fire(i64::MAX, out)?;
+        self.held.report(ctx, 0);
         super::note_late_rows(ctx, self.name(), self.late_rows);
         Ok(())
     }

@@ -96,6 +96,9 @@ fn drive(f: &WindowJoinFactory, steps: &[Step]) -> (Collect, OperatorContext) {
         }
     }
     op.on_end(&mut ctx, &mut out).unwrap();
+    // Every fired window freed its rows.
+    let state = &ctx.metrics.state()[&(0, 0)];
+    assert_eq!((state.entries, state.bytes), (0, 0), "{state:?}");
     (out, ctx)
 }
 

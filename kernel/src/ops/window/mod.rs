@@ -4,10 +4,12 @@
 mod aggregate;
 mod join;
 mod session;
+mod slice_store;
 mod spec;
 
 pub use aggregate::{
     partial_schema, AggregatePhase, WindowAggregateCall, WindowAggregateFactory, WindowOutput,
+    DEFAULT_BUFFER_GROUPS,
 };
 pub use join::{JoinSide, WindowJoinFactory, WindowJoinType};
 pub use session::SessionAggregateFactory;

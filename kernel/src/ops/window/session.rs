@@ -23,8 +23,8 @@ use datafusion_physical_expr::PhysicalExpr;
 use super::aggregate::{accumulator, WindowAggregateCall, WindowOutput};
 use super::TimeAttribute;
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
-use crate::ops::evaluate;
 use crate::ops::group_keys::GroupKeys;
+use crate::ops::{evaluate, HeldRows};
 use crate::types::{Message, Watermark};
 use crate::{Error, Result};
 
@@ -55,6 +55,7 @@ impl OperatorFactory for SessionAggregateFactory {
             keys: GroupKeys::new(self.key_schema.clone())?,
             sessions: Vec::new(),
             stored: Vec::new(),
+            held: HeldRows::default(),
             due: BTreeSet::new(),
             watermark: None,
             late_rows: 0,
@@ -104,6 +105,8 @@ struct SessionAggregate {
     /// Open sessions per key id, by start.
     sessions: Vec<Vec<Session>>,
     stored: Vec<Option<Stored>>,
+    /// What `stored` holds (rows of batches still live).
+    held: HeldRows,
     /// (end, key id) of open sessions, oldest first; an entry whose session has since grown
     /// or fired is skipped when it comes up.
     due: BTreeSet<(i64, u32)>,
@@ -113,6 +116,13 @@ struct SessionAggregate {
 }
 
 impl SessionAggregate {
+    /// Reports the stored rows, with the keys and the sessions' row lists over them (a row
+    /// reference per held row, not walked: this runs at every watermark).
+    fn report_state(&self, ctx: &OperatorContext) {
+        let lists = self.held.rows as usize * size_of::<RowRef>();
+        self.held.report(ctx, self.keys.memory_size() + lists);
+    }
+
     /// Evaluates what a batch's rows need later: keys, arguments, filters.
     fn columns(&self, batch: &RecordBatch) -> Result<(Vec<ArrayRef>, Vec<ArrayRef>)> {
         let keys = self
@@ -198,6 +208,8 @@ impl SessionAggregate {
                 if let Some(st) = self.stored[b].as_mut() {
                     st.live -= 1;
                     if st.live == 0 {
+                        let rows = st.columns.first().map_or(0, |c| c.len());
+                        self.held.remove(rows, &st.columns);
                         self.stored[b] = None;
                     }
                 }
@@ -320,6 +332,9 @@ impl Operator for SessionAggregate {
         super::count_late(ctx, &mut self.late_rows, late);
         let mut columns = keys;
         columns.extend(rest);
+        if live > 0 {
+            self.held.add(rows, &columns);
+        }
         self.stored
             .push((live > 0).then_some(Stored { columns, live }));
         Ok(())
@@ -328,20 +343,24 @@ impl Operator for SessionAggregate {
     fn on_watermark(
         &mut self,
         wm: Watermark,
-        _ctx: &mut OperatorContext,
+        ctx: &mut OperatorContext,
         out: &mut dyn Output,
     ) -> Result<()> {
+        self.report_state(ctx);
         if let Some(now) = self.f.time.clock() {
             self.fire(now, out)?;
         } else if let Watermark::EventTime(t) = wm {
             self.watermark = Some(t);
             self.fire(t, out)?;
         }
+        self.report_state(ctx);
         out.emit(Message::Watermark(wm))
     }
 
     fn on_end(&mut self, ctx: &mut OperatorContext, out: &mut dyn Output) -> Result<()> {
+        self.report_state(ctx);
         self.fire(i64::MAX, out)?;
+        self.report_state(ctx);
         super::note_late_rows(ctx, self.name(), self.late_rows);
         Ok(())
     }

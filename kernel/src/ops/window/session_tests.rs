@@ -97,6 +97,10 @@ fn drive(steps: &[Step]) -> (Vec<Result4>, u64, Collect) {
         }
     }
     op.on_end(&mut ctx, &mut out).unwrap();
+    // Every fired session freed its rows (the key dictionary stays).
+    let state = &ctx.metrics.state()[&(0, 0)];
+    assert_eq!(state.entries, 0, "{state:?}");
+    assert!(state.peak_bytes > state.bytes, "{state:?}");
     let mut rows = Vec::new();
     for b in out.batches() {
         let ms = |i: usize| {

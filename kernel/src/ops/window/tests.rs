@@ -14,7 +14,7 @@ use datafusion_physical_expr::PhysicalExpr;
 use super::*;
 use crate::metrics::JobMetrics;
 use crate::operator::{OperatorContext, OperatorFactory, Output};
-use crate::types::{Message, Watermark};
+use crate::types::{Barrier, Message, Watermark};
 use crate::Result;
 
 #[derive(Default)]
@@ -94,6 +94,7 @@ fn factory(kind: WindowKind, phase: AggregatePhase) -> WindowAggregateFactory {
             WindowOutput::Aggregate(1),
         ],
         output,
+        buffer_groups: DEFAULT_BUFFER_GROUPS,
     }
 }
 
@@ -147,6 +148,8 @@ enum Step {
     Watermark(i64),
     /// Lets the wall clock move (processing time).
     Sleep(u64),
+    /// A checkpoint barrier.
+    Barrier(u64),
 }
 
 /// Runs `steps` through one operator subtask; what it emitted and the context.
@@ -161,6 +164,9 @@ fn drive(f: &WindowAggregateFactory, steps: &[Step]) -> (Collect, OperatorContex
                 .on_watermark(Watermark::EventTime(*t), &mut ctx, &mut out)
                 .unwrap(),
             Step::Sleep(ms) => std::thread::sleep(std::time::Duration::from_millis(*ms)),
+            Step::Barrier(id) => op
+                .on_barrier(&Barrier { checkpoint_id: *id }, &mut ctx, &mut out)
+                .unwrap(),
         }
     }
     op.on_end(&mut ctx, &mut out).unwrap();
@@ -244,10 +250,9 @@ fn segments(msgs: &[Message]) -> Vec<Vec<Message>> {
     out
 }
 
-#[test]
-fn two_phases_give_what_one_gives() {
-    // A pseudo-random stream, out of order within 40 ms, keys repeating, in several batches
-    // with watermarks between them that no row falls behind.
+/// A pseudo-random stream, out of order within 40 ms, keys repeating, in several batches with
+/// watermarks between them that no row falls behind.
+fn random_steps() -> Vec<Step> {
     let mut steps = Vec::new();
     let mut x: u64 = 42;
     let mut next = || {
@@ -267,14 +272,22 @@ fn two_phases_give_what_one_gives() {
         steps.push(Step::Rows(rows));
         steps.push(Step::Watermark(b * 100 - 50));
     }
-    for kind in [
-        WindowKind::Tumble { size: 30 },
-        WindowKind::Hop {
-            size: 60,
-            slide: 20,
-        },
-        WindowKind::Cumulate { size: 90, step: 30 },
-    ] {
+    steps
+}
+
+const KINDS: [WindowKind; 3] = [
+    WindowKind::Tumble { size: 30 },
+    WindowKind::Hop {
+        size: 60,
+        slide: 20,
+    },
+    WindowKind::Cumulate { size: 90, step: 30 },
+];
+
+#[test]
+fn two_phases_give_what_one_gives() {
+    let steps = random_steps();
+    for kind in KINDS {
         let (single, single_ctx) = drive(&factory(kind, AggregatePhase::Single), &steps);
         // Two local subtasks split the rows; their partials and watermarks go to one global.
         let (halves_a, halves_b): (Vec<Step>, Vec<Step>) = steps
@@ -290,6 +303,7 @@ fn two_phases_give_what_one_gives() {
                 }
                 Step::Watermark(t) => (Step::Watermark(*t), Step::Watermark(*t)),
                 Step::Sleep(ms) => (Step::Sleep(*ms), Step::Sleep(*ms)),
+                Step::Barrier(id) => (Step::Barrier(*id), Step::Barrier(*id)),
             })
             .unzip();
         let local = factory(kind, AggregatePhase::Local);
@@ -350,4 +364,55 @@ fn processing_time_windows_follow_the_clock_and_ignore_row_times_and_watermarks(
         "{got:?}"
     );
     assert_eq!(JobMetrics::get(&ctx.metrics.late_rows), 0);
+}
+
+#[test]
+fn slices_written_to_the_state_table_give_what_the_buffer_gives() {
+    let steps = random_steps();
+    // Barriers between some batches: the buffer is written out there too.
+    let mut with_barriers = Vec::new();
+    for (i, s) in random_steps().into_iter().enumerate() {
+        if i % 3 == 0 {
+            with_barriers.push(Step::Barrier(i as u64));
+        }
+        with_barriers.push(s);
+    }
+    for kind in KINDS {
+        let buffered = factory(kind, AggregatePhase::Single);
+        let (expected, _) = drive(&buffered, &steps);
+        assert!(!expected.batches().is_empty());
+        // One group over the limit writes the whole buffer to the state table.
+        let mut spilling = buffered.clone();
+        spilling.buffer_groups = 1;
+        for (f, steps) in [(&spilling, &steps), (&buffered, &with_barriers)] {
+            let (got, ctx) = drive(f, steps);
+            assert_eq!(rows(&got.batches()), rows(&expected.batches()), "{kind:?}");
+            let state = ctx.metrics.state();
+            let report = &state[&(0, 0)];
+            // Entries were stored, and every one was deleted once its windows had fired.
+            assert!(
+                report.peak_entries > 0 && report.peak_bytes > 0,
+                "{report:?}"
+            );
+            assert_eq!((report.entries, report.bytes), (0, 0), "{kind:?}");
+        }
+    }
+}
+
+#[test]
+fn a_local_phase_emits_its_buffer_when_full_or_at_a_barrier() {
+    let kind = WindowKind::Tumble { size: 30 };
+    let mut local = factory(kind, AggregatePhase::Local);
+    let rows_in = vec![(Some(1), 3, 1), (Some(2), 4, 1), (Some(1), 5, 1)];
+    let partial_rows =
+        |out: &Collect| -> usize { out.batches().iter().map(|b| b.num_rows()).sum() };
+    let (out, _) = drive(&local, &[Step::Rows(rows_in.clone()), Step::Barrier(1)]);
+    // Both keys' partials left at the barrier, ahead of it; nothing was left for the end.
+    assert_eq!(partial_rows(&out), 2);
+    assert!(matches!(out.0[0], Message::Batch(_)));
+    local.buffer_groups = 1;
+    let (out, _) = drive(&local, &[Step::Rows(rows_in.clone()), Step::Rows(rows_in)]);
+    // Emitted after each batch (two groups > 1), never merged across them.
+    assert_eq!(out.batches().len(), 2);
+    assert_eq!(partial_rows(&out), 4);
 }

@@ -1,0 +1,237 @@
+//! The window aggregation's keyed state: the accumulator states of slices, kept in a
+//! `gemini-state` [`StateTable`].
+//!
+//! State is written a slice at a time, as one chunk per key group: the entry's key is the slice
+//! end (eight bytes that sort as the time does) and the chunk's number within the slice; its
+//! value lists the slice's groups of that key group, each its group key and its states in
+//! arrow-row form. Key groups are those of the group keys' hashes, the ones the hash exchange
+//! routed the rows by, so state moves with its key groups on a rescale. Encoding is columnar
+//! (one `RowConverter` call per slice and direction) and the table sees one write per key group
+//! rather than per group; a slice written out more than once (a full buffer, a barrier) gets
+//! more chunks, and a key in two of them is merged when the slice is read. Which key groups hold
+//! chunks of a slice is kept in memory, so reading a slice probes only those.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use arrow::array::ArrayRef;
+use arrow::datatypes::SchemaRef;
+use arrow::row::{RowConverter, SortField};
+use gemini_state::{KeyGroup, KeyGroupRange, MemoryTable, StateSize, StateTable, TableOptions};
+
+use crate::operator::OperatorContext;
+use crate::{Error, Result};
+
+/// What a slice's groups come to: their number, their keys, and per call the accumulators'
+/// final values (one column) or states (one or more columns; what the store keeps).
+pub(super) struct Drained {
+    pub groups: usize,
+    pub keys: Vec<ArrayRef>,
+    pub columns: Vec<Vec<ArrayRef>>,
+}
+
+/// What the store holds of one slice.
+#[derive(Default)]
+struct StoredSlice {
+    /// The key groups with chunks.
+    key_groups: BTreeSet<KeyGroup>,
+    /// Writes so far: the next chunk's number.
+    writes: u32,
+    /// Groups written (a key written twice counts twice).
+    groups: u64,
+}
+
+pub(super) struct SliceStore {
+    /// Created with the first write, which brings the subtask's key-group range.
+    table: Option<Box<dyn StateTable>>,
+    key_schema: SchemaRef,
+    /// Group keys ↔ bytes (`None` without key columns: a slice has one group, key `[]`).
+    key_rows: Option<RowConverter>,
+    /// States ↔ bytes; made from the first states written, so its types are theirs exactly.
+    state_rows: Option<RowConverter>,
+    /// Number of state columns of each call.
+    state_widths: Vec<usize>,
+    slices: BTreeMap<i64, StoredSlice>,
+    /// Groups over all stored slices.
+    groups: u64,
+    hashes: Vec<u64>,
+}
+
+/// The eight bytes of a slice end, ordered as the times are.
+fn slice_prefix(end: i64) -> [u8; 8] {
+    ((end as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// Appends `bytes` with its length in front.
+fn put_record(buf: &mut Vec<u8>, bytes: &[u8]) {
+    buf.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    buf.extend_from_slice(bytes);
+}
+
+/// The next length-prefixed record of `buf` at `*at`, moving `*at` past it.
+fn next_record<'a>(buf: &'a [u8], at: &mut usize) -> Result<&'a [u8]> {
+    let corrupt = || Error::internal("a window state chunk is cut short");
+    let len: [u8; 4] = buf
+        .get(*at..*at + 4)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(corrupt)?;
+    let start = *at + 4;
+    let end = start + u32::from_le_bytes(len) as usize;
+    *at = end;
+    buf.get(start..end).ok_or_else(corrupt)
+}
+
+impl SliceStore {
+    pub fn new(key_schema: SchemaRef, state_widths: Vec<usize>) -> Result<Self> {
+        let key_rows = if key_schema.fields().is_empty() {
+            None
+        } else {
+            Some(RowConverter::new(
+                key_schema
+                    .fields()
+                    .iter()
+                    .map(|f| SortField::new(f.data_type().clone()))
+                    .collect(),
+            )?)
+        };
+        Ok(SliceStore {
+            table: None,
+            key_schema,
+            key_rows,
+            state_rows: None,
+            state_widths,
+            slices: BTreeMap::new(),
+            groups: 0,
+            hashes: Vec::new(),
+        })
+    }
+
+    /// The ends of the stored slices.
+    pub fn ends(&self) -> impl Iterator<Item = i64> + '_ {
+        self.slices.keys().copied()
+    }
+
+    /// Groups stored (a key written out twice counts twice) and the table's bytes.
+    pub fn size(&self) -> StateSize {
+        StateSize {
+            entries: self.groups,
+            bytes: self.table.as_ref().map_or(0, |t| t.size().bytes),
+        }
+    }
+
+    /// Adds the states of `slice`'s groups to the slice ending at `end`.
+    pub fn write(&mut self, end: i64, slice: &Drained, ctx: &OperatorContext) -> Result<()> {
+        let n = slice.groups;
+        if n == 0 {
+            return Ok(());
+        }
+        let table = self.table.get_or_insert_with(|| {
+            let range =
+                KeyGroupRange::for_subtask(ctx.max_parallelism, ctx.parallelism, ctx.subtask);
+            Box::new(MemoryTable::new(range, TableOptions::default()))
+        });
+        let (key_groups, keys) = match &self.key_rows {
+            // Without keys there is one group, at parallelism 1: the range's first key group.
+            None => (vec![table.key_groups().start; n], None),
+            Some(conv) => {
+                net_shuffle::hash_rows(&slice.keys, n, &mut self.hashes)?;
+                let kgs = self
+                    .hashes
+                    .iter()
+                    .map(|&h| net_shuffle::key_group_of_hash(h, ctx.max_parallelism))
+                    .collect();
+                (kgs, Some(conv.convert_columns(&slice.keys)?))
+            }
+        };
+        let states: Vec<ArrayRef> = slice.columns.iter().flatten().cloned().collect();
+        let conv = match &self.state_rows {
+            Some(c) => c,
+            None => self.state_rows.insert(RowConverter::new(
+                states
+                    .iter()
+                    .map(|a| SortField::new(a.data_type().clone()))
+                    .collect(),
+            )?),
+        };
+        let states = conv.convert_columns(&states)?;
+        // One chunk per key group.
+        let mut chunks: BTreeMap<KeyGroup, Vec<u8>> = BTreeMap::new();
+        for (i, &kg) in key_groups.iter().enumerate() {
+            let chunk = chunks.entry(kg).or_default();
+            put_record(chunk, keys.as_ref().map_or(&[][..], |k| k.row(i).data()));
+            put_record(chunk, states.row(i).data());
+        }
+        let stored = self.slices.entry(end).or_default();
+        let mut key = slice_prefix(end).to_vec();
+        key.extend_from_slice(&stored.writes.to_be_bytes());
+        stored.writes += 1;
+        stored.groups += n as u64;
+        self.groups += n as u64;
+        stored.key_groups.extend(chunks.keys().copied());
+        let kgs: Vec<KeyGroup> = chunks.keys().copied().collect();
+        let values: Vec<&[u8]> = chunks.values().map(Vec::as_slice).collect();
+        table.put_many(&kgs, &vec![key.as_slice(); kgs.len()], &values)?;
+        Ok(())
+    }
+
+    /// The states stored for the slice ending at `end` (`None` if none are); a key written
+    /// out more than once appears as often.
+    pub fn read(&self, end: i64) -> Result<Option<Drained>> {
+        let (Some(stored), Some(table), Some(state_rows)) =
+            (self.slices.get(&end), &self.table, &self.state_rows)
+        else {
+            return Ok(None);
+        };
+        let prefix = slice_prefix(end);
+        let mut chunks = Vec::new();
+        for &kg in &stored.key_groups {
+            table.scan_prefix(kg, &prefix, &mut |_, v| {
+                chunks.extend_from_slice(v);
+                true
+            })?;
+        }
+        let (mut keys, mut states) = (Vec::new(), Vec::new());
+        let key_parser = self.key_rows.as_ref().map(|c| c.parser());
+        let state_parser = state_rows.parser();
+        let mut at = 0;
+        while at < chunks.len() {
+            let key = next_record(&chunks, &mut at)?;
+            if let Some(p) = &key_parser {
+                keys.push(p.parse(key));
+            }
+            states.push(state_parser.parse(next_record(&chunks, &mut at)?));
+        }
+        let groups = states.len();
+        let keys = match &self.key_rows {
+            None => Vec::new(),
+            Some(conv) => conv.convert_rows(keys)?,
+        };
+        debug_assert_eq!(keys.len(), self.key_schema.fields().len());
+        let mut flat = state_rows.convert_rows(states)?.into_iter();
+        let columns = self
+            .state_widths
+            .iter()
+            .map(|&w| flat.by_ref().take(w).collect())
+            .collect();
+        Ok(Some(Drained {
+            groups,
+            keys,
+            columns,
+        }))
+    }
+
+    /// Deletes the state of the slice ending at `end`.
+    pub fn remove(&mut self, end: i64) -> Result<()> {
+        let (Some(stored), Some(table)) = (self.slices.remove(&end), self.table.as_mut()) else {
+            return Ok(());
+        };
+        self.groups -= stored.groups;
+        // Chunk keys are the prefix and four bytes: [prefix + 0000, prefix + ffff ffff ff).
+        let start = slice_prefix(end).to_vec();
+        let mut stop = start.clone();
+        stop.extend_from_slice(&[0xff; 5]);
+        for kg in stored.key_groups {
+            table.delete_range(kg, &start, &stop)?;
+        }
+        Ok(())
+    }
+}
