@@ -9,12 +9,12 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::datatypes::{Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion_common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion_common::{DFSchema, DFSchemaRef};
+use datafusion_common::{Column, DFSchema, DFSchemaRef};
 use datafusion_expr::execution_props::ExecutionProps;
 use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
-use datafusion_expr::{and, Expr, LogicalPlan, WriteOp};
+use datafusion_expr::{and, Cast, Expr, ExprSchemable, LogicalPlan, WriteOp};
 use datafusion_physical_expr::{create_physical_expr, PhysicalExpr};
 use kernel::connectors::{Options, TableDescriptor};
 use kernel::graph::{JobGraph, Node, NodeId, NodeKind, Partitioning};
@@ -24,6 +24,13 @@ use kernel::types::StreamSchema;
 use kernel::{Error, Result};
 
 use crate::catalog::{column_filter, RawTableSource};
+use crate::functions::CURRENT_WATERMARK;
+
+/// A timestamp type's time zone.
+type TimeZone = Option<Arc<str>>;
+
+/// The column a Calc appends for `CURRENT_WATERMARK`.
+const WATERMARK_COLUMN: &str = "$current_watermark";
 
 pub(crate) struct Lowering<'a> {
     pub graph: &'a mut JobGraph,
@@ -252,18 +259,32 @@ impl<'a> Lowering<'a> {
         exprs: &[Expr],
         out: DFSchemaRef,
     ) -> Result<Lowered> {
-        let filter = filter
-            .map(|f| self.physical(f, &input.schema))
-            .transpose()?;
-        let projection = exprs
+        let mut all: Vec<Expr> = filter.into_iter().cloned().collect();
+        all.extend(exprs.iter().cloned());
+        let (all, watermark_column) = self.current_watermark_calls(&input, all)?;
+        let mut schema = input.schema.as_ref().clone();
+        if let Some(zone) = &watermark_column {
+            let field = Field::new(
+                WATERMARK_COLUMN,
+                DataType::Timestamp(TimeUnit::Millisecond, zone.clone()),
+                true,
+            );
+            schema.merge(&DFSchema::from_unqualified_fields(
+                vec![field].into(),
+                Default::default(),
+            )?);
+        }
+        let mut physical = all
             .iter()
-            .map(|e| self.physical(e, &input.schema))
+            .map(|e| self.physical(e, &schema))
             .collect::<Result<Vec<_>>>()?;
+        let filter = filter.map(|_| physical.remove(0));
         let output: SchemaRef = Arc::new(out.as_arrow().clone());
         let factory = CalcFactory {
             filter,
-            projection,
+            projection: physical,
             output: output.clone(),
+            watermark_column,
         };
         let parallelism = self.graph.nodes[input.node].parallelism;
         let window = input.window.and_then(|w| w.project(exprs, &input.schema));
@@ -286,6 +307,66 @@ impl<'a> Lowering<'a> {
             schema: out,
             window,
         })
+    }
+
+    /// Rewrites `CURRENT_WATERMARK(rowtime)` calls into reads of the column a Calc appends;
+    /// with the time zone of that column if there were any.
+    fn current_watermark_calls(
+        &self,
+        input: &Lowered,
+        exprs: Vec<Expr>,
+    ) -> Result<(Vec<Expr>, Option<TimeZone>)> {
+        let rowtime = self.graph.nodes[input.node].output.event_time;
+        let mut calls = Vec::new();
+        for e in &exprs {
+            e.apply(|e| {
+                if let Expr::ScalarFunction(f) = e {
+                    if f.func.name() == CURRENT_WATERMARK {
+                        calls.push(f.args[0].clone());
+                    }
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })?;
+        }
+        let Some(first) = calls.first() else {
+            return Ok((exprs, None));
+        };
+        for arg in &calls {
+            let column = match arg {
+                Expr::Column(c) => input.schema.index_of_column(c).ok(),
+                _ => None,
+            };
+            if column.is_none() || column != rowtime {
+                return Err(Error::user(format!(
+                    "CURRENT_WATERMARK({arg}): the argument must be the rowtime attribute of the \
+                     input (the column its WATERMARK is declared for)"
+                )));
+            }
+        }
+        let ty = first.get_type(&input.schema)?;
+        let DataType::Timestamp(_, zone) = &ty else {
+            return Err(Error::user(format!(
+                "CURRENT_WATERMARK({first}) is not a TIMESTAMP"
+            )));
+        };
+        let zone = zone.clone();
+        let read = Expr::Cast(Cast::new(
+            Box::new(Expr::Column(Column::from_name(WATERMARK_COLUMN))),
+            ty.clone(),
+        ));
+        let exprs = exprs
+            .into_iter()
+            .map(|e| {
+                e.transform_up(|e| match &e {
+                    Expr::ScalarFunction(f) if f.func.name() == CURRENT_WATERMARK => {
+                        Ok(Transformed::yes(read.clone()))
+                    }
+                    _ => Ok(Transformed::no(e)),
+                })
+                .map(|t| t.data)
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok((exprs, Some(zone)))
     }
 
     fn scan(&mut self, scan: &datafusion_expr::TableScan) -> Result<Lowered> {
@@ -470,7 +551,7 @@ pub(crate) fn flatten(plan: &LogicalPlan) -> Result<(&LogicalPlan, Option<Expr>,
 /// True when `exprs` select the input's columns in order, unchanged (renames allowed: the
 /// output names come from the plan's schema, the data is the same).
 fn is_identity(exprs: &[Expr], input: &DFSchema) -> bool {
-    fn column(e: &Expr) -> Option<&datafusion_common::Column> {
+    fn column(e: &Expr) -> Option<&Column> {
         match e {
             Expr::Column(c) => Some(c),
             Expr::Alias(a) => column(&a.expr),

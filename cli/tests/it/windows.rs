@@ -536,3 +536,53 @@ fn windows_written_to_the_state_table_at_every_group_give_the_same_results() {
     let err = run_sql(&bad, 1).unwrap_err();
     assert!(err.contains("is not a positive whole number"), "{err}");
 }
+
+#[test]
+fn current_watermark_is_what_the_operator_has_seen_and_filters_late_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    write_bids(dir.path());
+    // a.csv grows to 8192 rows, the file source's batch: its rows all come before any
+    // watermark (NULL); b.csv's in the next batch, after the one a.csv made, 00:20 − 4 s.
+    let mut a = String::new();
+    for i in 0..8188 {
+        a.push_str(&format!("3,1,1,2015-07-15 00:00:00.{:03}\n", i % 1000));
+    }
+    let a_csv = dir.path().join("bids/a.csv");
+    a.push_str(&fs::read_to_string(&a_csv).unwrap());
+    fs::write(&a_csv, a).unwrap();
+    let query = "SELECT auction, price, CURRENT_WATERMARK(`dateTime`) FROM bid WHERE auction < 3";
+    let columns = "auction BIGINT, price BIGINT, wm TIMESTAMP(3)";
+    let wm = at("16");
+    let want = rows(&[
+        "1,100,",
+        "1,200,",
+        "1,50,",
+        "1,500,",
+        &format!("2,600,{wm}"),
+        &format!("2,300,{wm}"),
+        &format!("2,400,{wm}"),
+    ]);
+    assert_eq!(run(dir.path(), columns, query, 1), want);
+    // Flink's idiom for dropping late rows: all of b.csv's are behind the watermark.
+    let query = "SELECT auction, price FROM bid
+                 WHERE auction < 3 AND (CURRENT_WATERMARK(`dateTime`) IS NULL
+                                        OR `dateTime` > CURRENT_WATERMARK(`dateTime`))";
+    let want = rows(&["1,100", "1,200", "1,50", "1,500"]);
+    assert_eq!(
+        run(dir.path(), "auction BIGINT, price BIGINT", query, 1),
+        want
+    );
+    // Only a rowtime attribute has a watermark.
+    let sql = format!(
+        "{} SELECT CURRENT_WATERMARK(price) FROM bid;",
+        bid_table(dir.path())
+    );
+    let err = run_sql(&sql, 1).unwrap_err();
+    assert!(err.contains("CURRENT_WATERMARK"), "{err}");
+    let sql = format!(
+        "{} SELECT CURRENT_WATERMARK(`dateTime` + INTERVAL '1' SECOND) FROM bid;",
+        bid_table(dir.path())
+    );
+    let err = run_sql(&sql, 1).unwrap_err();
+    assert!(err.contains("must be the rowtime attribute"), "{err}");
+}

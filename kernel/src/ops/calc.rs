@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use arrow::array::{AsArray, RecordBatch, RecordBatchOptions};
+use arrow::array::{Array, AsArray, RecordBatch, RecordBatchOptions, TimestampMillisecondArray};
 use arrow::compute::filter_record_batch;
-use arrow::datatypes::{DataType, SchemaRef};
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use datafusion_physical_expr::PhysicalExpr;
 
 use super::evaluate;
@@ -18,6 +18,10 @@ pub struct CalcFactory {
     pub filter: Option<Arc<dyn PhysicalExpr>>,
     pub projection: Vec<Arc<dyn PhysicalExpr>>,
     pub output: SchemaRef,
+    /// When the expressions read `CURRENT_WATERMARK`: each batch gets one more column, after
+    /// its own, holding the operator's current watermark (NULL before the first) as a
+    /// millisecond timestamp with this time zone.
+    pub watermark_column: Option<Option<Arc<str>>>,
 }
 
 impl OperatorFactory for CalcFactory {
@@ -46,6 +50,33 @@ struct Calc {
 }
 
 impl Calc {
+    /// The batch with the current watermark appended, if the expressions read it.
+    fn with_watermark(&self, batch: RecordBatch, ctx: &OperatorContext) -> Result<RecordBatch> {
+        let Some(tz) = &self.spec.watermark_column else {
+            return Ok(batch);
+        };
+        let rows = batch.num_rows();
+        let wm = match ctx.current_watermark {
+            Some(t) => TimestampMillisecondArray::from_value(t, rows),
+            None => TimestampMillisecondArray::new_null(rows),
+        }
+        .with_timezone_opt(tz.clone());
+        let mut fields: Vec<FieldRef> = batch.schema().fields().iter().cloned().collect();
+        fields.push(Arc::new(Field::new(
+            "$current_watermark",
+            wm.data_type().clone(),
+            true,
+        )));
+        let mut columns = batch.columns().to_vec();
+        columns.push(Arc::new(wm));
+        let options = RecordBatchOptions::new().with_row_count(Some(rows));
+        Ok(RecordBatch::try_new_with_options(
+            Arc::new(Schema::new(fields)),
+            columns,
+            &options,
+        )?)
+    }
+
     fn project(&self, batch: &RecordBatch) -> Result<RecordBatch> {
         let columns = self
             .spec
@@ -71,9 +102,10 @@ impl Operator for Calc {
         &mut self,
         _input: usize,
         batch: RecordBatch,
-        _ctx: &mut OperatorContext,
+        ctx: &mut OperatorContext,
         out: &mut dyn Output,
     ) -> Result<()> {
+        let batch = self.with_watermark(batch, ctx)?;
         let Some(f) = &self.spec.filter else {
             return out.batch(self.project(&batch)?);
         };

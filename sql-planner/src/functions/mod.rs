@@ -5,6 +5,7 @@
 //! separators, indices) are read once per batch.
 
 mod count_char;
+mod current_watermark;
 mod date_format;
 mod extract;
 mod modulo;
@@ -20,6 +21,7 @@ use arrow::datatypes::DataType;
 use datafusion_common::{exec_err, plan_err, Result, ScalarValue};
 use datafusion_expr::{ColumnarValue, ScalarUDF};
 
+pub use current_watermark::CURRENT_WATERMARK;
 pub use date_format::java_pattern_to_strftime;
 pub use proctime::is_proctime;
 
@@ -31,6 +33,7 @@ pub fn flink_builtins() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::from(date_format::DateFormat::new())),
         Arc::new(ScalarUDF::from(modulo::Mod::new())),
         Arc::new(ScalarUDF::from(proctime::Proctime::new())),
+        Arc::new(ScalarUDF::from(current_watermark::CurrentWatermark::new())),
         Arc::new(ScalarUDF::from(extract::Extract::new("hour"))),
         Arc::new(ScalarUDF::from(extract::Extract::new("minute"))),
         Arc::new(ScalarUDF::from(extract::Extract::new("second"))),
