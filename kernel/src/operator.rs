@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
+use gemini_state::StateSize;
 
 use crate::metrics::JobMetrics;
 use crate::types::{Barrier, EventTime, Message, Watermark};
@@ -65,12 +66,6 @@ impl OperatorContext {
         self.node = node;
         self.node_name = name.to_string();
         self
-    }
-
-    /// Reports how much keyed state this subtask holds now (`eddy run` prints the peaks).
-    pub fn report_state(&self, entries: u64, bytes: u64) {
-        self.metrics
-            .report_state(self.node, self.subtask, &self.node_name, entries, bytes);
     }
 
     /// Asks for `on_timer(time)` once the watermark reaches `time`.
@@ -145,6 +140,21 @@ pub trait Operator: Send {
     /// Every input has ended: flush. The end marker is forwarded afterwards.
     fn on_end(&mut self, _ctx: &mut OperatorContext, _out: &mut dyn Output) -> Result<()> {
         Ok(())
+    }
+
+    /// The keyed state this subtask holds now; `None` for a stateless operator. The runtime
+    /// asks before and after every watermark and at barriers and the end, so it must be cheap
+    /// (counters, not a walk of the state).
+    fn state_size(&self) -> Option<StateSize> {
+        None
+    }
+}
+
+/// Records `op`'s state size in the job's metrics (`eddy run` prints the peaks).
+pub(crate) fn report_state(op: &dyn Operator, ctx: &OperatorContext) {
+    if let Some(s) = op.state_size() {
+        ctx.metrics
+            .report_state(ctx.node, ctx.subtask, &ctx.node_name, s.entries, s.bytes);
     }
 }
 

@@ -26,9 +26,6 @@ use kernel::{Error, Result};
 use crate::catalog::{column_filter, RawTableSource};
 use crate::functions::CURRENT_WATERMARK;
 
-/// A timestamp type's time zone.
-type TimeZone = Option<Arc<str>>;
-
 /// The column a Calc appends for `CURRENT_WATERMARK`.
 const WATERMARK_COLUMN: &str = "$current_watermark";
 
@@ -263,12 +260,8 @@ impl<'a> Lowering<'a> {
         all.extend(exprs.iter().cloned());
         let (all, watermark_column) = self.current_watermark_calls(&input, all)?;
         let mut schema = input.schema.as_ref().clone();
-        if let Some(zone) = &watermark_column {
-            let field = Field::new(
-                WATERMARK_COLUMN,
-                DataType::Timestamp(TimeUnit::Millisecond, zone.clone()),
-                true,
-            );
+        if let Some(ty) = &watermark_column {
+            let field = Field::new(WATERMARK_COLUMN, ty.clone(), true);
             schema.merge(&DFSchema::from_unqualified_fields(
                 vec![field].into(),
                 Default::default(),
@@ -310,12 +303,12 @@ impl<'a> Lowering<'a> {
     }
 
     /// Rewrites `CURRENT_WATERMARK(rowtime)` calls into reads of the column a Calc appends;
-    /// with the time zone of that column if there were any.
+    /// with the type of that column (millisecond timestamps) if there were any.
     fn current_watermark_calls(
         &self,
         input: &Lowered,
         exprs: Vec<Expr>,
-    ) -> Result<(Vec<Expr>, Option<TimeZone>)> {
+    ) -> Result<(Vec<Expr>, Option<DataType>)> {
         let rowtime = self.graph.nodes[input.node].output.event_time;
         let mut calls = Vec::new();
         for e in &exprs {
@@ -349,7 +342,7 @@ impl<'a> Lowering<'a> {
                 "CURRENT_WATERMARK({first}) is not a TIMESTAMP"
             )));
         };
-        let zone = zone.clone();
+        let column = DataType::Timestamp(TimeUnit::Millisecond, zone.clone());
         let read = Expr::Cast(Cast::new(
             Box::new(Expr::Column(Column::from_name(WATERMARK_COLUMN))),
             ty.clone(),
@@ -366,7 +359,7 @@ impl<'a> Lowering<'a> {
                 .map(|t| t.data)
             })
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        Ok((exprs, Some(zone)))
+        Ok((exprs, Some(column)))
     }
 
     fn scan(&mut self, scan: &datafusion_expr::TableScan) -> Result<Lowered> {

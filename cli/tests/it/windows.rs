@@ -529,6 +529,14 @@ fn windows_written_to_the_state_table_at_every_group_give_the_same_results() {
             "parallelism {p}"
         );
     }
+    // The runtime reports the operators' state: some was stored, none is left at the end.
+    let sql = format!("{spill} {} SELECT count(*) FROM TABLE(HOP(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '2' SECOND, INTERVAL '4' SECOND)) GROUP BY auction, window_start, window_end;", bid_table(dir.path()));
+    let state = run_sql(&sql, 2).unwrap().state();
+    assert!(state.values().any(|r| r.peak_entries > 0), "{state:?}");
+    assert!(
+        state.values().all(|r| r.entries == 0),
+        "state left: {state:?}"
+    );
     let bad = format!(
         "SET 'table.exec.window-agg.buffer-size-limit' = 'lots'; {} SELECT * FROM bid;",
         bid_table(dir.path())

@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, RecordBatch, RecordBatchOptions, TimestampMillisecondArray};
-use arrow::compute::filter_record_batch;
+use arrow::array::{AsArray, Int64Array, RecordBatch, RecordBatchOptions};
+use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use datafusion_physical_expr::PhysicalExpr;
 
@@ -19,9 +19,9 @@ pub struct CalcFactory {
     pub projection: Vec<Arc<dyn PhysicalExpr>>,
     pub output: SchemaRef,
     /// When the expressions read `CURRENT_WATERMARK`: each batch gets one more column, after
-    /// its own, holding the operator's current watermark (NULL before the first) as a
-    /// millisecond timestamp with this time zone.
-    pub watermark_column: Option<Option<Arc<str>>>,
+    /// its own, holding the operator's current watermark (NULL before the first), of this
+    /// timestamp type.
+    pub watermark_column: Option<DataType>,
 }
 
 impl OperatorFactory for CalcFactory {
@@ -52,23 +52,18 @@ struct Calc {
 impl Calc {
     /// The batch with the current watermark appended, if the expressions read it.
     fn with_watermark(&self, batch: RecordBatch, ctx: &OperatorContext) -> Result<RecordBatch> {
-        let Some(tz) = &self.spec.watermark_column else {
+        let Some(ty) = &self.spec.watermark_column else {
             return Ok(batch);
         };
         let rows = batch.num_rows();
-        let wm = match ctx.current_watermark {
-            Some(t) => TimestampMillisecondArray::from_value(t, rows),
-            None => TimestampMillisecondArray::new_null(rows),
-        }
-        .with_timezone_opt(tz.clone());
+        let millis = match ctx.current_watermark {
+            Some(t) => Int64Array::from_value(t, rows),
+            None => Int64Array::new_null(rows),
+        };
         let mut fields: Vec<FieldRef> = batch.schema().fields().iter().cloned().collect();
-        fields.push(Arc::new(Field::new(
-            "$current_watermark",
-            wm.data_type().clone(),
-            true,
-        )));
+        fields.push(Arc::new(Field::new("$current_watermark", ty.clone(), true)));
         let mut columns = batch.columns().to_vec();
-        columns.push(Arc::new(wm));
+        columns.push(cast(&millis, ty)?);
         let options = RecordBatchOptions::new().with_row_count(Some(rows));
         Ok(RecordBatch::try_new_with_options(
             Arc::new(Schema::new(fields)),

@@ -16,7 +16,8 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Int64Type, TimeUnit};
 use datafusion_physical_expr::PhysicalExpr;
 
-use crate::operator::OperatorContext;
+use gemini_state::StateSize;
+
 use crate::Result;
 
 /// Rows an operator keeps in memory outside a state table, and their bytes, for state
@@ -46,9 +47,12 @@ impl HeldRows {
         self.bytes -= Self::bytes_of(columns);
     }
 
-    /// Reports the held rows, plus `extra_bytes` of indexes over them.
-    pub fn report(&self, ctx: &OperatorContext, extra_bytes: usize) {
-        ctx.report_state(self.rows, self.bytes + extra_bytes as u64);
+    /// The held rows as state, plus `extra_bytes` of indexes over them.
+    pub fn size(&self, extra_bytes: usize) -> StateSize {
+        StateSize {
+            entries: self.rows,
+            bytes: self.bytes + extra_bytes as u64,
+        }
     }
 }
 

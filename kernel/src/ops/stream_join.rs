@@ -22,6 +22,8 @@ use arrow::compute::{filter, filter_record_batch, interleave, max, take};
 use arrow::datatypes::SchemaRef;
 use datafusion_physical_expr::PhysicalExpr;
 
+use gemini_state::StateSize;
+
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::group_keys::{join_keys, key_names, keys_valid, paired_schema, GroupKeys};
 use crate::ops::window::nulls_false;
@@ -210,20 +212,6 @@ struct StreamJoin {
 }
 
 impl StreamJoin {
-    /// Reports both sides' live rows, with their keys and row lists.
-    fn report_state(&self, ctx: &OperatorContext) {
-        let mut held = HeldRows::default();
-        let mut extra = 0;
-        for side in &self.sides {
-            held.rows += side.held.rows;
-            held.bytes += side.held.bytes;
-            extra += side.keys.memory_size();
-            // A row reference per live row in the group lists (not walked: every watermark).
-            extra += side.live_rows * size_of::<RowRef>();
-        }
-        held.report(ctx, extra);
-    }
-
     fn side(&self, input: usize) -> &StreamJoinSide {
         if input == 0 {
             &self.f.left
@@ -368,10 +356,9 @@ impl Operator for StreamJoin {
     fn on_watermark(
         &mut self,
         wm: Watermark,
-        ctx: &mut OperatorContext,
+        _ctx: &mut OperatorContext,
         out: &mut dyn Output,
     ) -> Result<()> {
-        self.report_state(ctx);
         if let Watermark::EventTime(t) = wm {
             self.watermark = Some(t);
             for input in 0..2 {
@@ -380,13 +367,20 @@ impl Operator for StreamJoin {
                 }
             }
         }
-        self.report_state(ctx);
         out.emit(Message::Watermark(wm))
     }
 
-    fn on_end(&mut self, ctx: &mut OperatorContext, _out: &mut dyn Output) -> Result<()> {
-        self.report_state(ctx);
-        Ok(())
+    /// Both sides' live rows, with their keys and row lists (a row reference per live row,
+    /// counted rather than walked).
+    fn state_size(&self) -> Option<StateSize> {
+        let mut held = HeldRows::default();
+        let mut extra = 0;
+        for side in &self.sides {
+            held.rows += side.held.rows;
+            held.bytes += side.held.bytes;
+            extra += side.keys.memory_size() + side.live_rows * size_of::<RowRef>();
+        }
+        Some(held.size(extra))
     }
 }
 

@@ -1,6 +1,6 @@
 //! A chain: operators joined by forward edges, run as nested calls inside one task.
 
-use crate::operator::{Operator, OperatorContext, Output};
+use crate::operator::{report_state, Operator, OperatorContext, Output};
 use crate::types::{Message, Watermark};
 use crate::Result;
 
@@ -53,21 +53,28 @@ impl Link<'_> {
         };
         match msg {
             Message::Batch(batch) => op.on_batch(self.input, batch, ctx, &mut next),
+            // State is reported around what may fire windows: its peak is just before.
             Message::Watermark(wm) => {
+                report_state(op.as_ref(), ctx);
                 if let Watermark::EventTime(t) = wm {
                     ctx.current_watermark = Some(t);
                     for due in ctx.take_due_timers(t) {
                         op.on_timer(due, ctx, &mut next)?;
                     }
                 }
-                op.on_watermark(wm, ctx, &mut next)
+                op.on_watermark(wm, ctx, &mut next)?;
+                report_state(op.as_ref(), ctx);
+                Ok(())
             }
             Message::Barrier(barrier) => {
                 op.on_barrier(&barrier, ctx, &mut next)?;
+                report_state(op.as_ref(), ctx);
                 next.emit(Message::Barrier(barrier))
             }
             Message::End => {
+                report_state(op.as_ref(), ctx);
                 op.on_end(ctx, &mut next)?;
+                report_state(op.as_ref(), ctx);
                 next.emit(Message::End)
             }
         }

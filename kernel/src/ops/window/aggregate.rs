@@ -32,6 +32,8 @@ use datafusion_physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
 use super::slice_store::{Drained, SliceStore};
 use super::spec::{rows_by_value, WindowKind, WindowSpec};
 use super::{drop_late, TimeAttribute};
+use gemini_state::StateSize;
+
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::evaluate;
 use crate::ops::group_keys::GroupKeys;
@@ -424,14 +426,6 @@ impl WindowAggregate {
         Ok(())
     }
 
-    /// Tells the job's metrics what this subtask holds: stored entries and buffered groups.
-    fn report_state(&self, ctx: &OperatorContext) {
-        let stored = self.store.size();
-        let groups: usize = self.open.values().map(|s| s.keys.len()).sum();
-        let bytes: usize = self.open.values().map(Slice::memory_size).sum();
-        ctx.report_state(stored.entries + groups as u64, stored.bytes + bytes as u64);
-    }
-
     /// Fires every pending window whose end − 1 ms the watermark `wm` has reached.
     fn fire(&mut self, wm: i64, ctx: &OperatorContext, out: &mut dyn Output) -> Result<()> {
         while let Some(&end) = self.pending.first() {
@@ -550,7 +544,6 @@ impl Operator for WindowAggregate {
         }
         let buffered: usize = self.open.values().map(|s| s.keys.len()).sum();
         if buffered > self.f.buffer_groups {
-            self.report_state(ctx);
             self.empty_buffer(ctx, out)?;
         }
         Ok(())
@@ -562,8 +555,6 @@ impl Operator for WindowAggregate {
         ctx: &mut OperatorContext,
         out: &mut dyn Output,
     ) -> Result<()> {
-        // Before and after firing: the peak is just before.
-        self.report_state(ctx);
         if let Some(now) = self.f.time.clock() {
             self.fire(now, ctx, out)?;
         } else if let Watermark::EventTime(t) = wm {
@@ -573,7 +564,6 @@ impl Operator for WindowAggregate {
                 _ => self.fire(t, ctx, out)?,
             }
         }
-        self.report_state(ctx);
         out.emit(Message::Watermark(wm))
     }
 
@@ -585,20 +575,27 @@ impl Operator for WindowAggregate {
         ctx: &mut OperatorContext,
         out: &mut dyn Output,
     ) -> Result<()> {
-        self.empty_buffer(ctx, out)?;
-        self.report_state(ctx);
-        Ok(())
+        self.empty_buffer(ctx, out)
     }
 
     fn on_end(&mut self, ctx: &mut OperatorContext, out: &mut dyn Output) -> Result<()> {
         // The final watermark has fired everything already; this covers inputs without one.
-        self.report_state(ctx);
         match self.f.phase {
             AggregatePhase::Local => self.flush(i64::MAX, out)?,
             _ => self.fire(i64::MAX, ctx, out)?,
         }
-        self.report_state(ctx);
         super::note_late_rows(ctx, self.name(), self.late_rows);
         Ok(())
+    }
+
+    /// Stored groups and the table's bytes, with the buffered groups and their bytes.
+    fn state_size(&self) -> Option<StateSize> {
+        let stored = self.store.size();
+        let groups: usize = self.open.values().map(|s| s.keys.len()).sum();
+        let bytes: usize = self.open.values().map(Slice::memory_size).sum();
+        Some(StateSize {
+            entries: stored.entries + groups as u64,
+            bytes: stored.bytes + bytes as u64,
+        })
     }
 }

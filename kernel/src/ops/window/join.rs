@@ -22,6 +22,8 @@ use datafusion_physical_expr::PhysicalExpr;
 
 use super::spec::rows_by_value;
 use super::{drop_late, nulls_false};
+use gemini_state::StateSize;
+
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::group_keys::{join_keys, key_names, keys_valid, paired_schema, GroupKeys};
 use crate::ops::{evaluate, timestamp_millis, HeldRows};
@@ -346,23 +348,23 @@ impl Operator for WindowJoin {
     fn on_watermark(
         &mut self,
         wm: Watermark,
-        ctx: &mut OperatorContext,
+        _ctx: &mut OperatorContext,
         out: &mut dyn Output,
     ) -> Result<()> {
-        self.held.report(ctx, 0);
         if let Watermark::EventTime(t) = wm {
             self.watermark = Some(t);
             self.fire(t, out)?;
         }
-        self.held.report(ctx, 0);
         out.emit(Message::Watermark(wm))
     }
 
     fn on_end(&mut self, ctx: &mut OperatorContext, out: &mut dyn Output) -> Result<()> {
-        self.held.report(ctx, 0);
         self.fire(i64::MAX, out)?;
-        self.held.report(ctx, 0);
         super::note_late_rows(ctx, self.name(), self.late_rows);
         Ok(())
+    }
+
+    fn state_size(&self) -> Option<StateSize> {
+        Some(self.held.size(0))
     }
 }

@@ -12,7 +12,7 @@ use datafusion_physical_expr::PhysicalExpr;
 use super::tests::Collect;
 use super::*;
 use crate::metrics::JobMetrics;
-use crate::operator::{OperatorContext, OperatorFactory};
+use crate::operator::{report_state, OperatorContext, OperatorFactory};
 use crate::types::{Message, Watermark};
 
 /// A side's rows: (key, window end, value).
@@ -94,8 +94,11 @@ fn drive(f: &WindowJoinFactory, steps: &[Step]) -> (Collect, OperatorContext) {
                 .on_watermark(Watermark::EventTime(*t), &mut ctx, &mut out)
                 .unwrap(),
         }
+        // As the runtime does, after each message (it also asks before watermarks).
+        report_state(op.as_ref(), &ctx);
     }
     op.on_end(&mut ctx, &mut out).unwrap();
+    report_state(op.as_ref(), &ctx);
     // Every fired window freed its rows.
     let state = &ctx.metrics.state()[&(0, 0)];
     assert_eq!((state.entries, state.bytes), (0, 0), "{state:?}");

@@ -22,6 +22,8 @@ use datafusion_physical_expr::PhysicalExpr;
 
 use super::aggregate::{accumulator, WindowAggregateCall, WindowOutput};
 use super::TimeAttribute;
+use gemini_state::StateSize;
+
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::group_keys::GroupKeys;
 use crate::ops::{evaluate, HeldRows};
@@ -116,13 +118,6 @@ struct SessionAggregate {
 }
 
 impl SessionAggregate {
-    /// Reports the stored rows, with the keys and the sessions' row lists over them (a row
-    /// reference per held row, not walked: this runs at every watermark).
-    fn report_state(&self, ctx: &OperatorContext) {
-        let lists = self.held.rows as usize * size_of::<RowRef>();
-        self.held.report(ctx, self.keys.memory_size() + lists);
-    }
-
     /// Evaluates what a batch's rows need later: keys, arguments, filters.
     fn columns(&self, batch: &RecordBatch) -> Result<(Vec<ArrayRef>, Vec<ArrayRef>)> {
         let keys = self
@@ -343,24 +338,27 @@ impl Operator for SessionAggregate {
     fn on_watermark(
         &mut self,
         wm: Watermark,
-        ctx: &mut OperatorContext,
+        _ctx: &mut OperatorContext,
         out: &mut dyn Output,
     ) -> Result<()> {
-        self.report_state(ctx);
         if let Some(now) = self.f.time.clock() {
             self.fire(now, out)?;
         } else if let Watermark::EventTime(t) = wm {
             self.watermark = Some(t);
             self.fire(t, out)?;
         }
-        self.report_state(ctx);
         out.emit(Message::Watermark(wm))
     }
 
+    /// The stored rows, with the keys and the sessions' row lists over them (a row reference
+    /// per held row, counted rather than walked).
+    fn state_size(&self) -> Option<StateSize> {
+        let lists = self.held.rows as usize * size_of::<RowRef>();
+        Some(self.held.size(self.keys.memory_size() + lists))
+    }
+
     fn on_end(&mut self, ctx: &mut OperatorContext, out: &mut dyn Output) -> Result<()> {
-        self.report_state(ctx);
         self.fire(i64::MAX, out)?;
-        self.report_state(ctx);
         super::note_late_rows(ctx, self.name(), self.late_rows);
         Ok(())
     }

@@ -13,7 +13,7 @@ use datafusion_physical_expr::PhysicalExpr;
 use super::tests::Collect;
 use super::*;
 use crate::metrics::JobMetrics;
-use crate::operator::{OperatorContext, OperatorFactory};
+use crate::operator::{report_state, OperatorContext, OperatorFactory};
 use crate::types::{Message, Watermark};
 
 fn input_schema() -> SchemaRef {
@@ -95,8 +95,11 @@ fn drive(steps: &[Step]) -> (Vec<Result4>, u64, Collect) {
                 .on_watermark(Watermark::EventTime(*t), &mut ctx, &mut out)
                 .unwrap(),
         }
+        // As the runtime does, after each message (it also asks before watermarks).
+        report_state(op.as_ref(), &ctx);
     }
     op.on_end(&mut ctx, &mut out).unwrap();
+    report_state(op.as_ref(), &ctx);
     // Every fired session freed its rows (the key dictionary stays).
     let state = &ctx.metrics.state()[&(0, 0)];
     assert_eq!(state.entries, 0, "{state:?}");

@@ -16,7 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use arrow::array::ArrayRef;
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, SortField};
-use gemini_state::{KeyGroup, KeyGroupRange, MemoryTable, StateSize, StateTable, TableOptions};
+use gemini_state::{
+    KeyGroup, KeyGroupRange, MemoryTable, StateError, StateSize, StateTable, TableOptions,
+};
 
 use crate::operator::OperatorContext;
 use crate::{Error, Result};
@@ -43,7 +45,6 @@ struct StoredSlice {
 pub(super) struct SliceStore {
     /// Created with the first write, which brings the subtask's key-group range.
     table: Option<Box<dyn StateTable>>,
-    key_schema: SchemaRef,
     /// Group keys ↔ bytes (`None` without key columns: a slice has one group, key `[]`).
     key_rows: Option<RowConverter>,
     /// States ↔ bytes; made from the first states written, so its types are theirs exactly.
@@ -95,7 +96,6 @@ impl SliceStore {
         };
         Ok(SliceStore {
             table: None,
-            key_schema,
             key_rows,
             state_rows: None,
             state_widths,
@@ -153,22 +153,33 @@ impl SliceStore {
             )?),
         };
         let states = conv.convert_columns(&states)?;
-        // One chunk per key group.
-        let mut chunks: BTreeMap<KeyGroup, Vec<u8>> = BTreeMap::new();
+        // One chunk per key group, by its place in the table's range.
+        let range = table.key_groups();
+        let mut chunks: Vec<Vec<u8>> = vec![Vec::new(); range.len()];
         for (i, &kg) in key_groups.iter().enumerate() {
-            let chunk = chunks.entry(kg).or_default();
+            let chunk = kg
+                .checked_sub(range.start)
+                .and_then(|at| chunks.get_mut(at as usize))
+                .ok_or(StateError::ForeignKeyGroup {
+                    key_group: kg,
+                    range,
+                })?;
             put_record(chunk, keys.as_ref().map_or(&[][..], |k| k.row(i).data()));
             put_record(chunk, states.row(i).data());
         }
+        let (kgs, values): (Vec<KeyGroup>, Vec<&[u8]>) = chunks
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| !c.is_empty())
+            .map(|(at, c)| (range.start + at as KeyGroup, c.as_slice()))
+            .unzip();
         let stored = self.slices.entry(end).or_default();
         let mut key = slice_prefix(end).to_vec();
         key.extend_from_slice(&stored.writes.to_be_bytes());
         stored.writes += 1;
         stored.groups += n as u64;
         self.groups += n as u64;
-        stored.key_groups.extend(chunks.keys().copied());
-        let kgs: Vec<KeyGroup> = chunks.keys().copied().collect();
-        let values: Vec<&[u8]> = chunks.values().map(Vec::as_slice).collect();
+        stored.key_groups.extend(kgs.iter().copied());
         table.put_many(&kgs, &vec![key.as_slice(); kgs.len()], &values)?;
         Ok(())
     }
@@ -205,7 +216,6 @@ impl SliceStore {
             None => Vec::new(),
             Some(conv) => conv.convert_rows(keys)?,
         };
-        debug_assert_eq!(keys.len(), self.key_schema.fields().len());
         let mut flat = state_rows.convert_rows(states)?.into_iter();
         let columns = self
             .state_widths

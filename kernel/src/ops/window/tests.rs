@@ -13,7 +13,7 @@ use datafusion_physical_expr::PhysicalExpr;
 
 use super::*;
 use crate::metrics::JobMetrics;
-use crate::operator::{OperatorContext, OperatorFactory, Output};
+use crate::operator::{report_state, OperatorContext, OperatorFactory, Output};
 use crate::types::{Barrier, Message, Watermark};
 use crate::Result;
 
@@ -168,8 +168,11 @@ fn drive(f: &WindowAggregateFactory, steps: &[Step]) -> (Collect, OperatorContex
                 .on_barrier(&Barrier { checkpoint_id: *id }, &mut ctx, &mut out)
                 .unwrap(),
         }
+        // As the runtime does, after each message (it also asks before watermarks).
+        report_state(op.as_ref(), &ctx);
     }
     op.on_end(&mut ctx, &mut out).unwrap();
+    report_state(op.as_ref(), &ctx);
     (out, ctx)
 }
 
