@@ -178,23 +178,25 @@ impl Lowering<'_> {
         let keys = self.join_keys(keys, &left, &right)?;
         let filter = self.join_condition(join, &left, &right)?;
         let output: SchemaRef = Arc::new(join.schema.as_arrow().clone());
-        let side = |lowered: &Lowered, keys: Vec<_>, end: usize| JoinSide {
-            keys,
-            window_end: end,
-            schema: Arc::new(Schema::clone(lowered.schema.as_arrow())),
-        };
-        let factory = WindowJoinFactory {
-            join_type: ty,
-            left: side(&left, keys.left, lend),
-            right: side(&right, keys.right, rend),
-            key_schema: keys.schema,
-            filter,
-            output: output.clone(),
-        };
         // Both sides' rows of a key must meet in one subtask: hash by the key columns, or by
         // the window end when a key is an expression (or there is none), which keeps a window
         // whole.
         let (lhash, rhash) = keys.columns.unwrap_or((vec![lend], vec![rend]));
+        let side = |lowered: &Lowered, keys: Vec<_>, end: usize, hashed: &[usize]| JoinSide {
+            keys,
+            window_end: end,
+            schema: Arc::new(Schema::clone(lowered.schema.as_arrow())),
+            hashed: hashed.to_vec(),
+        };
+        let factory = WindowJoinFactory {
+            join_type: ty,
+            left: side(&left, keys.left, lend, &lhash),
+            right: side(&right, keys.right, rend, &rhash),
+            key_schema: keys.schema,
+            filter,
+            output: output.clone(),
+            buffer_rows: self.window_buffer_groups,
+        };
         // The result's window columns: those of the side whose rows are always there.
         let width = left.schema.fields().len();
         let shifted = |w: WindowColumns| WindowColumns {

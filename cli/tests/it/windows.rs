@@ -39,6 +39,9 @@ fn bid_table(dir: &Path) -> String {
     )
 }
 
+/// Window state written to the state table past one buffered group or row.
+const SPILL: &str = "SET 'table.exec.window-agg.buffer-size-limit' = '1';";
+
 /// Runs `query` (a SELECT) into CSV files; its rows, sorted.
 fn run(dir: &Path, columns: &str, query: &str, parallelism: usize) -> Vec<Vec<String>> {
     run_with(dir, "", columns, query, parallelism)
@@ -219,6 +222,9 @@ fn window_joins_meet_rows_of_the_same_window_and_key() {
         assert_eq!(got, windows(&inner), "inner, parallelism {p}");
         let got = run(dir.path(), columns, &join("LEFT"), p);
         assert_eq!(got, windows(&left), "left, parallelism {p}");
+        // Every row through the state table (a join keyed by a column: its key groups).
+        let got = run_with(dir.path(), SPILL, columns, &join("LEFT"), p);
+        assert_eq!(got, windows(&left), "left, stored, parallelism {p}");
     }
 }
 
@@ -254,6 +260,9 @@ fn q5_in_miniature_aggregates_window_results_again_and_joins_them() {
     want.sort();
     for p in [1, 2] {
         assert_eq!(run(dir.path(), columns, &query, p), want, "parallelism {p}");
+        // Joined from the state table (a join hashed by the window end: its key groups).
+        let got = run_with(dir.path(), SPILL, columns, &query, p);
+        assert_eq!(got, want, "stored, parallelism {p}");
     }
 }
 
@@ -521,7 +530,7 @@ fn windows_written_to_the_state_table_at_every_group_give_the_same_results() {
     let buffered = run(dir.path(), columns, query, 1);
     // By hand: 7 rows in 2 windows each, less 2 where auction 1's two 'lo' rows share theirs.
     assert_eq!(buffered.len(), 12, "{buffered:?}");
-    let spill = "SET 'table.exec.window-agg.buffer-size-limit' = '1';";
+    let spill = SPILL;
     for p in [1, 2] {
         assert_eq!(
             run_with(dir.path(), spill, columns, query, p),

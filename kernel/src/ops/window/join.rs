@@ -7,6 +7,11 @@
 //! into group indices, its rows bucketed by group, and the left side's keys looked up in the
 //! same table. Pairs pass the join's other conditions as one filter over the paired batch.
 //! The window's rows are dropped after it fires, so state holds only open windows.
+//!
+//! The buffered rows are the operator's keyed state: at a checkpoint barrier, or when more
+//! than `buffer_rows` are buffered, they are written to a `gemini-state` table (a
+//! [`SliceStore`] per side, each window's rows a chunk per key group of the columns the
+//! exchange hashed), read back when the window fires and deleted then.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,10 +21,11 @@ use arrow::array::{
     UInt32Array,
 };
 use arrow::compute::kernels::boolean::not;
-use arrow::compute::{concat_batches, filter, filter_record_batch, take, take_record_batch};
-use arrow::datatypes::{Int64Type, SchemaRef};
+use arrow::compute::{cast, concat_batches, filter, filter_record_batch, take, take_record_batch};
+use arrow::datatypes::{Int64Type, Schema, SchemaRef};
 use datafusion_physical_expr::PhysicalExpr;
 
+use super::slice_store::SliceStore;
 use super::spec::rows_by_value;
 use super::{drop_late, nulls_false};
 use gemini_state::StateSize;
@@ -27,7 +33,7 @@ use gemini_state::StateSize;
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::group_keys::{join_keys, key_names, keys_valid, paired_schema, GroupKeys};
 use crate::ops::{evaluate, timestamp_millis, HeldRows};
-use crate::types::{Message, Watermark};
+use crate::types::{Barrier, Message, Watermark};
 use crate::{Error, Result};
 
 /// Which rows a window join emits, as SQL's join types.
@@ -54,6 +60,9 @@ pub struct JoinSide {
     pub window_end: usize,
     /// The side's schema.
     pub schema: SchemaRef,
+    /// The columns the exchange hashes this side's rows by (empty when one subtask gets
+    /// them all): the key groups of its state.
+    pub hashed: Vec<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -66,11 +75,17 @@ pub struct WindowJoinFactory {
     /// Conditions besides key equality, over the left columns followed by the right ones.
     pub filter: Option<Arc<dyn PhysicalExpr>>,
     pub output: SchemaRef,
+    /// Rows buffered in memory beyond which they are written to the state table.
+    pub buffer_rows: usize,
 }
 
 impl OperatorFactory for WindowJoinFactory {
     fn create(&self, _subtask: usize, _parallelism: usize) -> Result<Box<dyn Operator>> {
+        let store = |side: &JoinSide| {
+            SliceStore::new(Arc::new(Schema::empty()), vec![side.schema.fields().len()])
+        };
         Ok(Box::new(WindowJoin {
+            stores: [store(&self.left)?, store(&self.right)?],
             f: self.clone(),
             paired: paired_schema(&self.left.schema, &self.right.schema),
             windows: BTreeMap::new(),
@@ -104,10 +119,12 @@ struct WindowJoin {
     f: WindowJoinFactory,
     /// The schema the join condition reads: left columns, then right ones.
     paired: SchemaRef,
-    /// Open windows by end.
+    /// Open windows by end, as buffered.
     windows: BTreeMap<i64, Window>,
     /// What `windows` holds.
     held: HeldRows,
+    /// Each side's rows written out, by window end.
+    stores: [SliceStore; 2],
     watermark: Option<i64>,
     late_rows: u64,
 }
@@ -284,20 +301,75 @@ impl WindowJoin {
         Ok(())
     }
 
-    /// Joins every window whose end − 1 ms the watermark `wm` has reached.
+    /// Joins every window whose end − 1 ms the watermark `wm` has reached: its buffered rows
+    /// with those written out.
     fn fire(&mut self, wm: i64, out: &mut dyn Output) -> Result<()> {
-        while let Some(entry) = self.windows.first_entry() {
-            if *entry.key() - 1 > wm {
+        loop {
+            let next = [
+                self.windows.keys().next().copied(),
+                self.stores[0].ends().next(),
+                self.stores[1].ends().next(),
+            ];
+            let Some(end) = next.into_iter().flatten().min() else {
+                break;
+            };
+            if end - 1 > wm {
                 break;
             }
-            let window = entry.remove();
+            let mut window = self.windows.remove(&end).unwrap_or_default();
             for b in window.sides.iter().flatten() {
                 self.held.remove(b.num_rows(), b.columns());
+            }
+            for input in 0..2 {
+                if let Some(stored) = self.stores[input].read(end)? {
+                    let schema = &self.side(input).schema;
+                    let columns = stored.columns.into_iter().next().unwrap_or_default();
+                    window.sides[input].push(rows_batch(schema, columns)?);
+                    self.stores[input].remove(end)?;
+                }
             }
             self.join(window, out)?;
         }
         Ok(())
     }
+
+    /// Writes every buffered window to the state tables.
+    fn spill(&mut self, ctx: &OperatorContext) -> Result<()> {
+        for (end, window) in std::mem::take(&mut self.windows) {
+            for (input, batches) in window.sides.iter().enumerate() {
+                if batches.is_empty() {
+                    continue;
+                }
+                let rows = self.concat(input, batches)?;
+                self.held.remove(rows.num_rows(), rows.columns());
+                let hashed: Vec<ArrayRef> = self
+                    .side(input)
+                    .hashed
+                    .iter()
+                    .map(|&c| rows.column(c).clone())
+                    .collect();
+                self.stores[input].write_rows(end, &hashed, rows.columns(), ctx)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A side's rows read back from the state table as a batch of its schema (the row format
+/// gives back dictionary columns as their values, cast back here).
+fn rows_batch(schema: &SchemaRef, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
+    let columns = columns
+        .into_iter()
+        .zip(schema.fields())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(c)
+            } else {
+                Ok(cast(&c, f.data_type())?)
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
 impl Operator for WindowJoin {
@@ -342,7 +414,21 @@ impl Operator for WindowJoin {
                 }
             }
         }
+        if self.held.rows > self.f.buffer_rows as u64 {
+            self.spill(ctx)?;
+        }
         Ok(())
+    }
+
+    /// A checkpoint barrier: the buffered rows go to the state tables, so that a snapshot of
+    /// the tables is the whole state.
+    fn on_barrier(
+        &mut self,
+        _barrier: &Barrier,
+        ctx: &mut OperatorContext,
+        _out: &mut dyn Output,
+    ) -> Result<()> {
+        self.spill(ctx)
     }
 
     fn on_watermark(
@@ -364,7 +450,13 @@ impl Operator for WindowJoin {
         Ok(())
     }
 
+    /// The buffered rows and their bytes, with the rows and bytes written out.
     fn state_size(&self) -> Option<StateSize> {
-        Some(self.held.size(0))
+        let held = self.held.size(0);
+        let [l, r] = [self.stores[0].size(), self.stores[1].size()];
+        Some(StateSize {
+            entries: held.entries + l.entries + r.entries,
+            bytes: held.bytes + l.bytes + r.bytes,
+        })
     }
 }

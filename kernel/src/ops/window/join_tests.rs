@@ -13,7 +13,7 @@ use super::tests::Collect;
 use super::*;
 use crate::metrics::JobMetrics;
 use crate::operator::{report_state, OperatorContext, OperatorFactory};
-use crate::types::{Message, Watermark};
+use crate::types::{Barrier, Message, Watermark};
 
 /// A side's rows: (key, window end, value).
 fn side_schema() -> SchemaRef {
@@ -54,6 +54,7 @@ fn factory(join_type: WindowJoinType, condition: bool) -> WindowJoinFactory {
         keys: vec![col("k", 0)],
         window_end: 1,
         schema: side_schema(),
+        hashed: vec![0],
     };
     let paired: Vec<Field> = side_schema()
         .fields()
@@ -73,13 +74,16 @@ fn factory(join_type: WindowJoinType, condition: bool) -> WindowJoinFactory {
         filter: condition
             .then(|| Arc::new(BinaryExpr::new(col("v", 2), BinaryOp::Lt, col("v", 5))) as _),
         output,
+        buffer_rows: DEFAULT_BUFFER_GROUPS,
     }
 }
 
+#[derive(Clone)]
 enum Step {
     Left(Vec<(Option<i64>, i64, i64)>),
     Right(Vec<(Option<i64>, i64, i64)>),
     Watermark(i64),
+    Barrier(u64),
 }
 
 fn drive(f: &WindowJoinFactory, steps: &[Step]) -> (Collect, OperatorContext) {
@@ -92,6 +96,9 @@ fn drive(f: &WindowJoinFactory, steps: &[Step]) -> (Collect, OperatorContext) {
             Step::Right(r) => op.on_batch(1, batch(r), &mut ctx, &mut out).unwrap(),
             Step::Watermark(t) => op
                 .on_watermark(Watermark::EventTime(*t), &mut ctx, &mut out)
+                .unwrap(),
+            Step::Barrier(id) => op
+                .on_barrier(&Barrier { checkpoint_id: *id }, &mut ctx, &mut out)
                 .unwrap(),
         }
         // As the runtime does, after each message (it also asks before watermarks).
@@ -212,4 +219,28 @@ fn semi_and_anti_joins_keep_left_rows_once() {
     assert_eq!(rows(&out.batches()), expect(&[&[1, 10, 1], &[1, 20, 7]]));
     let (out, _) = drive(&factory(WindowJoinType::LeftAnti, true), &steps());
     assert_eq!(rows(&out.batches()), expect(&[&[2, 10, 2], &[-1, 10, 3]]));
+}
+
+#[test]
+fn windows_written_to_the_state_table_join_as_buffered_ones() {
+    let mut with_barriers = Vec::new();
+    for (i, s) in steps().into_iter().enumerate() {
+        with_barriers.push(Step::Barrier(i as u64));
+        with_barriers.push(s);
+    }
+    use WindowJoinType::*;
+    for ty in [Inner, Left, Right, Full, LeftSemi, LeftAnti] {
+        let buffered = factory(ty, true);
+        let (expected, _) = drive(&buffered, &steps());
+        // Past one row the buffer is written out; barriers write it out too.
+        let mut spilling = buffered.clone();
+        spilling.buffer_rows = 1;
+        for (f, steps) in [(&spilling, steps()), (&buffered, with_barriers.clone())] {
+            let (got, ctx) = drive(f, &steps);
+            assert_eq!(rows(&got.batches()), rows(&expected.batches()), "{ty:?}");
+            // Rows were stored (`drive` checked they were all deleted by the end).
+            let report = &ctx.metrics.state()[&(0, 0)];
+            assert!(report.peak_entries > 0, "{ty:?} {report:?}");
+        }
+    }
 }

@@ -3,6 +3,7 @@
 
 mod aggregate;
 mod join;
+mod keyed_table;
 mod session;
 mod slice_store;
 mod spec;

@@ -16,9 +16,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use arrow::array::ArrayRef;
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, SortField};
-use gemini_state::{
-    KeyGroup, KeyGroupRange, MemoryTable, StateError, StateSize, StateTable, TableOptions,
-};
+use gemini_state::{KeyGroup, StateSize, StateTable};
+
+use super::keyed_table::{key_groups, subtask_table};
 
 use crate::operator::OperatorContext;
 use crate::{Error, Result};
@@ -118,29 +118,55 @@ impl SliceStore {
         }
     }
 
-    /// Adds the states of `slice`'s groups to the slice ending at `end`.
+    /// Adds the states of `slice`'s groups to the slice ending at `end`, each group in the
+    /// key group of its keys' hash.
     pub fn write(&mut self, end: i64, slice: &Drained, ctx: &OperatorContext) -> Result<()> {
+        let table = self.table.get_or_insert_with(|| subtask_table(ctx));
+        let kgs = key_groups(
+            &slice.keys,
+            slice.groups,
+            table.key_groups(),
+            ctx,
+            &mut self.hashes,
+        )?;
+        self.write_in(end, &kgs, slice, ctx)
+    }
+
+    /// Adds `rows` (a store without keys, of one call) to the slice ending at `end`, each row
+    /// in the key group of its `hashed` columns' hash.
+    pub fn write_rows(
+        &mut self,
+        end: i64,
+        hashed: &[ArrayRef],
+        rows: &[ArrayRef],
+        ctx: &OperatorContext,
+    ) -> Result<()> {
+        let n = rows.first().map_or(0, |c| c.len());
+        let table = self.table.get_or_insert_with(|| subtask_table(ctx));
+        let kgs = key_groups(hashed, n, table.key_groups(), ctx, &mut self.hashes)?;
+        let slice = Drained {
+            groups: n,
+            keys: Vec::new(),
+            columns: vec![rows.to_vec()],
+        };
+        self.write_in(end, &kgs, &slice, ctx)
+    }
+
+    fn write_in(
+        &mut self,
+        end: i64,
+        key_groups: &[KeyGroup],
+        slice: &Drained,
+        ctx: &OperatorContext,
+    ) -> Result<()> {
         let n = slice.groups;
         if n == 0 {
             return Ok(());
         }
-        let table = self.table.get_or_insert_with(|| {
-            let range =
-                KeyGroupRange::for_subtask(ctx.max_parallelism, ctx.parallelism, ctx.subtask);
-            Box::new(MemoryTable::new(range, TableOptions::default()))
-        });
-        let (key_groups, keys) = match &self.key_rows {
-            // Without keys there is one group, at parallelism 1: the range's first key group.
-            None => (vec![table.key_groups().start; n], None),
-            Some(conv) => {
-                net_shuffle::hash_rows(&slice.keys, n, &mut self.hashes)?;
-                let kgs = self
-                    .hashes
-                    .iter()
-                    .map(|&h| net_shuffle::key_group_of_hash(h, ctx.max_parallelism))
-                    .collect();
-                (kgs, Some(conv.convert_columns(&slice.keys)?))
-            }
+        let table = self.table.get_or_insert_with(|| subtask_table(ctx));
+        let keys = match &self.key_rows {
+            None => None,
+            Some(conv) => Some(conv.convert_columns(&slice.keys)?),
         };
         let states: Vec<ArrayRef> = slice.columns.iter().flatten().cloned().collect();
         let conv = match &self.state_rows {
@@ -153,17 +179,12 @@ impl SliceStore {
             )?),
         };
         let states = conv.convert_columns(&states)?;
-        // One chunk per key group, by its place in the table's range.
+        // One chunk per key group, by its place in the table's range (`key_groups` checked
+        // that each is in it).
         let range = table.key_groups();
         let mut chunks: Vec<Vec<u8>> = vec![Vec::new(); range.len()];
         for (i, &kg) in key_groups.iter().enumerate() {
-            let chunk = kg
-                .checked_sub(range.start)
-                .and_then(|at| chunks.get_mut(at as usize))
-                .ok_or(StateError::ForeignKeyGroup {
-                    key_group: kg,
-                    range,
-                })?;
+            let chunk = &mut chunks[(kg - range.start) as usize];
             put_record(chunk, keys.as_ref().map_or(&[][..], |k| k.row(i).data()));
             put_record(chunk, states.row(i).data());
         }

@@ -1,0 +1,48 @@
+//! What the window operators' state stores share: the subtask's state table and the key
+//! groups of rows.
+//!
+//! A row's key group is that of the hash the exchange routed it by, so a subtask only writes
+//! key groups of its own range and state moves with its key groups on a rescale. Without
+//! hashed columns (one subtask, or a keyless aggregate) rows go to the range's first group.
+
+use arrow::array::ArrayRef;
+use gemini_state::{KeyGroup, KeyGroupRange, MemoryTable, StateError, StateTable, TableOptions};
+
+use crate::operator::OperatorContext;
+use crate::Result;
+
+/// A new table over the key groups of `ctx`'s subtask.
+pub(super) fn subtask_table(ctx: &OperatorContext) -> Box<dyn StateTable> {
+    let range = KeyGroupRange::for_subtask(ctx.max_parallelism, ctx.parallelism, ctx.subtask);
+    Box::new(MemoryTable::new(range, TableOptions::default()))
+}
+
+/// The key group of each of `rows` rows by the hash of `hashed` (the columns the exchange
+/// hashed; empty for the range's first group), checked to be in `range`.
+pub(super) fn key_groups(
+    hashed: &[ArrayRef],
+    rows: usize,
+    range: KeyGroupRange,
+    ctx: &OperatorContext,
+    hashes: &mut Vec<u64>,
+) -> Result<Vec<KeyGroup>> {
+    if hashed.is_empty() {
+        return Ok(vec![range.start; rows]);
+    }
+    net_shuffle::hash_rows(hashed, rows, hashes)?;
+    hashes
+        .iter()
+        .map(|&h| {
+            let kg = net_shuffle::key_group_of_hash(h, ctx.max_parallelism);
+            if range.contains(kg) {
+                Ok(kg)
+            } else {
+                Err(StateError::ForeignKeyGroup {
+                    key_group: kg,
+                    range,
+                }
+                .into())
+            }
+        })
+        .collect()
+}
