@@ -296,6 +296,7 @@ impl Lowering<'_> {
                     calls,
                     outputs,
                     output: output.clone(),
+                    buffer_rows: self.window_buffer_groups,
                 };
                 return self.session_aggregate(input, factory, agg, rowtime);
             }

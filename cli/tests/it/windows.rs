@@ -305,6 +305,12 @@ fn session_windows_in_both_syntaxes_merge_rows_closer_than_the_gap() {
             want_tvf,
             "TVF, parallelism {p}"
         );
+        // Every row through the state table, the sessions merging there.
+        assert_eq!(
+            run_with(dir.path(), SPILL, columns, tvf, p),
+            want_tvf,
+            "TVF, stored, parallelism {p}"
+        );
     }
 }
 

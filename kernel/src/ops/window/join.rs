@@ -21,10 +21,11 @@ use arrow::array::{
     UInt32Array,
 };
 use arrow::compute::kernels::boolean::not;
-use arrow::compute::{cast, concat_batches, filter, filter_record_batch, take, take_record_batch};
-use arrow::datatypes::{Int64Type, Schema, SchemaRef};
+use arrow::compute::{concat_batches, filter, filter_record_batch, take, take_record_batch};
+use arrow::datatypes::{DataType, Int64Type, Schema, SchemaRef};
 use datafusion_physical_expr::PhysicalExpr;
 
+use super::keyed_table::cast_back;
 use super::slice_store::SliceStore;
 use super::spec::rows_by_value;
 use super::{drop_late, nulls_false};
@@ -355,21 +356,17 @@ impl WindowJoin {
     }
 }
 
-/// A side's rows read back from the state table as a batch of its schema (the row format
-/// gives back dictionary columns as their values, cast back here).
+/// A side's rows read back from the state table, as a batch of its schema.
 fn rows_batch(schema: &SchemaRef, columns: Vec<ArrayRef>) -> Result<RecordBatch> {
-    let columns = columns
-        .into_iter()
-        .zip(schema.fields())
-        .map(|(c, f)| {
-            if c.data_type() == f.data_type() {
-                Ok(c)
-            } else {
-                Ok(cast(&c, f.data_type())?)
-            }
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+    let types: Vec<DataType> = schema
+        .fields()
+        .iter()
+        .map(|f| f.data_type().clone())
+        .collect();
+    Ok(RecordBatch::try_new(
+        schema.clone(),
+        cast_back(columns, &types)?,
+    )?)
 }
 
 impl Operator for WindowJoin {

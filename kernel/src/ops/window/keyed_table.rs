@@ -6,6 +6,8 @@
 //! hashed columns (one subtask, or a keyless aggregate) rows go to the range's first group.
 
 use arrow::array::ArrayRef;
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
 use gemini_state::{KeyGroup, KeyGroupRange, MemoryTable, StateError, StateTable, TableOptions};
 
 use crate::operator::OperatorContext;
@@ -42,6 +44,21 @@ pub(super) fn key_groups(
                     range,
                 }
                 .into())
+            }
+        })
+        .collect()
+}
+
+/// `columns` cast to `types`: the row format gives dictionary columns back as their values.
+pub(super) fn cast_back(columns: Vec<ArrayRef>, types: &[DataType]) -> Result<Vec<ArrayRef>> {
+    columns
+        .into_iter()
+        .zip(types)
+        .map(|(c, t)| {
+            if c.data_type() == t {
+                Ok(c)
+            } else {
+                Ok(cast(&c, t)?)
             }
         })
         .collect()

@@ -5,6 +5,7 @@ mod aggregate;
 mod join;
 mod keyed_table;
 mod session;
+mod session_store;
 mod slice_store;
 mod spec;
 

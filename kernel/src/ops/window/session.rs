@@ -10,8 +10,14 @@
 //! together in one `update_batch` per aggregate. A stored batch is freed when its last row's
 //! session has fired. A row whose own window would already have fired and that merges into no
 //! open session is late: dropped and counted.
+//!
+//! The kept rows are the operator's keyed state: at a checkpoint barrier, or when more than
+//! `buffer_rows` are kept in memory, they are written to a `gemini-state` table (see
+//! `session_store`), a row per entry under its key and time, and a session that fires takes
+//! its key's rows of its time range back out of the table.
 
 use std::collections::BTreeSet;
+use std::ops::Range;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch};
@@ -21,13 +27,14 @@ use datafusion_expr::EmitTo;
 use datafusion_physical_expr::PhysicalExpr;
 
 use super::aggregate::{accumulator, WindowAggregateCall, WindowOutput};
+use super::session_store::{SessionStore, StoredKey, TakenRows};
 use super::TimeAttribute;
 use gemini_state::StateSize;
 
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::group_keys::GroupKeys;
 use crate::ops::{evaluate, HeldRows};
-use crate::types::{Message, Watermark};
+use crate::types::{Barrier, Message, Watermark};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone)]
@@ -42,6 +49,8 @@ pub struct SessionAggregateFactory {
     pub calls: Vec<WindowAggregateCall>,
     pub outputs: Vec<WindowOutput>,
     pub output: SchemaRef,
+    /// Rows kept in memory beyond which they are written to the state table.
+    pub buffer_rows: usize,
 }
 
 impl OperatorFactory for SessionAggregateFactory {
@@ -52,7 +61,15 @@ impl OperatorFactory for SessionAggregateFactory {
                 self.gap
             )));
         }
+        let values: usize = self
+            .calls
+            .iter()
+            .map(|c| c.function.expressions().len() + usize::from(c.filter.is_some()))
+            .sum();
         Ok(Box::new(SessionAggregate {
+            store: SessionStore::new(&self.key_schema)?,
+            stored_keys: Vec::new(),
+            values,
             f: self.clone(),
             keys: GroupKeys::new(self.key_schema.clone())?,
             sessions: Vec::new(),
@@ -86,15 +103,21 @@ fn unpack(r: RowRef) -> (usize, usize) {
     ((r >> 32) as usize, (r & 0xffff_ffff) as usize)
 }
 
+/// Picks of rows read back from the state table (rather than of a stored batch).
+const TAKEN: usize = usize::MAX;
+
 /// An open session of one key: `[start, end)`, `end` being its last row's time + gap.
 struct Session {
     start: i64,
     end: i64,
+    /// Its rows in memory.
     rows: Vec<RowRef>,
+    /// How many of its rows are in the state table.
+    written: usize,
 }
 
-/// A stored batch: the key columns, then each call's arguments and filter, and how many of
-/// its rows are still in open sessions.
+/// A stored batch: the key columns, then each call's arguments and filter, then the rows'
+/// times, and how many of its rows are still in open sessions.
 struct Stored {
     columns: Vec<ArrayRef>,
     live: usize,
@@ -112,6 +135,11 @@ struct SessionAggregate {
     /// (end, key id) of open sessions, oldest first; an entry whose session has since grown
     /// or fired is skipped when it comes up.
     due: BTreeSet<(i64, u32)>,
+    /// Rows written out, and where each key's rows are (by key id).
+    store: SessionStore,
+    stored_keys: Vec<Option<StoredKey>>,
+    /// Value columns per row: the calls' arguments and filters.
+    values: usize,
     watermark: Option<i64>,
     late_rows: u64,
     key_ids: Vec<usize>,
@@ -157,6 +185,7 @@ impl SessionAggregate {
                     start: t,
                     end: t + gap,
                     rows: vec![row],
+                    written: 0,
                 },
             );
             self.due.insert((t + gap, key as u32));
@@ -170,6 +199,7 @@ impl SessionAggregate {
         for m in merged.drain(..) {
             s.end = s.end.max(m.end);
             s.rows.extend(m.rows);
+            s.written += m.written;
         }
         s.end = s.end.max(t + gap);
         s.rows.push(row);
@@ -177,6 +207,43 @@ impl SessionAggregate {
             self.due.insert((s.end, key as u32));
         }
         true
+    }
+
+    /// Writes the rows kept in memory to the state table, freeing their batches.
+    fn spill(&mut self, ctx: &OperatorContext) -> Result<()> {
+        if self.held.rows == 0 {
+            return Ok(());
+        }
+        let (mut picks, mut key_ids) = (Vec::new(), Vec::new());
+        for (key, list) in self.sessions.iter_mut().enumerate() {
+            for s in list.iter_mut() {
+                picks.extend(s.rows.iter().map(|&r| unpack(r)));
+                key_ids.extend(std::iter::repeat_n(key, s.rows.len()));
+                s.written += s.rows.len();
+                s.rows = Vec::new();
+            }
+        }
+        let nkeys = self.f.keys.len();
+        if picks.is_empty() {
+            // Every kept batch's live rows have fired since: nothing to write.
+            self.stored.clear();
+            self.held = HeldRows::default();
+            return Ok(());
+        }
+        let mut columns = self.gather(&picks, 0..nkeys + self.values + 1, &[])?;
+        let times = columns.pop().expect("the time column");
+        let values = columns.split_off(nkeys);
+        self.store.write(
+            &columns,
+            times.as_primitive::<Int64Type>(),
+            &values,
+            &key_ids,
+            &mut self.stored_keys,
+            ctx,
+        )?;
+        self.stored.clear();
+        self.held = HeldRows::default();
+        Ok(())
     }
 
     /// Fires the sessions whose end − 1 ms the watermark `wm` has reached.
@@ -196,7 +263,33 @@ impl SessionAggregate {
         if firing.is_empty() {
             return Ok(());
         }
-        let batch = self.results(&firing)?;
+        // Rows in the state table come back out: each session's are a range of `taken`.
+        let mut taken = TakenRows::default();
+        let mut taken_keys: Vec<usize> = Vec::new();
+        let mut ranges = Vec::with_capacity(firing.len());
+        for (key, s) in &firing {
+            let from = taken.len();
+            if s.written > 0 {
+                let stored = self.stored_keys[*key]
+                    .as_ref()
+                    .ok_or_else(|| Error::internal("a written session has no stored key"))?;
+                let n = self.store.take(stored, s.start, s.end, &mut taken)?;
+                taken_keys.extend(std::iter::repeat_n(*key, n));
+            }
+            ranges.push(from..taken.len());
+        }
+        let extra = if taken.len() > 0 {
+            let keys: Vec<&StoredKey> = taken_keys
+                .iter()
+                .map(|&k| self.stored_keys[k].as_ref().expect("checked above"))
+                .collect();
+            let (mut columns, values) = self.store.decode(&keys, &taken)?;
+            columns.extend(values);
+            columns
+        } else {
+            Vec::new()
+        };
+        let batch = self.results(&firing, &ranges, &extra)?;
         for (_, s) in &firing {
             for &r in &s.rows {
                 let (b, _) = unpack(r);
@@ -213,59 +306,84 @@ impl SessionAggregate {
         out.batch(batch)
     }
 
-    /// The result rows of firing sessions: their rows gathered, one group per session.
-    fn results(&self, firing: &[(usize, Session)]) -> Result<RecordBatch> {
-        let mut picks: Vec<(usize, usize)> = Vec::new();
-        let mut firsts: Vec<(usize, usize)> = Vec::new();
-        let mut groups: Vec<usize> = Vec::new();
-        for (g, (_, s)) in firing.iter().enumerate() {
-            firsts.push(unpack(s.rows[0]));
-            for &r in &s.rows {
-                picks.push(unpack(r));
-                groups.push(g);
-            }
-        }
-        // The stored batches the picks read, renumbered densely for `interleave`.
+    /// Columns `columns` of the rows `picks`, (stored batch, row) each, or (`TAKEN`, row) for
+    /// a row of `taken` (key and value columns of rows read back), gathered by `interleave`.
+    fn gather(
+        &self,
+        picks: &[(usize, usize)],
+        columns: Range<usize>,
+        taken: &[ArrayRef],
+    ) -> Result<Vec<ArrayRef>> {
+        // The sources the picks read, renumbered densely for `interleave`.
         let mut used: Vec<usize> = picks.iter().map(|p| p.0).collect();
         used.sort_unstable();
         used.dedup();
         let dense = |p: &(usize, usize)| (used.binary_search(&p.0).expect("listed"), p.1);
         let picks: Vec<(usize, usize)> = picks.iter().map(dense).collect();
-        let firsts: Vec<(usize, usize)> = firsts.iter().map(dense).collect();
-        let column = |c: usize, at: &[(usize, usize)]| -> Result<ArrayRef> {
-            let arrays: Vec<&dyn Array> = used
-                .iter()
-                .map(|&b| {
-                    self.stored[b]
-                        .as_ref()
-                        .map(|s| s.columns[c].as_ref())
-                        .ok_or_else(|| Error::internal("a session row's batch was freed"))
-                })
-                .collect::<Result<_>>()?;
-            Ok(interleave(&arrays, at)?)
-        };
+        columns
+            .map(|c| {
+                let arrays: Vec<&dyn Array> = used
+                    .iter()
+                    .map(|&b| {
+                        if b == TAKEN {
+                            return taken.get(c).map(|a| a.as_ref()).ok_or_else(|| {
+                                Error::internal("a session row read back lacks a column")
+                            });
+                        }
+                        self.stored[b]
+                            .as_ref()
+                            .map(|s| s.columns[c].as_ref())
+                            .ok_or_else(|| Error::internal("a session row's batch was freed"))
+                    })
+                    .collect::<Result<_>>()?;
+                Ok(interleave(&arrays, &picks)?)
+            })
+            .collect()
+    }
+
+    /// The result rows of firing sessions: their rows gathered, one group per session; the
+    /// rows of session `g` read back from the state table are `taken`'s rows `ranges[g]`.
+    fn results(
+        &self,
+        firing: &[(usize, Session)],
+        ranges: &[Range<usize>],
+        taken: &[ArrayRef],
+    ) -> Result<RecordBatch> {
+        let mut picks: Vec<(usize, usize)> = Vec::new();
+        let mut firsts: Vec<(usize, usize)> = Vec::new();
+        let mut groups: Vec<usize> = Vec::new();
+        for (g, ((_, s), range)) in firing.iter().zip(ranges).enumerate() {
+            firsts.push(match s.rows.first() {
+                Some(&r) => unpack(r),
+                None => (TAKEN, range.start),
+            });
+            for &r in &s.rows {
+                picks.push(unpack(r));
+                groups.push(g);
+            }
+            for i in range.clone() {
+                picks.push((TAKEN, i));
+                groups.push(g);
+            }
+        }
         let nkeys = self.f.keys.len();
-        let keys = (0..nkeys)
-            .map(|c| column(c, &firsts))
-            .collect::<Result<Vec<_>>>()?;
+        let keys = self.gather(&firsts, 0..nkeys, taken)?;
+        let values = self.gather(&picks, nkeys..nkeys + self.values, taken)?;
         let n = firing.len();
-        let mut values = Vec::with_capacity(self.f.calls.len());
-        let mut at = nkeys;
+        let mut results = Vec::with_capacity(self.f.calls.len());
+        let mut values = values.into_iter();
         for call in &self.f.calls {
-            let args = (0..call.function.expressions().len())
-                .map(|i| column(at + i, &picks))
-                .collect::<Result<Vec<_>>>()?;
-            at += args.len();
+            let args: Vec<ArrayRef> = values
+                .by_ref()
+                .take(call.function.expressions().len())
+                .collect();
             let filter = match call.filter {
-                Some(_) => {
-                    at += 1;
-                    Some(column(at - 1, &picks)?.as_boolean().clone())
-                }
+                Some(_) => values.next().map(|f| f.as_boolean().clone()),
                 None => None,
             };
             let mut acc = accumulator(call)?;
             acc.update_batch(&args, &groups, filter.as_ref(), n)?;
-            values.push(acc.evaluate(EmitTo::All)?);
+            results.push(acc.evaluate(EmitTo::All)?);
         }
         let time = |f: &dyn Fn(&Session) -> i64, field: &Field| -> Result<ArrayRef> {
             let v: Int64Array = firing.iter().map(|(_, s)| Some(f(s))).collect();
@@ -278,7 +396,7 @@ impl SessionAggregate {
                 WindowOutput::WindowStart => time(&|s| s.start, field)?,
                 WindowOutput::WindowEnd => time(&|s| s.end, field)?,
                 WindowOutput::WindowTime => time(&|s| s.end - 1, field)?,
-                WindowOutput::Aggregate(a) => values[a].clone(),
+                WindowOutput::Aggregate(a) => results[a].clone(),
             });
         }
         Ok(RecordBatch::try_new(self.f.output.clone(), columns)?)
@@ -305,8 +423,8 @@ impl Operator for SessionAggregate {
             return Ok(());
         }
         let (keys, rest) = self.columns(&batch)?;
-        let time = self.f.time.row_times(&batch)?;
-        let time = time.as_primitive::<Int64Type>();
+        let times = self.f.time.row_times(&batch)?;
+        let time = times.as_primitive::<Int64Type>();
         let mut key_ids = std::mem::take(&mut self.key_ids);
         self.keys.intern(&keys, rows, &mut key_ids)?;
         if self.sessions.len() < self.keys.len() {
@@ -327,12 +445,27 @@ impl Operator for SessionAggregate {
         super::count_late(ctx, &mut self.late_rows, late);
         let mut columns = keys;
         columns.extend(rest);
+        columns.push(times);
         if live > 0 {
             self.held.add(rows, &columns);
         }
         self.stored
             .push((live > 0).then_some(Stored { columns, live }));
+        if self.held.rows > self.f.buffer_rows as u64 {
+            self.spill(ctx)?;
+        }
         Ok(())
+    }
+
+    /// A checkpoint barrier: the kept rows go to the state table, so that a snapshot of the
+    /// table is the whole state.
+    fn on_barrier(
+        &mut self,
+        _barrier: &Barrier,
+        ctx: &mut OperatorContext,
+        _out: &mut dyn Output,
+    ) -> Result<()> {
+        self.spill(ctx)
     }
 
     fn on_watermark(
@@ -350,11 +483,16 @@ impl Operator for SessionAggregate {
         out.emit(Message::Watermark(wm))
     }
 
-    /// The stored rows, with the keys and the sessions' row lists over them (a row reference
-    /// per held row, counted rather than walked).
+    /// The rows in memory, with the keys and the sessions' row lists over them (a row
+    /// reference per held row, counted rather than walked), and the rows written out.
     fn state_size(&self) -> Option<StateSize> {
         let lists = self.held.rows as usize * size_of::<RowRef>();
-        Some(self.held.size(self.keys.memory_size() + lists))
+        let held = self.held.size(self.keys.memory_size() + lists);
+        let written = self.store.size();
+        Some(StateSize {
+            entries: held.entries + written.entries,
+            bytes: held.bytes + written.bytes,
+        })
     }
 
     fn on_end(&mut self, ctx: &mut OperatorContext, out: &mut dyn Output) -> Result<()> {

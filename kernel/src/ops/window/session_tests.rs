@@ -14,7 +14,7 @@ use super::tests::Collect;
 use super::*;
 use crate::metrics::JobMetrics;
 use crate::operator::{report_state, OperatorContext, OperatorFactory};
-use crate::types::{Message, Watermark};
+use crate::types::{Barrier, Message, Watermark};
 
 fn input_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
@@ -58,6 +58,7 @@ fn factory() -> SessionAggregateFactory {
             Field::new("end", ts, false),
             Field::new("s", DataType::Int64, true),
         ])),
+        buffer_rows: DEFAULT_BUFFER_GROUPS,
     }
 }
 
@@ -75,9 +76,11 @@ fn batch(rows: &[(i64, i64, i64)]) -> RecordBatch {
     .unwrap()
 }
 
+#[derive(Clone)]
 enum Step {
     Rows(Vec<(i64, i64, i64)>),
     Watermark(i64),
+    Barrier(u64),
 }
 
 /// A result row: (k, start, end, sum).
@@ -85,7 +88,11 @@ type Result4 = (i64, i64, i64, i64);
 
 /// Every result, in emission order, the late row count, and all that was emitted.
 fn drive(steps: &[Step]) -> (Vec<Result4>, u64, Collect) {
-    let mut op = factory().create(0, 1).unwrap();
+    drive_with(&factory(), steps)
+}
+
+fn drive_with(f: &SessionAggregateFactory, steps: &[Step]) -> (Vec<Result4>, u64, Collect) {
+    let mut op = f.create(0, 1).unwrap();
     let mut ctx = OperatorContext::new(0, 1, 128, Arc::new(JobMetrics::default()));
     let mut out = Collect::default();
     for s in steps {
@@ -93,6 +100,9 @@ fn drive(steps: &[Step]) -> (Vec<Result4>, u64, Collect) {
             Step::Rows(r) => op.on_batch(0, batch(r), &mut ctx, &mut out).unwrap(),
             Step::Watermark(t) => op
                 .on_watermark(Watermark::EventTime(*t), &mut ctx, &mut out)
+                .unwrap(),
+            Step::Barrier(id) => op
+                .on_barrier(&Barrier { checkpoint_id: *id }, &mut ctx, &mut out)
                 .unwrap(),
         }
         // As the runtime does, after each message (it also asks before watermarks).
@@ -159,4 +169,47 @@ fn an_old_row_that_reaches_an_open_session_is_not_late() {
     ]);
     assert_eq!(rows, vec![(1, 12, 30, 3)]);
     assert_eq!(late, 1);
+}
+
+#[test]
+fn rows_written_to_the_state_table_give_the_same_sessions() {
+    // Five keys, rows out of order by up to 30 ms, sessions that grow and merge after their
+    // rows were written out, late rows, watermarks every few batches.
+    let mut steps = Vec::new();
+    let mut seed = 7u64;
+    let mut next = |n: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((seed >> 33) % n) as i64
+    };
+    for b in 0..40 {
+        let rows = (0..5)
+            .map(|_| (next(5), b * 6 + next(30), next(100)))
+            .collect();
+        steps.push(Step::Rows(rows));
+        if b % 4 == 3 {
+            steps.push(Step::Watermark(b * 6 + 20));
+        }
+    }
+    let (expected, late, _) = drive(&steps);
+    assert!(expected.len() > 5 && late > 0, "{expected:?} {late}");
+    let sorted = |mut rows: Vec<Result4>| {
+        rows.sort();
+        rows
+    };
+    let expected = sorted(expected);
+    // Past one row kept in memory, everything goes to the table; or at barriers.
+    let mut spilling = factory();
+    spilling.buffer_rows = 1;
+    let mut with_barriers = Vec::new();
+    for (i, s) in steps.iter().enumerate() {
+        with_barriers.push(Step::Barrier(i as u64));
+        with_barriers.push(s.clone());
+    }
+    for (f, steps) in [(&spilling, &steps), (&factory(), &with_barriers)] {
+        let (rows, late_too, _) = drive_with(f, steps);
+        assert_eq!(sorted(rows), expected);
+        assert_eq!(late_too, late);
+    }
 }
