@@ -183,6 +183,14 @@ fn windows_without_keys_or_aggregates_list_the_windows_with_data() {
         let got = run(dir.path(), "ws TIMESTAMP(3), we TIMESTAMP(3)", query, p);
         assert_eq!(got, want, "parallelism {p}");
     }
+    // Hopping windows keep their slices in the state table, here with no state columns.
+    let hop = "SELECT window_start, window_end
+               FROM TABLE(HOP(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '5' SECOND, INTERVAL '10' SECOND))
+               GROUP BY window_start, window_end";
+    let columns = "ws TIMESTAMP(3), we TIMESTAMP(3)";
+    let windows = run(dir.path(), columns, hop, 1);
+    assert!(windows.len() >= 4, "{windows:?}");
+    assert_eq!(run_with(dir.path(), SPILL, columns, hop, 2), windows);
 }
 
 /// Per auction and 2 s window: the bid count, and the top price of bidders above 11.

@@ -8,6 +8,7 @@
 use arrow::array::ArrayRef;
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
+use arrow::row::{RowConverter, SortField};
 use gemini_state::{KeyGroup, KeyGroupRange, MemoryTable, StateError, StateTable, TableOptions};
 
 use crate::operator::OperatorContext;
@@ -62,4 +63,24 @@ pub(super) fn cast_back(columns: Vec<ArrayRef>, types: &[DataType]) -> Result<Ve
             }
         })
         .collect()
+}
+
+/// A converter to and from the row format for columns of `types`; `None` for no columns.
+pub(super) fn row_converter<'a>(
+    types: impl IntoIterator<Item = &'a DataType>,
+) -> Result<Option<RowConverter>> {
+    let fields: Vec<SortField> = types
+        .into_iter()
+        .map(|t| SortField::new(t.clone()))
+        .collect();
+    Ok(if fields.is_empty() {
+        None
+    } else {
+        Some(RowConverter::new(fields)?)
+    })
+}
+
+/// The eight bytes of a time (or a slice end), ordered as the times are.
+pub(super) fn time_bytes(t: i64) -> [u8; 8] {
+    ((t as u64) ^ (1 << 63)).to_be_bytes()
 }

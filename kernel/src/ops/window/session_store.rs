@@ -11,10 +11,10 @@
 
 use arrow::array::{ArrayRef, Int64Array};
 use arrow::datatypes::{DataType, SchemaRef};
-use arrow::row::{RowConverter, SortField};
+use arrow::row::RowConverter;
 use gemini_state::{KeyGroup, StateSize, StateTable};
 
-use super::keyed_table::{cast_back, key_groups, subtask_table};
+use super::keyed_table::{cast_back, key_groups, row_converter, subtask_table, time_bytes};
 use crate::operator::OperatorContext;
 use crate::Result;
 
@@ -43,7 +43,8 @@ pub(super) struct SessionStore {
     table: Option<Box<dyn StateTable>>,
     /// Group keys ↔ bytes (`None` without key columns: every key is `[]`).
     key_rows: Option<RowConverter>,
-    /// Values ↔ bytes; made from the first values written (`None` while there are none).
+    /// Values ↔ bytes; made from the first values written (`None` while there are none, or
+    /// when rows have no values).
     value_rows: Option<RowConverter>,
     /// The types of the keys and of the values written, which decoded columns are cast
     /// back to (the row format gives dictionaries back as their values).
@@ -56,24 +57,9 @@ pub(super) struct SessionStore {
     hashes: Vec<u64>,
 }
 
-/// The eight bytes of a time, ordered as the times are.
-fn time_bytes(t: i64) -> [u8; 8] {
-    ((t as u64) ^ (1 << 63)).to_be_bytes()
-}
-
 impl SessionStore {
     pub fn new(key_schema: &SchemaRef) -> Result<Self> {
-        let key_rows = if key_schema.fields().is_empty() {
-            None
-        } else {
-            Some(RowConverter::new(
-                key_schema
-                    .fields()
-                    .iter()
-                    .map(|f| SortField::new(f.data_type().clone()))
-                    .collect(),
-            )?)
-        };
+        let key_rows = row_converter(key_schema.fields().iter().map(|f| f.data_type()))?;
         Ok(SessionStore {
             table: None,
             key_rows,
@@ -119,19 +105,13 @@ impl SessionStore {
             Some(conv) => Some(conv.convert_columns(keys)?),
             None => None,
         };
-        let value_bytes = match (&self.value_rows, values.is_empty()) {
-            (_, true) => None,
-            (Some(conv), false) => Some(conv.convert_columns(values)?),
-            (None, false) => {
-                self.value_types = values.iter().map(|a| a.data_type().clone()).collect();
-                let conv = RowConverter::new(
-                    values
-                        .iter()
-                        .map(|a| SortField::new(a.data_type().clone()))
-                        .collect(),
-                )?;
-                Some(self.value_rows.insert(conv).convert_columns(values)?)
-            }
+        if self.value_rows.is_none() {
+            self.value_types = values.iter().map(|a| a.data_type().clone()).collect();
+            self.value_rows = row_converter(&self.value_types)?;
+        }
+        let value_bytes = match &self.value_rows {
+            Some(conv) => Some(conv.convert_columns(values)?),
+            None => None,
         };
         let mut entry_keys: Vec<Vec<u8>> = Vec::with_capacity(n);
         for (i, &id) in key_ids.iter().enumerate() {

@@ -14,11 +14,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use arrow::array::ArrayRef;
-use arrow::datatypes::SchemaRef;
-use arrow::row::{RowConverter, SortField};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::row::RowConverter;
 use gemini_state::{KeyGroup, StateSize, StateTable};
 
-use super::keyed_table::{key_groups, subtask_table};
+use super::keyed_table::{cast_back, key_groups, row_converter, subtask_table, time_bytes};
 
 use crate::operator::OperatorContext;
 use crate::{Error, Result};
@@ -47,7 +47,10 @@ pub(super) struct SliceStore {
     table: Option<Box<dyn StateTable>>,
     /// Group keys ↔ bytes (`None` without key columns: a slice has one group, key `[]`).
     key_rows: Option<RowConverter>,
-    /// States ↔ bytes; made from the first states written, so its types are theirs exactly.
+    /// The types of the states, those of the first written (the row format gives
+    /// dictionaries back as their values: cast back on reading).
+    state_types: Option<Vec<DataType>>,
+    /// States ↔ bytes, for `state_types` (`None` when there are no state columns).
     state_rows: Option<RowConverter>,
     /// Number of state columns of each call.
     state_widths: Vec<usize>,
@@ -55,11 +58,6 @@ pub(super) struct SliceStore {
     /// Groups over all stored slices.
     groups: u64,
     hashes: Vec<u64>,
-}
-
-/// The eight bytes of a slice end, ordered as the times are.
-fn slice_prefix(end: i64) -> [u8; 8] {
-    ((end as u64) ^ (1 << 63)).to_be_bytes()
 }
 
 /// Appends `bytes` with its length in front.
@@ -83,20 +81,11 @@ fn next_record<'a>(buf: &'a [u8], at: &mut usize) -> Result<&'a [u8]> {
 
 impl SliceStore {
     pub fn new(key_schema: SchemaRef, state_widths: Vec<usize>) -> Result<Self> {
-        let key_rows = if key_schema.fields().is_empty() {
-            None
-        } else {
-            Some(RowConverter::new(
-                key_schema
-                    .fields()
-                    .iter()
-                    .map(|f| SortField::new(f.data_type().clone()))
-                    .collect(),
-            )?)
-        };
+        let key_rows = row_converter(key_schema.fields().iter().map(|f| f.data_type()))?;
         Ok(SliceStore {
             table: None,
             key_rows,
+            state_types: None,
             state_rows: None,
             state_widths,
             slices: BTreeMap::new(),
@@ -169,16 +158,16 @@ impl SliceStore {
             Some(conv) => Some(conv.convert_columns(&slice.keys)?),
         };
         let states: Vec<ArrayRef> = slice.columns.iter().flatten().cloned().collect();
-        let conv = match &self.state_rows {
-            Some(c) => c,
-            None => self.state_rows.insert(RowConverter::new(
-                states
-                    .iter()
-                    .map(|a| SortField::new(a.data_type().clone()))
-                    .collect(),
-            )?),
+        let state_types = self
+            .state_types
+            .get_or_insert_with(|| states.iter().map(|a| a.data_type().clone()).collect());
+        if self.state_rows.is_none() {
+            self.state_rows = row_converter(state_types.iter())?;
+        }
+        let states = match &self.state_rows {
+            Some(conv) => Some(conv.convert_columns(&states)?),
+            None => None,
         };
-        let states = conv.convert_columns(&states)?;
         // One chunk per key group, by its place in the table's range (`key_groups` checked
         // that each is in it).
         let range = table.key_groups();
@@ -186,7 +175,7 @@ impl SliceStore {
         for (i, &kg) in key_groups.iter().enumerate() {
             let chunk = &mut chunks[(kg - range.start) as usize];
             put_record(chunk, keys.as_ref().map_or(&[][..], |k| k.row(i).data()));
-            put_record(chunk, states.row(i).data());
+            put_record(chunk, states.as_ref().map_or(&[][..], |s| s.row(i).data()));
         }
         let (kgs, values): (Vec<KeyGroup>, Vec<&[u8]>) = chunks
             .iter()
@@ -195,7 +184,7 @@ impl SliceStore {
             .map(|(at, c)| (range.start + at as KeyGroup, c.as_slice()))
             .unzip();
         let stored = self.slices.entry(end).or_default();
-        let mut key = slice_prefix(end).to_vec();
+        let mut key = time_bytes(end).to_vec();
         key.extend_from_slice(&stored.writes.to_be_bytes());
         stored.writes += 1;
         stored.groups += n as u64;
@@ -208,12 +197,10 @@ impl SliceStore {
     /// The states stored for the slice ending at `end` (`None` if none are); a key written
     /// out more than once appears as often.
     pub fn read(&self, end: i64) -> Result<Option<Drained>> {
-        let (Some(stored), Some(table), Some(state_rows)) =
-            (self.slices.get(&end), &self.table, &self.state_rows)
-        else {
+        let (Some(stored), Some(table)) = (self.slices.get(&end), &self.table) else {
             return Ok(None);
         };
-        let prefix = slice_prefix(end);
+        let prefix = time_bytes(end);
         let mut chunks = Vec::new();
         for &kg in &stored.key_groups {
             table.scan_prefix(kg, &prefix, &mut |_, v| {
@@ -221,23 +208,31 @@ impl SliceStore {
                 true
             })?;
         }
-        let (mut keys, mut states) = (Vec::new(), Vec::new());
+        let (mut keys, mut states, mut groups) = (Vec::new(), Vec::new(), 0);
         let key_parser = self.key_rows.as_ref().map(|c| c.parser());
-        let state_parser = state_rows.parser();
+        let state_parser = self.state_rows.as_ref().map(|c| c.parser());
         let mut at = 0;
         while at < chunks.len() {
             let key = next_record(&chunks, &mut at)?;
             if let Some(p) = &key_parser {
                 keys.push(p.parse(key));
             }
-            states.push(state_parser.parse(next_record(&chunks, &mut at)?));
+            let state = next_record(&chunks, &mut at)?;
+            if let Some(p) = &state_parser {
+                states.push(p.parse(state));
+            }
+            groups += 1;
         }
-        let groups = states.len();
         let keys = match &self.key_rows {
             None => Vec::new(),
             Some(conv) => conv.convert_rows(keys)?,
         };
-        let mut flat = state_rows.convert_rows(states)?.into_iter();
+        let flat = match &self.state_rows {
+            Some(conv) => conv.convert_rows(states)?,
+            None => Vec::new(),
+        };
+        let types = self.state_types.as_deref().unwrap_or_default();
+        let mut flat = cast_back(flat, types)?.into_iter();
         let columns = self
             .state_widths
             .iter()
@@ -257,7 +252,7 @@ impl SliceStore {
         };
         self.groups -= stored.groups;
         // Chunk keys are the prefix and four bytes: [prefix + 0000, prefix + ffff ffff ff).
-        let start = slice_prefix(end).to_vec();
+        let start = time_bytes(end).to_vec();
         let mut stop = start.clone();
         stop.extend_from_slice(&[0xff; 5]);
         for kg in stored.key_groups {
