@@ -51,6 +51,9 @@ pub struct NexmarkRunArgs {
     /// Keep what file-writing queries (q10) wrote, instead of deleting it after the run.
     #[arg(long)]
     pub keep_output: bool,
+    /// A setting, as `SET 'key' = 'value'` ahead of the query would (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 pub fn run(args: NexmarkRunArgs) -> Result<(), Failure> {
@@ -69,7 +72,7 @@ pub fn run(args: NexmarkRunArgs) -> Result<(), Failure> {
     let script = job_script(&args.query, &settings)?;
     let plan_args = PlanArgs {
         parallelism: w.parallelism,
-        set: vec![],
+        set: args.set.clone(),
     };
     let options = plan_args.options()?;
     let parallelism = options.parallelism;

@@ -12,7 +12,7 @@ use arrow::row::{RowConverter, SortField};
 use gemini_state::{KeyGroup, KeyGroupRange, MemoryTable, StateError, StateTable, TableOptions};
 
 use crate::operator::OperatorContext;
-use crate::Result;
+use crate::{Error, Result};
 
 /// A new table over the key groups of `ctx`'s subtask.
 pub(super) fn subtask_table(ctx: &OperatorContext) -> Box<dyn StateTable> {
@@ -83,4 +83,23 @@ pub(super) fn row_converter<'a>(
 /// The eight bytes of a time (or a slice end), ordered as the times are.
 pub(super) fn time_bytes(t: i64) -> [u8; 8] {
     ((t as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// Appends `bytes` with its length in front.
+pub(super) fn put_record(buf: &mut Vec<u8>, bytes: &[u8]) {
+    buf.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    buf.extend_from_slice(bytes);
+}
+
+/// The next length-prefixed record of `buf` at `*at`, moving `*at` past it.
+pub(super) fn next_record<'a>(buf: &'a [u8], at: &mut usize) -> Result<&'a [u8]> {
+    let corrupt = || Error::internal("a window state entry is cut short");
+    let len: [u8; 4] = buf
+        .get(*at..*at + 4)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(corrupt)?;
+    let start = *at + 4;
+    let end = start + u32::from_le_bytes(len) as usize;
+    *at = end;
+    buf.get(start..end).ok_or_else(corrupt)
 }

@@ -1,22 +1,25 @@
 //! The session window aggregation's keyed state: the rows of open sessions, kept in a
 //! `gemini-state` [`StateTable`].
 //!
-//! One entry per row: its key is the row's group key in arrow-row form, then its time (eight
-//! bytes that sort as the time does) and a write number; its value is the row's argument and
-//! filter columns in arrow-row form. A key's sessions never overlap, so a session's rows are
-//! the range `[key ++ start, key ++ end)` of its key: read and deleted in one scan when it
-//! fires, however its session grew or merged after the rows were written. Rows are encoded a
-//! whole write at a time (one `RowConverter` call per side); arrow-row keys are
-//! self-delimiting, so one key's range never takes in another's rows.
+//! Rows are written a batch at a time, as one entry per run of a key's rows: its key is the
+//! group key in arrow-row form and a write number; its value lists the rows, each its time
+//! and its argument and filter columns in arrow-row form (one `RowConverter` call per write).
+//! A session that fires scans its key's entries (arrow-row keys are self-delimiting, so one
+//! key's prefix takes in no other key's entries) and takes the rows of its time range: a
+//! key's sessions never overlap, so these are its rows however it grew or merged after they
+//! were written. Entries left with rows of the key's later sessions are written back with
+//! those.
 
 use arrow::array::{ArrayRef, Int64Array};
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::row::RowConverter;
 use gemini_state::{KeyGroup, StateSize, StateTable};
 
-use super::keyed_table::{cast_back, key_groups, row_converter, subtask_table, time_bytes};
+use super::keyed_table::{
+    cast_back, key_groups, next_record, put_record, row_converter, subtask_table,
+};
 use crate::operator::OperatorContext;
-use crate::Result;
+use crate::{Error, Result};
 
 /// Where a group key's rows are: its key group and arrow-row bytes.
 pub(super) struct StoredKey {
@@ -113,8 +116,12 @@ impl SessionStore {
             Some(conv) => Some(conv.convert_columns(values)?),
             None => None,
         };
-        let mut entry_keys: Vec<Vec<u8>> = Vec::with_capacity(n);
-        for (i, &id) in key_ids.iter().enumerate() {
+        // One entry per run of a key's rows: the key, then the write number.
+        let (mut entry_kgs, mut entry_keys, mut entry_values) =
+            (Vec::new(), Vec::new(), Vec::new());
+        let mut i = 0;
+        while i < n {
+            let id = key_ids[i];
             let key = key_bytes.as_ref().map_or(&[][..], |k| k.row(i).data());
             if stored_keys.len() <= id {
                 stored_keys.resize_with(id + 1, || None);
@@ -123,19 +130,26 @@ impl SessionStore {
                 key_group: kgs[i],
                 key: key.into(),
             });
-            let mut entry = Vec::with_capacity(key.len() + 16);
+            let mut entry = Vec::with_capacity(key.len() + 8);
             entry.extend_from_slice(key);
-            entry.extend_from_slice(&time_bytes(times.value(i)));
             entry.extend_from_slice(&self.writes.to_be_bytes());
             self.writes += 1;
+            let mut value = Vec::new();
+            while i < n && key_ids[i] == id {
+                value.extend_from_slice(&times.value(i).to_le_bytes());
+                put_record(
+                    &mut value,
+                    value_bytes.as_ref().map_or(&[][..], |v| v.row(i).data()),
+                );
+                i += 1;
+            }
+            entry_kgs.push(kgs[i - 1]);
             entry_keys.push(entry);
+            entry_values.push(value);
         }
         let entry_keys: Vec<&[u8]> = entry_keys.iter().map(Vec::as_slice).collect();
-        let entry_values: Vec<&[u8]> = match &value_bytes {
-            Some(v) => (0..n).map(|i| v.row(i).data()).collect(),
-            None => vec![&[][..]; n],
-        };
-        table.put_many(&kgs, &entry_keys, &entry_values)?;
+        let entry_values: Vec<&[u8]> = entry_values.iter().map(Vec::as_slice).collect();
+        table.put_many(&entry_kgs, &entry_keys, &entry_values)?;
         self.rows += n as u64;
         Ok(())
     }
@@ -152,22 +166,51 @@ impl SessionStore {
         let Some(table) = self.table.as_mut() else {
             return Ok(0);
         };
-        let bound = |t: i64| {
-            let mut b = key.key.to_vec();
-            b.extend_from_slice(&time_bytes(t));
-            b
-        };
-        let (from, to) = (bound(start), bound(end));
         let before = taken.len();
-        table.scan_range(key.key_group, &from, &to, &mut |_, v| {
-            taken.bytes.extend_from_slice(v);
-            taken.ends.push(taken.bytes.len());
+        // Entries with rows outside the range (the key's other sessions) are written back
+        // with just those: (entry key, rows left), empty when none are.
+        let mut touched: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut corrupt = false;
+        table.scan_prefix(key.key_group, &key.key, &mut |k, v| {
+            let mut left = Vec::new();
+            let mut at = 0;
+            while at < v.len() {
+                let Some(t) = v.get(at..at + 8).and_then(|b| b.try_into().ok()) else {
+                    corrupt = true;
+                    return false;
+                };
+                let t = i64::from_le_bytes(t);
+                let row_at = at + 8;
+                at = row_at;
+                let Ok(row) = next_record(v, &mut at) else {
+                    corrupt = true;
+                    return false;
+                };
+                if (start..end).contains(&t) {
+                    taken.bytes.extend_from_slice(row);
+                    taken.ends.push(taken.bytes.len());
+                } else {
+                    left.extend_from_slice(&v[row_at - 8..at]);
+                }
+            }
+            if left.len() < v.len() {
+                touched.push((k.to_vec(), left));
+            }
             true
         })?;
-        let n = table.delete_range(key.key_group, &from, &to)?;
-        debug_assert_eq!(n as usize, taken.len() - before);
-        self.rows -= n;
-        Ok(taken.len() - before)
+        if corrupt {
+            return Err(Error::internal("a session state entry is cut short"));
+        }
+        for (k, left) in touched {
+            if left.is_empty() {
+                table.delete_many(&[key.key_group], &[&k])?;
+            } else {
+                table.put_many(&[key.key_group], &[&k], &[&left])?;
+            }
+        }
+        let n = taken.len() - before;
+        self.rows -= n as u64;
+        Ok(n)
     }
 
     /// The columns of taken rows: their keys (`keys[i]`, row i's key) and their values.

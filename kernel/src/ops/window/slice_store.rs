@@ -18,10 +18,12 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::row::RowConverter;
 use gemini_state::{KeyGroup, StateSize, StateTable};
 
-use super::keyed_table::{cast_back, key_groups, row_converter, subtask_table, time_bytes};
+use super::keyed_table::{
+    cast_back, key_groups, next_record, put_record, row_converter, subtask_table, time_bytes,
+};
 
 use crate::operator::OperatorContext;
-use crate::{Error, Result};
+use crate::Result;
 
 /// What a slice's groups come to: their number, their keys, and per call the accumulators'
 /// final values (one column) or states (one or more columns; what the store keeps).
@@ -58,25 +60,6 @@ pub(super) struct SliceStore {
     /// Groups over all stored slices.
     groups: u64,
     hashes: Vec<u64>,
-}
-
-/// Appends `bytes` with its length in front.
-fn put_record(buf: &mut Vec<u8>, bytes: &[u8]) {
-    buf.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-    buf.extend_from_slice(bytes);
-}
-
-/// The next length-prefixed record of `buf` at `*at`, moving `*at` past it.
-fn next_record<'a>(buf: &'a [u8], at: &mut usize) -> Result<&'a [u8]> {
-    let corrupt = || Error::internal("a window state chunk is cut short");
-    let len: [u8; 4] = buf
-        .get(*at..*at + 4)
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(corrupt)?;
-    let start = *at + 4;
-    let end = start + u32::from_le_bytes(len) as usize;
-    *at = end;
-    buf.get(start..end).ok_or_else(corrupt)
 }
 
 impl SliceStore {
