@@ -265,31 +265,25 @@ impl SessionAggregate {
         }
         // Rows in the state table come back out: each session's are a range of `taken`.
         let mut taken = TakenRows::default();
-        let mut taken_keys: Vec<usize> = Vec::new();
         let mut ranges = Vec::with_capacity(firing.len());
+        // The keys of sessions with no row in memory, whose output keys are decoded.
+        let mut bare = Vec::new();
         for (key, s) in &firing {
             let from = taken.len();
             if s.written > 0 {
                 let stored = self.stored_keys[*key]
                     .as_ref()
                     .ok_or_else(|| Error::internal("a written session has no stored key"))?;
-                let n = self.store.take(stored, s.start, s.end, &mut taken)?;
-                taken_keys.extend(std::iter::repeat_n(*key, n));
+                self.store.take(stored, s.start, s.end, &mut taken)?;
+                if s.rows.is_empty() {
+                    bare.push(stored);
+                }
             }
             ranges.push(from..taken.len());
         }
-        let extra = if taken.len() > 0 {
-            let keys: Vec<&StoredKey> = taken_keys
-                .iter()
-                .map(|&k| self.stored_keys[k].as_ref().expect("checked above"))
-                .collect();
-            let (mut columns, values) = self.store.decode(&keys, &taken)?;
-            columns.extend(values);
-            columns
-        } else {
-            Vec::new()
-        };
-        let batch = self.results(&firing, &ranges, &extra)?;
+        let bare_keys = self.store.decode_keys(&bare)?;
+        let taken_values = self.store.decode_values(&taken)?;
+        let batch = self.results(&firing, &ranges, &bare_keys, &taken_values)?;
         for (_, s) in &firing {
             for &r in &s.rows {
                 let (b, _) = unpack(r);
@@ -307,7 +301,7 @@ impl SessionAggregate {
     }
 
     /// Columns `columns` of the rows `picks`, (stored batch, row) each, or (`TAKEN`, row) for
-    /// a row of `taken` (key and value columns of rows read back), gathered by `interleave`.
+    /// a row of `taken` (those columns of rows read back), gathered by `interleave`.
     fn gather(
         &self,
         picks: &[(usize, usize)],
@@ -321,11 +315,13 @@ impl SessionAggregate {
         let dense = |p: &(usize, usize)| (used.binary_search(&p.0).expect("listed"), p.1);
         let picks: Vec<(usize, usize)> = picks.iter().map(dense).collect();
         columns
+            .clone()
             .map(|c| {
                 let arrays: Vec<&dyn Array> = used
                     .iter()
                     .map(|&b| {
                         if b == TAKEN {
+                            let c = c - columns.start;
                             return taken.get(c).map(|a| a.as_ref()).ok_or_else(|| {
                                 Error::internal("a session row read back lacks a column")
                             });
@@ -341,21 +337,27 @@ impl SessionAggregate {
             .collect()
     }
 
-    /// The result rows of firing sessions: their rows gathered, one group per session; the
-    /// rows of session `g` read back from the state table are `taken`'s rows `ranges[g]`.
+    /// The result rows of firing sessions: their rows gathered, one group per session. The
+    /// values of session `g`'s rows read back from the state table are `taken_values`' rows
+    /// `ranges[g]`; `bare_keys` has a row for each session with no row in memory.
     fn results(
         &self,
         firing: &[(usize, Session)],
         ranges: &[Range<usize>],
-        taken: &[ArrayRef],
+        bare_keys: &[ArrayRef],
+        taken_values: &[ArrayRef],
     ) -> Result<RecordBatch> {
         let mut picks: Vec<(usize, usize)> = Vec::new();
         let mut firsts: Vec<(usize, usize)> = Vec::new();
         let mut groups: Vec<usize> = Vec::new();
+        let mut bare = 0;
         for (g, ((_, s), range)) in firing.iter().zip(ranges).enumerate() {
             firsts.push(match s.rows.first() {
                 Some(&r) => unpack(r),
-                None => (TAKEN, range.start),
+                None => {
+                    bare += 1;
+                    (TAKEN, bare - 1)
+                }
             });
             for &r in &s.rows {
                 picks.push(unpack(r));
@@ -367,8 +369,8 @@ impl SessionAggregate {
             }
         }
         let nkeys = self.f.keys.len();
-        let keys = self.gather(&firsts, 0..nkeys, taken)?;
-        let values = self.gather(&picks, nkeys..nkeys + self.values, taken)?;
+        let keys = self.gather(&firsts, 0..nkeys, bare_keys)?;
+        let values = self.gather(&picks, nkeys..nkeys + self.values, taken_values)?;
         let n = firing.len();
         let mut results = Vec::with_capacity(self.f.calls.len());
         let mut values = values.into_iter();

@@ -10,7 +10,8 @@
 //! were written. Entries left with rows of the key's later sessions are written back with
 //! those.
 
-use arrow::array::{ArrayRef, Int64Array};
+use arrow::array::{ArrayRef, Int64Array, UInt32Array};
+use arrow::compute::take;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::row::RowConverter;
 use gemini_state::{KeyGroup, StateSize, StateTable};
@@ -88,7 +89,8 @@ impl SessionStore {
     }
 
     /// Writes rows: their group `keys`, `times` and `values`; `key_ids[i]` is row i's key's
-    /// place in `stored_keys`, filled in for keys written the first time.
+    /// place in `stored_keys`, filled in for keys written the first time. A key's rows are
+    /// best contiguous: each run of them is one entry.
     pub fn write(
         &mut self,
         keys: &[ArrayRef],
@@ -103,11 +105,40 @@ impl SessionStore {
             return Ok(());
         }
         let table = self.table.get_or_insert_with(|| subtask_table(ctx));
-        let kgs = key_groups(keys, n, table.key_groups(), ctx, &mut self.hashes)?;
-        let key_bytes = match &self.key_rows {
-            Some(conv) => Some(conv.convert_columns(keys)?),
-            None => None,
-        };
+        // Keys met the first time: hashed and encoded together, once.
+        let new: Vec<u32> = (0..n)
+            .filter(|&i| i == 0 || key_ids[i] != key_ids[i - 1])
+            .filter(|&i| stored_keys.get(key_ids[i]).is_none_or(Option::is_none))
+            .map(|i| i as u32)
+            .collect();
+        if !new.is_empty() {
+            let at = UInt32Array::from(new);
+            let new_keys = keys
+                .iter()
+                .map(|k| Ok(take(k, &at, None)?))
+                .collect::<Result<Vec<_>>>()?;
+            let kgs = key_groups(
+                &new_keys,
+                at.len(),
+                table.key_groups(),
+                ctx,
+                &mut self.hashes,
+            )?;
+            let bytes = match &self.key_rows {
+                Some(conv) => Some(conv.convert_columns(&new_keys)?),
+                None => None,
+            };
+            for (j, &i) in at.values().iter().enumerate() {
+                let id = key_ids[i as usize];
+                if stored_keys.len() <= id {
+                    stored_keys.resize_with(id + 1, || None);
+                }
+                stored_keys[id] = Some(StoredKey {
+                    key_group: kgs[j],
+                    key: bytes.as_ref().map_or(&[][..], |b| b.row(j).data()).into(),
+                });
+            }
+        }
         if self.value_rows.is_none() {
             self.value_types = values.iter().map(|a| a.data_type().clone()).collect();
             self.value_rows = row_converter(&self.value_types)?;
@@ -122,16 +153,9 @@ impl SessionStore {
         let mut i = 0;
         while i < n {
             let id = key_ids[i];
-            let key = key_bytes.as_ref().map_or(&[][..], |k| k.row(i).data());
-            if stored_keys.len() <= id {
-                stored_keys.resize_with(id + 1, || None);
-            }
-            stored_keys[id].get_or_insert_with(|| StoredKey {
-                key_group: kgs[i],
-                key: key.into(),
-            });
-            let mut entry = Vec::with_capacity(key.len() + 8);
-            entry.extend_from_slice(key);
+            let stored = stored_keys[id].as_ref().expect("filled in above");
+            let mut entry = Vec::with_capacity(stored.key.len() + 8);
+            entry.extend_from_slice(&stored.key);
             entry.extend_from_slice(&self.writes.to_be_bytes());
             self.writes += 1;
             let mut value = Vec::new();
@@ -143,7 +167,7 @@ impl SessionStore {
                 );
                 i += 1;
             }
-            entry_kgs.push(kgs[i - 1]);
+            entry_kgs.push(stored.key_group);
             entry_keys.push(entry);
             entry_values.push(value);
         }
@@ -155,16 +179,16 @@ impl SessionStore {
     }
 
     /// Reads and deletes `key`'s rows with times in `[start, end)`, appending their values
-    /// to `taken`; returns how many there were.
+    /// to `taken`.
     pub fn take(
         &mut self,
         key: &StoredKey,
         start: i64,
         end: i64,
         taken: &mut TakenRows,
-    ) -> Result<usize> {
+    ) -> Result<()> {
         let Some(table) = self.table.as_mut() else {
-            return Ok(0);
+            return Ok(());
         };
         let before = taken.len();
         // Entries with rows outside the range (the key's other sessions) are written back
@@ -201,46 +225,40 @@ impl SessionStore {
         if corrupt {
             return Err(Error::internal("a session state entry is cut short"));
         }
-        for (k, left) in touched {
-            if left.is_empty() {
-                table.delete_many(&[key.key_group], &[&k])?;
-            } else {
-                table.put_many(&[key.key_group], &[&k], &[&left])?;
-            }
-        }
-        let n = taken.len() - before;
-        self.rows -= n as u64;
-        Ok(n)
+        let (emptied, kept): (Vec<_>, Vec<_>) = touched.iter().partition(|(_, l)| l.is_empty());
+        let emptied: Vec<&[u8]> = emptied.iter().map(|(k, _)| k.as_slice()).collect();
+        table.delete_many(&vec![key.key_group; emptied.len()], &emptied)?;
+        let (kept_keys, kept_rows): (Vec<&[u8]>, Vec<&[u8]>) = kept
+            .iter()
+            .map(|(k, l)| (k.as_slice(), l.as_slice()))
+            .unzip();
+        table.put_many(&vec![key.key_group; kept.len()], &kept_keys, &kept_rows)?;
+        self.rows -= (taken.len() - before) as u64;
+        Ok(())
     }
 
-    /// The columns of taken rows: their keys (`keys[i]`, row i's key) and their values.
-    pub fn decode(
-        &self,
-        keys: &[&StoredKey],
-        taken: &TakenRows,
-    ) -> Result<(Vec<ArrayRef>, Vec<ArrayRef>)> {
-        let keys = match &self.key_rows {
-            Some(conv) => {
-                let parser = conv.parser();
-                conv.convert_rows(keys.iter().map(|k| parser.parse(&k.key)))?
-            }
-            None => Vec::new(),
+    /// The key columns of `keys`, a row each.
+    pub fn decode_keys(&self, keys: &[&StoredKey]) -> Result<Vec<ArrayRef>> {
+        let Some(conv) = &self.key_rows else {
+            return Ok(Vec::new());
         };
-        let values = match &self.value_rows {
-            Some(conv) => {
-                let parser = conv.parser();
-                let mut start = 0;
-                conv.convert_rows(taken.ends.iter().map(|&end| {
-                    let row = parser.parse(&taken.bytes[start..end]);
-                    start = end;
-                    row
-                }))?
-            }
-            None => Vec::new(),
+        let parser = conv.parser();
+        let keys = conv.convert_rows(keys.iter().map(|k| parser.parse(&k.key)))?;
+        cast_back(keys, &self.key_types)
+    }
+
+    /// The value columns of taken rows.
+    pub fn decode_values(&self, taken: &TakenRows) -> Result<Vec<ArrayRef>> {
+        let Some(conv) = &self.value_rows else {
+            return Ok(Vec::new());
         };
-        Ok((
-            cast_back(keys, &self.key_types)?,
-            cast_back(values, &self.value_types)?,
-        ))
+        let parser = conv.parser();
+        let mut start = 0;
+        let values = conv.convert_rows(taken.ends.iter().map(|&end| {
+            let row = parser.parse(&taken.bytes[start..end]);
+            start = end;
+            row
+        }))?;
+        cast_back(values, &self.value_types)
     }
 }
