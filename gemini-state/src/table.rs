@@ -38,6 +38,18 @@ pub struct StateSize {
     pub bytes: u64,
 }
 
+/// Two holdings together (an operator's table and its in-memory buffer, say).
+impl std::ops::Add for StateSize {
+    type Output = StateSize;
+
+    fn add(self, other: StateSize) -> StateSize {
+        StateSize {
+            entries: self.entries + other.entries,
+            bytes: self.bytes + other.bytes,
+        }
+    }
+}
+
 /// An immutable copy of a table's contents at a barrier, the input of a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TableSnapshot {

@@ -590,12 +590,12 @@ impl Operator for WindowAggregate {
 
     /// Stored groups and the table's bytes, with the buffered groups and their bytes.
     fn state_size(&self) -> Option<StateSize> {
-        let stored = self.store.size();
         let groups: usize = self.open.values().map(|s| s.keys.len()).sum();
         let bytes: usize = self.open.values().map(Slice::memory_size).sum();
-        Some(StateSize {
-            entries: stored.entries + groups as u64,
-            bytes: stored.bytes + bytes as u64,
-        })
+        let buffered = StateSize {
+            entries: groups as u64,
+            bytes: bytes as u64,
+        };
+        Some(self.store.size() + buffered)
     }
 }

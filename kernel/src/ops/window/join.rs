@@ -449,11 +449,6 @@ impl Operator for WindowJoin {
 
     /// The buffered rows and their bytes, with the rows and bytes written out.
     fn state_size(&self) -> Option<StateSize> {
-        let held = self.held.size(0);
-        let [l, r] = [self.stores[0].size(), self.stores[1].size()];
-        Some(StateSize {
-            entries: held.entries + l.entries + r.entries,
-            bytes: held.bytes + l.bytes + r.bytes,
-        })
+        Some(self.held.size(0) + self.stores[0].size() + self.stores[1].size())
     }
 }

@@ -3,13 +3,12 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, Int64Array, RecordBatch, TimestampMillisecondArray};
+use arrow::array::{Array, AsArray, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit};
 use datafusion_expr::Operator as BinaryOp;
-use datafusion_physical_expr::expressions::{BinaryExpr, Column};
-use datafusion_physical_expr::PhysicalExpr;
+use datafusion_physical_expr::expressions::BinaryExpr;
 
-use super::tests::Collect;
+use super::tests::{batch_of, col, Collect};
 use super::*;
 use crate::metrics::JobMetrics;
 use crate::operator::{report_state, OperatorContext, OperatorFactory};
@@ -29,23 +28,7 @@ fn side_schema() -> SchemaRef {
 }
 
 fn batch(rows: &[(Option<i64>, i64, i64)]) -> RecordBatch {
-    RecordBatch::try_new(
-        side_schema(),
-        vec![
-            Arc::new(rows.iter().map(|r| r.0).collect::<Int64Array>()),
-            Arc::new(TimestampMillisecondArray::from(
-                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
-            )),
-            Arc::new(Int64Array::from(
-                rows.iter().map(|r| r.2).collect::<Vec<_>>(),
-            )),
-        ],
-    )
-    .unwrap()
-}
-
-fn col(name: &str, i: usize) -> Arc<dyn PhysicalExpr> {
-    Arc::new(Column::new(name, i))
+    batch_of(side_schema(), rows)
 }
 
 /// A join on `k` within windows by `we`, with `left.v < right.v` when `condition`.

@@ -489,12 +489,7 @@ impl Operator for SessionAggregate {
     /// reference per held row, counted rather than walked), and the rows written out.
     fn state_size(&self) -> Option<StateSize> {
         let lists = self.held.rows as usize * size_of::<RowRef>();
-        let held = self.held.size(self.keys.memory_size() + lists);
-        let written = self.store.size();
-        Some(StateSize {
-            entries: held.entries + written.entries,
-            bytes: held.bytes + written.bytes,
-        })
+        Some(self.held.size(self.keys.memory_size() + lists) + self.store.size())
     }
 
     fn on_end(&mut self, ctx: &mut OperatorContext, out: &mut dyn Output) -> Result<()> {

@@ -3,30 +3,16 @@
 
 use std::sync::Arc;
 
-use arrow::array::{AsArray, Int64Array, RecordBatch, TimestampMillisecondArray};
-use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit};
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Field, Int64Type, Schema, TimeUnit};
 use datafusion_functions_aggregate::sum::sum_udaf;
 use datafusion_physical_expr::aggregate::AggregateExprBuilder;
-use datafusion_physical_expr::expressions::Column;
-use datafusion_physical_expr::PhysicalExpr;
 
-use super::tests::Collect;
+use super::tests::{batch_of, col, input_schema, Collect};
 use super::*;
 use crate::metrics::JobMetrics;
 use crate::operator::{report_state, OperatorContext, OperatorFactory};
 use crate::types::{Barrier, Message, Watermark};
-
-fn input_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("k", DataType::Int64, true),
-        Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true),
-        Field::new("v", DataType::Int64, true),
-    ]))
-}
-
-fn col(name: &str, i: usize) -> Arc<dyn PhysicalExpr> {
-    Arc::new(Column::new(name, i))
-}
 
 /// Sessions of gap 10 per key `k`: (k, start, end, sum(v)).
 fn factory() -> SessionAggregateFactory {
@@ -63,17 +49,8 @@ fn factory() -> SessionAggregateFactory {
 }
 
 fn batch(rows: &[(i64, i64, i64)]) -> RecordBatch {
-    RecordBatch::try_new(
-        input_schema(),
-        vec![
-            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
-            Arc::new(TimestampMillisecondArray::from_iter_values(
-                rows.iter().map(|r| r.1),
-            )),
-            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))),
-        ],
-    )
-    .unwrap()
+    let rows: Vec<_> = rows.iter().map(|&(k, t, v)| (Some(k), t, v)).collect();
+    batch_of(input_schema(), &rows)
 }
 
 #[derive(Clone)]

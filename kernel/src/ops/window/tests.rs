@@ -39,7 +39,7 @@ impl Collect {
     }
 }
 
-fn input_schema() -> SchemaRef {
+pub(super) fn input_schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("k", DataType::Int64, true),
         Field::new("ts", DataType::Timestamp(TimeUnit::Millisecond, None), true),
@@ -47,7 +47,7 @@ fn input_schema() -> SchemaRef {
     ]))
 }
 
-fn col(name: &str, i: usize) -> Arc<dyn PhysicalExpr> {
+pub(super) fn col(name: &str, i: usize) -> Arc<dyn PhysicalExpr> {
     Arc::new(Column::new(name, i))
 }
 
@@ -100,8 +100,13 @@ fn factory(kind: WindowKind, phase: AggregatePhase) -> WindowAggregateFactory {
 
 /// (key, time, value) rows as a batch.
 fn batch(rows: &[(Option<i64>, i64, i64)]) -> RecordBatch {
+    batch_of(input_schema(), rows)
+}
+
+/// (key, time, value) rows as a batch of `schema` (an Int64, a timestamp, an Int64).
+pub(super) fn batch_of(schema: SchemaRef, rows: &[(Option<i64>, i64, i64)]) -> RecordBatch {
     RecordBatch::try_new(
-        input_schema(),
+        schema,
         vec![
             Arc::new(rows.iter().map(|r| r.0).collect::<Int64Array>()),
             Arc::new(TimestampMillisecondArray::from(
