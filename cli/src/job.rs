@@ -37,6 +37,10 @@ pub struct PlanArgs {
     /// A setting, as `SET 'key' = 'value'` in the script would (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Instead of writing rows to its sink, each INSERT (and SELECT) applies its changelog to
+    /// a table and prints the final table when the input ends.
+    #[arg(long)]
+    pub materialize: bool,
 }
 
 impl PlanArgs {
@@ -57,6 +61,9 @@ impl PlanArgs {
             parallelism,
             settings,
             connectors: crate::connectors(),
+            materialize: self
+                .materialize
+                .then_some(kernel::connectors::MaterializeTarget::Stdout),
         })
     }
 }

@@ -73,6 +73,7 @@ pub fn run(args: NexmarkRunArgs) -> Result<(), Failure> {
     let plan_args = PlanArgs {
         parallelism: w.parallelism,
         set: args.set.clone(),
+        materialize: false,
     };
     let options = plan_args.options()?;
     let parallelism = options.parallelism;

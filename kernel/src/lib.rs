@@ -7,6 +7,7 @@
 //! tasks with bounded channels from `net-shuffle`. This crate knows no SQL: the planner builds
 //! graphs out of the operators in [`ops`] and the connectors in [`connectors`].
 
+pub mod changelog;
 pub mod connectors;
 pub mod error;
 pub mod graph;

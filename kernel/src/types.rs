@@ -112,12 +112,37 @@ impl StreamSchema {
         self.event_time = column;
         self
     }
+
+    /// An updating stream of `schema`'s rows: the op column is appended to the schema.
+    pub fn updating(schema: SchemaRef, mode: ChangelogMode) -> Self {
+        if mode == ChangelogMode::AppendOnly {
+            return Self::append_only(schema);
+        }
+        let mut fields: Vec<_> = schema.fields().iter().cloned().collect();
+        let op = fields.len();
+        fields.push(std::sync::Arc::new(crate::changelog::op_field()));
+        StreamSchema {
+            schema: std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
+            event_time: None,
+            keys: vec![],
+            changelog: mode,
+            op_column: Some(op),
+        }
+    }
+
+    /// True when rows may be updated or deleted after they are sent (the op column is present).
+    pub fn is_updating(&self) -> bool {
+        self.changelog != ChangelogMode::AppendOnly
+    }
 }
 
 impl fmt::Display for StreamSchema {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "(")?;
         for (i, field) in self.schema.fields().iter().enumerate() {
+            if self.op_column == Some(i) {
+                continue;
+            }
             if i > 0 {
                 write!(f, ", ")?;
             }

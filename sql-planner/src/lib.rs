@@ -12,6 +12,7 @@ mod error;
 pub mod functions;
 mod legacy_window;
 mod lower;
+mod lower_group_agg;
 mod lower_join;
 mod lower_stream_join;
 mod lower_window;

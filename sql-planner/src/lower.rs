@@ -16,7 +16,7 @@ use datafusion_expr::execution_props::ExecutionProps;
 use datafusion_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion_expr::{and, Cast, Expr, ExprSchemable, LogicalPlan, WriteOp};
 use datafusion_physical_expr::{create_physical_expr, PhysicalExpr};
-use kernel::connectors::{Options, TableDescriptor};
+use kernel::connectors::{MaterializeFactory, MaterializeTarget, Options, TableDescriptor};
 use kernel::graph::{JobGraph, Node, NodeId, NodeKind, Partitioning};
 use kernel::ops::window::WindowSpec;
 use kernel::ops::{CalcFactory, WatermarkAssignerFactory};
@@ -38,6 +38,8 @@ pub(crate) struct Lowering<'a> {
     counter: usize,
     /// `table.exec.window-agg.buffer-size-limit`.
     pub window_buffer_groups: usize,
+    /// Every sink materializes its table instead (`eddy run --materialize`).
+    pub materialize: Option<MaterializeTarget>,
 }
 
 /// A lowered plan node: the graph node producing it and its logical schema.
@@ -117,6 +119,7 @@ impl<'a> Lowering<'a> {
             props: ExecutionProps::new(),
             counter: 0,
             window_buffer_groups: kernel::ops::window::DEFAULT_BUFFER_GROUPS,
+            materialize: None,
         }
     }
 
@@ -172,8 +175,22 @@ impl<'a> Lowering<'a> {
             )));
         };
         let table = target.table.clone();
-        let sink = table.connector.get().sink(&table.descriptor)?;
+        let connector = table.connector.get();
         let input = self.lower(&dml.input)?;
+        if self.materialize.is_none()
+            && self.graph.nodes[input.node].output.is_updating()
+            && !connector.accepts_updates()
+        {
+            return Err(Error::user(format!(
+                "table '{}' (connector '{}') only takes appended rows, but the query's result \
+                 is updated as rows arrive (it is a GROUP BY aggregation or reads one); write \
+                 it to a sink that takes updates ('print', 'blackhole'), or run it with \
+                 --materialize",
+                table.descriptor.name,
+                connector.name()
+            )));
+        }
+        let sink = connector.sink(&table.descriptor)?;
         self.add_sink(input, sink, &table.descriptor)
     }
 
@@ -203,12 +220,28 @@ impl<'a> Lowering<'a> {
         table: &TableDescriptor,
     ) -> Result<()> {
         let upstream = self.graph.nodes[input.node].parallelism;
-        let parallelism = table
-            .options
-            .parse::<usize>(&table.name, "sink.parallelism", "a parallelism")?
-            .unwrap_or(upstream);
+        let (sink, parallelism) = match &self.materialize {
+            // One subtask holds the whole table, so every update meets the row it replaces.
+            Some(target) => (
+                Arc::new(MaterializeFactory {
+                    table: table.name.clone(),
+                    schema: Arc::new(input.schema.as_arrow().clone()),
+                    target: target.clone(),
+                }) as Arc<dyn kernel::operator::OperatorFactory>,
+                1,
+            ),
+            None => (
+                sink,
+                table
+                    .options
+                    .parse::<usize>(&table.name, "sink.parallelism", "a parallelism")?
+                    .unwrap_or(upstream),
+            ),
+        };
         let partitioning = if parallelism == upstream {
             Partitioning::Forward
+        } else if self.materialize.is_some() {
+            Partitioning::Single
         } else {
             Partitioning::Rebalance
         };
@@ -249,6 +282,17 @@ impl<'a> Lowering<'a> {
         }
     }
 
+    /// Refuses an updating `input` to an operator that takes appended rows only.
+    pub(crate) fn append_only(&self, input: &Lowered, what: &str) -> Result<()> {
+        if self.graph.nodes[input.node].output.is_updating() {
+            return Err(Error::user(format!(
+                "{what} over an updating input (the result of a GROUP BY aggregation, or of a \
+                 query reading one) is not supported yet"
+            )));
+        }
+        Ok(())
+    }
+
     pub(crate) fn calc(
         &mut self,
         input: Lowered,
@@ -287,12 +331,13 @@ impl<'a> Lowering<'a> {
         } else {
             "Calc (project)"
         };
+        let changelog = self.graph.nodes[input.node].output.changelog;
         let id = self.add(
             "calc",
             name.to_string(),
             parallelism,
             NodeKind::Operator(Arc::new(factory)),
-            StreamSchema::append_only(output).with_event_time(rowtime),
+            StreamSchema::updating(output, changelog).with_event_time(rowtime),
         );
         self.graph.connect(input.node, id, 0, Partitioning::Forward);
         Ok(Lowered {

@@ -139,6 +139,8 @@ impl Lowering<'_> {
         }
         let left = self.lower(&join.left)?;
         let right = self.lower(&join.right)?;
+        self.append_only(&left, "a JOIN")?;
+        self.append_only(&right, "a JOIN")?;
         if let (Some(lw), Some(rw)) = (left.window, right.window) {
             if let Some(keys) = window_join_keys(join, &left, &right, lw, rw) {
                 return self.window_join(join, left, right, lw, rw, &keys);

@@ -148,6 +148,7 @@ impl Lowering<'_> {
                 ));
             }
             let mut input = self.lower(&tvf.input)?;
+            self.append_only(&input, "a window table function")?;
             if let Some(f) = &filter {
                 let all: Vec<Expr> = rows.columns().into_iter().map(Expr::Column).collect();
                 input = self.calc(input, Some(f), &all, rows.clone())?;
@@ -172,11 +173,7 @@ impl Lowering<'_> {
             grouped(w.start) && grouped(w.end)
         });
         let Some(w) = attached else {
-            return Err(Error::user(
-                "GROUP BY aggregation is not supported yet, except by window_start and \
-                 window_end of a window table function (TUMBLE, HOP, CUMULATE) or of a window \
-                 aggregation",
-            ));
+            return self.group_aggregate(agg, input);
         };
         let mut roles = vec![None; schema.fields().len()];
         for (role, column) in WINDOW_OUTPUTS.into_iter().zip([w.start, w.end, w.time]) {

@@ -10,7 +10,7 @@ use datafusion_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion_optimizer::analyzer::Analyzer;
 use datafusion_optimizer::optimizer::{Optimizer, OptimizerContext};
 use datafusion_sql::planner::{ParserOptions, PlannerContext, SqlToRel};
-use kernel::connectors::{parse_duration_ms, ConnectorRegistry};
+use kernel::connectors::{parse_duration_ms, ConnectorRegistry, MaterializeTarget};
 use kernel::graph::JobGraph;
 use kernel::runtime::JobConfig;
 use sqlparser::ast::Statement;
@@ -29,6 +29,9 @@ pub struct PlanOptions {
     /// `key=value` settings that apply before the script's own `SET`s.
     pub settings: Vec<(String, String)>,
     pub connectors: ConnectorRegistry,
+    /// Every sink materializes its table and writes it when the input ends, instead of
+    /// writing rows as they come (`eddy run --materialize`; tests of updating queries).
+    pub materialize: Option<MaterializeTarget>,
 }
 
 /// A planned job: its graph, the effective settings, and the runtime settings they make.
@@ -101,10 +104,34 @@ fn df_error(e: DataFusionError, at: Location) -> PlanError {
         .or_else(|| msg.strip_prefix("This feature is not implemented: "))
         .unwrap_or(&msg)
         .to_string();
+    if let Some(short) = window_function(&msg) {
+        return PlanError::at(short, loc);
+    }
     match crate::error::unsupported_construct(&msg) {
         Some((short, at)) => PlanError::at(short, at.unwrap_or(loc)),
         None => PlanError::at(msg, loc),
     }
+}
+
+/// DataFusion's "Invalid function" for a ranking or offset window function eddy has not
+/// registered yet, said as what it is.
+fn window_function(msg: &str) -> Option<String> {
+    const WINDOW_FUNCTIONS: [&str; 7] = [
+        "row_number",
+        "rank",
+        "dense_rank",
+        "percent_rank",
+        "ntile",
+        "lag",
+        "lead",
+    ];
+    let name = msg.strip_prefix("Invalid function '")?.split('\'').next()?;
+    WINDOW_FUNCTIONS.contains(&name).then(|| {
+        format!(
+            "{}() OVER (…) (Top-N, deduplication, ranking) is not supported yet",
+            name.to_uppercase()
+        )
+    })
 }
 
 fn optimize(plan: LogicalPlan, catalog: &Catalog) -> Result<LogicalPlan, DataFusionError> {
@@ -261,6 +288,7 @@ pub fn plan_script(sql: &str, opts: &PlanOptions) -> Result<PlannedJob, PlanErro
         if let Some(n) = window_buffer_groups {
             lowering.window_buffer_groups = n;
         }
+        lowering.materialize = opts.materialize.clone();
         let result = if *is_insert {
             lowering.insert(plan)
         } else {

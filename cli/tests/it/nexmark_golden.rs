@@ -93,8 +93,9 @@ fn q22_url_directories_at_parallelism_two() {
 #[test]
 fn stateful_queries_are_refused_naming_the_construct() {
     let dir = tempfile::tempdir().unwrap();
-    let script = job_script("q4", &settings(dir.path())).unwrap();
+    let script = job_script("q18", &settings(dir.path())).unwrap();
     let err = run_sql(&script, 1).unwrap_err();
+    assert!(err.contains("ROW_NUMBER() OVER"), "{err}");
     assert!(err.contains("not supported"), "{err}");
     assert!(err.contains("at line"), "{err}");
 }

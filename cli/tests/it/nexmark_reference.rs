@@ -152,6 +152,7 @@ fn check(name: &str) {
             parallelism: 1,
             settings: vec![],
             connectors: registry(),
+            materialize: None,
         };
         assert!(
             plan_script(&script, &opts).is_err(),

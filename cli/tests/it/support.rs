@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use kernel::connectors::ConnectorRegistry;
+use kernel::connectors::{ConnectorRegistry, MaterializeTarget};
 use kernel::metrics::JobMetrics;
 use kernel::operator::CancelFlag;
 use kernel::runtime::run_job;
@@ -19,10 +19,52 @@ pub fn registry() -> ConnectorRegistry {
 
 /// Plans and runs `sql` in this process; returns the job's metrics.
 pub fn run_sql(sql: &str, parallelism: usize) -> Result<Arc<JobMetrics>, String> {
+    run_sql_with(sql, parallelism, None)
+}
+
+/// Plans and runs `sql` with every sink materializing its final table into `dir/<table>.csv`.
+pub fn run_sql_materialized(
+    sql: &str,
+    parallelism: usize,
+    dir: &Path,
+) -> Result<Arc<JobMetrics>, String> {
+    run_sql_with(
+        sql,
+        parallelism,
+        Some(MaterializeTarget::Directory(dir.to_path_buf())),
+    )
+}
+
+/// The rows of the table `run_sql_materialized` wrote for `table`, sorted.
+pub fn materialized_rows(dir: &Path, table: &str) -> Vec<Vec<String>> {
+    let mut rows = csv_rows(&dir.join(format!("{table}.csv")));
+    rows.sort();
+    rows
+}
+
+/// True when `sql` plans to a job whose results are updated (some edge is a changelog).
+pub fn is_updating(sql: &str, parallelism: usize) -> bool {
     let opts = PlanOptions {
         parallelism,
         settings: vec![],
         connectors: registry(),
+        materialize: None,
+    };
+    plan_script(sql, &opts)
+        .map(|job| job.graph.nodes.iter().any(|n| n.output.is_updating()))
+        .unwrap_or(false)
+}
+
+fn run_sql_with(
+    sql: &str,
+    parallelism: usize,
+    materialize: Option<MaterializeTarget>,
+) -> Result<Arc<JobMetrics>, String> {
+    let opts = PlanOptions {
+        parallelism,
+        settings: vec![],
+        connectors: registry(),
+        materialize,
     };
     let job = plan_script(sql, &opts).map_err(|e| e.to_string())?;
     let metrics = Arc::new(JobMetrics::default());
@@ -42,6 +84,7 @@ pub fn explain_sql(sql: &str, parallelism: usize) -> String {
         parallelism,
         settings: vec![],
         connectors: registry(),
+        materialize: None,
     };
     plan_script(sql, &opts)
         .unwrap_or_else(|e| panic!("{e}"))
@@ -50,9 +93,10 @@ pub fn explain_sql(sql: &str, parallelism: usize) -> String {
 }
 
 /// Runs Nexmark query `name` with the settings `settings` makes for a temporary directory
-/// (where q10 writes), its blackhole sink swapped for CSV files in `<dir>/out`. Returns the
-/// directory, the CSV rows sorted (none for q10, whose sink is its own partitioned files), and
-/// the sink's row count.
+/// (where q10 writes), its blackhole sink swapped for CSV files in `<dir>/out` (for a query
+/// whose results are updated, the final table, materialized). Returns the directory, the CSV
+/// rows sorted (none for q10, whose sink is its own partitioned files), and the sink's row
+/// count.
 pub fn run_query_to_csv(
     name: &str,
     settings: impl FnOnce(&Path) -> JobSettings,
@@ -61,6 +105,12 @@ pub fn run_query_to_csv(
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let script = job_script(name, &settings(dir.path())).unwrap();
+    if is_updating(&script, parallelism) {
+        let metrics = run_sql_materialized(&script, parallelism, &out)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let rows = sorted_csv_rows(&out);
+        return (dir, rows, JobMetrics::get(&metrics.sink_rows));
+    }
     let sink = format!(
         "'connector' = 'filesystem', 'path' = '{}', 'format' = 'csv'",
         out.display()

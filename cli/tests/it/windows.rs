@@ -514,6 +514,7 @@ fn the_source_idle_timeout_is_read_from_the_script() {
             parallelism: 1,
             settings: vec![],
             connectors: crate::support::registry(),
+            materialize: None,
         };
         sql_planner::plan_script(&sql, &opts).map(|j| j.config.source_idle_timeout)
     };

@@ -16,6 +16,10 @@ impl Connector for BlackholeConnector {
         "blackhole"
     }
 
+    fn accepts_updates(&self) -> bool {
+        true
+    }
+
     fn option_keys(&self) -> &'static [&'static str] {
         &["sink.parallelism"]
     }

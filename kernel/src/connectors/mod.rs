@@ -8,6 +8,7 @@ mod blackhole;
 mod cells;
 mod datagen;
 mod filesystem;
+mod materialize;
 mod options;
 mod print;
 
@@ -22,6 +23,7 @@ pub use datafusion_common::ScalarValue;
 pub use datagen::DatagenConnector;
 pub use filesystem::encode::{write_csv, write_json, TIMESTAMP_FORMAT};
 pub use filesystem::FilesystemConnector;
+pub use materialize::{MaterializeFactory, MaterializeTarget};
 pub use options::{parse_duration_ms, Options};
 pub use print::{format_row_values, PrintConnector};
 
@@ -74,6 +76,12 @@ pub trait Connector: Send + Sync {
             table.name,
             self.name()
         )))
+    }
+
+    /// True when the sink can take an updating input (rows with an op column); a sink that
+    /// only appends refuses one at plan time.
+    fn accepts_updates(&self) -> bool {
+        false
     }
 
     /// A sink writing rows of the table's schema.

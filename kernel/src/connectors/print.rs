@@ -8,6 +8,7 @@ use arrow::array::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 
 use super::{Connector, TableDescriptor};
+use crate::changelog::{kind_at, row_kinds};
 use crate::metrics::JobMetrics;
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::types::RowKind;
@@ -18,6 +19,10 @@ pub struct PrintConnector;
 impl Connector for PrintConnector {
     fn name(&self) -> &'static str {
         "print"
+    }
+
+    fn accepts_updates(&self) -> bool {
+        true
     }
 
     fn option_keys(&self) -> &'static [&'static str] {
@@ -76,17 +81,23 @@ pub fn print_format_options() -> FormatOptions<'static> {
         .with_display_error(true)
 }
 
-/// Formats each row of `batch` as `+I[v1, v2, …]`.
+/// Formats each row of `batch` as `+I[v1, v2, …]`, or with the row's kind (`-U[…]`) when the
+/// batch carries an op column.
 pub fn format_row_values(batch: &RecordBatch) -> Result<Vec<String>> {
     let opts = print_format_options();
-    let formatters = batch
-        .columns()
+    let kinds = row_kinds(batch);
+    let width = batch.num_columns() - usize::from(kinds.is_some());
+    let formatters = batch.columns()[..width]
         .iter()
         .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let mut rows = Vec::with_capacity(batch.num_rows());
     for r in 0..batch.num_rows() {
-        let mut line = format!("{}[", RowKind::Insert.short());
+        let kind = match kinds {
+            Some(k) => kind_at(k, r)?,
+            None => RowKind::Insert,
+        };
+        let mut line = format!("{}[", kind.short());
         for (i, f) in formatters.iter().enumerate() {
             if i > 0 {
                 line.push_str(", ");

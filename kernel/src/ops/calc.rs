@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use arrow::array::{AsArray, Int64Array, RecordBatch, RecordBatchOptions};
-use arrow::compute::{cast, filter_record_batch};
+use arrow::compute::{cast, filter, filter_record_batch};
 use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use datafusion_physical_expr::PhysicalExpr;
 
 use super::evaluate;
+use crate::changelog::{split_row_kinds, with_row_kinds};
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::{Error, Result};
 
@@ -100,9 +101,15 @@ impl Operator for Calc {
         ctx: &mut OperatorContext,
         out: &mut dyn Output,
     ) -> Result<()> {
+        // An updating input's op column passes through, filtered with its rows.
+        let (batch, ops) = split_row_kinds(batch)?;
         let batch = self.with_watermark(batch, ctx)?;
         let Some(f) = &self.spec.filter else {
-            return out.batch(self.project(&batch)?);
+            let projected = self.project(&batch)?;
+            return out.batch(match ops {
+                Some(ops) => with_row_kinds(projected, ops)?,
+                None => projected,
+            });
         };
         let mask = evaluate(f, &batch)?;
         if mask.data_type() != &DataType::Boolean {
@@ -116,19 +123,29 @@ impl Operator for Calc {
         if kept == 0 {
             return Ok(());
         }
-        if kept == batch.num_rows() {
-            return out.batch(self.project(&batch)?);
-        }
-        // Inputs are often wide (nested rows) and outputs narrow. When most rows pass,
-        // projecting every row and filtering the outputs copies far less than filtering the
-        // inputs; when few pass, filtering first saves the projection work.
-        // An expression may fail on a row the filter drops (`WHERE b <> 0 … a / b`): then
-        // project only the surviving rows, which fails only if a kept row does.
-        if kept * 2 >= batch.num_rows() {
-            if let Ok(projected) = self.project(&batch) {
-                return out.batch(filter_record_batch(&projected, mask)?);
+        let ops = match ops {
+            Some(ops) if kept < batch.num_rows() => Some(filter(&ops, mask)?),
+            other => other,
+        };
+        let projected = if kept == batch.num_rows() {
+            self.project(&batch)?
+        } else {
+            // Inputs are often wide (nested rows) and outputs narrow. When most rows pass,
+            // projecting every row and filtering the outputs copies far less than filtering
+            // the inputs; when few pass, filtering first saves the projection work.
+            // An expression may fail on a row the filter drops (`WHERE b <> 0 … a / b`):
+            // then project only the surviving rows, which fails only if a kept row does.
+            match (kept * 2 >= batch.num_rows())
+                .then(|| self.project(&batch))
+                .and_then(|r| r.ok())
+            {
+                Some(all) => filter_record_batch(&all, mask)?,
+                None => self.project(&filter_record_batch(&batch, mask)?)?,
             }
-        }
-        out.batch(self.project(&filter_record_batch(&batch, mask)?)?)
+        };
+        out.batch(match ops {
+            Some(ops) => with_row_kinds(projected, ops)?,
+            None => projected,
+        })
     }
 }

@@ -1,6 +1,7 @@
 //! Vectorized operators. One operator per file; each works on whole Arrow batches.
 
 mod calc;
+pub mod group_agg;
 pub(crate) mod group_keys;
 pub mod stream_join;
 mod watermark;

@@ -1,0 +1,236 @@
+//! The group aggregation's changelog: inserts, update pairs, deletes, results that did not
+//! change, and retracting inputs (MIN/MAX over a multiset, shared DISTINCT counters).
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array, Int8Array, RecordBatch, StringArray};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion_expr::Operator as SqlOp;
+use datafusion_physical_expr::expressions::{BinaryExpr, Column, Literal};
+use datafusion_physical_expr::PhysicalExpr;
+
+use super::*;
+use crate::changelog::with_row_kinds;
+use crate::connectors::format_row_values;
+use crate::metrics::JobMetrics;
+use crate::operator::{OperatorContext, OperatorFactory, Output};
+use crate::types::Message;
+
+#[derive(Default)]
+struct Lines(Vec<String>);
+
+impl Output for Lines {
+    fn emit(&mut self, msg: Message) -> Result<()> {
+        if let Message::Batch(b) = msg {
+            self.0.extend(format_row_values(&b)?);
+        }
+        Ok(())
+    }
+}
+
+/// Rows of (k STRING, v BIGINT).
+fn input() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Utf8, true),
+        Field::new("v", DataType::Int64, true),
+    ]))
+}
+
+fn col(i: usize) -> Arc<dyn PhysicalExpr> {
+    Arc::new(Column::new(["k", "v"][i], i))
+}
+
+fn call(
+    kind: AggregateKind,
+    arg: bool,
+    filter: Option<Arc<dyn PhysicalExpr>>,
+) -> GroupAggregateCall {
+    GroupAggregateCall {
+        kind,
+        arg: arg.then(|| col(1)),
+        filter,
+        output: DataType::Int64,
+    }
+}
+
+/// `GROUP BY k` with `calls`, their results named c0, c1, …
+fn operator(calls: Vec<GroupAggregateCall>, retracting: bool) -> Box<dyn Operator> {
+    let mut fields = vec![Field::new("k", DataType::Utf8, true)];
+    fields.extend((0..calls.len()).map(|i| Field::new(format!("c{i}"), DataType::Int64, true)));
+    GroupAggregateFactory {
+        keys: vec![col(0)],
+        key_schema: Arc::new(Schema::new(vec![Field::new("$key0", DataType::Utf8, true)])),
+        calls,
+        output: Arc::new(Schema::new(fields)),
+        input: input(),
+        retracting,
+    }
+    .create(0, 1)
+    .unwrap()
+}
+
+/// A batch of `(kind, k, v)` rows; kinds as the print connector shows them.
+fn batch(rows: &[(&str, &str, Option<i64>)]) -> RecordBatch {
+    let k: ArrayRef = Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1)));
+    let v: ArrayRef = Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.2)));
+    let data = RecordBatch::try_new(input(), vec![k, v]).unwrap();
+    if rows.iter().all(|r| r.0 == "+I") {
+        return data;
+    }
+    let kinds = rows.iter().map(|r| match r.0 {
+        "+I" => 0,
+        "-U" => 1,
+        "+U" => 2,
+        "-D" => 3,
+        other => panic!("row kind {other}"),
+    });
+    with_row_kinds(data, Arc::new(Int8Array::from_iter_values(kinds))).unwrap()
+}
+
+/// Feeds `batches` one after the other; what each produced.
+fn run(op: &mut dyn Operator, batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    let mut ctx = OperatorContext::new(0, 1, 128, Arc::new(JobMetrics::default()));
+    batches
+        .iter()
+        .map(|b| {
+            let mut out = Lines::default();
+            op.on_batch(0, b.clone(), &mut ctx, &mut out).unwrap();
+            out.0
+        })
+        .collect()
+}
+
+#[test]
+fn new_groups_insert_and_changed_groups_send_an_update_pair() {
+    let mut op = operator(
+        vec![
+            call(AggregateKind::Count, false, None),
+            call(AggregateKind::Sum, true, None),
+        ],
+        false,
+    );
+    let got = run(
+        op.as_mut(),
+        &[
+            batch(&[
+                ("+I", "a", Some(1)),
+                ("+I", "b", Some(2)),
+                ("+I", "a", Some(3)),
+            ]),
+            batch(&[("+I", "a", Some(10)), ("+I", "c", None)]),
+        ],
+    );
+    assert_eq!(got[0], ["+I[a, 2, 4]", "+I[b, 1, 2]"]);
+    // c's only value is NULL: counted by COUNT(*), summed to NULL.
+    assert_eq!(got[1], ["-U[a, 2, 4]", "+U[a, 3, 14]", "+I[c, 1, null]"]);
+}
+
+#[test]
+fn a_result_that_did_not_change_sends_nothing() {
+    let mut op = operator(vec![call(AggregateKind::Max, true, None)], false);
+    let got = run(
+        op.as_mut(),
+        &[
+            batch(&[("+I", "a", Some(5))]),
+            batch(&[("+I", "a", Some(3))]),
+            batch(&[("+I", "a", Some(8))]),
+        ],
+    );
+    assert_eq!(got[0], ["+I[a, 5]"]);
+    assert!(got[1].is_empty(), "{:?}", got[1]);
+    assert_eq!(got[2], ["-U[a, 5]", "+U[a, 8]"]);
+}
+
+#[test]
+fn retractions_restore_the_previous_extreme_and_delete_an_emptied_group() {
+    let mut op = operator(
+        vec![
+            call(AggregateKind::Max, true, None),
+            call(AggregateKind::Min, true, None),
+            call(AggregateKind::Count, false, None),
+        ],
+        true,
+    );
+    let got = run(
+        op.as_mut(),
+        &[
+            batch(&[
+                ("+I", "a", Some(5)),
+                ("+I", "a", Some(7)),
+                ("+I", "a", Some(7)),
+            ]),
+            batch(&[("-U", "a", Some(7))]),
+            batch(&[("-U", "a", Some(7)), ("+U", "a", Some(2))]),
+            batch(&[("-D", "a", Some(5)), ("-D", "a", Some(2))]),
+            // A retraction of a group holding nothing is ignored, as Flink does.
+            batch(&[("-D", "z", Some(1))]),
+            batch(&[("+I", "a", Some(4))]),
+        ],
+    );
+    assert_eq!(got[0], ["+I[a, 7, 5, 3]"]);
+    // One 7 of two is retracted: MAX stays 7.
+    assert_eq!(got[1], ["-U[a, 7, 5, 3]", "+U[a, 7, 5, 2]"]);
+    assert_eq!(got[2], ["-U[a, 7, 5, 2]", "+U[a, 5, 2, 2]"]);
+    assert_eq!(got[3], ["-D[a, 5, 2, 2]"]);
+    assert!(got[4].is_empty(), "{:?}", got[4]);
+    // The deleted group starts afresh.
+    assert_eq!(got[5], ["+I[a, 4, 4, 1]"]);
+}
+
+#[test]
+fn distinct_counts_share_values_across_filters_and_follow_retractions() {
+    let big: Arc<dyn PhysicalExpr> = Arc::new(BinaryExpr::new(
+        col(1),
+        SqlOp::Gt,
+        Arc::new(Literal::new(datafusion_common::ScalarValue::Int64(Some(1)))),
+    ));
+    let mut op = operator(
+        vec![
+            call(AggregateKind::CountDistinct, true, None),
+            call(AggregateKind::CountDistinct, true, Some(big.clone())),
+            call(AggregateKind::Count, false, Some(big)),
+        ],
+        true,
+    );
+    let got = run(
+        op.as_mut(),
+        &[
+            batch(&[
+                ("+I", "a", Some(1)),
+                ("+I", "a", Some(1)),
+                ("+I", "a", Some(2)),
+            ]),
+            batch(&[("-D", "a", Some(1))]),
+            batch(&[("-D", "a", Some(1))]),
+            batch(&[("+I", "a", Some(3)), ("+I", "a", None)]),
+        ],
+    );
+    assert_eq!(got[0], ["+I[a, 2, 1, 1]"]);
+    // One of two 1s is gone: still two distinct values, and no result changed.
+    assert!(got[1].is_empty(), "{:?}", got[1]);
+    assert_eq!(got[2], ["-U[a, 2, 1, 1]", "+U[a, 1, 1, 1]"]);
+    // NULL is no distinct value.
+    assert_eq!(got[3], ["-U[a, 1, 1, 1]", "+U[a, 2, 2, 2]"]);
+}
+
+#[test]
+fn without_keys_every_row_is_one_group() {
+    let mut op = GroupAggregateFactory {
+        keys: vec![],
+        key_schema: Arc::new(Schema::empty()),
+        calls: vec![call(AggregateKind::Sum, true, None)],
+        output: Arc::new(Schema::new(vec![Field::new("s", DataType::Int64, true)])),
+        input: input(),
+        retracting: false,
+    }
+    .create(0, 1)
+    .unwrap();
+    let got = run(
+        op.as_mut(),
+        &[
+            batch(&[("+I", "a", Some(1)), ("+I", "b", Some(2))]),
+            batch(&[("+I", "c", Some(3))]),
+        ],
+    );
+    assert_eq!(got, [vec!["+I[3]"], vec!["-U[3]", "+U[6]"]]);
+}
