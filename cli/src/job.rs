@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
+use kernel::connectors::MaterializeTarget;
 use kernel::metrics::JobMetrics;
 use kernel::runtime::run_job;
 use sql_planner::{plan_script, PlanOptions, PlannedJob};
@@ -41,6 +42,9 @@ pub struct PlanArgs {
     /// a table and prints the final table when the input ends.
     #[arg(long)]
     pub materialize: bool,
+    /// As --materialize, but writes each final table as CSV to DIR/<table>.csv.
+    #[arg(long, value_name = "DIR")]
+    pub materialize_dir: Option<PathBuf>,
 }
 
 impl PlanArgs {
@@ -61,9 +65,11 @@ impl PlanArgs {
             parallelism,
             settings,
             connectors: crate::connectors(),
-            materialize: self
-                .materialize
-                .then_some(kernel::connectors::MaterializeTarget::Stdout),
+            materialize: match (&self.materialize_dir, self.materialize) {
+                (Some(dir), _) => Some(MaterializeTarget::Directory(dir.clone())),
+                (None, true) => Some(MaterializeTarget::Stdout),
+                (None, false) => None,
+            },
         })
     }
 }

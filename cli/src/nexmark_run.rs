@@ -74,6 +74,7 @@ pub fn run(args: NexmarkRunArgs) -> Result<(), Failure> {
         parallelism: w.parallelism,
         set: args.set.clone(),
         materialize: false,
+        materialize_dir: None,
     };
     let options = plan_args.options()?;
     let parallelism = options.parallelism;

@@ -480,8 +480,9 @@ impl ContextProvider for Catalog {
             .cloned()
     }
 
-    fn get_window_meta(&self, _name: &str) -> Option<Arc<WindowUDF>> {
-        None
+    fn get_window_meta(&self, name: &str) -> Option<Arc<WindowUDF>> {
+        name.eq_ignore_ascii_case(crate::functions::ROW_NUMBER)
+            .then(crate::functions::RowNumber::udwf)
     }
 
     fn get_variable_type(&self, _variable_names: &[String]) -> Option<DataType> {
@@ -505,7 +506,7 @@ impl ContextProvider for Catalog {
     }
 
     fn udwf_names(&self) -> Vec<String> {
-        vec![]
+        vec![crate::functions::ROW_NUMBER.to_string()]
     }
 }
 

@@ -263,6 +263,9 @@ impl<'a> Lowering<'a> {
             LogicalPlan::Projection(_) | LogicalPlan::Filter(_) | LogicalPlan::SubqueryAlias(_) => {
                 // A run of stateless nodes becomes one Calc over the run's input.
                 let (base, filter, exprs) = flatten(plan)?;
+                if let LogicalPlan::Window(window) = base {
+                    return self.rank(window, filter.as_ref(), &exprs, plan.schema().clone());
+                }
                 let input = self.lower(base)?;
                 if filter.is_none() && is_identity(&exprs, &input.schema) {
                     return Ok(Lowered {
@@ -588,7 +591,7 @@ pub(crate) fn flatten(plan: &LogicalPlan) -> Result<(&LogicalPlan, Option<Expr>,
 
 /// True when `exprs` select the input's columns in order, unchanged (renames allowed: the
 /// output names come from the plan's schema, the data is the same).
-fn is_identity(exprs: &[Expr], input: &DFSchema) -> bool {
+pub(crate) fn is_identity(exprs: &[Expr], input: &DFSchema) -> bool {
     fn column(e: &Expr) -> Option<&Column> {
         match e {
             Expr::Column(c) => Some(c),

@@ -112,6 +112,15 @@ fn run(name: &str) -> Vec<Vec<String>> {
     if name == "q12" {
         return processing_time_counts(&rows);
     }
+    if name == "q19" {
+        // As nexmark/reference/q19.sql: the columns ties cannot change.
+        let mut projected: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| vec![r[0].clone(), r[2].clone(), r[7].clone()])
+            .collect();
+        projected.sort();
+        return projected;
+    }
     rows
 }
 

@@ -3,6 +3,7 @@
 mod calc;
 pub mod group_agg;
 pub(crate) mod group_keys;
+pub mod rank;
 pub mod stream_join;
 mod watermark;
 pub mod window;

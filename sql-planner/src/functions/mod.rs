@@ -11,6 +11,7 @@ mod extract;
 mod modulo;
 mod proctime;
 mod regexp_extract;
+mod row_number;
 mod split_index;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use datafusion_expr::{ColumnarValue, ScalarUDF};
 pub use current_watermark::CURRENT_WATERMARK;
 pub use date_format::java_pattern_to_strftime;
 pub use proctime::is_proctime;
+pub use row_number::{RowNumber, ROW_NUMBER};
 
 /// Flink built-ins registered in every session.
 pub fn flink_builtins() -> Vec<Arc<ScalarUDF>> {

@@ -1,0 +1,347 @@
+//! Rank: `ROW_NUMBER() OVER (PARTITION BY k ORDER BY o) … WHERE rn <= N` over an insert-only
+//! input, Flink's Top-N (and, with N = 1, its deduplication).
+//!
+//! Each partition keeps its best N rows, sorted by the ORDER BY columns' memcomparable bytes
+//! (arrow-row), ties in arrival order, or newest first for keep-last deduplication. As the
+//! input only inserts, a row that falls out of the top N never returns, so nothing else is
+//! kept. A batch is folded before anything is sent: each partition it touched compares its
+//! top N before and after and sends the difference, so a batch that reshuffles a partition
+//! many times costs one set of changes.
+//!
+//! With the row number in the output, a row moving to another position is a new result row:
+//! each position whose row changed sends -U (old row, its number) and +U (new row); a new
+//! position sends +I. Without it, rows that left are retracted and rows that entered are
+//! inserted, paired as -U/+U when both happen (deduplication's update of a key).
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array, Int8Array, RecordBatch, UInt32Array};
+use arrow::compute::{take, SortOptions};
+use arrow::datatypes::SchemaRef;
+use arrow::row::{RowConverter, Rows, SortField};
+use datafusion_physical_expr::PhysicalExpr;
+use gemini_state::StateSize;
+
+use crate::changelog::with_row_kinds;
+use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
+use crate::ops::evaluate;
+use crate::ops::group_keys::GroupKeys;
+use crate::types::RowKind;
+use crate::Result;
+
+#[derive(Debug, Clone)]
+pub struct RankFactory {
+    /// PARTITION BY expressions.
+    pub partition: Vec<Arc<dyn PhysicalExpr>>,
+    /// Names and types of the partition keys.
+    pub key_schema: SchemaRef,
+    /// ORDER BY expressions and directions; empty for arrival order.
+    pub order: Vec<(Arc<dyn PhysicalExpr>, SortOptions)>,
+    /// The N of `rn <= N`.
+    pub limit: usize,
+    /// Whether the row number is output (as the last column).
+    pub rank_column: bool,
+    /// Rows of equal order keep the newest first (deduplication keeping the last row).
+    pub newer_wins_ties: bool,
+    /// The input's columns.
+    pub input: SchemaRef,
+    /// The output's columns: the input's, then the row number if `rank_column`.
+    pub output: SchemaRef,
+}
+
+impl OperatorFactory for RankFactory {
+    fn create(&self, _subtask: usize, _parallelism: usize) -> Result<Box<dyn Operator>> {
+        let order_fields = self
+            .order
+            .iter()
+            .map(|(e, o)| Ok(SortField::new_with_options(e.data_type(&self.input)?, *o)))
+            .collect::<Result<Vec<_>>>()?;
+        let row_fields = self
+            .input
+            .fields()
+            .iter()
+            .map(|f| SortField::new(f.data_type().clone()))
+            .collect();
+        Ok(Box::new(Rank {
+            f: self.clone(),
+            keys: GroupKeys::new(self.key_schema.clone())?,
+            order: RowConverter::new(order_fields)?,
+            rows: RowConverter::new(row_fields)?,
+            tops: Vec::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            seq: 0,
+            held_bytes: 0,
+            groups: Vec::new(),
+            stamp: Vec::new(),
+            batches: 0,
+        }))
+    }
+
+    fn describe(&self) -> String {
+        let keys: Vec<String> = self.partition.iter().map(|k| k.to_string()).collect();
+        let order: Vec<String> = self
+            .order
+            .iter()
+            .map(|(e, o)| format!("{e} {}", if o.descending { "DESC" } else { "ASC" }))
+            .collect();
+        format!(
+            "top {} per [{}] by [{}]{}{}",
+            self.limit,
+            keys.join(", "),
+            if order.is_empty() {
+                "arrival".to_string()
+            } else {
+                order.join(", ")
+            },
+            if self.newer_wins_ties {
+                ", newest first on ties"
+            } else {
+                ""
+            },
+            if self.rank_column {
+                ", with row numbers"
+            } else {
+                ""
+            }
+        )
+    }
+}
+
+/// A kept row: its order bytes, its whole-row bytes, and its arrival number.
+struct Slot {
+    order: Box<[u8]>,
+    row: Box<[u8]>,
+    seq: u64,
+}
+
+struct Rank {
+    f: RankFactory,
+    keys: GroupKeys,
+    order: RowConverter,
+    rows: RowConverter,
+    /// Per partition: its top rows (slot ids), best first.
+    tops: Vec<Vec<u32>>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    seq: u64,
+    held_bytes: usize,
+    groups: Vec<usize>,
+    /// The batch that last touched each partition.
+    stamp: Vec<u32>,
+    batches: u32,
+}
+
+impl Rank {
+    /// Whether slot `a` ranks before slot `b`.
+    fn before(&self, a: &Slot, b: &Slot) -> bool {
+        match a.order.cmp(&b.order) {
+            std::cmp::Ordering::Less => true,
+            std::cmp::Ordering::Greater => false,
+            std::cmp::Ordering::Equal => (a.seq > b.seq) == self.f.newer_wins_ties,
+        }
+    }
+
+    fn store(&mut self, slot: Slot) -> u32 {
+        self.held_bytes += slot.order.len() + slot.row.len() + 40;
+        match self.free.pop() {
+            Some(id) => {
+                self.slots[id as usize] = slot;
+                id
+            }
+            None => {
+                self.slots.push(slot);
+                (self.slots.len() - 1) as u32
+            }
+        }
+    }
+
+    fn release(&mut self, id: u32) {
+        let s = &mut self.slots[id as usize];
+        self.held_bytes -= s.order.len() + s.row.len() + 40;
+        s.order = Box::default();
+        s.row = Box::default();
+        self.free.push(id);
+    }
+
+    /// The rows of `changes` (slot, kind, row number) as an output batch.
+    fn emit(&self, changes: &[(u32, RowKind, usize)], out: &mut dyn Output) -> Result<()> {
+        let parser = self.rows.parser();
+        let mut rows: Rows = self.rows.empty_rows(changes.len(), 0);
+        for (id, ..) in changes {
+            rows.push(parser.parse(&self.slots[*id as usize].row));
+        }
+        let mut columns: Vec<ArrayRef> = self.rows.convert_rows(&rows)?;
+        if self.f.rank_column {
+            columns.push(Arc::new(Int64Array::from_iter_values(
+                changes.iter().map(|c| c.2 as i64),
+            )));
+        }
+        let kinds = Int8Array::from_iter_values(changes.iter().map(|c| c.1 as i8));
+        let batch = RecordBatch::try_new(self.f.output.clone(), columns)?;
+        out.batch(with_row_kinds(batch, Arc::new(kinds))?)
+    }
+
+    /// What partition `g` sends for its top going from `old` to its current one.
+    fn diff(&self, old: &[u32], new: &[u32], changes: &mut Vec<(u32, RowKind, usize)>) {
+        if self.f.rank_column {
+            for i in 0..old.len().max(new.len()) {
+                match (old.get(i), new.get(i)) {
+                    (Some(o), Some(n)) if o == n => {}
+                    (Some(&o), Some(&n)) => {
+                        changes.push((o, RowKind::UpdateBefore, i + 1));
+                        changes.push((n, RowKind::UpdateAfter, i + 1));
+                    }
+                    (None, Some(&n)) => changes.push((n, RowKind::Insert, i + 1)),
+                    (Some(&o), None) => changes.push((o, RowKind::Delete, i + 1)),
+                    (None, None) => {}
+                }
+            }
+            return;
+        }
+        let left: Vec<u32> = old.iter().filter(|o| !new.contains(o)).copied().collect();
+        let entered: Vec<u32> = new.iter().filter(|n| !old.contains(n)).copied().collect();
+        for i in 0..left.len().max(entered.len()) {
+            match (left.get(i), entered.get(i)) {
+                (Some(&o), Some(&n)) => {
+                    changes.push((o, RowKind::UpdateBefore, 0));
+                    changes.push((n, RowKind::UpdateAfter, 0));
+                }
+                (Some(&o), None) => changes.push((o, RowKind::Delete, 0)),
+                (None, Some(&n)) => changes.push((n, RowKind::Insert, 0)),
+                (None, None) => {}
+            }
+        }
+    }
+}
+
+impl Operator for Rank {
+    fn name(&self) -> &str {
+        "Rank"
+    }
+
+    fn on_batch(
+        &mut self,
+        _input: usize,
+        batch: RecordBatch,
+        _ctx: &mut OperatorContext,
+        out: &mut dyn Output,
+    ) -> Result<()> {
+        let n = batch.num_rows();
+        let key_columns = self
+            .f
+            .partition
+            .iter()
+            .map(|k| evaluate(k, &batch))
+            .collect::<Result<Vec<_>>>()?;
+        let mut groups = std::mem::take(&mut self.groups);
+        self.keys.intern(&key_columns, n, &mut groups)?;
+        self.tops.resize_with(self.keys.len(), Vec::new);
+        self.stamp.resize(self.keys.len(), 0);
+        self.batches = self.batches.wrapping_add(1).max(1);
+        let order_columns = self
+            .f
+            .order
+            .iter()
+            .map(|(e, _)| evaluate(e, &batch))
+            .collect::<Result<Vec<_>>>()?;
+        let order = self.order.convert_columns(&order_columns)?;
+
+        // Rows that could enter their partition's top: the top is not full, or they rank
+        // before its last row. A top only improves, so a row failing this never enters.
+        let limit = self.f.limit;
+        let mut candidates = Vec::new();
+        for (i, &g) in groups.iter().enumerate() {
+            let top = &self.tops[g];
+            let enters = top.len() < limit || {
+                let last = &self.slots[*top.last().expect("a full top") as usize];
+                match order.row(i).as_ref().cmp(&last.order) {
+                    std::cmp::Ordering::Less => true,
+                    std::cmp::Ordering::Equal => self.f.newer_wins_ties,
+                    std::cmp::Ordering::Greater => false,
+                }
+            };
+            if enters {
+                candidates.push(i as u32);
+            }
+        }
+        if candidates.is_empty() {
+            self.groups = groups;
+            return Ok(());
+        }
+        let indices = UInt32Array::from(candidates.clone());
+        let taken = batch
+            .columns()
+            .iter()
+            .map(|c| Ok(take(c, &indices, None)?))
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        let rows = self.rows.convert_columns(&taken)?;
+
+        // Each touched partition's top before the batch, then the candidates in order.
+        let mut before: Vec<(usize, Vec<u32>)> = Vec::new();
+        let mut added = Vec::new();
+        for (c, &i) in candidates.iter().enumerate() {
+            let g = groups[i as usize];
+            if self.stamp[g] != self.batches {
+                self.stamp[g] = self.batches;
+                before.push((g, self.tops[g].clone()));
+            }
+            self.seq += 1;
+            let slot = Slot {
+                order: order.row(i as usize).as_ref().into(),
+                row: rows.row(c).as_ref().into(),
+                seq: self.seq,
+            };
+            let top = &self.tops[g];
+            let at = top.partition_point(|&id| self.before(&self.slots[id as usize], &slot));
+            if at >= limit {
+                continue;
+            }
+            let id = self.store(slot);
+            added.push((id, g));
+            let top = &mut self.tops[g];
+            top.insert(at, id);
+            if top.len() > limit {
+                top.pop();
+            }
+        }
+        let mut changes = Vec::new();
+        for (g, old) in &before {
+            self.diff(old, &self.tops[*g], &mut changes);
+        }
+        let result = if changes.is_empty() {
+            Ok(())
+        } else {
+            self.emit(&changes, out)
+        };
+        // Slots no top holds any more: those that left, and those that entered and left
+        // within the batch.
+        let mut gone = Vec::new();
+        for (g, old) in &before {
+            let top = &self.tops[*g];
+            gone.extend(old.iter().filter(|o| !top.contains(o)));
+        }
+        gone.extend(
+            added
+                .iter()
+                .filter(|(id, g)| !self.tops[*g].contains(id))
+                .map(|(id, _)| *id),
+        );
+        for id in gone {
+            self.release(id);
+        }
+        self.groups = groups;
+        result
+    }
+
+    fn state_size(&self) -> Option<StateSize> {
+        Some(StateSize {
+            entries: (self.slots.len() - self.free.len()) as u64,
+            bytes: (self.held_bytes + self.keys.memory_size() + self.tops.len() * 24) as u64,
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "rank_tests.rs"]
+mod tests;

@@ -1,0 +1,160 @@
+//! Rank: Top-N with and without row numbers, deduplication keeping the last row, and ties.
+
+use std::sync::Arc;
+
+use arrow::array::{Int64Array, RecordBatch};
+use arrow::compute::SortOptions;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion_physical_expr::expressions::Column;
+use datafusion_physical_expr::PhysicalExpr;
+
+use super::*;
+use crate::connectors::format_row_values;
+use crate::metrics::JobMetrics;
+use crate::types::Message;
+
+#[derive(Default)]
+struct Lines(Vec<String>);
+
+impl Output for Lines {
+    fn emit(&mut self, msg: Message) -> Result<()> {
+        if let Message::Batch(b) = msg {
+            self.0.extend(format_row_values(&b)?);
+        }
+        Ok(())
+    }
+}
+
+/// Rows of (k, v, id).
+fn input() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Int64, true),
+        Field::new("v", DataType::Int64, true),
+        Field::new("id", DataType::Int64, true),
+    ]))
+}
+
+fn col(i: usize) -> Arc<dyn PhysicalExpr> {
+    Arc::new(Column::new(["k", "v", "id"][i], i))
+}
+
+/// Top `limit` per k by v descending.
+fn operator(limit: usize, rank_column: bool, newer_wins_ties: bool) -> Box<dyn Operator> {
+    let mut fields: Vec<Field> = input()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    if rank_column {
+        fields.push(Field::new("rn", DataType::Int64, false));
+    }
+    RankFactory {
+        partition: vec![col(0)],
+        key_schema: Arc::new(Schema::new(vec![Field::new(
+            "$key0",
+            DataType::Int64,
+            true,
+        )])),
+        order: vec![(
+            col(1),
+            SortOptions {
+                descending: true,
+                nulls_first: false,
+            },
+        )],
+        limit,
+        rank_column,
+        newer_wins_ties,
+        input: input(),
+        output: Arc::new(Schema::new(fields)),
+    }
+    .create(0, 1)
+    .unwrap()
+}
+
+fn batch(rows: &[(i64, i64, i64)]) -> RecordBatch {
+    let column = |f: fn(&(i64, i64, i64)) -> i64| {
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(f))) as _
+    };
+    RecordBatch::try_new(
+        input(),
+        vec![column(|r| r.0), column(|r| r.1), column(|r| r.2)],
+    )
+    .unwrap()
+}
+
+fn run(op: &mut dyn Operator, batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    let mut ctx = OperatorContext::new(0, 1, 128, Arc::new(JobMetrics::default()));
+    batches
+        .iter()
+        .map(|b| {
+            let mut out = Lines::default();
+            op.on_batch(0, b.clone(), &mut ctx, &mut out).unwrap();
+            out.0
+        })
+        .collect()
+}
+
+#[test]
+fn a_top_n_with_row_numbers_updates_every_position_that_changed() {
+    let mut op = operator(2, true, false);
+    let got = run(
+        op.as_mut(),
+        &[
+            batch(&[(1, 10, 1), (1, 30, 2), (2, 5, 3)]),
+            // 20 goes between 30 and 10, pushing 10 out; 1 ranks below both.
+            batch(&[(1, 20, 4), (1, 1, 5)]),
+            // Several changes in one batch send only the final difference.
+            batch(&[(1, 40, 6), (1, 50, 7)]),
+        ],
+    );
+    assert_eq!(
+        got[0],
+        ["+I[1, 30, 2, 1]", "+I[1, 10, 1, 2]", "+I[2, 5, 3, 1]"]
+    );
+    assert_eq!(got[1], ["-U[1, 10, 1, 2]", "+U[1, 20, 4, 2]"]);
+    assert_eq!(
+        got[2],
+        [
+            "-U[1, 30, 2, 1]",
+            "+U[1, 50, 7, 1]",
+            "-U[1, 20, 4, 2]",
+            "+U[1, 40, 6, 2]"
+        ]
+    );
+}
+
+#[test]
+fn without_row_numbers_rows_that_leave_are_retracted_and_ties_keep_the_first() {
+    let mut op = operator(2, false, false);
+    let got = run(
+        op.as_mut(),
+        &[
+            batch(&[(1, 10, 1), (1, 10, 2)]),
+            // A tie with the last row does not displace it.
+            batch(&[(1, 10, 3)]),
+            batch(&[(1, 15, 4)]),
+        ],
+    );
+    assert_eq!(got[0], ["+I[1, 10, 1]", "+I[1, 10, 2]"]);
+    assert!(got[1].is_empty(), "{:?}", got[1]);
+    assert_eq!(got[2], ["-U[1, 10, 2]", "+U[1, 15, 4]"]);
+}
+
+#[test]
+fn keep_last_deduplication_lets_the_newer_row_win_a_tie() {
+    let mut op = operator(1, false, true);
+    let got = run(
+        op.as_mut(),
+        &[
+            batch(&[(1, 7, 1)]),
+            batch(&[(1, 7, 2), (2, 3, 3)]),
+            batch(&[(1, 6, 4)]),
+        ],
+    );
+    assert_eq!(got[0], ["+I[1, 7, 1]"]);
+    assert_eq!(got[1], ["-U[1, 7, 1]", "+U[1, 7, 2]", "+I[2, 3, 3]"]);
+    assert!(got[2].is_empty(), "{:?}", got[2]);
+    let state = op.state_size().unwrap();
+    assert_eq!(state.entries, 2, "one row per key is kept");
+}
