@@ -42,15 +42,19 @@ pub fn materialized_rows(dir: &Path, table: &str) -> Vec<Vec<String>> {
     rows
 }
 
-/// True when `sql` plans to a job whose results are updated (some edge is a changelog).
-pub fn is_updating(sql: &str, parallelism: usize) -> bool {
-    let opts = PlanOptions {
+/// Planning options for the tests: no settings, the test registry.
+fn options(parallelism: usize, materialize: Option<MaterializeTarget>) -> PlanOptions {
+    PlanOptions {
         parallelism,
         settings: vec![],
         connectors: registry(),
-        materialize: None,
-    };
-    plan_script(sql, &opts)
+        materialize,
+    }
+}
+
+/// True when `sql` plans to a job whose results are updated (some edge is a changelog).
+pub fn is_updating(sql: &str, parallelism: usize) -> bool {
+    plan_script(sql, &options(parallelism, None))
         .map(|job| job.graph.nodes.iter().any(|n| n.output.is_updating()))
         .unwrap_or(false)
 }
@@ -60,13 +64,7 @@ fn run_sql_with(
     parallelism: usize,
     materialize: Option<MaterializeTarget>,
 ) -> Result<Arc<JobMetrics>, String> {
-    let opts = PlanOptions {
-        parallelism,
-        settings: vec![],
-        connectors: registry(),
-        materialize,
-    };
-    let job = plan_script(sql, &opts).map_err(|e| e.to_string())?;
+    let job = plan_script(sql, &options(parallelism, materialize)).map_err(|e| e.to_string())?;
     let metrics = Arc::new(JobMetrics::default());
     run_job(
         &job.graph,
@@ -80,13 +78,7 @@ fn run_sql_with(
 
 /// The job graph `sql` plans to, as `eddy explain` prints it.
 pub fn explain_sql(sql: &str, parallelism: usize) -> String {
-    let opts = PlanOptions {
-        parallelism,
-        settings: vec![],
-        connectors: registry(),
-        materialize: None,
-    };
-    plan_script(sql, &opts)
+    plan_script(sql, &options(parallelism, None))
         .unwrap_or_else(|e| panic!("{e}"))
         .graph
         .to_string()

@@ -99,6 +99,22 @@ impl GroupKeys {
         }
     }
 
+    /// Evaluates the key expressions `exprs` over `batch` and interns them into `groups`;
+    /// returns the key columns.
+    pub fn intern_batch(
+        &mut self,
+        exprs: &[Arc<dyn PhysicalExpr>],
+        batch: &RecordBatch,
+        groups: &mut Vec<usize>,
+    ) -> Result<Vec<ArrayRef>> {
+        let keys = exprs
+            .iter()
+            .map(|k| evaluate(k, batch))
+            .collect::<Result<Vec<_>>>()?;
+        self.intern(&keys, batch.num_rows(), groups)?;
+        Ok(keys)
+    }
+
     /// The group of every row of `keys` (one array per key column, all `rows` long), new keys
     /// getting the next indices. `groups` is cleared first.
     pub fn intern(

@@ -5,6 +5,8 @@ pub mod group_agg;
 pub(crate) mod group_keys;
 pub mod rank;
 pub mod stream_join;
+#[cfg(test)]
+pub(crate) mod test_output;
 mod watermark;
 pub mod window;
 

@@ -227,15 +227,9 @@ impl Operator for Rank {
         _ctx: &mut OperatorContext,
         out: &mut dyn Output,
     ) -> Result<()> {
-        let n = batch.num_rows();
-        let key_columns = self
-            .f
-            .partition
-            .iter()
-            .map(|k| evaluate(k, &batch))
-            .collect::<Result<Vec<_>>>()?;
         let mut groups = std::mem::take(&mut self.groups);
-        self.keys.intern(&key_columns, n, &mut groups)?;
+        self.keys
+            .intern_batch(&self.f.partition, &batch, &mut groups)?;
         self.tops.resize_with(self.keys.len(), Vec::new);
         self.stamp.resize(self.keys.len(), 0);
         self.batches = self.batches.wrapping_add(1).max(1);

@@ -9,21 +9,7 @@ use datafusion_physical_expr::expressions::Column;
 use datafusion_physical_expr::PhysicalExpr;
 
 use super::*;
-use crate::connectors::format_row_values;
-use crate::metrics::JobMetrics;
-use crate::types::Message;
-
-#[derive(Default)]
-struct Lines(Vec<String>);
-
-impl Output for Lines {
-    fn emit(&mut self, msg: Message) -> Result<()> {
-        if let Message::Batch(b) = msg {
-            self.0.extend(format_row_values(&b)?);
-        }
-        Ok(())
-    }
-}
+use crate::ops::test_output::lines_per_batch;
 
 /// Rows of (k, v, id).
 fn input() -> SchemaRef {
@@ -83,22 +69,10 @@ fn batch(rows: &[(i64, i64, i64)]) -> RecordBatch {
     .unwrap()
 }
 
-fn run(op: &mut dyn Operator, batches: &[RecordBatch]) -> Vec<Vec<String>> {
-    let mut ctx = OperatorContext::new(0, 1, 128, Arc::new(JobMetrics::default()));
-    batches
-        .iter()
-        .map(|b| {
-            let mut out = Lines::default();
-            op.on_batch(0, b.clone(), &mut ctx, &mut out).unwrap();
-            out.0
-        })
-        .collect()
-}
-
 #[test]
 fn a_top_n_with_row_numbers_updates_every_position_that_changed() {
     let mut op = operator(2, true, false);
-    let got = run(
+    let got = lines_per_batch(
         op.as_mut(),
         &[
             batch(&[(1, 10, 1), (1, 30, 2), (2, 5, 3)]),
@@ -127,7 +101,7 @@ fn a_top_n_with_row_numbers_updates_every_position_that_changed() {
 #[test]
 fn without_row_numbers_rows_that_leave_are_retracted_and_ties_keep_the_first() {
     let mut op = operator(2, false, false);
-    let got = run(
+    let got = lines_per_batch(
         op.as_mut(),
         &[
             batch(&[(1, 10, 1), (1, 10, 2)]),
@@ -144,7 +118,7 @@ fn without_row_numbers_rows_that_leave_are_retracted_and_ties_keep_the_first() {
 #[test]
 fn keep_last_deduplication_lets_the_newer_row_win_a_tie() {
     let mut op = operator(1, false, true);
-    let got = run(
+    let got = lines_per_batch(
         op.as_mut(),
         &[
             batch(&[(1, 7, 1)]),

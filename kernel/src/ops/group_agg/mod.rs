@@ -228,14 +228,8 @@ impl Operator for GroupAggregate {
     ) -> Result<()> {
         let (batch, ops) = split_row_kinds(batch)?;
         let rows = batch.num_rows();
-        let key_columns = self
-            .f
-            .keys
-            .iter()
-            .map(|k| evaluate(k, &batch))
-            .collect::<Result<Vec<_>>>()?;
         let mut groups = std::mem::take(&mut self.groups);
-        self.keys.intern(&key_columns, rows, &mut groups)?;
+        let key_columns = self.keys.intern_batch(&self.f.keys, &batch, &mut groups)?;
         let n = self.keys.len();
         self.row_counts.resize(n, 0);
         self.emitted.resize(n, false);

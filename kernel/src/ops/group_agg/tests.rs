@@ -11,22 +11,8 @@ use datafusion_physical_expr::PhysicalExpr;
 
 use super::*;
 use crate::changelog::with_row_kinds;
-use crate::connectors::format_row_values;
-use crate::metrics::JobMetrics;
-use crate::operator::{OperatorContext, OperatorFactory, Output};
-use crate::types::Message;
-
-#[derive(Default)]
-struct Lines(Vec<String>);
-
-impl Output for Lines {
-    fn emit(&mut self, msg: Message) -> Result<()> {
-        if let Message::Batch(b) = msg {
-            self.0.extend(format_row_values(&b)?);
-        }
-        Ok(())
-    }
-}
+use crate::operator::OperatorFactory;
+use crate::ops::test_output::lines_per_batch;
 
 /// Rows of (k STRING, v BIGINT).
 fn input() -> SchemaRef {
@@ -87,19 +73,6 @@ fn batch(rows: &[(&str, &str, Option<i64>)]) -> RecordBatch {
     with_row_kinds(data, Arc::new(Int8Array::from_iter_values(kinds))).unwrap()
 }
 
-/// Feeds `batches` one after the other; what each produced.
-fn run(op: &mut dyn Operator, batches: &[RecordBatch]) -> Vec<Vec<String>> {
-    let mut ctx = OperatorContext::new(0, 1, 128, Arc::new(JobMetrics::default()));
-    batches
-        .iter()
-        .map(|b| {
-            let mut out = Lines::default();
-            op.on_batch(0, b.clone(), &mut ctx, &mut out).unwrap();
-            out.0
-        })
-        .collect()
-}
-
 #[test]
 fn new_groups_insert_and_changed_groups_send_an_update_pair() {
     let mut op = operator(
@@ -109,7 +82,7 @@ fn new_groups_insert_and_changed_groups_send_an_update_pair() {
         ],
         false,
     );
-    let got = run(
+    let got = lines_per_batch(
         op.as_mut(),
         &[
             batch(&[
@@ -128,7 +101,7 @@ fn new_groups_insert_and_changed_groups_send_an_update_pair() {
 #[test]
 fn a_result_that_did_not_change_sends_nothing() {
     let mut op = operator(vec![call(AggregateKind::Max, true, None)], false);
-    let got = run(
+    let got = lines_per_batch(
         op.as_mut(),
         &[
             batch(&[("+I", "a", Some(5))]),
@@ -151,7 +124,7 @@ fn retractions_restore_the_previous_extreme_and_delete_an_emptied_group() {
         ],
         true,
     );
-    let got = run(
+    let got = lines_per_batch(
         op.as_mut(),
         &[
             batch(&[
@@ -192,7 +165,7 @@ fn distinct_counts_share_values_across_filters_and_follow_retractions() {
         ],
         true,
     );
-    let got = run(
+    let got = lines_per_batch(
         op.as_mut(),
         &[
             batch(&[
@@ -225,7 +198,7 @@ fn without_keys_every_row_is_one_group() {
     }
     .create(0, 1)
     .unwrap();
-    let got = run(
+    let got = lines_per_batch(
         op.as_mut(),
         &[
             batch(&[("+I", "a", Some(1)), ("+I", "b", Some(2))]),
