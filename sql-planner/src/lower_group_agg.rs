@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use arrow::datatypes::{Field, SchemaRef};
-use datafusion_common::{DFSchema, DFSchemaRef};
+use datafusion_common::DFSchema;
 use datafusion_expr::expr::{AggregateFunction, Cast};
 use datafusion_expr::{Aggregate, Expr, ExprSchemable};
 use kernel::graph::{NodeKind, Partitioning};
@@ -70,29 +70,30 @@ impl Lowering<'_> {
         let upstream = &self.graph.nodes[input.node];
         let retracting = upstream.output.is_updating();
         let upstream_parallelism = upstream.parallelism;
-        let schema = input.schema.clone();
         let keys: Vec<Expr> = agg
             .group_expr
             .iter()
             .map(|g| g.clone().unalias_nested().data)
             .collect();
         let hashed = self.parallelism > 1 && !keys.is_empty();
-        let key_columns: Option<Vec<usize>> =
-            keys.iter().map(|k| column_index(k, &schema)).collect();
+        let key_columns: Option<Vec<usize>> = keys
+            .iter()
+            .map(|k| column_index(k, &input.schema))
+            .collect();
         // Keys that are expressions are computed first, so that the exchange can hash them.
-        let (input, schema) = match key_columns {
-            None if hashed => self.with_key_columns(input, &keys)?,
-            _ => (input, schema),
+        let (input, key_exprs, key_columns) = match key_columns {
+            None if hashed => {
+                let input = self.with_key_columns(input, &keys)?;
+                let exprs = input.schema.columns()[..keys.len()]
+                    .iter()
+                    .cloned()
+                    .map(Expr::Column)
+                    .collect();
+                (input, exprs, Some((0..keys.len()).collect()))
+            }
+            columns => (input, keys, columns),
         };
-        let key_exprs: Vec<Expr> = if schema.fields().len() > agg.input.schema().fields().len() {
-            (0..keys.len())
-                .map(|i| Expr::Column(schema.columns()[i].clone()))
-                .collect()
-        } else {
-            keys
-        };
-        let key_columns: Option<Vec<usize>> =
-            key_exprs.iter().map(|k| column_index(k, &schema)).collect();
+        let schema = input.schema.clone();
 
         let mut key_fields = Vec::new();
         let mut physical_keys = Vec::new();
@@ -139,11 +140,7 @@ impl Lowering<'_> {
     }
 
     /// A Calc putting the values of `keys` before the input's columns (`$key0`, …).
-    fn with_key_columns(
-        &mut self,
-        input: Lowered,
-        keys: &[Expr],
-    ) -> Result<(Lowered, DFSchemaRef)> {
+    fn with_key_columns(&mut self, input: Lowered, keys: &[Expr]) -> Result<Lowered> {
         let mut fields = Vec::new();
         let mut exprs = Vec::new();
         for (i, k) in keys.iter().enumerate() {
@@ -158,9 +155,7 @@ impl Lowering<'_> {
         let mut schema = DFSchema::from_unqualified_fields(fields.into(), Default::default())?;
         schema.merge(&input.schema);
         exprs.extend(input.schema.columns().into_iter().map(Expr::Column));
-        let schema: DFSchemaRef = Arc::new(schema);
-        let lowered = self.calc(input, None, &exprs, schema.clone())?;
-        Ok((lowered, schema))
+        self.calc(input, None, &exprs, Arc::new(schema))
     }
 
     /// One aggregate call over `schema`; `at` is its result's column in the aggregate's schema.

@@ -23,6 +23,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{ArrowPrimitiveType, DataType, Decimal128Type, Float64Type, Int64Type};
 use arrow::row::{RowConverter, Rows, SortField};
 use foldhash::fast::FixedState;
+use hashbrown::hash_map::Entry;
 use hashbrown::HashMap;
 
 use crate::{Error, Result};
@@ -266,7 +267,7 @@ impl GroupAccumulator for SumAvg {
                     DataType::Decimal128(p, s) => (*s, *p),
                     _ => (*scale, 38),
                 };
-                let shift = 10i128.pow(u32::from(out_scale.saturating_sub(*scale).max(0) as u8));
+                let shift = 10i128.pow((out_scale - *scale).max(0) as u32);
                 let values = groups.iter().map(|&g| {
                     let n = count(g);
                     (n > 0).then(|| {
@@ -531,21 +532,6 @@ impl<K: Key> Distinct<K> {
             key_bytes: 0,
         }
     }
-
-    fn slot(&mut self, key: (u32, K)) -> usize {
-        let calls = self.calls;
-        let (counters, free, key_bytes) = (&mut self.counters, &mut self.free, &mut self.key_bytes);
-        *self.slots.entry(key).or_insert_with_key(|k| {
-            *key_bytes += k.1.size() + 4;
-            match free.pop() {
-                Some(s) => s,
-                None => {
-                    counters.resize(counters.len() + calls, 0);
-                    (counters.len() / calls - 1) as u32
-                }
-            }
-        }) as usize
-    }
 }
 
 impl<K: Key> GroupAccumulator for Distinct<K> {
@@ -555,28 +541,48 @@ impl<K: Key> GroupAccumulator for Distinct<K> {
         for d in &mut self.distinct {
             grow(d, groups, 0);
         }
-        let calls = self.calls;
+        let Distinct {
+            slots,
+            counters,
+            free,
+            distinct,
+            calls,
+            key_bytes,
+            ..
+        } = self;
+        let calls = *calls;
         for (i, &g) in groups.iter().enumerate() {
             if signs.iter().all(|s| s[i] == 0) {
                 continue;
             }
             let Some(v) = K::at(&values, i) else { continue };
-            let key = (g as u32, v);
-            let slot = self.slot(key.clone());
+            // One hash lookup a row: the entry stays at hand for its removal.
+            let entry = match slots.entry((g as u32, v)) {
+                Entry::Occupied(e) => e,
+                Entry::Vacant(e) => {
+                    *key_bytes += e.key().1.size() + 4;
+                    let slot = free.pop().unwrap_or_else(|| {
+                        counters.resize(counters.len() + calls, 0);
+                        (counters.len() / calls - 1) as u32
+                    });
+                    e.insert_entry(slot)
+                }
+            };
+            let slot = *entry.get() as usize;
             let mut empty = true;
             for (c, s) in signs.iter().enumerate() {
-                let counter = &mut self.counters[slot * calls + c];
+                let counter = &mut counters[slot * calls + c];
                 match s[i] {
                     1 => {
                         *counter += 1;
                         if *counter == 1 {
-                            self.distinct[c][g] += 1;
+                            distinct[c][g] += 1;
                         }
                     }
                     -1 if *counter > 0 => {
                         *counter -= 1;
                         if *counter == 0 {
-                            self.distinct[c][g] -= 1;
+                            distinct[c][g] -= 1;
                         }
                     }
                     _ => {}
@@ -584,9 +590,9 @@ impl<K: Key> GroupAccumulator for Distinct<K> {
                 empty &= *counter == 0;
             }
             if empty {
-                self.slots.remove(&key);
-                self.key_bytes -= key.1.size() + 4;
-                self.free.push(slot as u32);
+                let ((_, value), _) = entry.remove_entry();
+                *key_bytes -= value.size() + 4;
+                free.push(slot as u32);
             }
         }
         Ok(())

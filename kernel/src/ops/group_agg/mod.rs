@@ -30,7 +30,7 @@ use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::evaluate;
 use crate::ops::group_keys::GroupKeys;
 use crate::types::RowKind;
-use crate::{Error, Result};
+use crate::Result;
 
 /// One aggregate call.
 #[derive(Debug, Clone)]
@@ -69,50 +69,54 @@ struct Unit {
 
 impl OperatorFactory for GroupAggregateFactory {
     fn create(&self, _subtask: usize, _parallelism: usize) -> Result<Box<dyn Operator>> {
-        let mut units: Vec<Unit> = Vec::new();
+        // The calls of each unit: COUNT(DISTINCT x) joins the unit of an earlier one on x.
+        let distinct_arg = |i: usize| {
+            let c = &self.calls[i];
+            (c.kind == AggregateKind::CountDistinct).then(|| c.arg.as_ref().map(|a| a.to_string()))
+        };
+        let mut members: Vec<Vec<usize>> = Vec::new();
         let mut outputs = Vec::new();
-        let mut shared: Vec<(String, usize, Vec<usize>)> = Vec::new();
-        for (i, c) in self.calls.iter().enumerate() {
-            if c.kind == AggregateKind::CountDistinct {
-                let arg = c.arg.as_ref().map(|a| a.to_string()).unwrap_or_default();
-                if let Some((_, u, members)) = shared.iter_mut().find(|(a, ..)| *a == arg) {
-                    outputs.push((*u, members.len()));
-                    members.push(i);
-                    continue;
-                }
-                shared.push((arg, units.len(), vec![i]));
-            }
-            outputs.push((units.len(), 0));
-            units.push(Unit {
-                acc: Box::new(Placeholder),
-                arg: c.arg.clone(),
-                filters: vec![c.filter.clone()],
+        for i in 0..self.calls.len() {
+            let shared = distinct_arg(i).and_then(|arg| {
+                members
+                    .iter()
+                    .position(|m| distinct_arg(m[0]).as_ref() == Some(&arg))
             });
+            match shared {
+                Some(u) => {
+                    outputs.push((u, members[u].len()));
+                    members[u].push(i);
+                }
+                None => {
+                    outputs.push((members.len(), 0));
+                    members.push(vec![i]);
+                }
+            }
         }
-        for (_, u, members) in &shared {
-            units[*u].filters = members
-                .iter()
-                .map(|&i| self.calls[i].filter.clone())
-                .collect();
-        }
-        for (u, unit) in units.iter_mut().enumerate() {
-            let first = outputs
-                .iter()
-                .position(|(x, _)| *x == u)
-                .expect("a unit has calls");
-            let call = &self.calls[first];
-            let arg_type = match &call.arg {
-                Some(a) => Some(a.data_type(&self.input)?),
-                None => None,
-            };
-            unit.acc = accumulator(
-                call.kind,
-                arg_type.as_ref(),
-                unit.filters.len(),
-                self.retracting,
-                &call.output,
-            )?;
-        }
+        let units = members
+            .iter()
+            .map(|calls| {
+                let call = &self.calls[calls[0]];
+                let arg_type = match &call.arg {
+                    Some(a) => Some(a.data_type(&self.input)?),
+                    None => None,
+                };
+                Ok(Unit {
+                    acc: accumulator(
+                        call.kind,
+                        arg_type.as_ref(),
+                        calls.len(),
+                        self.retracting,
+                        &call.output,
+                    )?,
+                    arg: call.arg.clone(),
+                    filters: calls
+                        .iter()
+                        .map(|&i| self.calls[i].filter.clone())
+                        .collect(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Box::new(GroupAggregate {
             f: self.clone(),
             keys: GroupKeys::new(self.key_schema.clone())?,
@@ -153,22 +157,6 @@ impl OperatorFactory for GroupAggregateFactory {
     }
 }
 
-/// Stands in for an accumulator while units are being assembled.
-struct Placeholder;
-
-impl GroupAccumulator for Placeholder {
-    fn update(&mut self, _: Option<&ArrayRef>, _: &[usize], _: &[&[i8]]) -> Result<()> {
-        Err(Error::internal("placeholder accumulator"))
-    }
-    fn evaluate(&self, _: usize, _: &[usize]) -> Result<ArrayRef> {
-        Err(Error::internal("placeholder accumulator"))
-    }
-    fn reset(&mut self, _: usize) {}
-    fn memory_size(&self) -> usize {
-        0
-    }
-}
-
 struct GroupAggregate {
     f: GroupAggregateFactory,
     keys: GroupKeys,
@@ -197,20 +185,22 @@ impl GroupAggregate {
     /// The signs of a call: `signs` where its filter holds, 0 elsewhere.
     fn filtered(
         signs: &[i8],
-        filter: &Option<Arc<dyn PhysicalExpr>>,
+        filter: &Arc<dyn PhysicalExpr>,
         batch: &RecordBatch,
     ) -> Result<Vec<i8>> {
-        let mut out = signs.to_vec();
-        if let Some(f) = filter {
-            let mask = evaluate(f, batch)?;
-            let mask: &BooleanArray = mask.as_boolean();
-            for (i, s) in out.iter_mut().enumerate() {
-                if !(mask.is_valid(i) && mask.value(i)) {
-                    *s = 0;
+        let mask = evaluate(filter, batch)?;
+        let mask: &BooleanArray = mask.as_boolean();
+        Ok(signs
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| {
+                if mask.is_valid(i) && mask.value(i) {
+                    s
+                } else {
+                    0
                 }
-            }
-        }
-        Ok(out)
+            })
+            .collect())
     }
 }
 
@@ -279,15 +269,20 @@ impl Operator for GroupAggregate {
                 Some(a) => Some(evaluate(a, &batch)?),
                 None => None,
             };
-            let per_call: Vec<Vec<i8>> = if unit.filters.iter().all(Option::is_none) {
-                vec![signs.clone(); unit.filters.len()]
-            } else {
-                unit.filters
-                    .iter()
-                    .map(|f| Self::filtered(&signs, f, &batch))
-                    .collect::<Result<_>>()?
-            };
-            let refs: Vec<&[i8]> = per_call.iter().map(Vec::as_slice).collect();
+            // A call without a FILTER reads the batch's signs as they are.
+            let filtered: Vec<Option<Vec<i8>>> = unit
+                .filters
+                .iter()
+                .map(|f| {
+                    f.as_ref()
+                        .map(|f| Self::filtered(&signs, f, &batch))
+                        .transpose()
+                })
+                .collect::<Result<_>>()?;
+            let refs: Vec<&[i8]> = filtered
+                .iter()
+                .map(|f| f.as_deref().unwrap_or(&signs))
+                .collect();
             unit.acc.update(arg.as_ref(), &groups, &refs)?;
         }
         let new = self.results(&touched)?;
