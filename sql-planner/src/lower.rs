@@ -38,6 +38,8 @@ pub(crate) struct Lowering<'a> {
     counter: usize,
     /// `table.exec.window-agg.buffer-size-limit`.
     pub window_buffer_groups: usize,
+    /// `table.exec.state.ttl`, when set (and not zero).
+    pub state_ttl_ms: Option<i64>,
     /// Every sink materializes its table instead (`eddy run --materialize`).
     pub materialize: Option<MaterializeTarget>,
 }
@@ -119,6 +121,7 @@ impl<'a> Lowering<'a> {
             props: ExecutionProps::new(),
             counter: 0,
             window_buffer_groups: kernel::ops::window::DEFAULT_BUFFER_GROUPS,
+            state_ttl_ms: None,
             materialize: None,
         }
     }
@@ -286,8 +289,13 @@ impl<'a> Lowering<'a> {
     }
 
     /// Refuses an updating `input` to an operator that takes appended rows only.
+    /// Whether `input`'s rows may be updated or deleted later (its edge carries the op column).
+    pub(crate) fn is_updating(&self, input: &Lowered) -> bool {
+        self.graph.nodes[input.node].output.is_updating()
+    }
+
     pub(crate) fn append_only(&self, input: &Lowered, what: &str) -> Result<()> {
-        if self.graph.nodes[input.node].output.is_updating() {
+        if self.is_updating(input) {
             return Err(Error::user(format!(
                 "{what} over an updating input (the result of a GROUP BY aggregation, or of a \
                  query reading one) is not supported yet"

@@ -1,8 +1,9 @@
 //! Lowering of joins. A join of two windowed inputs (window aggregations, or joins of them)
 //! whose condition equates both `window_start`s and both `window_end`s is Flink's window join:
 //! one `WindowJoin` operator, both inputs hash-exchanged by the other join keys. Any other
-//! inner join is a regular join (`StreamJoin`, `lower_stream_join.rs`); outer regular joins
-//! retract rows and wait for changelog support.
+//! join is a regular join (`lower_stream_join.rs`): an inner join of insert-only inputs only
+//! grows (`StreamJoin`); outer joins and joins of updating inputs retract rows
+//! (`ChangelogJoin`).
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use datafusion_common::{DFSchema, JoinType, NullEquality};
 use datafusion_expr::{Expr, Join};
 use datafusion_physical_expr::PhysicalExpr;
 use kernel::graph::{NodeKind, Partitioning};
+use kernel::ops::changelog_join::RegularJoinType;
 use kernel::ops::window::{JoinSide, WindowJoinFactory, WindowJoinType};
 use kernel::types::StreamSchema;
 use kernel::{Error, Result};
@@ -139,22 +141,27 @@ impl Lowering<'_> {
         }
         let left = self.lower(&join.left)?;
         let right = self.lower(&join.right)?;
-        self.append_only(&left, "a JOIN")?;
-        self.append_only(&right, "a JOIN")?;
-        if let (Some(lw), Some(rw)) = (left.window, right.window) {
+        let updating = self.is_updating(&left) || self.is_updating(&right);
+        if let (Some(lw), Some(rw), false) = (left.window, right.window, updating) {
             if let Some(keys) = window_join_keys(join, &left, &right, lw, rw) {
                 return self.window_join(join, left, right, lw, rw, &keys);
             }
         }
-        if join.join_type != JoinType::Inner {
-            return Err(Error::user(format!(
-                "a {} JOIN is not supported yet, except as a window join (both inputs window \
-                 aggregations, the condition equating their window_start and window_end): \
-                 its results retract rows, which needs changelog support",
-                join.join_type.to_string().to_uppercase()
-            )));
-        }
-        self.stream_join(join, left, right)
+        let join_type = match join.join_type {
+            JoinType::Inner if !updating => return self.stream_join(join, left, right),
+            JoinType::Inner => RegularJoinType::Inner,
+            JoinType::Left => RegularJoinType::Left,
+            JoinType::Right => RegularJoinType::Right,
+            JoinType::Full => RegularJoinType::Full,
+            other => {
+                return Err(Error::user(format!(
+                    "a semi or anti join ({other}, from EXISTS or IN with a subquery) is not \
+                     supported yet, except as a window join (both inputs window aggregations, \
+                     the condition equating their window_start and window_end)"
+                )))
+            }
+        };
+        self.changelog_join(join, join_type, left, right)
     }
 
     /// A window join: the condition equates both inputs' window_start and window_end; `keys`

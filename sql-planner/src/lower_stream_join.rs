@@ -1,5 +1,6 @@
-//! Lowering of regular inner joins onto `StreamJoin`, and the time bounds that let it forget
-//! rows.
+//! Lowering of regular joins: inner joins of insert-only inputs onto `StreamJoin`, with the
+//! time bounds that let it forget rows; outer joins and joins of updating inputs onto
+//! `ChangelogJoin`.
 //!
 //! Both inputs are hash-exchanged by the equi-join key columns (one subtask when a key is an
 //! expression or there is none). A side's rows expire when the condition bounds its time from
@@ -16,13 +17,14 @@ use datafusion_common::{DFSchema, ScalarValue};
 use datafusion_expr::expr::{Between, BinaryExpr};
 use datafusion_expr::{Expr, Join, Operator as SqlOp};
 use kernel::graph::{NodeKind, Partitioning};
+use kernel::ops::changelog_join::{ChangelogJoinFactory, ChangelogJoinSide, RegularJoinType};
 use kernel::ops::stream_join::{Expiry, StreamJoinFactory, StreamJoinSide};
 use kernel::ops::window::WindowKind;
-use kernel::types::StreamSchema;
+use kernel::types::{ChangelogMode, StreamSchema};
 use kernel::Result;
 
 use crate::lower::{Lowered, Lowering, WindowColumns};
-use crate::lower_join::column_index;
+use crate::lower_join::{column_index, JoinKeys};
 
 /// A column of the joined inputs plus a constant, in milliseconds: `side.column + shift`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -167,6 +169,75 @@ fn expiries(
 }
 
 impl Lowering<'_> {
+    /// Where a regular join runs: rows with equal keys meet in one subtask, so both inputs are
+    /// hashed by their key columns, or the join runs on one subtask when a key is an expression
+    /// or there is none. Returns the parallelism and each input's partitioning.
+    fn regular_join_exchange(
+        &self,
+        keys: &JoinKeys,
+        left: &Lowered,
+        right: &Lowered,
+    ) -> (usize, Partitioning, Partitioning) {
+        match &keys.columns {
+            Some((l, r)) if self.parallelism > 1 => (
+                self.parallelism,
+                Partitioning::Hash(l.clone()),
+                Partitioning::Hash(r.clone()),
+            ),
+            _ => {
+                let one = |l: &Lowered| {
+                    if self.graph.nodes[l.node].parallelism == 1 {
+                        Partitioning::Forward
+                    } else {
+                        Partitioning::Single
+                    }
+                };
+                (1, one(left), one(right))
+            }
+        }
+    }
+
+    /// An outer join, or a join of updating inputs: a retract changelog of +I and -D rows.
+    pub(crate) fn changelog_join(
+        &mut self,
+        join: &Join,
+        join_type: RegularJoinType,
+        left: Lowered,
+        right: Lowered,
+    ) -> Result<Lowered> {
+        let keys = self.join_keys(&join.on, &left, &right)?;
+        let filter = self.join_condition(join, &left, &right)?;
+        let output: SchemaRef = Arc::new(join.schema.as_arrow().clone());
+        let side = |l: &Lowered, keys| ChangelogJoinSide {
+            keys,
+            schema: Arc::new(Schema::clone(l.schema.as_arrow())),
+        };
+        let (parallelism, lpart, rpart) = self.regular_join_exchange(&keys, &left, &right);
+        let factory = ChangelogJoinFactory {
+            join_type,
+            left: side(&left, keys.left),
+            right: side(&right, keys.right),
+            key_schema: keys.schema,
+            filter,
+            output: output.clone(),
+            state_ttl_ms: self.state_ttl_ms,
+        };
+        let id = self.add(
+            "join",
+            format!("ChangelogJoin: {join_type:?}"),
+            parallelism,
+            NodeKind::Operator(Arc::new(factory)),
+            StreamSchema::updating(output, ChangelogMode::Retract),
+        );
+        self.graph.connect(left.node, id, 0, lpart);
+        self.graph.connect(right.node, id, 1, rpart);
+        Ok(Lowered {
+            node: id,
+            schema: join.schema.clone(),
+            window: None,
+        })
+    }
+
     /// A regular inner join of two append-only inputs.
     pub(crate) fn stream_join(
         &mut self,
@@ -185,6 +256,7 @@ impl Lowering<'_> {
             [left.window, right.window],
         );
         let output: SchemaRef = Arc::new(join.schema.as_arrow().clone());
+        let (parallelism, lpart, rpart) = self.regular_join_exchange(&keys, &left, &right);
         let side = |l: &Lowered, keys, expiry| StreamJoinSide {
             keys,
             schema: Arc::new(Schema::clone(l.schema.as_arrow())),
@@ -196,24 +268,6 @@ impl Lowering<'_> {
             key_schema: keys.schema,
             filter,
             output: output.clone(),
-        };
-        // Rows with equal keys meet in one subtask: hash by the key columns, or run on one.
-        let (parallelism, lpart, rpart) = match keys.columns {
-            Some((l, r)) if self.parallelism > 1 => (
-                self.parallelism,
-                Partitioning::Hash(l),
-                Partitioning::Hash(r),
-            ),
-            _ => {
-                let one = |l: &Lowered| {
-                    if self.graph.nodes[l.node].parallelism == 1 {
-                        Partitioning::Forward
-                    } else {
-                        Partitioning::Single
-                    }
-                };
-                (1, one(&left), one(&right))
-            }
         };
         let id = self.add(
             "join",

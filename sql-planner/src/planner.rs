@@ -61,6 +61,26 @@ const IDLE_TIMEOUT: &str = "table.exec.source.idle-timeout";
 /// Groups a window aggregation combines in memory before writing them to its state table.
 const WINDOW_BUFFER: &str = "table.exec.window-agg.buffer-size-limit";
 
+/// How long state lives unwritten; Flink's default, 0, keeps it forever.
+const STATE_TTL: &str = "table.exec.state.ttl";
+
+/// The setting `key` as a duration in milliseconds, if set.
+fn duration_setting(
+    settings: &BTreeMap<String, String>,
+    key: &str,
+) -> Result<Option<i64>, PlanError> {
+    let Some(v) = settings.get(key) else {
+        return Ok(None);
+    };
+    match parse_duration_ms(v).and_then(|ms| i64::try_from(ms).ok()) {
+        Some(ms) => Ok(Some(ms)),
+        None => Err(PlanError::at(
+            format!("'{key}' = '{v}' is not a duration (as '1 h', '10 s' or '500 ms')"),
+            Location::default(),
+        )),
+    }
+}
+
 /// The setting `key` as a positive whole number, if set.
 fn positive_setting(
     settings: &BTreeMap<String, String>,
@@ -276,6 +296,7 @@ pub fn plan_script(sql: &str, opts: &PlanOptions) -> Result<PlannedJob, PlanErro
     let parallelism =
         positive_setting(&settings, "parallelism.default")?.unwrap_or(opts.parallelism);
     let window_buffer_groups = positive_setting(&settings, WINDOW_BUFFER)?;
+    let state_ttl_ms = duration_setting(&settings, STATE_TTL)?.filter(|&ms| ms > 0);
     if pipelines.is_empty() {
         return Err(PlanError::at(
             "the script has no INSERT INTO or SELECT statement: nothing to run",
@@ -288,6 +309,7 @@ pub fn plan_script(sql: &str, opts: &PlanOptions) -> Result<PlannedJob, PlanErro
         if let Some(n) = window_buffer_groups {
             lowering.window_buffer_groups = n;
         }
+        lowering.state_ttl_ms = state_ttl_ms;
         lowering.materialize = opts.materialize.clone();
         let result = if *is_insert {
             lowering.insert(plan)

@@ -1,6 +1,7 @@
 //! Updating queries: the changelog a GROUP BY sends (+I, -U, +U, -D), sinks that take it or
-//! refuse it, the materialized final table, and an aggregate over an updating aggregate (a
-//! retraction chain, as q4's) checked against an independent computation.
+//! refuse it, the materialized final table, an aggregate over an updating aggregate (a
+//! retraction chain, as q4's) and joins of updating aggregates (outer joins' null padding and
+//! its retraction) checked against independent computations.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -8,7 +9,9 @@ use std::fs;
 use nexmark::queries::{job_script, JobSettings};
 
 use crate::reference;
-use crate::support::{eddy, materialized_rows, run_sql, run_sql_materialized, stderr, stdout};
+use crate::support::{
+    eddy, explain_sql, materialized_rows, run_sql, run_sql_materialized, stderr, stdout,
+};
 
 const EVENTS: u64 = 20_000;
 const SEED: u64 = 11;
@@ -105,11 +108,104 @@ fn operators_that_take_appended_rows_refuse_an_updating_input() {
     let dir = tempfile::tempdir().unwrap();
     let sql = over_nexmark(
         dir.path(),
-        "SELECT c.auction, b.price FROM (SELECT auction, COUNT(*) AS n FROM bid GROUP BY auction) c \
-         JOIN bid b ON c.auction = b.auction;",
+        "SELECT * FROM (SELECT auction, n, ROW_NUMBER() OVER (PARTITION BY n ORDER BY auction) \
+         AS rn FROM (SELECT auction, COUNT(*) AS n FROM bid GROUP BY auction)) WHERE rn <= 3;",
     );
     let err = run_sql(&sql, 1).unwrap_err();
-    assert!(err.contains("a JOIN over an updating input"), "{err}");
+    assert!(err.contains("over an updating input"), "{err}");
+}
+
+/// Bid counts per auction: all bids, those of even bidders, those of bidders divisible by 3.
+fn counts_by_auction(parallelism: usize) -> [BTreeMap<i64, i64>; 3] {
+    let mut out: [BTreeMap<i64, i64>; 3] = Default::default();
+    for b in reference::bids(EVENTS, SEED, RATE, parallelism) {
+        *out[0].entry(b.auction).or_default() += 1;
+        if b.bidder % 2 == 0 {
+            *out[1].entry(b.auction).or_default() += 1;
+        }
+        if b.bidder % 3 == 0 {
+            *out[2].entry(b.auction).or_default() += 1;
+        }
+    }
+    out
+}
+
+fn cell(v: Option<&i64>) -> String {
+    v.map_or(String::new(), i64::to_string)
+}
+
+/// Joins of two updating aggregates: inner, left (an auction's padding retracted when its
+/// first even bidder arrives) and full (padding on both sides), checked against counts done
+/// here.
+#[test]
+fn joins_of_updating_aggregates_match_independent_counts() {
+    const COUNTS: &str = "(SELECT auction, COUNT(*) AS n FROM bid GROUP BY auction) a";
+    const EVEN: &str = "(SELECT auction, COUNT(*) AS n FROM bid WHERE MOD(bidder, 2) = 0 \
+                        GROUP BY auction)";
+    const THIRD: &str = "(SELECT auction, COUNT(*) AS n FROM bid WHERE MOD(bidder, 3) = 0 \
+                         GROUP BY auction) t";
+    for parallelism in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let sql = over_nexmark(
+            dir.path(),
+            &format!(
+                "CREATE TABLE inner_j (auction BIGINT, n BIGINT, e BIGINT) WITH ('connector' = 'blackhole');
+                 CREATE TABLE left_j (auction BIGINT, n BIGINT, e BIGINT) WITH ('connector' = 'blackhole');
+                 CREATE TABLE full_j (ea BIGINT, e BIGINT, ta BIGINT, t BIGINT) WITH ('connector' = 'blackhole');
+                 EXECUTE STATEMENT SET BEGIN
+                 INSERT INTO inner_j SELECT a.auction, a.n, e.n FROM {COUNTS} JOIN {EVEN} e ON a.auction = e.auction;
+                 INSERT INTO left_j SELECT a.auction, a.n, e.n FROM {COUNTS} LEFT JOIN {EVEN} e ON a.auction = e.auction;
+                 INSERT INTO full_j SELECT e.auction, e.n, t.auction, t.n FROM {EVEN} e FULL JOIN {THIRD} ON e.auction = t.auction;
+                 END;"
+            ),
+        );
+        let out = dir.path().join("tables");
+        run_sql_materialized(&sql, parallelism, &out).unwrap();
+        let [all, even, third] = counts_by_auction(parallelism);
+        let sorted = |mut rows: Vec<Vec<String>>| {
+            rows.sort();
+            rows
+        };
+        let inner = sorted(
+            even.iter()
+                .map(|(a, e)| vec![a.to_string(), all[a].to_string(), e.to_string()])
+                .collect(),
+        );
+        let left = sorted(
+            all.iter()
+                .map(|(a, n)| vec![a.to_string(), n.to_string(), cell(even.get(a))])
+                .collect(),
+        );
+        let keys: std::collections::BTreeSet<i64> =
+            even.keys().chain(third.keys()).copied().collect();
+        let full = sorted(
+            keys.iter()
+                .map(|a| {
+                    let (e, t) = (even.get(a), third.get(a));
+                    vec![cell(e.map(|_| a)), cell(e), cell(t.map(|_| a)), cell(t)]
+                })
+                .collect(),
+        );
+        assert!(
+            left.len() > inner.len() && full.len() > inner.len(),
+            "padding to check"
+        );
+        assert_eq!(
+            materialized_rows(&out, "inner_j"),
+            inner,
+            "inner, p{parallelism}"
+        );
+        assert_eq!(
+            materialized_rows(&out, "left_j"),
+            left,
+            "left, p{parallelism}"
+        );
+        assert_eq!(
+            materialized_rows(&out, "full_j"),
+            full,
+            "full, p{parallelism}"
+        );
+    }
 }
 
 /// Count of bids per auction, then how many auctions have each count: the outer aggregate's
@@ -148,4 +244,27 @@ fn an_aggregate_over_an_updating_aggregate_matches_an_independent_count() {
         assert!(want.len() > 10, "a histogram worth checking: {want:?}");
         assert_eq!(got, want, "parallelism {parallelism}");
     }
+}
+
+#[test]
+fn state_ttl_reaches_the_join_and_a_bad_value_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let join = "SELECT b.auction, c.n FROM bid b LEFT JOIN \
+                (SELECT auction, COUNT(*) AS n FROM bid GROUP BY auction) c ON b.auction = c.auction;";
+    let sql = over_nexmark(
+        dir.path(),
+        &format!("SET 'table.exec.state.ttl' = '1 h';\n{join}"),
+    );
+    let plan = explain_sql(&sql, 2);
+    assert!(plan.contains("ChangelogJoin: Left"), "{plan}");
+    assert!(plan.contains("state TTL 3600000 ms"), "{plan}");
+    let bad = over_nexmark(
+        dir.path(),
+        &format!("SET 'table.exec.state.ttl' = 'forever';\n{join}"),
+    );
+    let err = run_sql(&bad, 1).unwrap_err();
+    assert!(
+        err.contains("'table.exec.state.ttl' = 'forever' is not a duration"),
+        "{err}"
+    );
 }

@@ -485,8 +485,8 @@ fn unsupported_window_uses_are_refused_with_their_place() {
             "must be a day-time interval",
         ),
         (
-            "SELECT a.price FROM bid a LEFT JOIN bid b ON a.auction = b.auction",
-            "a LEFT JOIN is not supported yet, except as a window join",
+            "SELECT a.price FROM bid a WHERE a.auction IN (SELECT b.auction FROM bid b WHERE b.price > 10)",
+            "a semi or anti join (LeftSemi, from EXISTS or IN with a subquery) is not supported yet",
         ),
         (
             "SELECT C.n FROM (SELECT count(*) AS n, window_start, window_end FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '2' SECOND)) GROUP BY window_start, window_end) C JOIN (SELECT count(*) AS n, window_start, window_end FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '4' SECOND)) GROUP BY window_start, window_end) D ON C.window_start = D.window_start AND C.window_end = D.window_end",

@@ -1,8 +1,10 @@
 //! Vectorized operators. One operator per file; each works on whole Arrow batches.
 
 mod calc;
+pub mod changelog_join;
 pub mod group_agg;
 pub(crate) mod group_keys;
+pub(crate) mod keyed_table;
 pub mod rank;
 pub mod stream_join;
 #[cfg(test)]

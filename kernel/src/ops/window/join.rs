@@ -25,10 +25,10 @@ use arrow::compute::{concat_batches, filter, filter_record_batch, take, take_rec
 use arrow::datatypes::{DataType, Int64Type, Schema, SchemaRef};
 use datafusion_physical_expr::PhysicalExpr;
 
-use super::keyed_table::cast_back;
 use super::slice_store::SliceStore;
 use super::spec::rows_by_value;
 use super::{drop_late, nulls_false};
+use crate::ops::keyed_table::cast_back;
 use gemini_state::StateSize;
 
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};

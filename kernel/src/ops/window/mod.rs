@@ -3,7 +3,6 @@
 
 mod aggregate;
 mod join;
-mod keyed_table;
 mod session;
 mod session_store;
 mod slice_store;

@@ -16,10 +16,10 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::row::RowConverter;
 use gemini_state::{KeyGroup, StateSize, StateTable};
 
-use super::keyed_table::{
+use crate::operator::OperatorContext;
+use crate::ops::keyed_table::{
     cast_back, key_groups, next_record, put_record, row_converter, subtask_table,
 };
-use crate::operator::OperatorContext;
 use crate::{Error, Result};
 
 /// Where a group key's rows are: its key group and arrow-row bytes.

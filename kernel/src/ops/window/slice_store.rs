@@ -18,7 +18,7 @@ use arrow::datatypes::{DataType, SchemaRef};
 use arrow::row::RowConverter;
 use gemini_state::{KeyGroup, StateSize, StateTable};
 
-use super::keyed_table::{
+use crate::ops::keyed_table::{
     cast_back, key_groups, next_record, put_record, row_converter, subtask_table, time_bytes,
 };
 

@@ -1,4 +1,4 @@
-//! What the window operators' state stores share: the subtask's state table and the key
+//! What keyed operators' state tables share: the subtask's state table and the key
 //! groups of rows.
 //!
 //! A row's key group is that of the hash the exchange routed it by, so a subtask only writes
@@ -15,14 +15,22 @@ use crate::operator::OperatorContext;
 use crate::{Error, Result};
 
 /// A new table over the key groups of `ctx`'s subtask.
-pub(super) fn subtask_table(ctx: &OperatorContext) -> Box<dyn StateTable> {
+pub(crate) fn subtask_table(ctx: &OperatorContext) -> Box<dyn StateTable> {
+    subtask_table_with(ctx, TableOptions::default())
+}
+
+/// A new table over the key groups of `ctx`'s subtask, with `options` (a TTL, say).
+pub(crate) fn subtask_table_with(
+    ctx: &OperatorContext,
+    options: TableOptions,
+) -> Box<dyn StateTable> {
     let range = KeyGroupRange::for_subtask(ctx.max_parallelism, ctx.parallelism, ctx.subtask);
-    Box::new(MemoryTable::new(range, TableOptions::default()))
+    Box::new(MemoryTable::new(range, options))
 }
 
 /// The key group of each of `rows` rows by the hash of `hashed` (the columns the exchange
 /// hashed; empty for the range's first group), checked to be in `range`.
-pub(super) fn key_groups(
+pub(crate) fn key_groups(
     hashed: &[ArrayRef],
     rows: usize,
     range: KeyGroupRange,
@@ -51,7 +59,7 @@ pub(super) fn key_groups(
 }
 
 /// `columns` cast to `types`: the row format gives dictionary columns back as their values.
-pub(super) fn cast_back(columns: Vec<ArrayRef>, types: &[DataType]) -> Result<Vec<ArrayRef>> {
+pub(crate) fn cast_back(columns: Vec<ArrayRef>, types: &[DataType]) -> Result<Vec<ArrayRef>> {
     columns
         .into_iter()
         .zip(types)
@@ -66,7 +74,7 @@ pub(super) fn cast_back(columns: Vec<ArrayRef>, types: &[DataType]) -> Result<Ve
 }
 
 /// A converter to and from the row format for columns of `types`; `None` for no columns.
-pub(super) fn row_converter<'a>(
+pub(crate) fn row_converter<'a>(
     types: impl IntoIterator<Item = &'a DataType>,
 ) -> Result<Option<RowConverter>> {
     let fields: Vec<SortField> = types
@@ -81,18 +89,18 @@ pub(super) fn row_converter<'a>(
 }
 
 /// The eight bytes of a time (or a slice end), ordered as the times are.
-pub(super) fn time_bytes(t: i64) -> [u8; 8] {
+pub(crate) fn time_bytes(t: i64) -> [u8; 8] {
     ((t as u64) ^ (1 << 63)).to_be_bytes()
 }
 
 /// Appends `bytes` with its length in front.
-pub(super) fn put_record(buf: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn put_record(buf: &mut Vec<u8>, bytes: &[u8]) {
     buf.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
     buf.extend_from_slice(bytes);
 }
 
 /// The next length-prefixed record of `buf` at `*at`, moving `*at` past it.
-pub(super) fn next_record<'a>(buf: &'a [u8], at: &mut usize) -> Result<&'a [u8]> {
+pub(crate) fn next_record<'a>(buf: &'a [u8], at: &mut usize) -> Result<&'a [u8]> {
     let corrupt = || Error::internal("a window state entry is cut short");
     let len: [u8; 4] = buf
         .get(*at..*at + 4)
