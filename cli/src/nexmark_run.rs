@@ -70,6 +70,9 @@ pub fn run(args: NexmarkRunArgs) -> Result<(), Failure> {
         flink_home: dir.display().to_string(),
     };
     let script = job_script(&args.query, &settings)?;
+    if script.contains("side_input") {
+        nexmark::queries::write_side_input(&dir)?;
+    }
     let plan_args = PlanArgs {
         parallelism: w.parallelism,
         set: args.set.clone(),

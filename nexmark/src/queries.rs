@@ -89,6 +89,20 @@ pub struct JobSettings {
     pub flink_home: String,
 }
 
+/// Rows of q13's side input.
+pub const SIDE_INPUT_ROWS: u64 = 10_000;
+
+/// Writes q13's side input where its script reads it, `<flink_home>/data/side_input.txt`: the
+/// lines `i,i` for i in 0..10000, as Flink's Nexmark setup writes them.
+pub fn write_side_input(flink_home: &std::path::Path) -> Result<()> {
+    let dir = flink_home.join("data");
+    let path = dir.join("side_input.txt");
+    let text: String = (0..SIDE_INPUT_ROWS).map(|i| format!("{i},{i}\n")).collect();
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&path, text))
+        .map_err(|e| Error::io(format!("cannot write '{}'", path.display()), e))
+}
+
 /// The full script of a query: DDL, views and the query, placeholders filled.
 pub fn job_script(name: &str, s: &JobSettings) -> Result<String> {
     let q = query(name)?;

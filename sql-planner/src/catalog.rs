@@ -7,7 +7,7 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion_common::config::ConfigOptions;
 use datafusion_common::tree_node::{Transformed, TreeNode};
-use datafusion_common::{plan_err, Column, Result as DfResult, TableReference};
+use datafusion_common::{not_impl_err, plan_err, Column, Result as DfResult, TableReference};
 use datafusion_expr::planner::{ContextProvider, ExprPlanner};
 use datafusion_expr::{
     AggregateUDF, Expr, HigherOrderUDF, LogicalPlan, LogicalPlanBuilder, ScalarUDF,
@@ -106,6 +106,23 @@ impl TableSource for RawTableSource {
                 None => TableProviderFilterPushDown::Unsupported,
             })
             .collect())
+    }
+}
+
+/// What DataFusion scans for `t FOR SYSTEM_TIME AS OF …`: the table as of a time, which only a
+/// lookup join (the scan on the right of a JOIN) can serve. The rewrite names such a reference
+/// [`VERSIONED_PREFIX`] + the table's name.
+#[derive(Debug)]
+pub(crate) struct VersionedSource {
+    pub table: Arc<FlinkTable>,
+}
+
+/// The name prefix marking a table referenced `FOR SYSTEM_TIME AS OF`.
+pub(crate) const VERSIONED_PREFIX: &str = "$as_of$";
+
+impl TableSource for VersionedSource {
+    fn schema(&self) -> SchemaRef {
+        self.table.descriptor.schema.clone()
     }
 }
 
@@ -255,7 +272,7 @@ impl Catalog {
             name: def.name.clone(),
             schema: Arc::new(Schema::new(physical)),
             partition_keys: def.partition_keys.clone(),
-            options: Options::new(def.options.clone()),
+            options: Options::new(def.options.clone()).with_legacy_keys_renamed(),
         };
         let connector = registry.for_table(&descriptor)?;
         let mut table = FlinkTable {
@@ -415,6 +432,28 @@ fn expand_computed(e: Expr, computed: &HashMap<String, Expr>) -> DfResult<Expr> 
 impl ContextProvider for Catalog {
     fn get_table_source(&self, name: TableReference) -> DfResult<Arc<dyn TableSource>> {
         let t = name.table();
+        if let Some(t) = t.strip_prefix(VERSIONED_PREFIX) {
+            return match self.tables.get(t) {
+                Some(table) if table.plan.is_none() && table.watermark.is_none() => {
+                    Ok(Arc::new(VersionedSource {
+                        table: table.clone(),
+                    }))
+                }
+                Some(table) if table.watermark.is_some() => not_impl_err!(
+                    "FOR SYSTEM_TIME AS OF a table with a watermark ('{t}'), an event-time \
+                     temporal join, is not supported yet; a lookup join of a bounded table \
+                     (no watermark) is"
+                ),
+                Some(_) => not_impl_err!(
+                    "FOR SYSTEM_TIME AS OF a table with computed columns ('{t}') is not \
+                     supported yet"
+                ),
+                None if self.views.contains_key(t) => not_impl_err!(
+                    "FOR SYSTEM_TIME AS OF a view ('{t}') is not supported yet: name a table"
+                ),
+                None => plan_err!("table '{t}' not found"),
+            };
+        }
         if let Some(v) = self.views.get(t) {
             return Ok(v.clone());
         }

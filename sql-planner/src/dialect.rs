@@ -41,6 +41,11 @@ impl Dialect for FlinkDialect {
         true
     }
 
+    /// `t FOR SYSTEM_TIME AS OF …`: temporal and lookup joins.
+    fn supports_table_versioning(&self) -> bool {
+        true
+    }
+
     fn parse_prefix(&self, parser: &mut Parser) -> Option<Result<Expr, ParserError>> {
         // `TABLE name` (not `TABLE(`): a table argument of a window TVF.
         if parser.peek_keyword(Keyword::TABLE)

@@ -14,6 +14,7 @@ mod legacy_window;
 mod lower;
 mod lower_group_agg;
 mod lower_join;
+mod lower_lookup_join;
 mod lower_rank;
 mod lower_stream_join;
 mod lower_window;

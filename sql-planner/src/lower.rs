@@ -23,7 +23,7 @@ use kernel::ops::{CalcFactory, WatermarkAssignerFactory};
 use kernel::types::StreamSchema;
 use kernel::{Error, Result};
 
-use crate::catalog::{column_filter, RawTableSource};
+use crate::catalog::{column_filter, RawTableSource, VersionedSource, VERSIONED_PREFIX};
 use crate::functions::CURRENT_WATERMARK;
 
 /// The column a Calc appends for `CURRENT_WATERMARK`.
@@ -419,6 +419,13 @@ impl<'a> Lowering<'a> {
     }
 
     fn scan(&mut self, scan: &datafusion_expr::TableScan) -> Result<Lowered> {
+        if scan.source.downcast_ref::<VersionedSource>().is_some() {
+            return Err(Error::user(format!(
+                "table '{}' FOR SYSTEM_TIME AS OF can only be the right side of a JOIN (a \
+                 lookup join), with its conditions in the ON clause",
+                scan.table_name.table().trim_start_matches(VERSIONED_PREFIX)
+            )));
+        }
         let Some(raw) = scan.source.downcast_ref::<RawTableSource>() else {
             return Err(Error::internal(format!(
                 "scan of '{}' has no eddy table behind it",

@@ -18,6 +18,7 @@ use kernel::types::StreamSchema;
 use kernel::{Error, Result};
 
 use crate::lower::{Lowered, Lowering, WindowColumns};
+use crate::lower_lookup_join::versioned_scan;
 
 /// The column of `schema` an expression is, if it is a bare column.
 pub(crate) fn column_index(e: &Expr, schema: &DFSchema) -> Option<usize> {
@@ -123,9 +124,9 @@ impl Lowering<'_> {
         &self,
         join: &Join,
         left: &Lowered,
-        right: &Lowered,
+        right: &DFSchema,
     ) -> Result<Option<Arc<dyn PhysicalExpr>>> {
-        let paired = left.schema.join(&right.schema)?;
+        let paired = left.schema.join(right)?;
         join.filter
             .as_ref()
             .map(|f| self.physical(f, &paired))
@@ -138,6 +139,10 @@ impl Lowering<'_> {
                 "a join whose keys match NULL to NULL (IS NOT DISTINCT FROM, or NOT IN over \
                  nullable columns) is not supported yet",
             ));
+        }
+        let mut table_filters = Vec::new();
+        if let Some((scan, versioned)) = versioned_scan(&join.right, &mut table_filters) {
+            return self.lookup_join(join, scan, versioned, &table_filters);
         }
         let left = self.lower(&join.left)?;
         let right = self.lower(&join.right)?;
@@ -185,7 +190,7 @@ impl Lowering<'_> {
         let (lend, rend) = (lw.end.expect("equated"), rw.end.expect("equated"));
 
         let keys = self.join_keys(keys, &left, &right)?;
-        let filter = self.join_condition(join, &left, &right)?;
+        let filter = self.join_condition(join, &left, &right.schema)?;
         let output: SchemaRef = Arc::new(join.schema.as_arrow().clone());
         // Both sides' rows of a key must meet in one subtask: hash by the key columns, or by
         // the window end when a key is an expression (or there is none), which keeps a window

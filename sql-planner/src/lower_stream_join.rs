@@ -206,7 +206,7 @@ impl Lowering<'_> {
         right: Lowered,
     ) -> Result<Lowered> {
         let keys = self.join_keys(&join.on, &left, &right)?;
-        let filter = self.join_condition(join, &left, &right)?;
+        let filter = self.join_condition(join, &left, &right.schema)?;
         let output: SchemaRef = Arc::new(join.schema.as_arrow().clone());
         let side = |l: &Lowered, keys| ChangelogJoinSide {
             keys,
@@ -246,7 +246,7 @@ impl Lowering<'_> {
         right: Lowered,
     ) -> Result<Lowered> {
         let keys = self.join_keys(&join.on, &left, &right)?;
-        let filter = self.join_condition(join, &left, &right)?;
+        let filter = self.join_condition(join, &left, &right.schema)?;
         let paired = left.schema.join(&right.schema)?;
         let width = left.schema.fields().len();
         let [lexp, rexp] = expiries(

@@ -1,9 +1,12 @@
 //! AST rewrites that give queries Flink's semantics where DataFusion's differ.
 
 use sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, ObjectName, Query, SelectItem, SetExpr,
-    Statement, TableAlias, TableFactor, TableFunctionArgs, TableWithJoins, Value,
+    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, Query, SelectItem,
+    SetExpr, Statement, TableAlias, TableFactor, TableFunctionArgs, TableVersion, TableWithJoins,
+    Value,
 };
+
+use crate::catalog::VERSIONED_PREFIX;
 
 use crate::dialect::TABLE_ARG_FUNCTION;
 
@@ -14,7 +17,9 @@ use crate::dialect::TABLE_ARG_FUNCTION;
 ///   cannot plan, becomes the table function call `TUMBLE('t', 'ts', …)` with positional
 ///   arguments (see `window_tvf.rs`);
 /// - a legacy group window, `GROUP BY …, TUMBLE(ts, …)`, becomes that window table function
-///   (see `legacy_window.rs`).
+///   (see `legacy_window.rs`);
+/// - a table `FOR SYSTEM_TIME AS OF t`, which DataFusion would read as the table itself, is
+///   renamed so that the catalog gives a source only a lookup join can use.
 ///
 /// The error says which construct cannot be rewritten.
 pub fn flink_semantics(stmt: &mut Statement) -> Result<(), String> {
@@ -80,6 +85,35 @@ fn table_factor(f: &mut TableFactor) -> Result<(), String> {
                 };
                 *f = table_function_call(call.name.clone(), alias.take(), args);
             }
+        }
+        TableFactor::Table {
+            name,
+            alias,
+            version: version @ Some(_),
+            ..
+        } => {
+            let Some(TableVersion::ForSystemTimeAsOf(_)) = version.take() else {
+                return Err(format!(
+                    "table '{name}': only FOR SYSTEM_TIME AS OF selects a table's version"
+                ));
+            };
+            // The table under a name that tells the catalog it is looked up (a lookup join);
+            // its columns keep their qualifier through the alias.
+            let Some(table) = name.0.last().and_then(|p| p.as_ident()).cloned() else {
+                return Err(format!("table '{name}' FOR SYSTEM_TIME AS OF has no name"));
+            };
+            if alias.is_none() {
+                *alias = Some(TableAlias {
+                    explicit: false,
+                    name: table.clone(),
+                    columns: vec![],
+                    at: None,
+                });
+            }
+            *name = ObjectName::from(vec![Ident::with_quote(
+                '`',
+                format!("{VERSIONED_PREFIX}{}", table.value),
+            )]);
         }
         TableFactor::Derived { subquery, .. } => return query(subquery),
         TableFactor::NestedJoin {

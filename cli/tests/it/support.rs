@@ -97,6 +97,7 @@ pub fn run_query_to_csv(
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let script = job_script(name, &settings(dir.path())).unwrap();
+    nexmark::queries::write_side_input(dir.path()).unwrap();
     if is_updating(&script, parallelism) {
         let metrics = run_sql_materialized(&script, parallelism, &out)
             .unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -78,6 +78,23 @@ pub trait Connector: Send + Sync {
         )))
     }
 
+    /// A bounded source of the whole table, for a lookup join (`JOIN t FOR SYSTEM_TIME AS OF
+    /// …`) that loads the table and looks rows up by key; `projection` as for `source`.
+    fn lookup_source(
+        &self,
+        table: &TableDescriptor,
+        projection: Option<&[usize]>,
+    ) -> Result<Arc<dyn SourceFactory>> {
+        let _ = projection;
+        Err(Error::user(format!(
+            "table '{}': connector '{}' cannot be looked up (FOR SYSTEM_TIME AS OF); a lookup \
+             join needs a bounded table, as connector 'filesystem' without \
+             'source.monitor-interval'",
+            table.name,
+            self.name()
+        )))
+    }
+
     /// True when the sink can take an updating input (rows with an op column); a sink that
     /// only appends refuses one at plan time.
     fn accepts_updates(&self) -> bool {

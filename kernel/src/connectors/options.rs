@@ -18,6 +18,33 @@ impl Options {
         Options { map }
     }
 
+    /// The options with Flink's legacy descriptor keys (`connector.type`, `connector.path`,
+    /// `format.type`, `format.*`), which Flink's own Nexmark q13 still uses, renamed to the
+    /// keys of today's connectors.
+    pub fn with_legacy_keys_renamed(self) -> Self {
+        if !self.map.contains_key("connector.type") || self.map.contains_key("connector") {
+            return self;
+        }
+        let format = self.map.get("format.type").cloned().unwrap_or_default();
+        let map = self
+            .map
+            .into_iter()
+            .map(|(k, v)| {
+                let renamed = match k.as_str() {
+                    "connector.type" => "connector".to_string(),
+                    "connector.path" => "path".to_string(),
+                    "format.type" => "format".to_string(),
+                    _ => match k.strip_prefix("format.") {
+                        Some(rest) if !format.is_empty() => format!("{format}.{rest}"),
+                        _ => k,
+                    },
+                };
+                (renamed, v)
+            })
+            .collect();
+        Options { map }
+    }
+
     pub fn get(&self, key: &str) -> Option<&str> {
         self.map.get(key).map(String::as_str)
     }

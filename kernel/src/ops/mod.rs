@@ -5,6 +5,7 @@ pub mod changelog_join;
 pub mod group_agg;
 pub(crate) mod group_keys;
 pub(crate) mod keyed_table;
+pub mod lookup_join;
 pub mod rank;
 pub mod stream_join;
 #[cfg(test)]

@@ -5,7 +5,9 @@
 //! subtask writes `part-<run>-<subtask>-<n>` files, as `.inprogress` until committed at the
 //! end of input; with `PARTITIONED BY` rows go to `col=value/…` directories (Hive-style, as
 //! Flink), partition columns left out of the files, and `_SUCCESS` marks each committed
-//! partition when `sink.partition-commit.policy.kind` includes `success-file`.
+//! partition when `sink.partition-commit.policy.kind` includes `success-file`. A bounded
+//! table can also be looked up: a lookup join loads it whole and reloads it after
+//! `lookup.join.cache.ttl` (Flink's default: 60 min).
 
 mod csv_records;
 mod decode;
@@ -26,6 +28,7 @@ const KEYS: &[&str] = &[
     "path",
     "format",
     "source.monitor-interval",
+    "lookup.join.cache.ttl",
     "sink.parallelism",
     "sink.rolling-policy.file-size",
     "sink.rolling-policy.rollover-interval",
@@ -180,6 +183,21 @@ impl Connector for FilesystemConnector {
         projection: Option<&[usize]>,
         _filters: &[ColumnFilter],
     ) -> Result<Arc<dyn SourceFactory>> {
+        source::factory(table, projection, FormatOptions::from_table(table)?)
+    }
+
+    fn lookup_source(
+        &self,
+        table: &TableDescriptor,
+        projection: Option<&[usize]>,
+    ) -> Result<Arc<dyn SourceFactory>> {
+        if table.options.get("source.monitor-interval").is_some() {
+            return Err(Error::user(format!(
+                "table '{}': a filesystem table with 'source.monitor-interval' is unbounded and \
+                 cannot be looked up (FOR SYSTEM_TIME AS OF)",
+                table.name
+            )));
+        }
         source::factory(table, projection, FormatOptions::from_table(table)?)
     }
 
