@@ -15,6 +15,7 @@ mod lower;
 mod lower_group_agg;
 mod lower_join;
 mod lower_lookup_join;
+mod lower_over_agg;
 mod lower_rank;
 mod lower_stream_join;
 mod lower_window;

@@ -282,18 +282,19 @@ impl<'a> Lowering<'a> {
             LogicalPlan::Aggregate(agg) => self.aggregate(agg),
             LogicalPlan::Join(join) => self.join(join),
             other if crate::lower_window::window_tvf(other).is_some() => Err(Error::user(
-                "a window table function must be followed by GROUP BY window_start,                  window_end (a window aggregation); other uses are not supported yet",
+                "a window table function must be followed by GROUP BY window_start, \
+                 window_end (a window aggregation); other uses are not supported yet",
             )),
             other => Err(unsupported(other)),
         }
     }
 
-    /// Refuses an updating `input` to an operator that takes appended rows only.
     /// Whether `input`'s rows may be updated or deleted later (its edge carries the op column).
     pub(crate) fn is_updating(&self, input: &Lowered) -> bool {
         self.graph.nodes[input.node].output.is_updating()
     }
 
+    /// Refuses an updating `input` to an operator that takes appended rows only.
     pub(crate) fn append_only(&self, input: &Lowered, what: &str) -> Result<()> {
         if self.is_updating(input) {
             return Err(Error::user(format!(

@@ -56,6 +56,9 @@ impl Lowering<'_> {
         exprs: &[Expr],
         out: DFSchemaRef,
     ) -> Result<Lowered> {
+        if crate::lower_over_agg::is_over_aggregate(window) {
+            return self.over_aggregate(window, filter, exprs, out);
+        }
         let refuse = |why: &str| {
             Error::user(format!(
                 "ROW_NUMBER() OVER (…) {why}; eddy runs it as Top-N or deduplication: \

@@ -1,9 +1,11 @@
 //! AST rewrites that give queries Flink's semantics where DataFusion's differ.
 
+use std::ops::ControlFlow;
+
 use sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, Query, SelectItem,
-    SetExpr, Statement, TableAlias, TableFactor, TableFunctionArgs, TableVersion, TableWithJoins,
-    Value,
+    visit_expressions, BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
+    Ident, ObjectName, Query, Select, SelectItem, SetExpr, Statement, TableAlias, TableFactor,
+    TableFunctionArgs, TableVersion, TableWithJoins, Value,
 };
 
 use crate::catalog::VERSIONED_PREFIX;
@@ -18,6 +20,7 @@ use crate::dialect::TABLE_ARG_FUNCTION;
 ///   arguments (see `window_tvf.rs`);
 /// - a legacy group window, `GROUP BY …, TUMBLE(ts, …)`, becomes that window table function
 ///   (see `legacy_window.rs`);
+/// - a WHERE condition on the alias of a window function of the same SELECT becomes QUALIFY;
 /// - a table `FOR SYSTEM_TIME AS OF t`, which DataFusion would read as the table itself, is
 ///   renamed so that the catalog gives a source only a lookup join can use.
 ///
@@ -46,6 +49,7 @@ fn set_expr(e: &mut SetExpr) -> Result<(), String> {
     match e {
         SetExpr::Select(s) => {
             crate::legacy_window::rewrite(s)?;
+            filters_on_window_aliases(s);
             for item in &mut s.projection {
                 if let SelectItem::UnnamedExpr(Expr::CompoundIdentifier(parts)) = item {
                     if let Some(last) = parts.last().cloned() {
@@ -65,6 +69,87 @@ fn set_expr(e: &mut SetExpr) -> Result<(), String> {
             set_expr(right)
         }
         _ => Ok(()),
+    }
+}
+
+/// The conjuncts of `s`'s WHERE that name the alias of an OVER window function of the same
+/// SELECT (`SELECT *, ROW_NUMBER() OVER (…) AS rownum FROM … WHERE rownum <= 1`, as Nexmark's
+/// q6 writes its Top-1) move to QUALIFY, which filters after the window functions: WHERE
+/// cannot see them, and that is what such a filter means.
+fn filters_on_window_aliases(s: &mut Select) {
+    let aliases: Vec<String> = s
+        .projection
+        .iter()
+        .filter_map(|item| match item {
+            SelectItem::ExprWithAlias {
+                expr: Expr::Function(f),
+                alias,
+            } if f.over.is_some() => Some(alias.value.clone()),
+            _ => None,
+        })
+        .collect();
+    let Some(selection) = s.selection.take() else {
+        return;
+    };
+    if aliases.is_empty() {
+        s.selection = Some(selection);
+        return;
+    }
+    let names_alias = |e: &Expr| {
+        let mut found = false;
+        let _ = visit_expressions(e, |e| {
+            if let Expr::Identifier(id) = e {
+                found |= aliases.contains(&id.value);
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        found
+    };
+    let (mut keep, mut moved) = (Vec::new(), Vec::new());
+    for c in conjuncts(selection) {
+        if names_alias(&c) {
+            moved.push(c);
+        } else {
+            keep.push(c);
+        }
+    }
+    let and = |parts: Vec<Expr>| {
+        parts.into_iter().reduce(|a, b| Expr::BinaryOp {
+            left: Box::new(a),
+            op: BinaryOperator::And,
+            right: Box::new(b),
+        })
+    };
+    s.selection = and(keep);
+    if let Some(moved) = and(moved) {
+        s.qualify = and(s.qualify.take().into_iter().chain([moved]).collect());
+    }
+}
+
+/// `e` split at its top-level ANDs.
+fn conjuncts(e: Expr) -> Vec<Expr> {
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            let mut out = conjuncts(*left);
+            out.extend(conjuncts(*right));
+            out
+        }
+        Expr::Nested(inner)
+            if matches!(
+                *inner,
+                Expr::BinaryOp {
+                    op: BinaryOperator::And,
+                    ..
+                }
+            ) =>
+        {
+            conjuncts(*inner)
+        }
+        other => vec![other],
     }
 }
 

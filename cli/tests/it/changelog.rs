@@ -268,3 +268,24 @@ fn state_ttl_reaches_the_join_and_a_bad_value_is_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn over_windows_eddy_cannot_frame_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "SELECT SUM(price) OVER (PARTITION BY auction ORDER BY `dateTime`) FROM bid;",
+            "an OVER window framed RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW is not \
+             supported yet",
+        ),
+        (
+            "SELECT STDDEV(price) OVER (PARTITION BY auction ORDER BY `dateTime` ROWS BETWEEN 2 \
+             PRECEDING AND CURRENT ROW) FROM bid;",
+            "STDDEV OVER (…) is not supported yet",
+        ),
+    ];
+    for (query, message) in cases {
+        let err = run_sql(&over_nexmark(dir.path(), query), 1).unwrap_err();
+        assert!(err.contains(message), "{query}: {err}");
+    }
+}

@@ -92,10 +92,12 @@ fn q22_url_directories_at_parallelism_two() {
 
 #[test]
 fn a_query_eddy_cannot_run_is_refused_naming_the_construct() {
+    // Every Nexmark query runs; an IN subquery (a semi join) over their tables does not yet.
     let dir = tempfile::tempdir().unwrap();
-    let script = job_script("q6", &settings(dir.path())).unwrap();
-    let err = run_sql(&script, 1).unwrap_err();
-    // q6 filters on `rownum` in the SELECT that defines it, which SQL (and Flink) refuses.
-    assert!(err.contains("No field named rownum"), "{err}");
+    let script = job_script("q0", &settings(dir.path())).unwrap();
+    let ddl = &script[..script.find("CREATE TABLE nexmark_q0").unwrap()];
+    let sql = format!("{ddl}\nSELECT * FROM bid WHERE auction IN (SELECT id FROM auction);");
+    let err = run_sql(&sql, 1).unwrap_err();
+    assert!(err.contains("a semi or anti join"), "{err}");
     assert!(err.contains("at line"), "{err}");
 }

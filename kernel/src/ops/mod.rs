@@ -6,6 +6,7 @@ pub mod group_agg;
 pub(crate) mod group_keys;
 pub(crate) mod keyed_table;
 pub mod lookup_join;
+pub mod over_agg;
 pub mod rank;
 pub mod stream_join;
 #[cfg(test)]
