@@ -154,7 +154,7 @@ def agreement(eddy_dir, flink_dir, columns=None):
     if (na, da) == (nb, db):
         out = {"agree": True, "rows": na}
         if columns:
-            out["compared"] = f"columns {columns} (ties)"
+            out["compared"] = "rows, on the columns ties cannot change"
         return out
     pick = (lambda r: [r[c] for c in columns]) if columns else (lambda r: r)
     a = sorted(pick(r) for r in csv_rows(eddy_dir))
@@ -196,7 +196,7 @@ def totals_agreement(eddy_dir, flink_dir):
         return out
     a, b = totals(eddy_dir), totals(flink_dir)
     if a == b:
-        return {"agree": True, "rows": len(a), "compared": "per-key totals"}
+        return {"agree": True, "rows": len(a), "compared": "keys, totals"}
     differ = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
     return {
         "agree": False,
@@ -382,7 +382,7 @@ def main():
     for r in results:
         e, f, c = r.get("eddy", {}), r.get("flink", {}), r["outputs"]
         if c.get("agree") is True:
-            agree = f"agree ({c['rows']} {'keys, totals' if 'compared' in c else 'rows'})"
+            agree = f"agree ({c['rows']} {c.get('compared', 'rows')})"
         elif c.get("agree") is False:
             agree = f"**differ** ({c['eddy_rows']} vs {c['flink_rows']} rows)"
         else:
