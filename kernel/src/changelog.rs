@@ -67,6 +67,15 @@ pub fn is_accumulate(kind: i8) -> bool {
     kind == RowKind::Insert as i8 || kind == RowKind::UpdateAfter as i8
 }
 
+/// Per row of an `n`-row batch with op column `ops` (`None`: insert-only), whether it adds a
+/// row to the result ([`is_accumulate`]).
+pub fn accumulates(ops: Option<&ArrayRef>, n: usize) -> Vec<bool> {
+    match ops.and_then(|o| o.as_primitive_opt::<Int8Type>()) {
+        Some(ops) => ops.values().iter().map(|&k| is_accumulate(k)).collect(),
+        None => vec![true; n],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

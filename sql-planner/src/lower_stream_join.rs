@@ -17,6 +17,7 @@ use datafusion_common::{DFSchema, ScalarValue};
 use datafusion_expr::expr::{Between, BinaryExpr};
 use datafusion_expr::{Expr, Join, Operator as SqlOp};
 use kernel::graph::{NodeKind, Partitioning};
+use kernel::operator::OperatorFactory;
 use kernel::ops::changelog_join::{ChangelogJoinFactory, ChangelogJoinSide, RegularJoinType};
 use kernel::ops::stream_join::{Expiry, StreamJoinFactory, StreamJoinSide};
 use kernel::ops::window::WindowKind;
@@ -24,7 +25,7 @@ use kernel::types::{ChangelogMode, StreamSchema};
 use kernel::Result;
 
 use crate::lower::{Lowered, Lowering, WindowColumns};
-use crate::lower_join::{column_index, JoinKeys};
+use crate::lower_join::column_index;
 
 /// A column of the joined inputs plus a constant, in milliseconds: `side.column + shift`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -169,20 +170,23 @@ fn expiries(
 }
 
 impl Lowering<'_> {
-    /// Where a regular join runs: rows with equal keys meet in one subtask, so both inputs are
+    /// A regular join's node: rows with equal keys meet in one subtask, so both inputs are
     /// hashed by their key columns, or the join runs on one subtask when a key is an expression
-    /// or there is none. Returns the parallelism and each input's partitioning.
-    fn regular_join_exchange(
-        &self,
-        keys: &JoinKeys,
-        left: &Lowered,
-        right: &Lowered,
-    ) -> (usize, Partitioning, Partitioning) {
-        match &keys.columns {
+    /// or there is none. A regular join's results carry no time attribute and no window.
+    fn regular_join_node(
+        &mut self,
+        join: &Join,
+        key_columns: Option<(Vec<usize>, Vec<usize>)>,
+        (left, right): (Lowered, Lowered),
+        name: String,
+        factory: Arc<dyn OperatorFactory>,
+        output: StreamSchema,
+    ) -> Lowered {
+        let (parallelism, lpart, rpart) = match key_columns {
             Some((l, r)) if self.parallelism > 1 => (
                 self.parallelism,
-                Partitioning::Hash(l.clone()),
-                Partitioning::Hash(r.clone()),
+                Partitioning::Hash(l),
+                Partitioning::Hash(r),
             ),
             _ => {
                 let one = |l: &Lowered| {
@@ -192,8 +196,22 @@ impl Lowering<'_> {
                         Partitioning::Single
                     }
                 };
-                (1, one(left), one(right))
+                (1, one(&left), one(&right))
             }
+        };
+        let id = self.add(
+            "join",
+            name,
+            parallelism,
+            NodeKind::Operator(factory),
+            output,
+        );
+        self.graph.connect(left.node, id, 0, lpart);
+        self.graph.connect(right.node, id, 1, rpart);
+        Lowered {
+            node: id,
+            schema: join.schema.clone(),
+            window: None,
         }
     }
 
@@ -212,7 +230,6 @@ impl Lowering<'_> {
             keys,
             schema: Arc::new(Schema::clone(l.schema.as_arrow())),
         };
-        let (parallelism, lpart, rpart) = self.regular_join_exchange(&keys, &left, &right);
         let factory = ChangelogJoinFactory {
             join_type,
             left: side(&left, keys.left),
@@ -222,20 +239,14 @@ impl Lowering<'_> {
             output: output.clone(),
             state_ttl_ms: self.state_ttl_ms,
         };
-        let id = self.add(
-            "join",
+        Ok(self.regular_join_node(
+            join,
+            keys.columns,
+            (left, right),
             format!("ChangelogJoin: {join_type:?}"),
-            parallelism,
-            NodeKind::Operator(Arc::new(factory)),
+            Arc::new(factory),
             StreamSchema::updating(output, ChangelogMode::Retract),
-        );
-        self.graph.connect(left.node, id, 0, lpart);
-        self.graph.connect(right.node, id, 1, rpart);
-        Ok(Lowered {
-            node: id,
-            schema: join.schema.clone(),
-            window: None,
-        })
+        ))
     }
 
     /// A regular inner join of two append-only inputs.
@@ -256,7 +267,6 @@ impl Lowering<'_> {
             [left.window, right.window],
         );
         let output: SchemaRef = Arc::new(join.schema.as_arrow().clone());
-        let (parallelism, lpart, rpart) = self.regular_join_exchange(&keys, &left, &right);
         let side = |l: &Lowered, keys, expiry| StreamJoinSide {
             keys,
             schema: Arc::new(Schema::clone(l.schema.as_arrow())),
@@ -269,20 +279,13 @@ impl Lowering<'_> {
             filter,
             output: output.clone(),
         };
-        let id = self.add(
-            "join",
+        Ok(self.regular_join_node(
+            join,
+            keys.columns,
+            (left, right),
             "StreamJoin: Inner".to_string(),
-            parallelism,
-            NodeKind::Operator(Arc::new(factory)),
+            Arc::new(factory),
             StreamSchema::append_only(output),
-        );
-        self.graph.connect(left.node, id, 0, lpart);
-        self.graph.connect(right.node, id, 1, rpart);
-        // A regular join's results carry no time attribute and no window.
-        Ok(Lowered {
-            node: id,
-            schema: join.schema.clone(),
-            window: None,
-        })
+        ))
     }
 }

@@ -29,7 +29,7 @@ use arrow::row::{RowConverter, Rows};
 use datafusion_physical_expr::PhysicalExpr;
 use gemini_state::{KeyGroup, StateSize, StateTable, TableOptions};
 
-use crate::changelog::{is_accumulate, split_row_kinds, with_row_kinds};
+use crate::changelog::{accumulates, split_row_kinds, with_row_kinds};
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::evaluate;
 use crate::ops::group_keys::{join_keys, key_names, keys_valid, paired_schema};
@@ -423,13 +423,7 @@ impl ChangelogJoin {
         out: &mut dyn Output,
     ) -> Result<()> {
         let n = data.num_rows();
-        let accumulate: Vec<bool> = match &ops {
-            Some(ops) => {
-                let ops = ops.as_primitive::<arrow::datatypes::Int8Type>();
-                (0..n).map(|i| is_accumulate(ops.value(i))).collect()
-            }
-            None => vec![true; n],
-        };
+        let accumulate = accumulates(ops.as_ref(), n);
         let (keys, valid, groups) = self.encode_keys(input, &data, ctx)?;
         let (mut found, ranges) = self.candidates(input, keys.as_ref(), &valid, &groups)?;
         let found_rows = self.decode_candidates(input, &found)?;
@@ -461,10 +455,11 @@ impl ChangelogJoin {
         let ekeys: Vec<&[u8]> = entries.iter().map(|e| e.1.as_slice()).collect();
         let mut stored = Vec::new();
         table.get_many(&kgs, &ekeys, &mut stored)?;
-        let mut counts: Vec<Counts> = stored
+        let before: Vec<Option<Counts>> = stored
             .iter()
-            .map(|v| v.as_deref().map_or(Ok(Counts::default()), Counts::decode))
+            .map(|v| v.as_deref().map(Counts::decode).transpose())
             .collect::<Result<_>>()?;
+        let mut counts: Vec<Counts> = before.iter().map(|c| c.unwrap_or_default()).collect();
 
         // Flink's rules, row by row.
         let this_outer = self.f.join_type.outer(input);
@@ -519,13 +514,12 @@ impl ChangelogJoin {
 
         // Write back this side's entries, then the other side's changed associations.
         let (mut put, mut gone) = (Vec::new(), Vec::new());
-        for (e, c) in counts.iter().enumerate() {
-            let before = stored[e].as_deref().map(Counts::decode).transpose()?;
+        for (e, (c, was)) in counts.iter().zip(&before).enumerate() {
             if c.copies == 0 {
-                if before.is_some() {
+                if was.is_some() {
                     gone.push(e);
                 }
-            } else if before != Some(*c) {
+            } else if *was != Some(*c) {
                 put.push(e);
             }
         }

@@ -20,8 +20,9 @@ pub use watermark::WatermarkAssignerFactory;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, Int64Array, RecordBatch};
-use arrow::compute::cast;
-use arrow::datatypes::{DataType, Int64Type, TimeUnit};
+use arrow::compute::{cast, SortOptions};
+use arrow::datatypes::{DataType, Int64Type, Schema, TimeUnit};
+use arrow::row::{RowConverter, Rows, SortField};
 use datafusion_physical_expr::PhysicalExpr;
 
 use gemini_state::StateSize;
@@ -81,4 +82,50 @@ pub(crate) fn timestamp_millis(column: &ArrayRef) -> Result<Int64Array> {
 /// Evaluates `expr` over `batch` into a full-length array.
 pub fn evaluate(expr: &Arc<dyn PhysicalExpr>, batch: &RecordBatch) -> Result<ArrayRef> {
     Ok(expr.evaluate(batch)?.into_array(batch.num_rows())?)
+}
+
+/// ORDER BY values as memcomparable bytes (arrow-row), for operators that keep rows sorted.
+/// Without ORDER BY (or when it only names a processing-time attribute, which is arrival
+/// order) every row's bytes are empty: all rows tie.
+#[derive(Debug)]
+pub(crate) struct SortKeys {
+    exprs: Vec<Arc<dyn PhysicalExpr>>,
+    converter: Option<RowConverter>,
+}
+
+/// The sort keys of one batch; see [`SortKeys`].
+pub(crate) struct SortedRows(Option<Rows>);
+
+impl SortedRows {
+    /// Row `i`'s sort bytes.
+    pub fn key(&self, i: usize) -> &[u8] {
+        self.0.as_ref().map_or(&[], |r| r.row(i).data())
+    }
+}
+
+impl SortKeys {
+    pub fn new(order: &[(Arc<dyn PhysicalExpr>, SortOptions)], input: &Schema) -> Result<Self> {
+        let fields = order
+            .iter()
+            .map(|(e, o)| Ok(SortField::new_with_options(e.data_type(input)?, *o)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SortKeys {
+            exprs: order.iter().map(|(e, _)| e.clone()).collect(),
+            converter: (!fields.is_empty())
+                .then(|| RowConverter::new(fields))
+                .transpose()?,
+        })
+    }
+
+    pub fn convert(&self, batch: &RecordBatch) -> Result<SortedRows> {
+        let Some(converter) = &self.converter else {
+            return Ok(SortedRows(None));
+        };
+        let columns = self
+            .exprs
+            .iter()
+            .map(|e| evaluate(e, batch))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SortedRows(Some(converter.convert_columns(&columns)?)))
+    }
 }

@@ -17,15 +17,15 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, Float64Array, Int64Array, Int8Array, RecordBatch};
 use arrow::compute::{cast, SortOptions};
-use arrow::datatypes::{DataType, Float64Type, Int64Type, Int8Type, SchemaRef};
+use arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef};
 use arrow::row::{RowConverter, SortField};
 use datafusion_physical_expr::PhysicalExpr;
 use gemini_state::StateSize;
 
-use crate::changelog::{is_accumulate, split_row_kinds, with_row_kinds};
+use crate::changelog::{accumulates, split_row_kinds, with_row_kinds};
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
-use crate::ops::evaluate;
 use crate::ops::group_keys::GroupKeys;
+use crate::ops::{evaluate, SortKeys};
 use crate::types::RowKind;
 use crate::{Error, Result};
 
@@ -66,11 +66,6 @@ pub struct OverAggregateFactory {
 
 impl OperatorFactory for OverAggregateFactory {
     fn create(&self, _subtask: usize, _parallelism: usize) -> Result<Box<dyn Operator>> {
-        let order_fields = self
-            .order
-            .iter()
-            .map(|(e, o)| Ok(SortField::new_with_options(e.data_type(&self.input)?, *o)))
-            .collect::<Result<Vec<_>>>()?;
         let row_fields = self
             .input
             .fields()
@@ -79,9 +74,7 @@ impl OperatorFactory for OverAggregateFactory {
             .collect();
         Ok(Box::new(OverAggregate {
             keys: GroupKeys::new(self.key_schema.clone())?,
-            order: (!order_fields.is_empty())
-                .then(|| RowConverter::new(order_fields))
-                .transpose()?,
+            order: SortKeys::new(&self.order, &self.input)?,
             rows: RowConverter::new(row_fields)?,
             f: self.clone(),
             partitions: Vec::new(),
@@ -145,7 +138,7 @@ type Result_ = (Box<[u8]>, Vec<Option<Num>>);
 struct OverAggregate {
     f: OverAggregateFactory,
     keys: GroupKeys,
-    order: Option<RowConverter>,
+    order: SortKeys,
     rows: RowConverter,
     /// Per partition, its rows in ORDER BY order.
     partitions: Vec<Vec<Entry>>,
@@ -156,61 +149,75 @@ struct OverAggregate {
     entries: u64,
 }
 
-/// The values of `calls` for the frames of rows `from..` of `entries`.
+/// The values of `calls` for the frames of rows `from..` of `entries`: a bounded frame is
+/// folded anew at each row (it holds at most n + 1 rows), an unbounded one runs once from the
+/// partition's first row.
 fn frame_values(entries: &[Entry], calls: &[OverCall], from: usize) -> Vec<Vec<Option<Num>>> {
-    (from..entries.len())
-        .map(|i| {
-            calls
-                .iter()
-                .enumerate()
-                .map(|(c, call)| {
-                    let lo = call.preceding.map_or(0, |n| i.saturating_sub(n));
-                    aggregate(call.function, entries[lo..=i].iter().map(|e| e.args[c]))
-                })
-                .collect()
-        })
-        .collect()
+    let mut out = vec![Vec::with_capacity(calls.len()); entries.len() - from];
+    for (c, call) in calls.iter().enumerate() {
+        match call.preceding {
+            None => {
+                let mut running = Accumulator::default();
+                for (i, e) in entries.iter().enumerate() {
+                    running.add(e.args[c]);
+                    if i >= from {
+                        out[i - from].push(running.value(call.function));
+                    }
+                }
+            }
+            Some(n) => {
+                for i in from..entries.len() {
+                    let mut frame = Accumulator::default();
+                    for e in &entries[i.saturating_sub(n)..=i] {
+                        frame.add(e.args[c]);
+                    }
+                    out[i - from].push(frame.value(call.function));
+                }
+            }
+        }
+    }
+    out
 }
 
-/// One aggregate over a frame's argument values (`None` for a null argument; COUNT(*)'s
-/// argument is a constant).
-fn aggregate(function: OverFunction, values: impl Iterator<Item = Option<Num>>) -> Option<Num> {
-    let mut count: i128 = 0;
-    let mut acc: Option<Num> = None;
-    for v in values.flatten() {
-        count += 1;
-        acc = Some(match (function, acc, v) {
-            (_, None, v) => v,
-            (OverFunction::Sum | OverFunction::Avg, Some(Num::Int(a)), Num::Int(b)) => {
-                Num::Int(a + b)
-            }
-            (OverFunction::Sum | OverFunction::Avg, Some(a), b) => {
-                Num::Float(a.as_f64() + b.as_f64())
-            }
-            (OverFunction::Min, Some(a), b) => {
-                if b.as_f64() < a.as_f64() {
-                    b
-                } else {
-                    a
-                }
-            }
-            (OverFunction::Max, Some(a), b) => {
-                if b.as_f64() > a.as_f64() {
-                    b
-                } else {
-                    a
-                }
-            }
-            (OverFunction::Count, Some(a), _) => a,
+/// One aggregate folded over a frame's argument values (`None`: a null argument, which every
+/// function skips; COUNT(*)'s argument is a constant). Count, sum, minimum and maximum are
+/// kept together, so one fold serves every function; `value` picks one.
+#[derive(Default)]
+struct Accumulator {
+    count: i128,
+    sum: Option<Num>,
+    min: Option<Num>,
+    max: Option<Num>,
+}
+
+impl Accumulator {
+    fn add(&mut self, v: Option<Num>) {
+        let Some(v) = v else { return };
+        self.count += 1;
+        self.sum = Some(match (self.sum, v) {
+            (None, v) => v,
+            (Some(Num::Int(a)), Num::Int(b)) => Num::Int(a + b),
+            (Some(a), b) => Num::Float(a.as_f64() + b.as_f64()),
         });
+        if self.min.is_none_or(|m| v.as_f64() < m.as_f64()) {
+            self.min = Some(v);
+        }
+        if self.max.is_none_or(|m| v.as_f64() > m.as_f64()) {
+            self.max = Some(v);
+        }
     }
-    match function {
-        OverFunction::Count => Some(Num::Int(count)),
-        OverFunction::Avg => acc.map(|s| match s {
-            Num::Int(s) => Num::Int(s / count),
-            Num::Float(s) => Num::Float(s / count as f64),
-        }),
-        _ => acc,
+
+    fn value(&self, function: OverFunction) -> Option<Num> {
+        match function {
+            OverFunction::Count => Some(Num::Int(self.count)),
+            OverFunction::Sum => self.sum,
+            OverFunction::Avg => self.sum.map(|s| match s {
+                Num::Int(s) => Num::Int(s / self.count),
+                Num::Float(s) => Num::Float(s / self.count as f64),
+            }),
+            OverFunction::Min => self.min,
+            OverFunction::Max => self.max,
+        }
     }
 }
 
@@ -286,31 +293,14 @@ impl Operator for OverAggregate {
             return Ok(());
         }
         let (data, ops) = split_row_kinds(batch)?;
-        let accumulate: Vec<bool> = match &ops {
-            Some(ops) => {
-                let ops = ops.as_primitive::<Int8Type>();
-                (0..n).map(|i| is_accumulate(ops.value(i))).collect()
-            }
-            None => vec![true; n],
-        };
+        let accumulate = accumulates(ops.as_ref(), n);
         let mut groups = std::mem::take(&mut self.groups);
         self.keys
             .intern_batch(&self.f.partition, &data, &mut groups)?;
         if self.partitions.len() < self.keys.len() {
             self.partitions.resize_with(self.keys.len(), Vec::new);
         }
-        let order = match &self.order {
-            Some(c) => {
-                let cols = self
-                    .f
-                    .order
-                    .iter()
-                    .map(|(e, _)| evaluate(e, &data))
-                    .collect::<Result<Vec<_>>>()?;
-                Some(c.convert_columns(&cols)?)
-            }
-            None => None,
-        };
+        let order = self.order.convert(&data)?;
         let rows = self.rows.convert_columns(data.columns())?;
         let args = self.arguments(&data)?;
 
@@ -332,12 +322,11 @@ impl Operator for OverAggregate {
         for g in touched {
             let list = &per_partition[&g];
             let entries = &mut self.partitions[g];
-            let order_of = |i: usize| order.as_ref().map_or(&[][..], |o| o.row(i).data());
             // Where the first change lands among the old rows: nothing before it changes.
             let first = list
                 .iter()
                 .map(|&i| {
-                    let o = order_of(i);
+                    let o = order.key(i);
                     if accumulate[i] {
                         entries.partition_point(|e| &*e.order <= o)
                     } else {
@@ -349,7 +338,7 @@ impl Operator for OverAggregate {
             let before = frame_values(entries, &self.f.calls, first);
             let old: Vec<Box<[u8]>> = entries[first..].iter().map(|e| e.row.clone()).collect();
             for &i in list {
-                let o = order_of(i);
+                let o = order.key(i);
                 let row = rows.row(i).data();
                 if accumulate[i] {
                     let at = entries.partition_point(|e| &*e.order <= o);
@@ -382,31 +371,30 @@ impl Operator for OverAggregate {
             }
             let after = frame_values(entries, &self.f.calls, first);
             // The difference, counted per (row, values).
-            let mut counts: HashMap<(&[u8], Vec<u128>), i64> = HashMap::new();
-            for (row, values) in old.iter().zip(&before) {
-                let bits = values.iter().map(|&v| Num::bits(v)).collect();
-                *counts.entry((&**row, bits)).or_default() -= 1;
+            let bits = |values: &[Vec<Option<Num>>]| -> Vec<Vec<u128>> {
+                values
+                    .iter()
+                    .map(|v| v.iter().map(|&x| Num::bits(x)).collect())
+                    .collect()
+            };
+            let (before_bits, after_bits) = (bits(&before), bits(&after));
+            let mut counts: HashMap<(&[u8], &[u128]), i64> = HashMap::new();
+            for (row, b) in old.iter().zip(&before_bits) {
+                *counts.entry((row, b)).or_default() -= 1;
             }
-            for (e, values) in entries[first..].iter().zip(&after) {
-                let bits = values.iter().map(|&v| Num::bits(v)).collect();
-                *counts.entry((&*e.row, bits)).or_default() += 1;
+            for (e, b) in entries[first..].iter().zip(&after_bits) {
+                *counts.entry((&e.row, b)).or_default() += 1;
             }
-            for (row, values) in old.iter().zip(before) {
-                let bits: Vec<u128> = values.iter().map(|&v| Num::bits(v)).collect();
-                if let Some(c) = counts.get_mut(&(&**row, bits)) {
-                    if *c < 0 {
-                        *c += 1;
-                        gone.push((row.clone(), values));
-                    }
+            for ((row, values), b) in old.iter().zip(before).zip(&before_bits) {
+                if let Some(c) = counts.get_mut(&(&**row, &**b)).filter(|c| **c < 0) {
+                    *c += 1;
+                    gone.push((row.clone(), values));
                 }
             }
-            for (e, values) in entries[first..].iter().zip(after) {
-                let bits: Vec<u128> = values.iter().map(|&v| Num::bits(v)).collect();
-                if let Some(c) = counts.get_mut(&(&*e.row, bits)) {
-                    if *c > 0 {
-                        *c -= 1;
-                        came.push((e.row.clone(), values));
-                    }
+            for ((e, values), b) in entries[first..].iter().zip(after).zip(&after_bits) {
+                if let Some(c) = counts.get_mut(&(&*e.row, &**b)).filter(|c| **c > 0) {
+                    *c -= 1;
+                    came.push((e.row.clone(), values));
                 }
             }
         }

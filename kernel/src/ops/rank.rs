@@ -24,8 +24,8 @@ use gemini_state::StateSize;
 
 use crate::changelog::with_row_kinds;
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
-use crate::ops::evaluate;
 use crate::ops::group_keys::GroupKeys;
+use crate::ops::SortKeys;
 use crate::types::RowKind;
 use crate::Result;
 
@@ -51,11 +51,6 @@ pub struct RankFactory {
 
 impl OperatorFactory for RankFactory {
     fn create(&self, _subtask: usize, _parallelism: usize) -> Result<Box<dyn Operator>> {
-        let order_fields = self
-            .order
-            .iter()
-            .map(|(e, o)| Ok(SortField::new_with_options(e.data_type(&self.input)?, *o)))
-            .collect::<Result<Vec<_>>>()?;
         let row_fields = self
             .input
             .fields()
@@ -65,7 +60,7 @@ impl OperatorFactory for RankFactory {
         Ok(Box::new(Rank {
             f: self.clone(),
             keys: GroupKeys::new(self.key_schema.clone())?,
-            order: RowConverter::new(order_fields)?,
+            order: SortKeys::new(&self.order, &self.input)?,
             rows: RowConverter::new(row_fields)?,
             tops: Vec::new(),
             slots: Vec::new(),
@@ -118,7 +113,7 @@ struct Slot {
 struct Rank {
     f: RankFactory,
     keys: GroupKeys,
-    order: RowConverter,
+    order: SortKeys,
     rows: RowConverter,
     /// Per partition: its top rows (slot ids), best first.
     tops: Vec<Vec<u32>>,
@@ -233,13 +228,7 @@ impl Operator for Rank {
         self.tops.resize_with(self.keys.len(), Vec::new);
         self.stamp.resize(self.keys.len(), 0);
         self.batches = self.batches.wrapping_add(1).max(1);
-        let order_columns = self
-            .f
-            .order
-            .iter()
-            .map(|(e, _)| evaluate(e, &batch))
-            .collect::<Result<Vec<_>>>()?;
-        let order = self.order.convert_columns(&order_columns)?;
+        let order = self.order.convert(&batch)?;
 
         // Rows that could enter their partition's top: the top is not full, or they rank
         // before its last row. A top only improves, so a row failing this never enters.
@@ -249,7 +238,7 @@ impl Operator for Rank {
             let top = &self.tops[g];
             let enters = top.len() < limit || {
                 let last = &self.slots[*top.last().expect("a full top") as usize];
-                match order.row(i).as_ref().cmp(&last.order) {
+                match order.key(i).cmp(&last.order) {
                     std::cmp::Ordering::Less => true,
                     std::cmp::Ordering::Equal => self.f.newer_wins_ties,
                     std::cmp::Ordering::Greater => false,
@@ -282,7 +271,7 @@ impl Operator for Rank {
             }
             self.seq += 1;
             let slot = Slot {
-                order: order.row(i as usize).as_ref().into(),
+                order: order.key(i as usize).into(),
                 row: rows.row(c).as_ref().into(),
                 seq: self.seq,
             };

@@ -132,3 +132,33 @@ fn keep_last_deduplication_lets_the_newer_row_win_a_tie() {
     let state = op.state_size().unwrap();
     assert_eq!(state.entries, 2, "one row per key is kept");
 }
+
+/// Ordered by a processing-time attribute, which the planner leaves out: arrival order.
+#[test]
+fn without_order_keys_rows_rank_in_arrival_order() {
+    let factory = |newer_wins_ties| RankFactory {
+        partition: vec![col(0)],
+        key_schema: Arc::new(Schema::new(vec![Field::new(
+            "$key0",
+            DataType::Int64,
+            true,
+        )])),
+        order: vec![],
+        limit: 1,
+        rank_column: false,
+        newer_wins_ties,
+        input: input(),
+        output: input(),
+    };
+    let batches = [batch(&[(1, 10, 1), (1, 30, 2)]), batch(&[(1, 20, 3)])];
+    let mut first = factory(false).create(0, 1).unwrap();
+    assert_eq!(
+        lines_per_batch(first.as_mut(), &batches),
+        vec![vec!["+I[1, 10, 1]"], vec![]]
+    );
+    let mut last = factory(true).create(0, 1).unwrap();
+    assert_eq!(
+        lines_per_batch(last.as_mut(), &batches),
+        vec![vec!["+I[1, 30, 2]"], vec!["-U[1, 30, 2]", "+U[1, 20, 3]"]]
+    );
+}
