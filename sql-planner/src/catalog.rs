@@ -26,6 +26,10 @@ pub(crate) struct FlinkTable {
     /// Physical columns plus computed ones, over the raw scan; `None` without computed columns.
     pub plan: Option<LogicalPlan>,
     pub watermark: Option<WatermarkSpec>,
+    /// What the raw scan yields: the physical columns, then a computed rowtime column (which
+    /// the watermark assigner computes, so that the rowtime is a column from the source on,
+    /// as a time attribute is in Flink).
+    pub scan_schema: SchemaRef,
 }
 
 /// `Connector` is not `Debug`; this wrapper is.
@@ -48,10 +52,12 @@ impl ConnectorHandle for Handle {
 }
 
 /// `WATERMARK FOR rowtime AS expr`, with computed columns expanded so the expression reads only
-/// physical columns (unqualified).
+/// physical columns and the rowtime (unqualified).
 #[derive(Debug, Clone)]
 pub(crate) struct WatermarkSpec {
     pub rowtime: String,
+    /// A computed rowtime's expression over physical columns (unqualified).
+    pub rowtime_expr: Option<Expr>,
     /// The watermark is `max(expr) - delay_ms`.
     pub expr: Expr,
     pub delay_ms: i64,
@@ -81,7 +87,7 @@ fn split_delay(e: Expr) -> (Expr, i64) {
     (e, 0)
 }
 
-/// What DataFusion scans for a table: its physical columns.
+/// What DataFusion scans for a table: its physical columns (and a computed rowtime).
 #[derive(Debug)]
 pub(crate) struct RawTableSource {
     pub table: Arc<FlinkTable>,
@@ -89,7 +95,7 @@ pub(crate) struct RawTableSource {
 
 impl TableSource for RawTableSource {
     fn schema(&self) -> SchemaRef {
-        self.table.descriptor.schema.clone()
+        self.table.scan_schema.clone()
     }
 
     /// Filters the connector can apply while reading are pushed down as Inexact: the source
@@ -276,6 +282,7 @@ impl Catalog {
         };
         let connector = registry.for_table(&descriptor)?;
         let mut table = FlinkTable {
+            scan_schema: descriptor.schema.clone(),
             descriptor,
             connector: Arc::new(Handle(connector)),
             plan: None,
@@ -296,25 +303,7 @@ impl Catalog {
                 }),
             });
             let scan = LogicalPlanBuilder::scan(def.name.clone(), raw, None)?.build()?;
-            let mut exprs = Vec::new();
-            for c in &def.columns {
-                match c {
-                    ColumnDef::Physical { name, .. } => exprs.push(Expr::Column(Column::new(
-                        Some(TableReference::bare(def.name.clone())),
-                        name,
-                    ))),
-                    ColumnDef::Computed { name, expr } => {
-                        let e = plan_expr(expr, scan.schema()).map_err(|e| {
-                            kernel::Error::user(format!(
-                                "computed column '{name}' of table '{}': {e}",
-                                def.name
-                            ))
-                        })?;
-                        exprs.push(e.alias(name));
-                    }
-                }
-            }
-            let with_computed = LogicalPlanBuilder::from(scan).project(exprs)?.build()?;
+            let with_computed = computed_columns(def, scan, None, plan_expr)?;
             if let Some((rowtime, wm)) = &def.watermark {
                 let field = with_computed
                     .schema()
@@ -341,16 +330,32 @@ impl Catalog {
                     .build()?;
                 let analyzed =
                     Analyzer::new().execute_and_check(probe, &self.options, |_, _| {})?;
-                let (wm_expr, computed) = coerced_exprs(&analyzed)?;
+                let (wm_expr, mut computed) = coerced_exprs(&analyzed)?;
+                let rowtime_expr = match computed.remove(rowtime) {
+                    Some(e) => Some(expand_computed(e, &computed)?),
+                    None => None,
+                };
                 let expanded = expand_computed(wm_expr, &computed)?;
                 let (expr, delay_ms) = split_delay(expanded);
+                if rowtime_expr.is_some() {
+                    // The raw scan yields the rowtime; the table's plan reads it as a column.
+                    let mut fields = table.descriptor.schema.fields().to_vec();
+                    fields.push(Arc::new(field.as_ref().clone().with_name(rowtime)));
+                    table.scan_schema = Arc::new(Schema::new(fields));
+                    let raw = Arc::new(RawTableSource {
+                        table: Arc::new(table.shallow()),
+                    });
+                    let scan = LogicalPlanBuilder::scan(def.name.clone(), raw, None)?.build()?;
+                    table.plan = Some(computed_columns(def, scan, Some(rowtime), plan_expr)?);
+                }
                 table.watermark = Some(WatermarkSpec {
                     rowtime: rowtime.clone(),
+                    rowtime_expr,
                     expr,
                     delay_ms,
                 });
             }
-            if has_computed {
+            if has_computed && table.plan.is_none() {
                 table.plan = Some(with_computed);
             }
         }
@@ -386,8 +391,42 @@ impl FlinkTable {
             connector: self.connector.clone(),
             plan: None,
             watermark: None,
+            scan_schema: self.scan_schema.clone(),
         }
     }
+}
+
+/// The table's columns in declared order over `scan`: physical ones read, computed ones
+/// planned, except `scanned` (a computed rowtime the scan yields), which is read too.
+fn computed_columns(
+    def: &TableDef,
+    scan: LogicalPlan,
+    scanned: Option<&String>,
+    plan_expr: &dyn Fn(&sqlparser::ast::Expr, &datafusion_common::DFSchema) -> DfResult<Expr>,
+) -> kernel::Result<LogicalPlan> {
+    let mut exprs = Vec::new();
+    let column = |name: &str| {
+        Expr::Column(Column::new(
+            Some(TableReference::bare(def.name.clone())),
+            name,
+        ))
+    };
+    for c in &def.columns {
+        match c {
+            ColumnDef::Physical { name, .. } => exprs.push(column(name)),
+            ColumnDef::Computed { name, .. } if Some(name) == scanned => exprs.push(column(name)),
+            ColumnDef::Computed { name, expr } => {
+                let e = plan_expr(expr, scan.schema()).map_err(|e| {
+                    kernel::Error::user(format!(
+                        "computed column '{name}' of table '{}': {e}",
+                        def.name
+                    ))
+                })?;
+                exprs.push(e.alias(name));
+            }
+        }
+    }
+    Ok(LogicalPlanBuilder::from(scan).project(exprs)?.build()?)
 }
 
 /// From an analyzed `Projection(watermark) ← Projection(columns) ← scan`: the watermark

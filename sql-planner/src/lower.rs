@@ -66,16 +66,7 @@ impl WindowColumns {
     /// The window columns after a projection `exprs` over the stream: a column passed through
     /// unchanged keeps its role at its new position.
     fn project(&self, exprs: &[Expr], schema: &DFSchema) -> Option<WindowColumns> {
-        let at = |role: Option<usize>| {
-            role.and_then(|c| {
-                exprs
-                    .iter()
-                    .position(|e| match e.clone().unalias_nested().data {
-                        Expr::Column(col) => schema.index_of_column(&col).ok() == Some(c),
-                        _ => false,
-                    })
-            })
-        };
+        let at = |role| projected_position(role, exprs, schema);
         let w = WindowColumns {
             spec: self.spec,
             start: at(self.start),
@@ -84,6 +75,22 @@ impl WindowColumns {
         };
         (w.start.is_some() || w.end.is_some() || w.time.is_some()).then_some(w)
     }
+}
+
+/// Where column `column` of `schema` lands after the projection `exprs`: the position of the
+/// first expression passing it through unchanged, if any.
+pub(crate) fn projected_position(
+    column: Option<usize>,
+    exprs: &[Expr],
+    schema: &DFSchema,
+) -> Option<usize> {
+    let c = column?;
+    exprs
+        .iter()
+        .position(|e| match e.clone().unalias_nested().data {
+            Expr::Column(col) => schema.index_of_column(&col).ok() == Some(c),
+            _ => false,
+        })
 }
 
 /// The construct a plan node stands for, for "not supported yet" errors.
@@ -337,7 +344,11 @@ impl<'a> Lowering<'a> {
         };
         let parallelism = self.graph.nodes[input.node].parallelism;
         let window = input.window.and_then(|w| w.project(exprs, &input.schema));
-        let rowtime = window.and_then(|w| w.time);
+        // The rowtime passed through keeps its role (a window's window_time is its rowtime).
+        let input_rowtime = self.graph.nodes[input.node].output.event_time;
+        let rowtime = window
+            .and_then(|w| w.time)
+            .or_else(|| projected_position(input_rowtime, exprs, &input.schema));
         let name = if factory.filter.is_some() {
             "Calc (filter, project)"
         } else {
@@ -442,14 +453,26 @@ impl<'a> Lowering<'a> {
             .options
             .parse::<usize>(&d.name, "scan.parallelism", "a parallelism")?
             .unwrap_or(self.parallelism);
-        let mut projection: Vec<usize> = scan
+        // The scan's columns: the physical ones, then a computed rowtime the watermark
+        // assigner appends (see `FlinkTable::scan_schema`).
+        let physical = d.schema.fields().len();
+        let wanted: Vec<usize> = scan
             .projection
             .clone()
-            .unwrap_or_else(|| (0..d.schema.fields().len()).collect());
-        let wanted = projection.len();
-        // The watermark may read columns the query does not: read them too, drop them after.
+            .unwrap_or_else(|| (0..table.scan_schema.fields().len()).collect());
+        let mut projection: Vec<usize> = wanted.iter().copied().filter(|&i| i < physical).collect();
+        // The watermark and the rowtime may read columns the query does not: read them too,
+        // drop them after.
         if let Some(wm) = &table.watermark {
-            for c in wm.expr.column_refs() {
+            for c in wm
+                .expr
+                .column_refs()
+                .into_iter()
+                .chain(wm.rowtime_expr.iter().flat_map(|e| e.column_refs()))
+            {
+                if wm.rowtime_expr.is_some() && c.name == wm.rowtime {
+                    continue; // the computed rowtime
+                }
                 let idx = d.schema.index_of(&c.name).map_err(|_| {
                     Error::user(format!(
                         "watermark of '{}' reads unknown column '{}'",
@@ -484,17 +507,43 @@ impl<'a> Lowering<'a> {
             out,
         );
         if let Some(wm) = &table.watermark {
-            let unqualified = DFSchema::try_from(Schema::clone(&read))?;
-            let expr = self.physical(&wm.expr, &unqualified)?;
-            let project = (projection.len() > wanted).then(|| (0..wanted).collect());
-            let passed: SchemaRef = Arc::new(d.schema.project(&projection[..wanted])?);
-            let rowtime = passed.index_of(&wm.rowtime).ok();
+            let unqualified = |s: &SchemaRef| DFSchema::try_from(Schema::clone(s));
+            let rowtime = match &wm.rowtime_expr {
+                Some(e) => Some(self.physical(e, &unqualified(&read)?)?),
+                None => None,
+            };
+            let extended: SchemaRef = match rowtime {
+                Some(_) => {
+                    let mut fields = read.fields().to_vec();
+                    fields.push(table.scan_schema.fields()[physical].clone());
+                    Arc::new(Schema::new(fields))
+                }
+                None => read.clone(),
+            };
+            let expr = self.physical(&wm.expr, &unqualified(&extended)?)?;
+            // Each wanted column's place in the extended batch.
+            let place: Vec<usize> = wanted
+                .iter()
+                .map(|&i| {
+                    if i < physical {
+                        projection.iter().position(|&p| p == i).expect("read")
+                    } else {
+                        projection.len()
+                    }
+                })
+                .collect();
+            let identity = place.len() == extended.fields().len()
+                && place.iter().enumerate().all(|(i, &p)| i == p);
+            let passed: SchemaRef = Arc::new(extended.project(&place)?);
+            let event_time = passed.index_of(&wm.rowtime).ok();
             let factory = WatermarkAssignerFactory {
                 expr,
-                project,
+                rowtime,
+                extended,
+                project: (!identity).then_some(place),
                 delay_ms: wm.delay_ms,
             };
-            let out = StreamSchema::append_only(passed).with_event_time(rowtime);
+            let out = StreamSchema::append_only(passed).with_event_time(event_time);
             let id = self.add(
                 "watermark",
                 format!("WatermarkAssigner: {}", d.name),

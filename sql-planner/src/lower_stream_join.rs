@@ -4,11 +4,17 @@
 //!
 //! Both inputs are hash-exchanged by the equi-join key columns (one subtask when a key is an
 //! expression or there is none). A side's rows expire when the condition bounds its time from
-//! below by a window column of the other side: a window aggregation (or window join) emits a
-//! window only once the watermark has reached its end − 1 ms and never later, so after a
-//! watermark `wm` the other side's future rows have `window_end ≥ wm + 2`, `window_time ≥
-//! wm + 1` and `window_start ≥ wm + 2 − size`. A condition `X.t ≥ Y.window_end − 10 s` then
-//! means rows of X with `t < wm + 2 − 10 s` can meet no future row of Y: q7's bids.
+//! below by the other side's rowtime or window column. After a watermark `wm` the other side's
+//! future rows have `rowtime ≥ wm + 1` (a row at or below the watermark is late), and a window
+//! aggregation (or window join), which emits a window once the watermark reaches its end − 1 ms
+//! and never later, sends `window_end ≥ wm + 2`, `window_time ≥ wm + 1` and `window_start ≥
+//! wm + 2 − size`. A condition `X.t ≥ Y.window_end − 10 s` then means rows of X with `t < wm +
+//! 2 − 10 s` can meet no future row of Y: q7's bids.
+//!
+//! When both sides' rowtimes are bounded so (`a.rt BETWEEN b.rt − x AND b.rt + y`: Flink's
+//! interval join), the result keeps the rowtimes as time attributes. A stored row may meet a new
+//! one after the watermark passed its time, so the join holds its watermark back by the most
+//! any output row can lag (as Flink's interval join does), and later windows see no late rows.
 
 use std::sync::Arc;
 
@@ -113,8 +119,13 @@ fn lower_bounds(e: &Expr, out: &mut Vec<(Expr, Expr)>) {
     }
 }
 
-/// How far above the watermark a window column's future values lie (see the module text).
-fn window_floor(w: &WindowColumns, column: usize) -> Option<i64> {
+/// How far above the watermark a rowtime or window column's future values lie (see the module
+/// text).
+fn time_floor(w: Option<&WindowColumns>, rowtime: Option<usize>, column: usize) -> Option<i64> {
+    if rowtime == Some(column) {
+        return Some(1);
+    }
+    let w = w?;
     let size = match w.spec.kind {
         WindowKind::Tumble { size }
         | WindowKind::Hop { size, .. }
@@ -137,6 +148,7 @@ fn expiries(
     paired: &DFSchema,
     left_width: usize,
     windows: [Option<WindowColumns>; 2],
+    rowtimes: [Option<usize>; 2],
 ) -> [Option<Expiry>; 2] {
     let mut out: [Option<Expiry>; 2] = [None, None];
     let Some(filter) = filter else { return out };
@@ -154,7 +166,7 @@ fn expiries(
         }
         // g.column + g.shift ≥ l.column + l.shift, and l.column ≥ wm + floor from now on:
         // rows of g's side with column < wm + floor + l.shift − g.shift meet nothing more.
-        let Some(floor) = windows[l.side].and_then(|w| window_floor(&w, l.column)) else {
+        let Some(floor) = time_floor(windows[l.side].as_ref(), rowtimes[l.side], l.column) else {
             continue;
         };
         let offset = floor + l.shift - g.shift;
@@ -260,12 +272,20 @@ impl Lowering<'_> {
         let filter = self.join_condition(join, &left, &right.schema)?;
         let paired = left.schema.join(&right.schema)?;
         let width = left.schema.fields().len();
+        let rowtimes = [&left, &right].map(|l| self.graph.nodes[l.node].output.event_time);
         let [lexp, rexp] = expiries(
             join.filter.as_ref(),
             &paired,
             width,
             [left.window, right.window],
+            rowtimes,
         );
+        // An interval join: both rowtimes bounded by each other's. Output rows lag the
+        // watermark by at most 1 − offset on each side (see the module text).
+        let on_rowtime = |e: Option<Expiry>, rowtime| e.filter(|e| Some(e.column) == rowtime);
+        let interval = on_rowtime(lexp, rowtimes[0]).zip(on_rowtime(rexp, rowtimes[1]));
+        let watermark_delay = interval.map_or(0, |(l, r)| (1 - l.offset).max(1 - r.offset).max(0));
+        let rowtime = interval.and(rowtimes[0]);
         let output: SchemaRef = Arc::new(join.schema.as_arrow().clone());
         let side = |l: &Lowered, keys, expiry| StreamJoinSide {
             keys,
@@ -278,14 +298,20 @@ impl Lowering<'_> {
             key_schema: keys.schema,
             filter,
             output: output.clone(),
+            watermark_delay,
+        };
+        let name = if interval.is_some() {
+            "IntervalJoin: Inner"
+        } else {
+            "StreamJoin: Inner"
         };
         Ok(self.regular_join_node(
             join,
             keys.columns,
             (left, right),
-            "StreamJoin: Inner".to_string(),
+            name.to_string(),
             Arc::new(factory),
-            StreamSchema::append_only(output),
+            StreamSchema::append_only(output).with_event_time(rowtime),
         ))
     }
 }

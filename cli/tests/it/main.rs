@@ -3,6 +3,7 @@
 mod changelog;
 mod cli;
 mod connectors;
+mod interval_join;
 mod lookup_join;
 mod nexmark_golden;
 mod nexmark_reference;

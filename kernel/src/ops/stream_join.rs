@@ -64,6 +64,9 @@ pub struct StreamJoinFactory {
     /// Conditions besides key equality, over the left columns followed by the right ones.
     pub filter: Option<Arc<dyn PhysicalExpr>>,
     pub output: SchemaRef,
+    /// How far the output watermark trails the input's, in ms: an interval join's output rows
+    /// may carry times up to this far below the watermark that let them out.
+    pub watermark_delay: i64,
 }
 
 impl OperatorFactory for StreamJoinFactory {
@@ -92,8 +95,13 @@ impl OperatorFactory for StreamJoinFactory {
                 )
             })
         };
+        let delay = if self.watermark_delay > 0 {
+            format!(", watermark held back {} ms", self.watermark_delay)
+        } else {
+            String::new()
+        };
         format!(
-            "inner join, keys {keys:?}{}{}{}",
+            "inner join, keys {keys:?}{}{}{}{delay}",
             if self.filter.is_some() {
                 ", with a condition"
             } else {
@@ -366,6 +374,8 @@ impl Operator for StreamJoin {
                     self.sides[input].expire(e.bound(t), &mut self.groups)?;
                 }
             }
+            let held = t.saturating_sub(self.f.watermark_delay);
+            return out.emit(Message::Watermark(Watermark::EventTime(held)));
         }
         out.emit(Message::Watermark(wm))
     }

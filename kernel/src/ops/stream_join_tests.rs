@@ -14,12 +14,14 @@ use crate::operator::{OperatorContext, OperatorFactory, Output};
 use crate::types::{Message, Watermark};
 
 #[derive(Default)]
-struct Collect(Vec<RecordBatch>);
+struct Collect(Vec<RecordBatch>, Vec<i64>);
 
 impl Output for Collect {
     fn emit(&mut self, msg: Message) -> Result<()> {
-        if let Message::Batch(b) = msg {
-            self.0.push(b);
+        match msg {
+            Message::Batch(b) => self.0.push(b),
+            Message::Watermark(Watermark::EventTime(t)) => self.1.push(t),
+            _ => {}
         }
         Ok(())
     }
@@ -68,6 +70,7 @@ fn factory(condition: bool, expiry: Option<Expiry>) -> StreamJoinFactory {
         )])),
         filter,
         output,
+        watermark_delay: 0,
     }
 }
 
@@ -218,4 +221,21 @@ fn expired_rows_are_forgotten_and_the_rest_still_meet() {
     // Rows 34..=39 live; the groups were rebuilt, so they hold about as many keys.
     assert_eq!(stored.0, 6);
     assert!(stored.1 <= 12, "{stored:?}");
+}
+
+#[test]
+fn an_interval_join_holds_its_watermark_back() {
+    let f = StreamJoinFactory {
+        watermark_delay: 5,
+        ..factory(false, None)
+    };
+    let mut op = f.create(0, 1).unwrap();
+    let mut ctx = OperatorContext::new(0, 1, 128, Arc::new(JobMetrics::default()));
+    let mut out = Collect::default();
+    for t in [3, 20] {
+        op.on_watermark(Watermark::EventTime(t), &mut ctx, &mut out)
+            .unwrap();
+    }
+    assert_eq!(out.1, vec![-2, 15]);
+    assert!(f.describe().contains("watermark held back 5 ms"));
 }

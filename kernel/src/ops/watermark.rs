@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::compute::{cast, max};
-use arrow::datatypes::{DataType, Int64Type};
+use arrow::datatypes::{DataType, Int64Type, SchemaRef};
 use datafusion_physical_expr::PhysicalExpr;
 
 use super::evaluate;
@@ -18,9 +18,17 @@ use crate::Result;
 
 #[derive(Debug, Clone)]
 pub struct WatermarkAssignerFactory {
-    /// Evaluates to a millisecond timestamp per row.
+    /// Evaluates to a millisecond timestamp per row, over the input's columns followed by the
+    /// computed rowtime (if any).
     pub expr: Arc<dyn PhysicalExpr>,
-    /// Columns to pass on, when the source read extra ones only for the watermark.
+    /// A computed rowtime column (`ts AS TO_TIMESTAMP(…)`, `WATERMARK FOR ts`): appended to
+    /// each batch before the watermark and the projection read it, so that from here on the
+    /// rowtime is a column like any other (a time attribute, as in Flink).
+    pub rowtime: Option<Arc<dyn PhysicalExpr>>,
+    /// The input's columns followed by the rowtime (if any).
+    pub extended: SchemaRef,
+    /// Columns to pass on (of `extended`), when the source read extra ones only for the
+    /// watermark.
     pub project: Option<Vec<usize>>,
     /// Subtracted from the maximum of `expr`: `WATERMARK FOR t AS t - INTERVAL '4' SECOND`
     /// runs as `max(t) - 4000`, with no per-row interval arithmetic.
@@ -30,26 +38,29 @@ pub struct WatermarkAssignerFactory {
 impl OperatorFactory for WatermarkAssignerFactory {
     fn create(&self, _subtask: usize, _parallelism: usize) -> Result<Box<dyn Operator>> {
         Ok(Box::new(WatermarkAssigner {
-            expr: self.expr.clone(),
-            project: self.project.clone(),
-            delay_ms: self.delay_ms,
+            f: self.clone(),
             current: None,
         }))
     }
 
     fn describe(&self) -> String {
+        let rowtime = self
+            .rowtime
+            .as_ref()
+            .map_or(String::new(), |e| format!("rowtime {e}; "));
         if self.delay_ms == 0 {
-            format!("watermark {}", self.expr)
+            format!("{rowtime}watermark {}", self.expr)
         } else {
-            format!("watermark max({}) - {} ms", self.expr, self.delay_ms)
+            format!(
+                "{rowtime}watermark max({}) - {} ms",
+                self.expr, self.delay_ms
+            )
         }
     }
 }
 
 struct WatermarkAssigner {
-    expr: Arc<dyn PhysicalExpr>,
-    project: Option<Vec<usize>>,
-    delay_ms: i64,
+    f: WatermarkAssignerFactory,
     current: Option<EventTime>,
 }
 
@@ -65,11 +76,19 @@ impl Operator for WatermarkAssigner {
         _ctx: &mut OperatorContext,
         out: &mut dyn Output,
     ) -> Result<()> {
-        let values = evaluate(&self.expr, &batch)?;
+        let batch = match &self.f.rowtime {
+            None => batch,
+            Some(rowtime) => {
+                let mut columns = batch.columns().to_vec();
+                columns.push(evaluate(rowtime, &batch)?);
+                RecordBatch::try_new(self.f.extended.clone(), columns)?
+            }
+        };
+        let values = evaluate(&self.f.expr, &batch)?;
         let millis = cast(&values, &DataType::Int64)?;
         let batch_max =
-            max(millis.as_primitive::<Int64Type>()).map(|m| m.saturating_sub(self.delay_ms));
-        match &self.project {
+            max(millis.as_primitive::<Int64Type>()).map(|m| m.saturating_sub(self.f.delay_ms));
+        match &self.f.project {
             None => out.batch(batch)?,
             Some(cols) => out.batch(batch.project(cols)?)?,
         }

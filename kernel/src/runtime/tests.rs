@@ -456,6 +456,8 @@ fn run_with_idle_timeout(timeout: Option<std::time::Duration>, deadline_s: u64) 
         2,
         NodeKind::Operator(Arc::new(crate::ops::WatermarkAssignerFactory {
             expr,
+            rowtime: None,
+            extended: schema(),
             project: None,
             delay_ms: 0,
         })),
