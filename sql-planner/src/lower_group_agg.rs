@@ -118,6 +118,7 @@ impl Lowering<'_> {
             output: output.clone(),
             input: Arc::new(schema.as_arrow().clone()),
             retracting,
+            state_ttl_ms: self.state_ttl_ms,
         };
         let (parallelism, partitioning) = match key_columns {
             Some(cols) if hashed => (self.parallelism, Partitioning::Hash(cols)),

@@ -148,6 +148,7 @@ impl Lowering<'_> {
             calls,
             input: Arc::new(input_schema.as_arrow().clone()),
             output: output.clone(),
+            state_ttl_ms: self.state_ttl_ms,
         };
         let columns: Option<Vec<usize>> = columns.into_iter().collect();
         let upstream = self.graph.nodes[input.node].parallelism;

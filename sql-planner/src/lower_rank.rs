@@ -160,6 +160,7 @@ impl Lowering<'_> {
             newer_wins_ties,
             input: input_arrow,
             output: output.clone(),
+            state_ttl_ms: self.state_ttl_ms,
         };
         let upstream = self.graph.nodes[input.node].parallelism;
         let (parallelism, partitioning) = if !columns.is_empty() && self.parallelism > 1 {

@@ -299,6 +299,7 @@ impl Lowering<'_> {
             filter,
             output: output.clone(),
             watermark_delay,
+            state_ttl_ms: self.state_ttl_ms,
         };
         let name = if interval.is_some() {
             "IntervalJoin: Inner"

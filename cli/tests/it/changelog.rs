@@ -247,7 +247,7 @@ fn an_aggregate_over_an_updating_aggregate_matches_an_independent_count() {
 }
 
 #[test]
-fn state_ttl_reaches_the_join_and_a_bad_value_is_refused() {
+fn state_ttl_reaches_every_stateful_operator_and_a_bad_value_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let join = "SELECT b.auction, c.n FROM bid b LEFT JOIN \
                 (SELECT auction, COUNT(*) AS n FROM bid GROUP BY auction) c ON b.auction = c.auction;";
@@ -257,7 +257,32 @@ fn state_ttl_reaches_the_join_and_a_bad_value_is_refused() {
     );
     let plan = explain_sql(&sql, 2);
     assert!(plan.contains("ChangelogJoin: Left"), "{plan}");
-    assert!(plan.contains("state TTL 3600000 ms"), "{plan}");
+    // The join and the aggregate.
+    assert_eq!(plan.matches("state TTL 3600000 ms").count(), 2, "{plan}");
+    for (query, operator) in [
+        (
+            "SELECT * FROM (SELECT auction, price, ROW_NUMBER() OVER (PARTITION BY auction \
+             ORDER BY price DESC) AS rn FROM bid) WHERE rn <= 3;",
+            "Rank",
+        ),
+        (
+            "SELECT auction, SUM(price) OVER (PARTITION BY auction ORDER BY `dateTime` \
+             ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) FROM bid;",
+            "OverAggregate",
+        ),
+        (
+            "SELECT b.auction, a.seller FROM bid b JOIN auction a ON b.auction = a.id;",
+            "StreamJoin: Inner",
+        ),
+    ] {
+        let sql = over_nexmark(
+            dir.path(),
+            &format!("SET 'table.exec.state.ttl' = '90 s';\n{query}"),
+        );
+        let plan = explain_sql(&sql, 1);
+        assert!(plan.contains(operator), "{plan}");
+        assert!(plan.contains("state TTL 90000 ms"), "{plan}");
+    }
     let bad = over_nexmark(
         dir.path(),
         &format!("SET 'table.exec.state.ttl' = 'forever';\n{join}"),

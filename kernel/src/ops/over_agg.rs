@@ -25,6 +25,7 @@ use gemini_state::StateSize;
 use crate::changelog::{accumulates, split_row_kinds, with_row_kinds};
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::group_keys::GroupKeys;
+use crate::ops::key_ttl::KeyTtl;
 use crate::ops::{evaluate, SortKeys};
 use crate::types::RowKind;
 use crate::{Error, Result};
@@ -62,6 +63,9 @@ pub struct OverAggregateFactory {
     pub input: SchemaRef,
     /// The input's columns, then one per call (the op column follows).
     pub output: SchemaRef,
+    /// `table.exec.state.ttl`: a partition not written for this long starts again from
+    /// nothing (its rows sent before are not retracted, as in Flink).
+    pub state_ttl_ms: Option<i64>,
 }
 
 impl OperatorFactory for OverAggregateFactory {
@@ -82,6 +86,7 @@ impl OperatorFactory for OverAggregateFactory {
             groups: Vec::new(),
             bytes: 0,
             entries: 0,
+            ttl: KeyTtl::new(self.state_ttl_ms),
         }))
     }
 
@@ -96,7 +101,10 @@ impl OperatorFactory for OverAggregateFactory {
                 format!("{:?} over {frame} preceding rows", c.function)
             })
             .collect();
-        format!("over aggregate: {}", calls.join(", "))
+        let ttl = self
+            .state_ttl_ms
+            .map_or(String::new(), |t| format!(", state TTL {t} ms"));
+        format!("over aggregate: {}{ttl}", calls.join(", "))
     }
 }
 
@@ -147,6 +155,7 @@ struct OverAggregate {
     groups: Vec<usize>,
     bytes: u64,
     entries: u64,
+    ttl: Option<KeyTtl>,
 }
 
 /// The values of `calls` for the frames of rows `from..` of `entries`: a bounded frame is
@@ -317,6 +326,21 @@ impl Operator for OverAggregate {
                 .push(i);
         }
         self.groups = groups;
+        if let Some(ttl) = &mut self.ttl {
+            let mut expired = ttl.start_batch(self.partitions.len());
+            for &g in &touched {
+                if ttl.expired(g) {
+                    expired.push(g);
+                }
+                ttl.written(g);
+            }
+            for g in expired {
+                for e in std::mem::take(&mut self.partitions[g]) {
+                    self.bytes -= (e.order.len() + e.row.len()) as u64;
+                    self.entries -= 1;
+                }
+            }
+        }
 
         let (mut gone, mut came): (Vec<Result_>, Vec<Result_>) = (Vec::new(), Vec::new());
         for g in touched {

@@ -2,6 +2,7 @@
 //! resends the rows whose frames it changes; AVG of integers truncates.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow::array::{Int64Array, Int8Array, RecordBatch, StringArray};
 use arrow::compute::SortOptions;
@@ -11,7 +12,7 @@ use datafusion_physical_expr::PhysicalExpr;
 
 use super::*;
 use crate::changelog::with_row_kinds;
-use crate::ops::test_output::lines_per_batch;
+use crate::ops::test_output::{lines_per_batch, lines_per_batch_apart};
 use crate::types::RowKind;
 
 fn input() -> SchemaRef {
@@ -45,6 +46,7 @@ fn factory(function: OverFunction, result: DataType) -> OverAggregateFactory {
         }],
         input: input(),
         output: Arc::new(Schema::new(fields)),
+        state_ttl_ms: None,
     }
 }
 
@@ -109,4 +111,20 @@ fn avg_of_integers_truncates_as_flink_does() {
     let mut op = f.create(0, 1).unwrap();
     let got = lines_per_batch(op.as_mut(), &[batch(&[(I, "a", 1, 1), (I, "a", 2, 2)])]);
     assert_eq!(got, vec![vec!["+I[a, 1, 1, 1.0]", "+I[a, 2, 2, 1.0]"]]);
+}
+
+#[test]
+fn a_partition_idle_past_the_state_ttl_frames_from_nothing() {
+    let batches = [batch(&[(I, "a", 1, 10)]), batch(&[(I, "a", 2, 20)])];
+    let run = |ttl| {
+        let f = OverAggregateFactory {
+            state_ttl_ms: Some(ttl),
+            ..factory(OverFunction::Sum, DataType::Int64)
+        };
+        let mut op = f.create(0, 1).unwrap();
+        lines_per_batch_apart(op.as_mut(), &batches, Duration::from_millis(40))
+    };
+    assert_eq!(run(3_600_000)[1], ["+I[a, 2, 20, 30]"]);
+    // Row 1 is forgotten: row 2's frame holds only itself.
+    assert_eq!(run(10)[1], ["+I[a, 2, 20, 20]"]);
 }

@@ -25,6 +25,7 @@ use gemini_state::StateSize;
 use crate::changelog::with_row_kinds;
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::group_keys::GroupKeys;
+use crate::ops::key_ttl::KeyTtl;
 use crate::ops::SortKeys;
 use crate::types::RowKind;
 use crate::Result;
@@ -47,6 +48,9 @@ pub struct RankFactory {
     pub input: SchemaRef,
     /// The output's columns: the input's, then the row number if `rank_column`.
     pub output: SchemaRef,
+    /// `table.exec.state.ttl`: a partition whose top has not changed for this long starts
+    /// again from nothing (its rows sent before are not retracted, as in Flink).
+    pub state_ttl_ms: Option<i64>,
 }
 
 impl OperatorFactory for RankFactory {
@@ -70,6 +74,7 @@ impl OperatorFactory for RankFactory {
             groups: Vec::new(),
             stamp: Vec::new(),
             batches: 0,
+            ttl: KeyTtl::new(self.state_ttl_ms),
         }))
     }
 
@@ -81,7 +86,7 @@ impl OperatorFactory for RankFactory {
             .map(|(e, o)| format!("{e} {}", if o.descending { "DESC" } else { "ASC" }))
             .collect();
         format!(
-            "top {} per [{}] by [{}]{}{}",
+            "top {} per [{}] by [{}]{}{}{}",
             self.limit,
             keys.join(", "),
             if order.is_empty() {
@@ -98,7 +103,9 @@ impl OperatorFactory for RankFactory {
                 ", with row numbers"
             } else {
                 ""
-            }
+            },
+            self.state_ttl_ms
+                .map_or(String::new(), |t| format!(", state TTL {t} ms"))
         )
     }
 }
@@ -125,9 +132,27 @@ struct Rank {
     /// The batch that last touched each partition.
     stamp: Vec<u32>,
     batches: u32,
+    ttl: Option<KeyTtl>,
 }
 
 impl Rank {
+    /// Drops the tops of partitions whose TTL passed, among all (at a sweep) and those of
+    /// `groups`.
+    fn expire(&mut self, groups: &[usize]) {
+        let Some(ttl) = &mut self.ttl else { return };
+        let mut expired = ttl.start_batch(self.tops.len());
+        for &g in groups {
+            if ttl.expired(g) {
+                expired.push(g);
+            }
+        }
+        for g in expired {
+            for id in std::mem::take(&mut self.tops[g]) {
+                self.release(id);
+            }
+        }
+    }
+
     /// Whether slot `a` ranks before slot `b`.
     fn before(&self, a: &Slot, b: &Slot) -> bool {
         match a.order.cmp(&b.order) {
@@ -228,6 +253,7 @@ impl Operator for Rank {
         self.tops.resize_with(self.keys.len(), Vec::new);
         self.stamp.resize(self.keys.len(), 0);
         self.batches = self.batches.wrapping_add(1).max(1);
+        self.expire(&groups);
         let order = self.order.convert(&batch)?;
 
         // Rows that could enter their partition's top: the top is not full, or they rank
@@ -282,6 +308,9 @@ impl Operator for Rank {
             }
             let id = self.store(slot);
             added.push((id, g));
+            if let Some(ttl) = &mut self.ttl {
+                ttl.written(g);
+            }
             let top = &mut self.tops[g];
             top.insert(at, id);
             if top.len() > limit {

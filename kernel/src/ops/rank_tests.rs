@@ -1,6 +1,7 @@
 //! Rank: Top-N with and without row numbers, deduplication keeping the last row, and ties.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow::array::{Int64Array, RecordBatch};
 use arrow::compute::SortOptions;
@@ -9,7 +10,7 @@ use datafusion_physical_expr::expressions::Column;
 use datafusion_physical_expr::PhysicalExpr;
 
 use super::*;
-use crate::ops::test_output::lines_per_batch;
+use crate::ops::test_output::{lines_per_batch, lines_per_batch_apart};
 
 /// Rows of (k, v, id).
 fn input() -> SchemaRef {
@@ -26,6 +27,12 @@ fn col(i: usize) -> Arc<dyn PhysicalExpr> {
 
 /// Top `limit` per k by v descending.
 fn operator(limit: usize, rank_column: bool, newer_wins_ties: bool) -> Box<dyn Operator> {
+    factory(limit, rank_column, newer_wins_ties)
+        .create(0, 1)
+        .unwrap()
+}
+
+fn factory(limit: usize, rank_column: bool, newer_wins_ties: bool) -> RankFactory {
     let mut fields: Vec<Field> = input()
         .fields()
         .iter()
@@ -53,9 +60,8 @@ fn operator(limit: usize, rank_column: bool, newer_wins_ties: bool) -> Box<dyn O
         newer_wins_ties,
         input: input(),
         output: Arc::new(Schema::new(fields)),
+        state_ttl_ms: None,
     }
-    .create(0, 1)
-    .unwrap()
 }
 
 fn batch(rows: &[(i64, i64, i64)]) -> RecordBatch {
@@ -149,6 +155,7 @@ fn without_order_keys_rows_rank_in_arrival_order() {
         newer_wins_ties,
         input: input(),
         output: input(),
+        state_ttl_ms: None,
     };
     let batches = [batch(&[(1, 10, 1), (1, 30, 2)]), batch(&[(1, 20, 3)])];
     let mut first = factory(false).create(0, 1).unwrap();
@@ -161,4 +168,26 @@ fn without_order_keys_rows_rank_in_arrival_order() {
         lines_per_batch(last.as_mut(), &batches),
         vec![vec!["+I[1, 30, 2]"], vec!["-U[1, 30, 2]", "+U[1, 20, 3]"]]
     );
+}
+
+#[test]
+fn a_partition_idle_past_the_state_ttl_starts_a_new_top() {
+    let batches = [batch(&[(1, 50, 1), (2, 9, 2)]), batch(&[(1, 10, 3)])];
+    let with_ttl = |ttl| {
+        RankFactory {
+            state_ttl_ms: Some(ttl),
+            ..factory(1, false, false)
+        }
+        .create(0, 1)
+        .unwrap()
+    };
+    // Within the TTL, 10 cannot beat 50.
+    let mut op = with_ttl(3_600_000);
+    let got = lines_per_batch_apart(op.as_mut(), &batches, Duration::from_millis(40));
+    assert_eq!(got[1], Vec::<String>::new());
+    // Past it, partition 1's top is forgotten and 10 is its new first row.
+    let mut op = with_ttl(10);
+    let got = lines_per_batch_apart(op.as_mut(), &batches, Duration::from_millis(40));
+    assert_eq!(got[0], ["+I[1, 50, 1]", "+I[2, 9, 2]"]);
+    assert_eq!(got[1], ["+I[1, 10, 3]"]);
 }

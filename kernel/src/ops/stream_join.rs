@@ -8,7 +8,8 @@
 //! `take` and `interleave`, the rest of the condition runs as one filter over the paired
 //! batch, and the batch is then stored for the other side's later rows.
 //!
-//! Without more, state grows forever, as in Flink. When the condition bounds a side's time
+//! Without more, state grows forever, as in Flink, unless `table.exec.state.ttl` forgets rows
+//! that long after they arrived. When the condition bounds a side's time
 //! column by the other side's window column (q7: `B.dateTime BETWEEN B1.window_end − 10 s AND
 //! B1.window_end`, B1 being a window aggregation, whose rows are never late), the planner
 //! gives that side an [`Expiry`]: its rows that no future row of the other side can match are
@@ -28,7 +29,7 @@ use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::group_keys::{join_keys, key_names, keys_valid, paired_schema, GroupKeys};
 use crate::ops::window::nulls_false;
 use crate::ops::{evaluate, timestamp_millis, HeldRows};
-use crate::types::{Message, Watermark};
+use crate::types::{wall_clock_ms, Message, Watermark};
 use crate::{Error, Result};
 
 /// When a side's stored rows can no longer match: a row whose `column` (a timestamp) is
@@ -67,6 +68,9 @@ pub struct StreamJoinFactory {
     /// How far the output watermark trails the input's, in ms: an interval join's output rows
     /// may carry times up to this far below the watermark that let them out.
     pub watermark_delay: i64,
+    /// `table.exec.state.ttl`: rows are forgotten this long after they arrived (a row is
+    /// never updated, so its last write is its arrival).
+    pub state_ttl_ms: Option<i64>,
 }
 
 impl OperatorFactory for StreamJoinFactory {
@@ -81,6 +85,8 @@ impl OperatorFactory for StreamJoinFactory {
             groups: Vec::new(),
             source_of: Vec::new(),
             watermark: None,
+            now: 0,
+            last_sweep: i64::MIN,
         }))
     }
 
@@ -95,11 +101,14 @@ impl OperatorFactory for StreamJoinFactory {
                 )
             })
         };
-        let delay = if self.watermark_delay > 0 {
+        let mut delay = if self.watermark_delay > 0 {
             format!(", watermark held back {} ms", self.watermark_delay)
         } else {
             String::new()
         };
+        if let Some(ttl) = self.state_ttl_ms {
+            delay += &format!(", state TTL {ttl} ms");
+        }
         format!(
             "inner join, keys {keys:?}{}{}{}{delay}",
             if self.filter.is_some() {
@@ -126,6 +135,8 @@ struct Stored {
     keys: Vec<ArrayRef>,
     /// The latest time of its rows, for expiry.
     max_time: Option<i64>,
+    /// Wall-clock time it arrived, for the state TTL.
+    arrived: i64,
 }
 
 /// The rows one side keeps.
@@ -172,15 +183,21 @@ impl SideState {
         Ok(())
     }
 
-    /// Drops the batches whose rows all lie below `bound`; rebuilds the groups when dropped
-    /// rows outnumber the live ones, so memory follows what is live.
+    /// Drops the batches whose rows all lie below `bound`.
     fn expire(&mut self, bound: i64, groups: &mut Vec<usize>) -> Result<()> {
+        self.drop_where(|s| s.max_time.is_some_and(|t| t < bound), groups)
+    }
+
+    /// Drops the batches `gone` picks; rebuilds the groups when dropped rows outnumber the
+    /// live ones, so memory follows what is live.
+    fn drop_where(
+        &mut self,
+        gone: impl Fn(&Stored) -> bool,
+        groups: &mut Vec<usize>,
+    ) -> Result<()> {
         let mut dropped = 0;
         for slot in &mut self.batches {
-            if slot
-                .as_ref()
-                .is_some_and(|s| s.max_time.is_some_and(|t| t < bound))
-            {
+            if slot.as_ref().is_some_and(&gone) {
                 if let Some(s) = slot.take() {
                     dropped += s.batch.num_rows();
                     self.held.remove(s.batch.num_rows(), s.batch.columns());
@@ -217,6 +234,9 @@ struct StreamJoin {
     /// not among them); reset after each probe.
     source_of: Vec<u32>,
     watermark: Option<i64>,
+    /// Wall-clock time of the batch at hand, and of the last TTL sweep.
+    now: i64,
+    last_sweep: i64,
 }
 
 impl StreamJoin {
@@ -241,6 +261,7 @@ impl StreamJoin {
         keys: &[ArrayRef],
         out: &mut dyn Output,
     ) -> Result<()> {
+        let ttl = self.f.state_ttl_ms;
         let other = &mut self.sides[1 - input];
         if other.live_rows == 0 {
             return Ok(());
@@ -259,8 +280,11 @@ impl StreamJoin {
             }
             for &r in &other.index[g] {
                 let number = (r >> 32) as usize;
-                if other.batches[number].is_none() {
+                let Some(stored) = &other.batches[number] else {
                     continue; // expired
+                };
+                if ttl.is_some_and(|t| stored.arrived.saturating_add(t) <= self.now) {
+                    continue; // past its TTL, not swept yet
                 }
                 if self.source_of[number] == u32::MAX {
                     self.source_of[number] = sources.len() as u32;
@@ -331,6 +355,17 @@ impl Operator for StreamJoin {
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        if let Some(ttl) = self.f.state_ttl_ms {
+            self.now = wall_clock_ms();
+            // Sweep at most every hundredth of the TTL; the probe skips what is due before.
+            if self.now.saturating_sub(self.last_sweep) >= (ttl / 100).max(1) {
+                self.last_sweep = self.now;
+                let now = self.now;
+                for side in &mut self.sides {
+                    side.drop_where(|s| s.arrived.saturating_add(ttl) <= now, &mut self.groups)?;
+                }
+            }
+        }
         let mut batch = batch;
         let mut keys = self.keys(input, &batch)?;
         // A null key matches nothing, now or later.
@@ -357,6 +392,7 @@ impl Operator for StreamJoin {
             batch,
             keys,
             max_time,
+            arrived: self.now,
         };
         self.sides[input].add(stored, &mut self.groups)
     }

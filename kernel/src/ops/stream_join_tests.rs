@@ -71,6 +71,7 @@ fn factory(condition: bool, expiry: Option<Expiry>) -> StreamJoinFactory {
         filter,
         output,
         watermark_delay: 0,
+        state_ttl_ms: None,
     }
 }
 
@@ -89,6 +90,8 @@ enum Step {
     Left(Vec<(Option<i64>, i64)>),
     Right(Vec<(Option<i64>, i64)>),
     Watermark(i64),
+    /// Milliseconds of wall-clock time.
+    Pause(u64),
 }
 
 /// The joined rows (lk, lt, rk, rt), sorted.
@@ -107,6 +110,7 @@ fn run(f: &StreamJoinFactory, steps: &[Step]) -> Vec<[i64; 4]> {
             Step::Watermark(t) => op
                 .on_watermark(Watermark::EventTime(*t), &mut ctx, &mut out)
                 .unwrap(),
+            Step::Pause(ms) => std::thread::sleep(std::time::Duration::from_millis(*ms)),
         }
     }
     op.on_end(&mut ctx, &mut out).unwrap();
@@ -202,6 +206,8 @@ fn expired_rows_are_forgotten_and_the_rest_still_meet() {
             groups: Vec::new(),
             source_of: Vec::new(),
             watermark: None,
+            now: 0,
+            last_sweep: i64::MIN,
         };
         let mut out = Collect::default();
         let mut ctx = OperatorContext::new(0, 1, 128, Arc::new(JobMetrics::default()));
@@ -238,4 +244,21 @@ fn an_interval_join_holds_its_watermark_back() {
     }
     assert_eq!(out.1, vec![-2, 15]);
     assert!(f.describe().contains("watermark held back 5 ms"));
+}
+
+#[test]
+fn rows_past_the_state_ttl_meet_nothing() {
+    let steps = |pause| {
+        vec![
+            Step::Left(vec![(Some(1), 10)]),
+            Step::Pause(pause),
+            Step::Right(vec![(Some(1), 20)]),
+        ]
+    };
+    let with_ttl = |ttl| StreamJoinFactory {
+        state_ttl_ms: Some(ttl),
+        ..factory(false, None)
+    };
+    assert_eq!(run(&with_ttl(3_600_000), &steps(40)), vec![[1, 10, 1, 20]]);
+    assert!(run(&with_ttl(10), &steps(40)).is_empty());
 }

@@ -29,6 +29,7 @@ use crate::changelog::{is_accumulate, split_row_kinds, with_row_kinds};
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::evaluate;
 use crate::ops::group_keys::GroupKeys;
+use crate::ops::key_ttl::KeyTtl;
 use crate::types::RowKind;
 use crate::Result;
 
@@ -57,6 +58,8 @@ pub struct GroupAggregateFactory {
     pub input: SchemaRef,
     /// The input carries -U and -D rows.
     pub retracting: bool,
+    /// `table.exec.state.ttl`: a group not updated for this long starts again from nothing.
+    pub state_ttl_ms: Option<i64>,
 }
 
 /// Calls sharing one accumulator: COUNT(DISTINCT x) calls with the same x (and their own
@@ -127,6 +130,7 @@ impl OperatorFactory for GroupAggregateFactory {
             stamp: Vec::new(),
             batches: 0,
             groups: Vec::new(),
+            ttl: KeyTtl::new(self.state_ttl_ms),
         }))
     }
 
@@ -145,14 +149,16 @@ impl OperatorFactory for GroupAggregateFactory {
             })
             .collect();
         format!(
-            "group by [{}] aggregate [{}]{}",
+            "group by [{}] aggregate [{}]{}{}",
             keys.join(", "),
             calls.join(", "),
             if self.retracting {
                 " (retracting input)"
             } else {
                 ""
-            }
+            },
+            self.state_ttl_ms
+                .map_or(String::new(), |t| format!(", state TTL {t} ms"))
         )
     }
 }
@@ -171,9 +177,19 @@ struct GroupAggregate {
     stamp: Vec<u32>,
     batches: u32,
     groups: Vec<usize>,
+    ttl: Option<KeyTtl>,
 }
 
 impl GroupAggregate {
+    /// Forgets group `g`'s rows and results (its TTL passed): its next row starts it anew.
+    fn clear(&mut self, g: usize) {
+        for unit in &mut self.units {
+            unit.acc.reset(g);
+        }
+        self.row_counts[g] = 0;
+        self.emitted[g] = false;
+    }
+
     /// Every call's values for `groups`.
     fn results(&self, groups: &[usize]) -> Result<Vec<ArrayRef>> {
         self.outputs
@@ -234,6 +250,22 @@ impl Operator for GroupAggregate {
                 touched.push(g);
                 first_rows.push(i as u32);
             }
+        }
+        let expired = match &mut self.ttl {
+            None => Vec::new(),
+            Some(ttl) => {
+                let mut expired = ttl.start_batch(n);
+                for &g in &touched {
+                    if ttl.expired(g) {
+                        expired.push(g);
+                    }
+                    ttl.written(g);
+                }
+                expired
+            }
+        };
+        for g in expired {
+            self.clear(g);
         }
         let any_emitted = touched.iter().any(|&g| self.emitted[g]);
         let old = if any_emitted {

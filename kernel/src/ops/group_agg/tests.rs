@@ -2,6 +2,7 @@
 //! change, and retracting inputs (MIN/MAX over a multiset, shared DISTINCT counters).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow::array::{ArrayRef, Int64Array, Int8Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -12,7 +13,7 @@ use datafusion_physical_expr::PhysicalExpr;
 use super::*;
 use crate::changelog::with_row_kinds;
 use crate::operator::OperatorFactory;
-use crate::ops::test_output::lines_per_batch;
+use crate::ops::test_output::{lines_per_batch, lines_per_batch_apart};
 
 /// Rows of (k STRING, v BIGINT).
 fn input() -> SchemaRef {
@@ -41,6 +42,14 @@ fn call(
 
 /// `GROUP BY k` with `calls`, their results named c0, c1, …
 fn operator(calls: Vec<GroupAggregateCall>, retracting: bool) -> Box<dyn Operator> {
+    operator_with_ttl(calls, retracting, None)
+}
+
+fn operator_with_ttl(
+    calls: Vec<GroupAggregateCall>,
+    retracting: bool,
+    state_ttl_ms: Option<i64>,
+) -> Box<dyn Operator> {
     let mut fields = vec![Field::new("k", DataType::Utf8, true)];
     fields.extend((0..calls.len()).map(|i| Field::new(format!("c{i}"), DataType::Int64, true)));
     GroupAggregateFactory {
@@ -50,6 +59,7 @@ fn operator(calls: Vec<GroupAggregateCall>, retracting: bool) -> Box<dyn Operato
         output: Arc::new(Schema::new(fields)),
         input: input(),
         retracting,
+        state_ttl_ms,
     }
     .create(0, 1)
     .unwrap()
@@ -195,6 +205,7 @@ fn without_keys_every_row_is_one_group() {
         output: Arc::new(Schema::new(vec![Field::new("s", DataType::Int64, true)])),
         input: input(),
         retracting: false,
+        state_ttl_ms: None,
     }
     .create(0, 1)
     .unwrap();
@@ -206,4 +217,32 @@ fn without_keys_every_row_is_one_group() {
         ],
     );
     assert_eq!(got, [vec!["+I[3]"], vec!["-U[3]", "+U[6]"]]);
+}
+
+#[test]
+fn a_group_idle_past_the_state_ttl_starts_again() {
+    let calls = || {
+        vec![
+            call(AggregateKind::Count, false, None),
+            call(AggregateKind::Sum, true, None),
+        ]
+    };
+    let batches = [
+        batch(&[
+            ("+I", "a", Some(1)),
+            ("+I", "a", Some(2)),
+            ("+I", "b", Some(5)),
+        ]),
+        batch(&[("+I", "a", Some(10))]),
+    ];
+    // Within an hour's TTL, a's result updates.
+    let mut op = operator_with_ttl(calls(), false, Some(3_600_000));
+    let got = lines_per_batch_apart(op.as_mut(), &batches, Duration::from_millis(40));
+    assert_eq!(got[0], ["+I[a, 2, 3]", "+I[b, 1, 5]"]);
+    assert_eq!(got[1], ["-U[a, 2, 3]", "+U[a, 3, 13]"]);
+    // Past a 10 ms TTL, a's state is gone: its next row inserts a new result (nothing
+    // retracted, as in Flink).
+    let mut op = operator_with_ttl(calls(), false, Some(10));
+    let got = lines_per_batch_apart(op.as_mut(), &batches, Duration::from_millis(40));
+    assert_eq!(got[1], ["+I[a, 1, 10]"]);
 }
