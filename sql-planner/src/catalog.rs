@@ -30,6 +30,8 @@ pub(crate) struct FlinkTable {
     /// the watermark assigner computes, so that the rowtime is a column from the source on,
     /// as a time attribute is in Flink).
     pub scan_schema: SchemaRef,
+    /// `PRIMARY KEY (…) NOT ENFORCED`: what makes a table with a watermark a versioned table.
+    pub primary_key: Vec<String>,
 }
 
 /// `Connector` is not `Debug`; this wrapper is.
@@ -283,6 +285,7 @@ impl Catalog {
         let connector = registry.for_table(&descriptor)?;
         let mut table = FlinkTable {
             scan_schema: descriptor.schema.clone(),
+            primary_key: def.primary_key.clone(),
             descriptor,
             connector: Arc::new(Handle(connector)),
             plan: None,
@@ -392,6 +395,7 @@ impl FlinkTable {
             plan: None,
             watermark: None,
             scan_schema: self.scan_schema.clone(),
+            primary_key: self.primary_key.clone(),
         }
     }
 }
@@ -473,16 +477,11 @@ impl ContextProvider for Catalog {
         let t = name.table();
         if let Some(t) = t.strip_prefix(VERSIONED_PREFIX) {
             return match self.tables.get(t) {
-                Some(table) if table.plan.is_none() && table.watermark.is_none() => {
-                    Ok(Arc::new(VersionedSource {
-                        table: table.clone(),
-                    }))
-                }
-                Some(table) if table.watermark.is_some() => not_impl_err!(
-                    "FOR SYSTEM_TIME AS OF a table with a watermark ('{t}'), an event-time \
-                     temporal join, is not supported yet; a lookup join of a bounded table \
-                     (no watermark) is"
-                ),
+                // A bounded table is looked up (a lookup join); one with a watermark is a
+                // versioned table (an event-time temporal join).
+                Some(table) if table.plan.is_none() => Ok(Arc::new(VersionedSource {
+                    table: table.clone(),
+                })),
                 Some(_) => not_impl_err!(
                     "FOR SYSTEM_TIME AS OF a table with computed columns ('{t}') is not \
                      supported yet"

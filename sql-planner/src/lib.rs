@@ -18,6 +18,7 @@ mod lower_lookup_join;
 mod lower_over_agg;
 mod lower_rank;
 mod lower_stream_join;
+mod lower_temporal_join;
 mod lower_window;
 mod planner;
 mod rewrite;

@@ -142,6 +142,9 @@ impl Lowering<'_> {
         }
         let mut table_filters = Vec::new();
         if let Some((scan, versioned)) = versioned_scan(&join.right, &mut table_filters) {
+            if versioned.table.watermark.is_some() {
+                return self.temporal_join(join, versioned);
+            }
             return self.lookup_join(join, scan, versioned, &table_filters);
         }
         let left = self.lower(&join.left)?;

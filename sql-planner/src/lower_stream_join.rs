@@ -185,7 +185,7 @@ impl Lowering<'_> {
     /// A regular join's node: rows with equal keys meet in one subtask, so both inputs are
     /// hashed by their key columns, or the join runs on one subtask when a key is an expression
     /// or there is none. A regular join's results carry no time attribute and no window.
-    fn regular_join_node(
+    pub(crate) fn regular_join_node(
         &mut self,
         join: &Join,
         key_columns: Option<(Vec<usize>, Vec<usize>)>,

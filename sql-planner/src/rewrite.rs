@@ -3,12 +3,14 @@
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    visit_expressions, BinaryOperator, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
-    Ident, ObjectName, Query, Select, SelectItem, SetExpr, Statement, TableAlias, TableFactor,
-    TableFunctionArgs, TableVersion, TableWithJoins, Value,
+    visit_expressions, BinaryOperator, Expr, Function, FunctionArg, FunctionArgExpr,
+    FunctionArgumentList, FunctionArguments, Ident, JoinConstraint, JoinOperator, ObjectName,
+    Query, Select, SelectItem, SetExpr, Statement, TableAlias, TableFactor, TableFunctionArgs,
+    TableVersion, TableWithJoins, Value,
 };
 
 use crate::catalog::VERSIONED_PREFIX;
+use crate::functions::AS_OF;
 
 use crate::dialect::TABLE_ARG_FUNCTION;
 
@@ -156,12 +158,60 @@ fn conjuncts(e: Expr) -> Vec<Expr> {
 fn table_with_joins(t: &mut TableWithJoins) -> Result<(), String> {
     table_factor(&mut t.relation)?;
     for j in &mut t.joins {
-        table_factor(&mut j.relation)?;
+        if let Some((as_of, table)) = table_factor(&mut j.relation)? {
+            mark_as_of(&mut j.join_operator, as_of, &table);
+        }
     }
     Ok(())
 }
 
-fn table_factor(f: &mut TableFactor) -> Result<(), String> {
+/// Adds `$as_of(time, table.c)` to the ON condition, `c` a column of `table` the condition
+/// reads (see `functions/as_of.rs`); without one, the condition is left as it is.
+fn mark_as_of(op: &mut JoinOperator, as_of: Expr, table: &Ident) {
+    let (JoinOperator::Join(JoinConstraint::On(on))
+    | JoinOperator::Inner(JoinConstraint::On(on))
+    | JoinOperator::Left(JoinConstraint::On(on))
+    | JoinOperator::LeftOuter(JoinConstraint::On(on))) = op
+    else {
+        return;
+    };
+    let mut column = None;
+    let _ = visit_expressions(on, |e| {
+        if let Expr::CompoundIdentifier(parts) = e {
+            if parts.len() == 2 && parts[0].value == table.value {
+                column = Some(e.clone());
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    let Some(column) = column else { return };
+    let arg = |e: Expr| FunctionArg::Unnamed(FunctionArgExpr::Expr(e));
+    let marker = Expr::Function(Function {
+        name: ObjectName::from(vec![Ident::with_quote('"', AS_OF)]),
+        uses_odbc_syntax: false,
+        parameters: FunctionArguments::None,
+        args: FunctionArguments::List(FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![arg(as_of), arg(column)],
+            clauses: vec![],
+        }),
+        filter: None,
+        null_treatment: None,
+        over: None,
+        within_group: vec![],
+    });
+    let condition = std::mem::replace(on, Expr::Value(Value::Boolean(true).into()));
+    *on = Expr::BinaryOp {
+        left: Box::new(condition),
+        op: BinaryOperator::And,
+        right: Box::new(marker),
+    };
+}
+
+/// Rewrites a table factor; for a table `FOR SYSTEM_TIME AS OF e`, returns `e` and the name
+/// its columns are qualified by.
+fn table_factor(f: &mut TableFactor) -> Result<Option<(Expr, Ident)>, String> {
     match f {
         TableFactor::TableFunction { expr, alias } => {
             if let Some(args) = window_tvf_call(expr) {
@@ -177,7 +227,7 @@ fn table_factor(f: &mut TableFactor) -> Result<(), String> {
             version: version @ Some(_),
             ..
         } => {
-            let Some(TableVersion::ForSystemTimeAsOf(_)) = version.take() else {
+            let Some(TableVersion::ForSystemTimeAsOf(as_of)) = version.take() else {
                 return Err(format!(
                     "table '{name}': only FOR SYSTEM_TIME AS OF selects a table's version"
                 ));
@@ -199,14 +249,16 @@ fn table_factor(f: &mut TableFactor) -> Result<(), String> {
                 '`',
                 format!("{VERSIONED_PREFIX}{}", table.value),
             )]);
+            let qualifier = alias.as_ref().map_or(table, |a| a.name.clone());
+            return Ok(Some((as_of, qualifier)));
         }
-        TableFactor::Derived { subquery, .. } => return query(subquery),
+        TableFactor::Derived { subquery, .. } => query(subquery)?,
         TableFactor::NestedJoin {
             table_with_joins, ..
-        } => return self::table_with_joins(table_with_joins),
+        } => self::table_with_joins(table_with_joins)?,
         _ => {}
     }
-    Ok(())
+    Ok(None)
 }
 
 /// A table factor calling table function `name` with positional `args`: the form DataFusion

@@ -9,4 +9,5 @@ mod nexmark_golden;
 mod nexmark_reference;
 mod reference;
 mod support;
+mod temporal_join;
 mod windows;

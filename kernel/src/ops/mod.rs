@@ -10,6 +10,7 @@ pub mod lookup_join;
 pub mod over_agg;
 pub mod rank;
 pub mod stream_join;
+pub mod temporal_join;
 #[cfg(test)]
 pub(crate) mod test_output;
 mod watermark;

@@ -4,6 +4,7 @@
 //! Every function works on whole arrays; arguments that are constants in the SQL (patterns,
 //! separators, indices) are read once per batch.
 
+mod as_of;
 mod count_char;
 mod current_watermark;
 mod date_format;
@@ -22,6 +23,7 @@ use arrow::datatypes::DataType;
 use datafusion_common::{exec_err, plan_err, Result, ScalarValue};
 use datafusion_expr::{ColumnarValue, ScalarUDF};
 
+pub use as_of::AS_OF;
 pub use current_watermark::CURRENT_WATERMARK;
 pub use date_format::java_pattern_to_strftime;
 pub use proctime::is_proctime;
@@ -35,6 +37,7 @@ pub fn flink_builtins() -> Vec<Arc<ScalarUDF>> {
         Arc::new(ScalarUDF::from(date_format::DateFormat::new())),
         Arc::new(ScalarUDF::from(modulo::Mod::new())),
         Arc::new(ScalarUDF::from(proctime::Proctime::new())),
+        Arc::new(ScalarUDF::from(as_of::AsOf::new())),
         Arc::new(ScalarUDF::from(current_watermark::CurrentWatermark::new())),
         Arc::new(ScalarUDF::from(extract::Extract::new("hour"))),
         Arc::new(ScalarUDF::from(extract::Extract::new("minute"))),
