@@ -6,11 +6,10 @@
 use std::collections::BTreeMap;
 use std::fs;
 
-use nexmark::queries::{job_script, JobSettings};
-
 use crate::reference;
 use crate::support::{
-    eddy, explain_sql, materialized_rows, run_sql, run_sql_materialized, stderr, stdout,
+    eddy, explain_sql, materialized_rows, nexmark_tables, run_sql, run_sql_materialized, stderr,
+    stdout,
 };
 
 const EVENTS: u64 = 20_000;
@@ -19,16 +18,8 @@ const RATE: u64 = 10_000_000;
 
 /// The Nexmark tables and views of a job script, with `sql` as the query.
 fn over_nexmark(dir: &std::path::Path, sql: &str) -> String {
-    let settings = JobSettings {
-        events: EVENTS,
-        rate: RATE,
-        extra_options: vec![("seed".into(), SEED.to_string())],
-        nexmark_dir: dir.display().to_string(),
-        submit_time: "changelog".into(),
-        flink_home: dir.display().to_string(),
-    };
-    let script = job_script("q0", &settings).unwrap();
-    let ddl = &script[..script.find("CREATE TABLE nexmark_q0").unwrap()];
+    let seed = SEED.to_string();
+    let ddl = nexmark_tables(dir, EVENTS, RATE, &[("seed", &seed)]);
     format!("{ddl}\n{sql}")
 }
 

@@ -4,10 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use nexmark::queries::{job_script, JobSettings};
-
 use crate::reference;
-use crate::support::{explain_sql, materialized_rows, run_sql_materialized};
+use crate::support::{explain_sql, materialized_rows, nexmark_tables, run_sql_materialized};
 
 const EVENTS: u64 = 10_000;
 const SEED: u64 = 5;
@@ -16,20 +14,9 @@ const RATE: u64 = 1_000;
 
 /// The Nexmark tables with the watermark at the latest rowtime (not 4 s behind), then `sql`.
 fn over_nexmark(dir: &std::path::Path, sql: &str) -> String {
-    let settings = JobSettings {
-        events: EVENTS,
-        rate: RATE,
-        // Small batches: the watermark moves in steps of 0.1 s of event time.
-        extra_options: vec![
-            ("seed".into(), SEED.to_string()),
-            ("batch-size".into(), "100".into()),
-        ],
-        nexmark_dir: dir.display().to_string(),
-        submit_time: "interval".into(),
-        flink_home: dir.display().to_string(),
-    };
-    let script = job_script("q0", &settings).unwrap();
-    let ddl = &script[..script.find("CREATE TABLE nexmark_q0").unwrap()];
+    let seed = SEED.to_string();
+    // Small batches: the watermark moves in steps of 0.1 s of event time.
+    let ddl = nexmark_tables(dir, EVENTS, RATE, &[("seed", &seed), ("batch-size", "100")]);
     let lag = "- INTERVAL '4' SECOND";
     assert!(ddl.contains(lag));
     format!("{}\n{sql}", ddl.replace(lag, ""))

@@ -11,6 +11,24 @@ use kernel::runtime::run_job;
 use nexmark::queries::{job_script, JobSettings};
 use sql_planner::{plan_script, PlanOptions};
 
+/// The Nexmark tables and views of a job script over `events` generated events at `rate`
+/// events per second of event time, with extra source `options` (seed, batch size…).
+pub fn nexmark_tables(dir: &Path, events: u64, rate: u64, options: &[(&str, &str)]) -> String {
+    let settings = JobSettings {
+        events,
+        rate,
+        extra_options: options
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        nexmark_dir: dir.display().to_string(),
+        submit_time: "tests".into(),
+        flink_home: dir.display().to_string(),
+    };
+    let script = job_script("q0", &settings).unwrap();
+    script[..script.find("CREATE TABLE nexmark_q0").unwrap()].to_string()
+}
+
 pub fn registry() -> ConnectorRegistry {
     let mut r = ConnectorRegistry::with_builtins();
     r.register(Arc::new(nexmark::NexmarkConnector));
