@@ -273,6 +273,9 @@ impl<'a> Lowering<'a> {
             LogicalPlan::Projection(_) | LogicalPlan::Filter(_) | LogicalPlan::SubqueryAlias(_) => {
                 // A run of stateless nodes becomes one Calc over the run's input.
                 let (base, filter, exprs) = flatten(plan)?;
+                // The AS OF marker always holds; the optimizer may have copied it below the
+                // join (a join key of the other side substituted), where it would cost a filter.
+                let (_, filter) = crate::lower_join::split_as_of(filter.as_ref());
                 if let LogicalPlan::Window(window) = base {
                     return self.rank(window, filter.as_ref(), &exprs, plan.schema().clone());
                 }

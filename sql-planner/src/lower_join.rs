@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion_common::{DFSchema, JoinType, NullEquality};
+use datafusion_expr::utils::{conjunction, split_conjunction};
 use datafusion_expr::{Expr, Join};
 use datafusion_physical_expr::PhysicalExpr;
 use kernel::graph::{NodeKind, Partitioning};
@@ -17,6 +18,7 @@ use kernel::ops::window::{JoinSide, WindowJoinFactory, WindowJoinType};
 use kernel::types::StreamSchema;
 use kernel::{Error, Result};
 
+use crate::functions::AS_OF;
 use crate::lower::{Lowered, Lowering, WindowColumns};
 use crate::lower_lookup_join::versioned_scan;
 
@@ -84,6 +86,24 @@ pub(crate) struct JoinKeys {
     pub columns: Option<(Vec<usize>, Vec<usize>)>,
 }
 
+/// The AS OF expression the rewrite's `$as_of` marker carries, and the condition without it.
+pub(crate) fn split_as_of(filter: Option<&Expr>) -> (Option<Expr>, Option<Expr>) {
+    let Some(filter) = filter else {
+        return (None, None);
+    };
+    let mut as_of = None;
+    let mut rest = Vec::new();
+    for c in split_conjunction(filter) {
+        match c {
+            Expr::ScalarFunction(f) if f.func.name() == AS_OF => {
+                as_of = as_of.or_else(|| f.args.first().cloned());
+            }
+            other => rest.push(other.clone()),
+        }
+    }
+    (as_of, conjunction(rest))
+}
+
 impl Lowering<'_> {
     /// Lowers the key pairs `(left expression, right expression)` of a join.
     pub(crate) fn join_keys(
@@ -127,10 +147,9 @@ impl Lowering<'_> {
         right: &DFSchema,
     ) -> Result<Option<Arc<dyn PhysicalExpr>>> {
         let paired = left.schema.join(right)?;
-        join.filter
-            .as_ref()
-            .map(|f| self.physical(f, &paired))
-            .transpose()
+        // The rewrite's AS OF marker is no condition.
+        let (_, condition) = split_as_of(join.filter.as_ref());
+        condition.map(|f| self.physical(&f, &paired)).transpose()
     }
 
     pub(crate) fn join(&mut self, join: &Join) -> Result<Lowered> {

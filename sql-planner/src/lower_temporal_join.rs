@@ -10,16 +10,14 @@ use std::sync::Arc;
 use arrow::datatypes::{Schema, SchemaRef};
 use datafusion_common::tree_node::{Transformed, TreeNode};
 use datafusion_expr::logical_plan::TableScanBuilder;
-use datafusion_expr::utils::{conjunction, split_conjunction};
-use datafusion_expr::{Expr, Join, JoinType, LogicalPlan};
+use datafusion_expr::{Join, JoinType, LogicalPlan};
 use kernel::ops::temporal_join::TemporalJoinFactory;
 use kernel::types::StreamSchema;
 use kernel::{Error, Result};
 
 use crate::catalog::{FlinkTable, RawTableSource, VersionedSource};
-use crate::functions::AS_OF;
 use crate::lower::{Lowered, Lowering};
-use crate::lower_join::column_index;
+use crate::lower_join::{column_index, split_as_of};
 
 /// `plan` (the join's right side) reading the versioned table as a stream, with its rowtime.
 fn read_versions(
@@ -54,24 +52,6 @@ fn read_versions(
         .data)
 }
 
-/// The AS OF expression the rewrite's `$as_of` marker carries, and the condition without it.
-fn split_as_of(filter: Option<&Expr>) -> (Option<Expr>, Option<Expr>) {
-    let Some(filter) = filter else {
-        return (None, None);
-    };
-    let mut as_of = None;
-    let mut rest = Vec::new();
-    for c in split_conjunction(filter) {
-        match c {
-            Expr::ScalarFunction(f) if f.func.name() == AS_OF && as_of.is_none() => {
-                as_of = f.args.first().cloned();
-            }
-            other => rest.push(other.clone()),
-        }
-    }
-    (as_of, conjunction(rest))
-}
-
 impl Lowering<'_> {
     /// `join.right` is a scan of `versioned`, a table with a watermark.
     pub(crate) fn temporal_join(
@@ -102,11 +82,7 @@ impl Lowering<'_> {
                  event-time temporal join needs a versioned table (PRIMARY KEY (…) NOT ENFORCED)"
             )));
         }
-        let (as_of, rest) = split_as_of(join.filter.as_ref());
-        let join = &Join {
-            filter: rest,
-            ..join.clone()
-        };
+        let (as_of, _) = split_as_of(join.filter.as_ref());
         let left = self.lower(&join.left)?;
         self.append_only(&left, "an event-time temporal join")?;
         let rowtime_of_left = self.graph.nodes[left.node].output.event_time;

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use arrow::array::{ArrayRef, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::take;
 use arrow::datatypes::{Int8Type, SchemaRef};
-use arrow::row::{OwnedRow, RowConverter, SortField};
+use arrow::row::{OwnedRow, RowConverter};
 use arrow::util::display::ArrayFormatter;
 use std::collections::HashMap;
 
@@ -45,17 +45,11 @@ impl OperatorFactory for MaterializeFactory {
         if parallelism != 1 {
             return Err(Error::internal("a materializing sink runs as one subtask"));
         }
-        let fields = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| SortField::new(f.data_type().clone()))
-            .collect();
         Ok(Box::new(Materialize {
             table: self.table.clone(),
             schema: self.schema.clone(),
             target: self.target.clone(),
-            converter: RowConverter::new(fields)?,
+            converter: crate::ops::whole_row_converter(&self.schema)?,
             rows: HashMap::new(),
         }))
     }

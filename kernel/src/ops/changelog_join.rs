@@ -33,6 +33,7 @@ use crate::changelog::{accumulates, split_row_kinds, with_row_kinds};
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::evaluate;
 use crate::ops::group_keys::{join_keys, key_names, keys_valid, paired_schema};
+use crate::ops::key_ttl::{describe_ttl, TtlSweep};
 use crate::ops::keyed_table::{cast_back, key_groups, row_converter, subtask_table_with};
 use crate::ops::window::nulls_false;
 use crate::types::{wall_clock_ms, RowKind};
@@ -103,7 +104,7 @@ impl OperatorFactory for ChangelogJoinFactory {
             sides: [side(&self.left)?, side(&self.right)?],
             f: self.clone(),
             hashes: Vec::new(),
-            last_sweep: i64::MIN,
+            sweep: self.state_ttl_ms.map(TtlSweep::new),
         }))
     }
 
@@ -117,8 +118,7 @@ impl OperatorFactory for ChangelogJoinFactory {
             } else {
                 ""
             },
-            self.state_ttl_ms
-                .map_or(String::new(), |t| format!(", state TTL {t} ms")),
+            describe_ttl(self.state_ttl_ms),
         )
     }
 }
@@ -207,8 +207,8 @@ struct ChangelogJoin {
     keys: Option<RowConverter>,
     sides: [SideState; 2],
     hashes: Vec<u64>,
-    /// Wall-clock time of the last TTL sweep.
-    last_sweep: i64,
+    /// When the tables drop entries past `table.exec.state.ttl`.
+    sweep: Option<TtlSweep>,
 }
 
 impl ChangelogJoin {
@@ -234,14 +234,10 @@ impl ChangelogJoin {
     /// Drops entries past their TTL, at most every hundredth of the TTL (a sweep visits the
     /// whole table).
     fn sweep(&mut self) -> Result<()> {
-        let Some(ttl) = self.f.state_ttl_ms else {
-            return Ok(());
-        };
         let now = wall_clock_ms();
-        if now.saturating_sub(self.last_sweep) < (ttl / 100).max(1) {
+        if !self.sweep.as_mut().is_some_and(|s| s.due(now)) {
             return Ok(());
         }
-        self.last_sweep = now;
         for side in &mut self.sides {
             if let Some(t) = side.table.as_mut() {
                 t.advance_time(now)?;

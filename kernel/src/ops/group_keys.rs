@@ -11,7 +11,7 @@ use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBat
 use arrow::compute::kernels::boolean::and;
 use arrow::compute::{cast, is_not_null};
 use arrow::datatypes::{DataType, Int64Type, Schema, SchemaRef};
-use arrow::row::{RowConverter, Rows, SortField};
+use arrow::row::{RowConverter, Rows};
 use datafusion_common::hash_utils::create_hashes_with_hasher;
 use foldhash::fast::FixedState;
 use hashbrown::HashTable;
@@ -59,13 +59,7 @@ impl GroupKeys {
                 null_group: None,
             },
             _ => {
-                let converter = RowConverter::new(
-                    schema
-                        .fields()
-                        .iter()
-                        .map(|f| SortField::new(f.data_type().clone()))
-                        .collect(),
-                )?;
+                let converter = super::whole_row_converter(&schema)?;
                 let rows = converter.empty_rows(0, 0);
                 Inner::Rows {
                     converter,

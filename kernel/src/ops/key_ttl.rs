@@ -7,13 +7,43 @@
 
 use crate::types::wall_clock_ms;
 
+/// `, state TTL N ms` for an operator's description, or nothing without a TTL.
+pub(crate) fn describe_ttl(ttl_ms: Option<i64>) -> String {
+    ttl_ms.map_or(String::new(), |t| format!(", state TTL {t} ms"))
+}
+
+/// When a whole-state sweep for expired entries is due: at most every hundredth of the TTL,
+/// so that sweeping costs about 1 % over the entries' lifetime.
+pub(crate) struct TtlSweep {
+    every: i64,
+    last: i64,
+}
+
+impl TtlSweep {
+    pub fn new(ttl_ms: i64) -> TtlSweep {
+        TtlSweep {
+            every: (ttl_ms / 100).max(1),
+            last: i64::MIN,
+        }
+    }
+
+    /// Whether a sweep is due at `now`; if so, it counts as done.
+    pub fn due(&mut self, now: i64) -> bool {
+        if now.saturating_sub(self.last) < self.every {
+            return false;
+        }
+        self.last = now;
+        true
+    }
+}
+
 /// When each key's state was last written.
 pub(crate) struct KeyTtl {
     ttl_ms: i64,
     /// Per key; `NONE` when it holds no state (never written, or cleared).
     written: Vec<i64>,
     now: i64,
-    last_sweep: i64,
+    sweep: TtlSweep,
 }
 
 const NONE: i64 = i64::MAX;
@@ -24,7 +54,7 @@ impl KeyTtl {
             ttl_ms: ttl_ms.max(1),
             written: Vec::new(),
             now: 0,
-            last_sweep: i64::MIN,
+            sweep: TtlSweep::new(ttl_ms),
         })
     }
 
@@ -36,10 +66,9 @@ impl KeyTtl {
         if self.written.len() < keys {
             self.written.resize(keys, NONE);
         }
-        if self.now.saturating_sub(self.last_sweep) < (self.ttl_ms / 100).max(1) {
+        if !self.sweep.due(self.now) {
             return Vec::new();
         }
-        self.last_sweep = self.now;
         let mut expired = Vec::new();
         for key in 0..self.written.len() {
             if self.is_expired(key) {

@@ -31,6 +31,18 @@ use gemini_state::StateSize;
 
 use crate::Result;
 
+/// A converter of whole rows of `schema` to arrow's row format (default sort order), for
+/// operators that keep rows as bytes.
+pub(crate) fn whole_row_converter(schema: &Schema) -> Result<RowConverter> {
+    Ok(RowConverter::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| SortField::new(f.data_type().clone()))
+            .collect(),
+    )?)
+}
+
 /// Rows an operator keeps in memory outside a state table, and their bytes, for state
 /// reports. The bytes are those of the arrays' buffers, which a kept slice of a larger batch
 /// shares with it: an upper bound.

@@ -18,15 +18,15 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, AsArray, Float64Array, Int64Array, Int8Array, RecordBatch};
 use arrow::compute::{cast, SortOptions};
 use arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef};
-use arrow::row::{RowConverter, SortField};
+use arrow::row::RowConverter;
 use datafusion_physical_expr::PhysicalExpr;
 use gemini_state::StateSize;
 
 use crate::changelog::{accumulates, split_row_kinds, with_row_kinds};
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::group_keys::GroupKeys;
-use crate::ops::key_ttl::KeyTtl;
-use crate::ops::{evaluate, SortKeys};
+use crate::ops::key_ttl::{describe_ttl, KeyTtl};
+use crate::ops::{evaluate, whole_row_converter, SortKeys};
 use crate::types::RowKind;
 use crate::{Error, Result};
 
@@ -70,16 +70,10 @@ pub struct OverAggregateFactory {
 
 impl OperatorFactory for OverAggregateFactory {
     fn create(&self, _subtask: usize, _parallelism: usize) -> Result<Box<dyn Operator>> {
-        let row_fields = self
-            .input
-            .fields()
-            .iter()
-            .map(|f| SortField::new(f.data_type().clone()))
-            .collect();
         Ok(Box::new(OverAggregate {
             keys: GroupKeys::new(self.key_schema.clone())?,
             order: SortKeys::new(&self.order, &self.input)?,
-            rows: RowConverter::new(row_fields)?,
+            rows: whole_row_converter(&self.input)?,
             f: self.clone(),
             partitions: Vec::new(),
             seq: 0,
@@ -101,10 +95,11 @@ impl OperatorFactory for OverAggregateFactory {
                 format!("{:?} over {frame} preceding rows", c.function)
             })
             .collect();
-        let ttl = self
-            .state_ttl_ms
-            .map_or(String::new(), |t| format!(", state TTL {t} ms"));
-        format!("over aggregate: {}{ttl}", calls.join(", "))
+        format!(
+            "over aggregate: {}{}",
+            calls.join(", "),
+            describe_ttl(self.state_ttl_ms)
+        )
     }
 }
 

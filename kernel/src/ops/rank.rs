@@ -18,15 +18,15 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Int64Array, Int8Array, RecordBatch, UInt32Array};
 use arrow::compute::{take, SortOptions};
 use arrow::datatypes::SchemaRef;
-use arrow::row::{RowConverter, Rows, SortField};
+use arrow::row::{RowConverter, Rows};
 use datafusion_physical_expr::PhysicalExpr;
 use gemini_state::StateSize;
 
 use crate::changelog::with_row_kinds;
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::group_keys::GroupKeys;
-use crate::ops::key_ttl::KeyTtl;
-use crate::ops::SortKeys;
+use crate::ops::key_ttl::{describe_ttl, KeyTtl};
+use crate::ops::{whole_row_converter, SortKeys};
 use crate::types::RowKind;
 use crate::Result;
 
@@ -55,17 +55,11 @@ pub struct RankFactory {
 
 impl OperatorFactory for RankFactory {
     fn create(&self, _subtask: usize, _parallelism: usize) -> Result<Box<dyn Operator>> {
-        let row_fields = self
-            .input
-            .fields()
-            .iter()
-            .map(|f| SortField::new(f.data_type().clone()))
-            .collect();
         Ok(Box::new(Rank {
             f: self.clone(),
             keys: GroupKeys::new(self.key_schema.clone())?,
             order: SortKeys::new(&self.order, &self.input)?,
-            rows: RowConverter::new(row_fields)?,
+            rows: whole_row_converter(&self.input)?,
             tops: Vec::new(),
             slots: Vec::new(),
             free: Vec::new(),
@@ -104,8 +98,7 @@ impl OperatorFactory for RankFactory {
             } else {
                 ""
             },
-            self.state_ttl_ms
-                .map_or(String::new(), |t| format!(", state TTL {t} ms"))
+            describe_ttl(self.state_ttl_ms)
         )
     }
 }

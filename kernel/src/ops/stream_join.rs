@@ -27,6 +27,7 @@ use gemini_state::StateSize;
 
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::group_keys::{join_keys, key_names, keys_valid, paired_schema, GroupKeys};
+use crate::ops::key_ttl::{describe_ttl, TtlSweep};
 use crate::ops::window::nulls_false;
 use crate::ops::{evaluate, timestamp_millis, HeldRows};
 use crate::types::{wall_clock_ms, Message, Watermark};
@@ -86,7 +87,7 @@ impl OperatorFactory for StreamJoinFactory {
             source_of: Vec::new(),
             watermark: None,
             now: 0,
-            last_sweep: i64::MIN,
+            sweep: self.state_ttl_ms.map(TtlSweep::new),
         }))
     }
 
@@ -106,9 +107,7 @@ impl OperatorFactory for StreamJoinFactory {
         } else {
             String::new()
         };
-        if let Some(ttl) = self.state_ttl_ms {
-            delay += &format!(", state TTL {ttl} ms");
-        }
+        delay += &describe_ttl(self.state_ttl_ms);
         format!(
             "inner join, keys {keys:?}{}{}{}{delay}",
             if self.filter.is_some() {
@@ -234,9 +233,9 @@ struct StreamJoin {
     /// not among them); reset after each probe.
     source_of: Vec<u32>,
     watermark: Option<i64>,
-    /// Wall-clock time of the batch at hand, and of the last TTL sweep.
+    /// Wall-clock time of the batch at hand, for the state TTL.
     now: i64,
-    last_sweep: i64,
+    sweep: Option<TtlSweep>,
 }
 
 impl StreamJoin {
@@ -357,9 +356,8 @@ impl Operator for StreamJoin {
         }
         if let Some(ttl) = self.f.state_ttl_ms {
             self.now = wall_clock_ms();
-            // Sweep at most every hundredth of the TTL; the probe skips what is due before.
-            if self.now.saturating_sub(self.last_sweep) >= (ttl / 100).max(1) {
-                self.last_sweep = self.now;
+            // The probe skips rows past the TTL that no sweep has dropped yet.
+            if self.sweep.as_mut().is_some_and(|s| s.due(self.now)) {
                 let now = self.now;
                 for side in &mut self.sides {
                     side.drop_where(|s| s.arrived.saturating_add(ttl) <= now, &mut self.groups)?;

@@ -207,7 +207,7 @@ fn expired_rows_are_forgotten_and_the_rest_still_meet() {
             source_of: Vec::new(),
             watermark: None,
             now: 0,
-            last_sweep: i64::MIN,
+            sweep: None,
         };
         let mut out = Collect::default();
         let mut ctx = OperatorContext::new(0, 1, 128, Arc::new(JobMetrics::default()));

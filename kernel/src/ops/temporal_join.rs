@@ -17,9 +17,9 @@ use arrow::array::{
     new_null_array, Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array,
 };
 use arrow::compute::kernels::boolean::not;
-use arrow::compute::{concat_batches, filter_record_batch, take};
-use arrow::datatypes::{Int8Type, SchemaRef};
-use arrow::row::{RowConverter, SortField};
+use arrow::compute::{concat_batches, filter, filter_record_batch, take};
+use arrow::datatypes::{Int64Type, Int8Type, SchemaRef};
+use arrow::row::RowConverter;
 use datafusion_physical_expr::PhysicalExpr;
 use gemini_state::StateSize;
 
@@ -27,7 +27,7 @@ use crate::changelog::{accumulates, split_row_kinds};
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::group_keys::{join_keys, key_names, keys_valid, paired_schema, GroupKeys};
 use crate::ops::window::nulls_false;
-use crate::ops::{evaluate, timestamp_millis};
+use crate::ops::{evaluate, timestamp_millis, whole_row_converter};
 use crate::types::{Message, RowKind, Watermark};
 use crate::{Error, Result};
 
@@ -55,16 +55,10 @@ pub struct TemporalJoinFactory {
 
 impl OperatorFactory for TemporalJoinFactory {
     fn create(&self, _subtask: usize, _parallelism: usize) -> Result<Box<dyn Operator>> {
-        let fields = self
-            .right_schema
-            .fields()
-            .iter()
-            .map(|f| SortField::new(f.data_type().clone()))
-            .collect();
         Ok(Box::new(TemporalJoin {
             paired: paired_schema(&self.left_schema, &self.right_schema),
             keys: GroupKeys::new(self.key_schema.clone())?,
-            rows: RowConverter::new(fields)?,
+            rows: whole_row_converter(&self.right_schema)?,
             f: self.clone(),
             versions: Vec::new(),
             version_bytes: 0,
@@ -183,7 +177,8 @@ impl TemporalJoin {
         if n == 0 {
             return Ok(());
         }
-        let times = timestamp_millis(batch.column(self.f.left_time))?;
+        let times = filter(&times, &ready)?;
+        let times = times.as_primitive::<Int64Type>();
         let keys = join_keys(&self.f.left_keys, &self.f.key_schema, &batch)?;
         let valid = keys_valid(&keys)?;
         let mut groups = std::mem::take(&mut self.groups);

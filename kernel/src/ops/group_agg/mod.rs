@@ -29,7 +29,7 @@ use crate::changelog::{is_accumulate, split_row_kinds, with_row_kinds};
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::evaluate;
 use crate::ops::group_keys::GroupKeys;
-use crate::ops::key_ttl::KeyTtl;
+use crate::ops::key_ttl::{describe_ttl, KeyTtl};
 use crate::types::RowKind;
 use crate::Result;
 
@@ -157,8 +157,7 @@ impl OperatorFactory for GroupAggregateFactory {
             } else {
                 ""
             },
-            self.state_ttl_ms
-                .map_or(String::new(), |t| format!(", state TTL {t} ms"))
+            describe_ttl(self.state_ttl_ms)
         )
     }
 }
@@ -181,7 +180,8 @@ struct GroupAggregate {
 }
 
 impl GroupAggregate {
-    /// Forgets group `g`'s rows and results (its TTL passed): its next row starts it anew.
+    /// Forgets group `g`'s rows and results (emptied, or past its TTL): its next row starts it
+    /// anew.
     fn clear(&mut self, g: usize) {
         for unit in &mut self.units {
             unit.acc.reset(g);
@@ -365,12 +365,11 @@ impl Operator for GroupAggregate {
                 }
                 (false, false) => {}
             }
-            if !alive {
-                for unit in &mut self.units {
-                    unit.acc.reset(g);
-                }
+            if alive {
+                self.emitted[g] = true;
+            } else {
+                self.clear(g);
             }
-            self.emitted[g] = alive;
         }
         self.groups = groups;
         if kinds.is_empty() {
