@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use gemini_state::StateSize;
@@ -40,6 +41,7 @@ pub struct OperatorContext {
     pub node: usize,
     pub node_name: String,
     timers: BTreeSet<EventTime>,
+    processing_timers: BTreeSet<Instant>,
 }
 
 impl OperatorContext {
@@ -58,6 +60,7 @@ impl OperatorContext {
             node: 0,
             node_name: String::new(),
             timers: BTreeSet::new(),
+            processing_timers: BTreeSet::new(),
         }
     }
 
@@ -71,6 +74,30 @@ impl OperatorContext {
     /// Asks for `on_timer(time)` once the watermark reaches `time`.
     pub fn register_event_timer(&mut self, time: EventTime) {
         self.timers.insert(time);
+    }
+
+    /// Asks for `on_processing_timer` once the wall clock reaches `at`, even if no input
+    /// arrives by then.
+    pub fn register_processing_timer(&mut self, at: Instant) {
+        self.processing_timers.insert(at);
+    }
+
+    /// The earliest processing-time timer registered.
+    pub(crate) fn next_processing_timer(&self) -> Option<Instant> {
+        self.processing_timers.first().copied()
+    }
+
+    /// Removes and returns the processing-time timers due at `now`, in time order.
+    pub(crate) fn take_due_processing_timers(&mut self, now: Instant) -> Vec<Instant> {
+        let mut due = Vec::new();
+        while let Some(&t) = self.processing_timers.first() {
+            if t > now {
+                break;
+            }
+            self.processing_timers.pop_first();
+            due.push(t);
+        }
+        due
     }
 
     /// Removes and returns the timers due at watermark `wm`, in time order.
@@ -112,6 +139,17 @@ pub trait Operator: Send {
     fn on_timer(
         &mut self,
         _time: EventTime,
+        _ctx: &mut OperatorContext,
+        _out: &mut dyn Output,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// A processing-time timer registered through the context is due (the wall clock passed
+    /// `time`).
+    fn on_processing_timer(
+        &mut self,
+        _time: Instant,
         _ctx: &mut OperatorContext,
         _out: &mut dyn Output,
     ) -> Result<()> {

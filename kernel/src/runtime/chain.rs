@@ -1,5 +1,7 @@
 //! A chain: operators joined by forward edges, run as nested calls inside one task.
 
+use std::time::Instant;
+
 use crate::operator::{report_state, Operator, OperatorContext, Output};
 use crate::types::{Message, Watermark};
 use crate::Result;
@@ -26,6 +28,30 @@ impl Chain {
         }
         .deliver(msg)
     }
+
+    /// The earliest processing-time timer any operator of the chain registered.
+    pub(crate) fn next_processing_timer(&self) -> Option<Instant> {
+        self.ctxs
+            .iter()
+            .filter_map(|c| c.next_processing_timer())
+            .min()
+    }
+
+    /// Fires the processing-time timers due at `now`, upstream operators first, so that what
+    /// they emit reaches the operators after them before those fire theirs.
+    pub(crate) fn fire_processing_timers(
+        &mut self,
+        now: Instant,
+        tail: &mut dyn Output,
+    ) -> Result<()> {
+        Link {
+            ops: &mut self.ops,
+            ctxs: &mut self.ctxs,
+            tail,
+            input: 0,
+        }
+        .fire_processing_timers(now)
+    }
 }
 
 /// The rest of a chain seen from one operator: itself an [`Output`].
@@ -37,6 +63,26 @@ struct Link<'a> {
 }
 
 impl Link<'_> {
+    fn fire_processing_timers(&mut self, now: Instant) -> Result<()> {
+        let Some((op, rest)) = self.ops.split_first_mut() else {
+            return Ok(());
+        };
+        let (ctx, rest_ctxs) = self
+            .ctxs
+            .split_first_mut()
+            .expect("one context per operator");
+        let mut next = Link {
+            ops: rest,
+            ctxs: rest_ctxs,
+            tail: &mut *self.tail,
+            input: 0,
+        };
+        for due in ctx.take_due_processing_timers(now) {
+            op.on_processing_timer(due, ctx, &mut next)?;
+        }
+        next.fire_processing_timers(now)
+    }
+
     fn deliver(&mut self, msg: Message) -> Result<()> {
         let Some((op, rest)) = self.ops.split_first_mut() else {
             return self.tail.emit(msg);

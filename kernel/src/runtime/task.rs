@@ -35,6 +35,12 @@ impl SourceTask {
                 // Ctrl-C or a failure elsewhere: end cleanly without flushing event time.
                 return self.chain.push(0, Message::End, &mut self.router);
             }
+            if let Some(due) = self.chain.next_processing_timer() {
+                let now = Instant::now();
+                if due <= now {
+                    self.chain.fire_processing_timers(now, &mut self.router)?;
+                }
+            }
             let poll = self.source.poll_next(&mut self.ctx)?;
             match poll {
                 SourcePoll::Batch(b) => {
@@ -97,6 +103,16 @@ impl InputChannel {
     }
 }
 
+/// What an operator task does next.
+enum Ready {
+    /// Read input channel `i`.
+    Input(usize),
+    /// Fire the chain's due processing-time timers.
+    Timers,
+    /// Every input has ended.
+    Ended,
+}
+
 pub(crate) struct OperatorTask {
     pub inputs: Vec<InputChannel>,
     pub chain: Chain,
@@ -121,22 +137,32 @@ impl OperatorTask {
     }
 
     pub fn run(&mut self) -> Result<()> {
-        while let Some(i) = self.next_ready()? {
-            let msg = match self.inputs[i].receiver.recv() {
-                Ok(m) => m,
-                Err(_) => {
-                    return Err(Error::internal(
-                        "an upstream task stopped without finishing",
-                    ))
+        loop {
+            match self.next_ready()? {
+                Ready::Input(i) => {
+                    let msg = match self.inputs[i].receiver.recv() {
+                        Ok(m) => m,
+                        Err(_) => {
+                            return Err(Error::internal(
+                                "an upstream task stopped without finishing",
+                            ))
+                        }
+                    };
+                    self.handle(i, msg)?;
                 }
-            };
-            self.handle(i, msg)?;
+                Ready::Timers => {
+                    self.chain
+                        .fire_processing_timers(Instant::now(), &mut self.router)?;
+                }
+                Ready::Ended => break,
+            }
         }
         self.chain.push(0, Message::End, &mut self.router)
     }
 
-    /// Blocks until a readable channel has a message; `None` once every channel has ended.
-    fn next_ready(&self) -> Result<Option<usize>> {
+    /// Blocks until a readable channel has a message or a processing-time timer of the chain
+    /// is due.
+    fn next_ready(&self) -> Result<Ready> {
         let readable: Vec<usize> = (0..self.inputs.len())
             .filter(|&i| !self.inputs[i].ended && !self.inputs[i].blocked)
             .collect();
@@ -144,16 +170,26 @@ impl OperatorTask {
             if self.inputs.iter().any(|c| !c.ended) {
                 return Err(Error::internal("all live inputs blocked on a barrier"));
             }
-            return Ok(None);
+            return Ok(Ready::Ended);
         }
-        if readable.len() == 1 {
-            return Ok(Some(readable[0]));
+        let deadline = self.chain.next_processing_timer();
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            return Ok(Ready::Timers);
+        }
+        if readable.len() == 1 && deadline.is_none() {
+            return Ok(Ready::Input(readable[0]));
         }
         let mut sel = Select::new();
         for &i in &readable {
             sel.recv(&self.inputs[i].receiver);
         }
-        Ok(Some(readable[sel.ready()]))
+        match deadline {
+            None => Ok(Ready::Input(readable[sel.ready()])),
+            Some(d) => match sel.ready_deadline(d) {
+                Ok(k) => Ok(Ready::Input(readable[k])),
+                Err(_) => Ok(Ready::Timers),
+            },
+        }
     }
 
     pub(super) fn handle(&mut self, i: usize, msg: Message) -> Result<()> {

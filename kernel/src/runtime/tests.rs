@@ -497,3 +497,149 @@ fn a_stalled_source_holds_the_watermark_back_until_its_idle_timeout() {
     let seen = run_with_idle_timeout(None, 2);
     assert_eq!(wms(&seen), vec![5], "{seen:?}");
 }
+
+/// Emits one batch, then waits (pending) until the log holds rows or ten seconds passed;
+/// records in `released` whether it ended because the rows arrived.
+#[derive(Debug)]
+struct OneThenWait(Log, Arc<std::sync::atomic::AtomicBool>);
+
+struct OneThenWaitSource {
+    sent: bool,
+    log: Log,
+    released: Arc<std::sync::atomic::AtomicBool>,
+    started: std::time::Instant,
+}
+
+impl Source for OneThenWaitSource {
+    fn name(&self) -> &str {
+        "one-then-wait"
+    }
+    fn poll_next(&mut self, _: &mut OperatorContext) -> Result<SourcePoll> {
+        if !self.sent {
+            self.sent = true;
+            return Ok(SourcePoll::Batch(batch(&[7])));
+        }
+        if self.log.lock().iter().any(|s| matches!(s, Seen::Rows(..))) {
+            self.released
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+            return Ok(SourcePoll::End);
+        }
+        if self.started.elapsed() > std::time::Duration::from_secs(10) {
+            return Ok(SourcePoll::End);
+        }
+        Ok(SourcePoll::Idle)
+    }
+}
+
+impl SourceFactory for OneThenWait {
+    fn create(&self, _: usize, _: usize) -> Result<Box<dyn Source>> {
+        Ok(Box::new(OneThenWaitSource {
+            sent: false,
+            log: self.0.clone(),
+            released: self.1.clone(),
+            started: std::time::Instant::now(),
+        }))
+    }
+    fn describe(&self) -> String {
+        "one-then-wait".into()
+    }
+}
+
+/// Holds its rows until a processing-time timer 5 ms after they came; drops what it holds at
+/// the end, so rows downstream prove the timer fired.
+struct Delayer(Vec<RecordBatch>);
+
+impl Operator for Delayer {
+    fn name(&self) -> &str {
+        "Delayer"
+    }
+    fn on_batch(
+        &mut self,
+        _: usize,
+        batch: RecordBatch,
+        ctx: &mut OperatorContext,
+        _: &mut dyn Output,
+    ) -> Result<()> {
+        self.0.push(batch);
+        ctx.register_processing_timer(
+            std::time::Instant::now() + std::time::Duration::from_millis(5),
+        );
+        Ok(())
+    }
+    fn on_processing_timer(
+        &mut self,
+        _: std::time::Instant,
+        _: &mut OperatorContext,
+        out: &mut dyn Output,
+    ) -> Result<()> {
+        for b in self.0.drain(..) {
+            out.batch(b)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug)]
+struct DelayerFactory;
+
+impl OperatorFactory for DelayerFactory {
+    fn create(&self, _: usize, _: usize) -> Result<Box<dyn Operator>> {
+        Ok(Box::new(Delayer(Vec::new())))
+    }
+    fn describe(&self) -> String {
+        "delayer".into()
+    }
+}
+
+/// Source → delayer → recorder, the delayer chained to the source or in a task of its own.
+fn processing_timer_fires_while_input_waits(chained_to_source: bool) {
+    let log: Log = Arc::default();
+    let released = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut g = JobGraph::default();
+    let node = |name: &str, kind| Node {
+        uid: name.into(),
+        name: name.into(),
+        parallelism: 1,
+        kind,
+        output: StreamSchema::append_only(schema()),
+    };
+    let s = g.add_node(node(
+        "src",
+        NodeKind::Source(Arc::new(OneThenWait(log.clone(), released.clone()))),
+    ));
+    let d = g.add_node(node("delay", NodeKind::Operator(Arc::new(DelayerFactory))));
+    let r = g.add_node(node(
+        "rec",
+        NodeKind::Operator(Arc::new(RecorderFactory(log.clone()))),
+    ));
+    let (first, second) = if chained_to_source {
+        (Partitioning::Forward, Partitioning::Rebalance)
+    } else {
+        (Partitioning::Rebalance, Partitioning::Forward)
+    };
+    g.connect(s, d, 0, first);
+    g.connect(d, r, 0, second);
+    run_job(
+        &g,
+        &JobConfig::default(),
+        Arc::default(),
+        CancelFlag::default(),
+    )
+    .unwrap();
+    assert!(
+        released.load(std::sync::atomic::Ordering::SeqCst),
+        "{:?}",
+        log.lock()
+    );
+    assert_eq!(log.lock()[0], Seen::Rows(0, vec![7]));
+}
+
+#[test]
+fn processing_timers_fire_in_a_source_task_while_the_source_waits() {
+    processing_timer_fires_while_input_waits(true);
+}
+
+#[test]
+fn processing_timers_fire_in_an_operator_task_while_its_input_waits() {
+    processing_timer_fires_while_input_waits(false);
+}
