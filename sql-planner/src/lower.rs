@@ -40,6 +40,8 @@ pub(crate) struct Lowering<'a> {
     pub window_buffer_groups: usize,
     /// `table.exec.state.ttl`, when set (and not zero).
     pub state_ttl_ms: Option<i64>,
+    /// `table.exec.mini-batch.*`, when enabled.
+    pub mini_batch: Option<kernel::ops::group_agg::MiniBatch>,
     /// Every sink materializes its table instead (`eddy run --materialize`).
     pub materialize: Option<MaterializeTarget>,
 }
@@ -129,6 +131,7 @@ impl<'a> Lowering<'a> {
             counter: 0,
             window_buffer_groups: kernel::ops::window::DEFAULT_BUFFER_GROUPS,
             state_ttl_ms: None,
+            mini_batch: None,
             materialize: None,
         }
     }

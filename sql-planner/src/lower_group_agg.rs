@@ -119,6 +119,7 @@ impl Lowering<'_> {
             input: Arc::new(schema.as_arrow().clone()),
             retracting,
             state_ttl_ms: self.state_ttl_ms,
+            mini_batch: self.mini_batch,
         };
         let (parallelism, partitioning) = match key_columns {
             Some(cols) if hashed => (self.parallelism, Partitioning::Hash(cols)),

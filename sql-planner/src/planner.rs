@@ -12,6 +12,7 @@ use datafusion_optimizer::optimizer::{Optimizer, OptimizerContext};
 use datafusion_sql::planner::{ParserOptions, PlannerContext, SqlToRel};
 use kernel::connectors::{parse_duration_ms, ConnectorRegistry, MaterializeTarget};
 use kernel::graph::JobGraph;
+use kernel::ops::group_agg::MiniBatch;
 use kernel::runtime::JobConfig;
 use sqlparser::ast::Statement;
 
@@ -63,6 +64,49 @@ const WINDOW_BUFFER: &str = "table.exec.window-agg.buffer-size-limit";
 
 /// How long state lives unwritten; Flink's default, 0, keeps it forever.
 const STATE_TTL: &str = "table.exec.state.ttl";
+
+const MINI_BATCH: &str = "table.exec.mini-batch.enabled";
+const MINI_BATCH_LATENCY: &str = "table.exec.mini-batch.allow-latency";
+const MINI_BATCH_SIZE: &str = "table.exec.mini-batch.size";
+
+/// Flink's mini-batch settings: off by default; when on, both the latency and the size must
+/// be positive, as Flink requires.
+fn mini_batch(settings: &BTreeMap<String, String>) -> Result<Option<MiniBatch>, PlanError> {
+    let enabled = match settings
+        .get(MINI_BATCH)
+        .map(|v| v.trim().to_ascii_lowercase())
+    {
+        None => false,
+        Some(v) if v == "true" => true,
+        Some(v) if v == "false" => false,
+        Some(v) => {
+            return Err(PlanError::at(
+                format!("'{MINI_BATCH}' = '{v}' is not 'true' or 'false'"),
+                Location::default(),
+            ))
+        }
+    };
+    if !enabled {
+        return Ok(None);
+    }
+    let latency = duration_setting(settings, MINI_BATCH_LATENCY)?.unwrap_or(0);
+    if latency <= 0 {
+        return Err(PlanError::at(
+            format!("'{MINI_BATCH}' is true, so '{MINI_BATCH_LATENCY}' must be set to a positive duration (as '2 s')"),
+            Location::default(),
+        ));
+    }
+    let Some(size) = positive_setting(settings, MINI_BATCH_SIZE)? else {
+        return Err(PlanError::at(
+            format!("'{MINI_BATCH}' is true, so '{MINI_BATCH_SIZE}' must be set to a positive number of rows (as '5000')"),
+            Location::default(),
+        ));
+    };
+    Ok(Some(MiniBatch {
+        size,
+        latency: Duration::from_millis(latency as u64),
+    }))
+}
 
 /// The setting `key` as a duration in milliseconds, if set.
 fn duration_setting(
@@ -297,6 +341,7 @@ pub fn plan_script(sql: &str, opts: &PlanOptions) -> Result<PlannedJob, PlanErro
         positive_setting(&settings, "parallelism.default")?.unwrap_or(opts.parallelism);
     let window_buffer_groups = positive_setting(&settings, WINDOW_BUFFER)?;
     let state_ttl_ms = duration_setting(&settings, STATE_TTL)?.filter(|&ms| ms > 0);
+    let mini_batch = mini_batch(&settings)?;
     if pipelines.is_empty() {
         return Err(PlanError::at(
             "the script has no INSERT INTO or SELECT statement: nothing to run",
@@ -310,6 +355,7 @@ pub fn plan_script(sql: &str, opts: &PlanOptions) -> Result<PlannedJob, PlanErro
             lowering.window_buffer_groups = n;
         }
         lowering.state_ttl_ms = state_ttl_ms;
+        lowering.mini_batch = mini_batch;
         lowering.materialize = opts.materialize.clone();
         let result = if *is_insert {
             lowering.insert(plan)

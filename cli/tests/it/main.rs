@@ -1,5 +1,6 @@
 //! eddy's integration tests: one test binary (DataFusion makes each one large), many modules.
 
+mod aggregate_settings;
 mod changelog;
 mod cli;
 mod connectors;

@@ -3,8 +3,10 @@
 //! Its result is a changelog: the first row of a group inserts the group's result (+I); later
 //! rows replace it, retracting the old result before sending the new (-U, +U); a group whose
 //! rows are all retracted is deleted (-D). An input batch is folded as a whole before anything
-//! is sent, so a group touched by many rows of a batch changes once (Flink's mini-batch, one
-//! batch at a time), and a group whose result did not change sends nothing.
+//! is sent, so a group touched by many rows of a batch changes once, and a group whose result
+//! did not change sends nothing. With Flink's mini-batch settings the fold spans batches: up to
+//! `size` rows or `latency` of wall time (a processing-time timer), so a hot group sends one
+//! change per mini-batch.
 //!
 //! The input may itself be updating (an aggregate over an aggregate): +I and +U rows add to
 //! their group, -U and -D rows take away, and a retraction reaching a group with no rows is
@@ -13,8 +15,11 @@
 mod accumulators;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int8Array, RecordBatch, UInt32Array};
+use arrow::array::{
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, Int8Array, RecordBatch, UInt32Array,
+};
 use arrow::compute::kernels::boolean::or;
 use arrow::compute::kernels::cmp::distinct;
 use arrow::compute::{cast, concat, take};
@@ -30,7 +35,7 @@ use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::evaluate;
 use crate::ops::group_keys::GroupKeys;
 use crate::ops::key_ttl::{describe_ttl, KeyTtl};
-use crate::types::RowKind;
+use crate::types::{Barrier, EventTime, Message, RowKind, Watermark};
 use crate::Result;
 
 /// One aggregate call.
@@ -60,6 +65,17 @@ pub struct GroupAggregateFactory {
     pub retracting: bool,
     /// `table.exec.state.ttl`: a group not updated for this long starts again from nothing.
     pub state_ttl_ms: Option<i64>,
+    /// `table.exec.mini-batch.*`: fold input for up to this many rows or this long before
+    /// sending results; `None` sends them after every input batch.
+    pub mini_batch: Option<MiniBatch>,
+}
+
+/// Flink's mini-batch: results are sent once `size` input rows have been folded or `latency`
+/// has passed since the first of them, whichever comes first (and at barriers and the end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MiniBatch {
+    pub size: usize,
+    pub latency: Duration,
 }
 
 /// Calls sharing one accumulator: COUNT(DISTINCT x) calls with the same x (and their own
@@ -128,9 +144,13 @@ impl OperatorFactory for GroupAggregateFactory {
             row_counts: Vec::new(),
             emitted: Vec::new(),
             stamp: Vec::new(),
-            batches: 0,
+            epoch: 0,
             groups: Vec::new(),
             ttl: KeyTtl::new(self.state_ttl_ms),
+            pending: Vec::new(),
+            chunks: Vec::new(),
+            pending_rows: 0,
+            deadline: None,
         }))
     }
 
@@ -149,7 +169,7 @@ impl OperatorFactory for GroupAggregateFactory {
             })
             .collect();
         format!(
-            "group by [{}] aggregate [{}]{}{}",
+            "group by [{}] aggregate [{}]{}{}{}",
             keys.join(", "),
             calls.join(", "),
             if self.retracting {
@@ -157,7 +177,12 @@ impl OperatorFactory for GroupAggregateFactory {
             } else {
                 ""
             },
-            describe_ttl(self.state_ttl_ms)
+            describe_ttl(self.state_ttl_ms),
+            self.mini_batch.map_or(String::new(), |m| format!(
+                ", mini-batch {} rows or {} ms",
+                m.size,
+                m.latency.as_millis()
+            ))
         )
     }
 }
@@ -172,11 +197,29 @@ struct GroupAggregate {
     row_counts: Vec<i64>,
     /// Whether the group's result has been sent (and not deleted since).
     emitted: Vec<bool>,
-    /// The batch that last touched each group, to list a batch's groups once.
+    /// The mini-batch that last touched each group, to list its groups once.
     stamp: Vec<u32>,
-    batches: u32,
+    epoch: u32,
     groups: Vec<usize>,
     ttl: Option<KeyTtl>,
+    /// The groups touched since results were last sent, in the order they were first touched.
+    pending: Vec<usize>,
+    /// Per input batch that brought pending groups: their keys and earlier results.
+    chunks: Vec<Chunk>,
+    /// Input rows folded since results were last sent.
+    pending_rows: usize,
+    /// When the current mini-batch's results are due.
+    deadline: Option<Instant>,
+}
+
+/// The groups one input batch brought into a mini-batch (the next `groups` of `pending`).
+struct Chunk {
+    groups: usize,
+    /// The batch's key columns, and the row of each group's first appearance.
+    keys: Vec<ArrayRef>,
+    first_rows: Vec<u32>,
+    /// The groups' results before the batch, if any of them had sent one.
+    old: Option<Vec<ArrayRef>>,
 }
 
 impl GroupAggregate {
@@ -220,18 +263,10 @@ impl GroupAggregate {
     }
 }
 
-impl Operator for GroupAggregate {
-    fn name(&self) -> &str {
-        "GroupAggregate"
-    }
-
-    fn on_batch(
-        &mut self,
-        _input: usize,
-        batch: RecordBatch,
-        _ctx: &mut OperatorContext,
-        out: &mut dyn Output,
-    ) -> Result<()> {
+impl GroupAggregate {
+    /// Folds `batch` into the groups' accumulators; the groups it touches first in this
+    /// mini-batch join the pending ones, with their results before it.
+    fn absorb(&mut self, batch: RecordBatch) -> Result<()> {
         let (batch, ops) = split_row_kinds(batch)?;
         let rows = batch.num_rows();
         let mut groups = std::mem::take(&mut self.groups);
@@ -240,35 +275,49 @@ impl Operator for GroupAggregate {
         self.row_counts.resize(n, 0);
         self.emitted.resize(n, false);
         self.stamp.resize(n, 0);
-        self.batches = self.batches.wrapping_add(1).max(1);
+        if self.pending.is_empty() {
+            self.epoch = self.epoch.wrapping_add(1).max(1);
+        }
 
-        // The groups this batch touches, once each, with the first row of each (its keys).
+        // A sweep's expired groups, except those written earlier in this mini-batch: their
+        // results wait to be sent.
+        let epoch = self.epoch;
+        let mut expired = match &mut self.ttl {
+            None => Vec::new(),
+            Some(ttl) => {
+                let mut expired = ttl.start_batch(n);
+                expired.retain(|&g| {
+                    let pending = self.stamp[g] == epoch;
+                    if pending {
+                        ttl.written(g);
+                    }
+                    !pending
+                });
+                expired
+            }
+        };
+        // The groups this batch brings into the mini-batch, once each, with the first row of
+        // each (its keys).
         let (mut touched, mut first_rows) = (Vec::new(), Vec::new());
         for (i, &g) in groups.iter().enumerate() {
-            if self.stamp[g] != self.batches {
-                self.stamp[g] = self.batches;
+            if self.stamp[g] != epoch {
+                self.stamp[g] = epoch;
                 touched.push(g);
                 first_rows.push(i as u32);
             }
         }
-        let expired = match &mut self.ttl {
-            None => Vec::new(),
-            Some(ttl) => {
-                let mut expired = ttl.start_batch(n);
-                for &g in &touched {
-                    if ttl.expired(g) {
-                        expired.push(g);
-                    }
-                    ttl.written(g);
+        if let Some(ttl) = &mut self.ttl {
+            for &g in &touched {
+                if ttl.expired(g) {
+                    expired.push(g);
                 }
-                expired
+                ttl.written(g);
             }
-        };
+        }
         for g in expired {
             self.clear(g);
         }
-        let any_emitted = touched.iter().any(|&g| self.emitted[g]);
-        let old = if any_emitted {
+        let old = if touched.iter().any(|&g| self.emitted[g]) {
             Some(self.results(&touched)?)
         } else {
             None
@@ -317,6 +366,32 @@ impl Operator for GroupAggregate {
                 .collect();
             unit.acc.update(arg.as_ref(), &groups, &refs)?;
         }
+        self.groups = groups;
+        self.pending_rows += rows;
+        if !touched.is_empty() {
+            self.pending.extend_from_slice(&touched);
+            self.chunks.push(Chunk {
+                groups: touched.len(),
+                keys: key_columns,
+                first_rows,
+                old,
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends the changes of the pending groups since their results were last sent: +I for a
+    /// new group, -U/+U for a changed one, -D for an emptied one; nothing for the unchanged.
+    fn flush(&mut self, out: &mut dyn Output) -> Result<()> {
+        self.pending_rows = 0;
+        self.deadline = None;
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let touched = std::mem::take(&mut self.pending);
+        let chunks = std::mem::take(&mut self.chunks);
+        let (key_columns, first_rows) = pending_keys(&chunks)?;
+        let old = pending_old(&chunks)?;
         let new = self.results(&touched)?;
 
         // A group's old result differs from its new one in any call.
@@ -371,7 +446,6 @@ impl Operator for GroupAggregate {
                 self.clear(g);
             }
         }
-        self.groups = groups;
         if kinds.is_empty() {
             return Ok(());
         }
@@ -395,6 +469,123 @@ impl Operator for GroupAggregate {
         }
         let results = RecordBatch::try_new(self.f.output.clone(), columns)?;
         out.batch(with_row_kinds(results, Arc::new(Int8Array::from(kinds)))?)
+    }
+}
+
+/// The key columns of the pending groups and, per group, the row holding its keys.
+fn pending_keys(chunks: &[Chunk]) -> Result<(Vec<ArrayRef>, Vec<u32>)> {
+    if let [one] = chunks {
+        return Ok((one.keys.clone(), one.first_rows.clone()));
+    }
+    let columns = chunks.first().map_or(0, |c| c.keys.len());
+    let mut keys = Vec::with_capacity(columns);
+    for k in 0..columns {
+        let parts = chunks
+            .iter()
+            .map(|c| {
+                Ok(take(
+                    &c.keys[k],
+                    &UInt32Array::from(c.first_rows.clone()),
+                    None,
+                )?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let parts: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+        keys.push(concat(&parts)?);
+    }
+    let groups: usize = chunks.iter().map(|c| c.groups).sum();
+    Ok((keys, (0..groups as u32).collect()))
+}
+
+/// The pending groups' results before the mini-batch, per call; `None` when no pending group
+/// had sent one (chunks without such a group read as nulls, never used).
+fn pending_old(chunks: &[Chunk]) -> Result<Option<Vec<ArrayRef>>> {
+    let Some(model) = chunks.iter().find_map(|c| c.old.as_ref()) else {
+        return Ok(None);
+    };
+    if let [one] = chunks {
+        return Ok(one.old.clone());
+    }
+    let mut old = Vec::with_capacity(model.len());
+    for (i, m) in model.iter().enumerate() {
+        let parts: Vec<ArrayRef> = chunks
+            .iter()
+            .map(|c| match &c.old {
+                Some(o) => o[i].clone(),
+                None => new_null_array(m.data_type(), c.groups),
+            })
+            .collect();
+        let parts: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+        old.push(concat(&parts)?);
+    }
+    Ok(Some(old))
+}
+
+impl Operator for GroupAggregate {
+    fn name(&self) -> &str {
+        "GroupAggregate"
+    }
+
+    fn on_batch(
+        &mut self,
+        _input: usize,
+        batch: RecordBatch,
+        ctx: &mut OperatorContext,
+        out: &mut dyn Output,
+    ) -> Result<()> {
+        self.absorb(batch)?;
+        let Some(mini_batch) = self.f.mini_batch else {
+            return self.flush(out);
+        };
+        if self.pending_rows >= mini_batch.size {
+            return self.flush(out);
+        }
+        if self.deadline.is_none() && !self.pending.is_empty() {
+            let at = Instant::now() + mini_batch.latency;
+            self.deadline = Some(at);
+            ctx.register_processing_timer(at);
+        }
+        Ok(())
+    }
+
+    fn on_processing_timer(
+        &mut self,
+        time: Instant,
+        _ctx: &mut OperatorContext,
+        out: &mut dyn Output,
+    ) -> Result<()> {
+        // A timer of a mini-batch already sent for its size is stale.
+        if self.deadline.is_some_and(|d| d <= time) {
+            self.flush(out)?;
+        }
+        Ok(())
+    }
+
+    fn on_watermark(
+        &mut self,
+        wm: Watermark,
+        _ctx: &mut OperatorContext,
+        out: &mut dyn Output,
+    ) -> Result<()> {
+        // Results carry no event time, so a watermark need not wait for the mini-batch,
+        // except the last one, which says the input is complete.
+        if wm == Watermark::EventTime(EventTime::MAX) {
+            self.flush(out)?;
+        }
+        out.emit(Message::Watermark(wm))
+    }
+
+    fn on_barrier(
+        &mut self,
+        _barrier: &Barrier,
+        _ctx: &mut OperatorContext,
+        out: &mut dyn Output,
+    ) -> Result<()> {
+        self.flush(out)
+    }
+
+    fn on_end(&mut self, _ctx: &mut OperatorContext, out: &mut dyn Output) -> Result<()> {
+        self.flush(out)
     }
 
     fn state_size(&self) -> Option<StateSize> {

@@ -50,6 +50,15 @@ fn operator_with_ttl(
     retracting: bool,
     state_ttl_ms: Option<i64>,
 ) -> Box<dyn Operator> {
+    operator_with(calls, retracting, state_ttl_ms, None)
+}
+
+fn operator_with(
+    calls: Vec<GroupAggregateCall>,
+    retracting: bool,
+    state_ttl_ms: Option<i64>,
+    mini_batch: Option<MiniBatch>,
+) -> Box<dyn Operator> {
     let mut fields = vec![Field::new("k", DataType::Utf8, true)];
     fields.extend((0..calls.len()).map(|i| Field::new(format!("c{i}"), DataType::Int64, true)));
     GroupAggregateFactory {
@@ -60,6 +69,7 @@ fn operator_with_ttl(
         input: input(),
         retracting,
         state_ttl_ms,
+        mini_batch,
     }
     .create(0, 1)
     .unwrap()
@@ -205,6 +215,7 @@ fn without_keys_every_row_is_one_group() {
         output: Arc::new(Schema::new(vec![Field::new("s", DataType::Int64, true)])),
         input: input(),
         retracting: false,
+        mini_batch: None,
         state_ttl_ms: None,
     }
     .create(0, 1)
@@ -245,4 +256,101 @@ fn a_group_idle_past_the_state_ttl_starts_again() {
     let mut op = operator_with_ttl(calls(), false, Some(10));
     let got = lines_per_batch_apart(op.as_mut(), &batches, Duration::from_millis(40));
     assert_eq!(got[1], ["+I[a, 1, 10]"]);
+}
+
+/// Feeds `batches` to `op`, then ends it; the lines each batch produced, then the end's.
+fn lines_then_end(op: &mut dyn Operator, batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    use crate::ops::test_output::Lines;
+    let mut ctx = OperatorContext::new(0, 1, 128, Arc::default());
+    let mut got = Vec::new();
+    for b in batches {
+        let mut out = Lines::default();
+        op.on_batch(0, b.clone(), &mut ctx, &mut out).unwrap();
+        got.push(out.0);
+    }
+    let mut out = Lines::default();
+    op.on_end(&mut ctx, &mut out).unwrap();
+    got.push(out.0);
+    got
+}
+
+#[test]
+fn a_mini_batch_sends_each_group_s_change_once_when_it_is_full() {
+    let calls = vec![
+        call(AggregateKind::Count, false, None),
+        call(AggregateKind::Sum, true, None),
+    ];
+    let mini_batch = MiniBatch {
+        size: 5,
+        latency: Duration::from_secs(3600),
+    };
+    let mut op = operator_with(calls, true, None, Some(mini_batch));
+    let got = lines_then_end(
+        op.as_mut(),
+        &[
+            batch(&[("+I", "a", Some(1)), ("+I", "b", Some(2))]),
+            batch(&[("+I", "a", Some(3))]),
+            // Five rows: the mini-batch is full.
+            batch(&[("+I", "a", Some(4)), ("+I", "c", Some(5))]),
+            // A new group, an emitted one, and one emptied by the last batch.
+            batch(&[("+I", "d", Some(1))]),
+            batch(&[("+I", "b", Some(10))]),
+            batch(&[
+                ("-D", "b", Some(2)),
+                ("-D", "b", Some(10)),
+                ("+I", "a", Some(1)),
+            ]),
+            // Emptied and refilled with the same row: unchanged, nothing to send.
+            batch(&[
+                ("-D", "d", Some(1)),
+                ("+I", "d", Some(1)),
+                ("+I", "e", Some(7)),
+            ]),
+        ],
+    );
+    let empty: Vec<&str> = vec![];
+    assert_eq!(got[0], empty);
+    assert_eq!(got[1], empty);
+    assert_eq!(got[2], ["+I[a, 3, 8]", "+I[b, 1, 2]", "+I[c, 1, 5]"]);
+    assert_eq!(got[3], empty);
+    assert_eq!(got[4], empty);
+    assert_eq!(
+        got[5],
+        ["+I[d, 1, 1]", "-D[b, 1, 2]", "-U[a, 3, 8]", "+U[a, 4, 9]"]
+    );
+    assert_eq!(got[6], empty);
+    // The end sends what the last, unfilled mini-batch changed.
+    assert_eq!(got[7], ["+I[e, 1, 7]"]);
+}
+
+#[test]
+fn a_mini_batch_is_sent_when_its_latency_has_passed() {
+    use crate::ops::test_output::Lines;
+    let mini_batch = MiniBatch {
+        size: 1000,
+        latency: Duration::from_millis(5),
+    };
+    let mut op = operator_with(
+        vec![call(AggregateKind::Sum, true, None)],
+        false,
+        None,
+        Some(mini_batch),
+    );
+    let mut ctx = OperatorContext::new(0, 1, 128, Arc::default());
+    let mut out = Lines::default();
+    for b in [
+        batch(&[("+I", "a", Some(1))]),
+        batch(&[("+I", "a", Some(2))]),
+    ] {
+        op.on_batch(0, b, &mut ctx, &mut out).unwrap();
+    }
+    assert!(out.0.is_empty());
+    // One timer for the mini-batch; the runtime fires it once the clock passes it.
+    let due = ctx.take_due_processing_timers(Instant::now() + Duration::from_secs(1));
+    assert_eq!(due.len(), 1);
+    op.on_processing_timer(due[0] - Duration::from_millis(1), &mut ctx, &mut out)
+        .unwrap();
+    assert!(out.0.is_empty(), "an early timer sends nothing");
+    op.on_processing_timer(due[0], &mut ctx, &mut out).unwrap();
+    assert_eq!(out.0, ["+I[a, 3]"]);
 }
