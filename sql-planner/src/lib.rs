@@ -17,6 +17,7 @@ mod lower_join;
 mod lower_lookup_join;
 mod lower_over_agg;
 mod lower_rank;
+mod lower_split_distinct;
 mod lower_stream_join;
 mod lower_temporal_join;
 mod lower_window;

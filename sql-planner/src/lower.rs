@@ -42,6 +42,8 @@ pub(crate) struct Lowering<'a> {
     pub state_ttl_ms: Option<i64>,
     /// `table.exec.mini-batch.*`, when enabled.
     pub mini_batch: Option<kernel::ops::group_agg::MiniBatch>,
+    /// `table.optimizer.distinct-agg.split.bucket-num`, when split distinct aggregation is on.
+    pub split_distinct_buckets: Option<u32>,
     /// Every sink materializes its table instead (`eddy run --materialize`).
     pub materialize: Option<MaterializeTarget>,
 }
@@ -132,6 +134,7 @@ impl<'a> Lowering<'a> {
             window_buffer_groups: kernel::ops::window::DEFAULT_BUFFER_GROUPS,
             state_ttl_ms: None,
             mini_batch: None,
+            split_distinct_buckets: None,
             materialize: None,
         }
     }

@@ -58,7 +58,8 @@ fn counts_rows(args: &[Expr]) -> bool {
 }
 
 impl Lowering<'_> {
-    /// An unbounded `GROUP BY` over the lowered `input`.
+    /// An unbounded `GROUP BY` over the lowered `input`: split in two steps when split
+    /// distinct aggregation is on and the calls allow, else one `GroupAggregate`.
     pub(crate) fn group_aggregate(&mut self, agg: &Aggregate, input: Lowered) -> Result<Lowered> {
         for g in &agg.group_expr {
             if matches!(g, Expr::GroupingSet(_)) {
@@ -67,6 +68,20 @@ impl Lowering<'_> {
                 ));
             }
         }
+        if let Some(buckets) = self.split_distinct_buckets {
+            if let Some(split) = self.split_distinct(agg, &input, buckets)? {
+                return Ok(split);
+            }
+        }
+        self.plain_group_aggregate(agg, input)
+    }
+
+    /// One `GroupAggregate` for `agg` over the lowered `input`.
+    pub(crate) fn plain_group_aggregate(
+        &mut self,
+        agg: &Aggregate,
+        input: Lowered,
+    ) -> Result<Lowered> {
         let upstream = &self.graph.nodes[input.node];
         let retracting = upstream.output.is_updating();
         let upstream_parallelism = upstream.parallelism;

@@ -72,20 +72,7 @@ const MINI_BATCH_SIZE: &str = "table.exec.mini-batch.size";
 /// Flink's mini-batch settings: off by default; when on, both the latency and the size must
 /// be positive, as Flink requires.
 fn mini_batch(settings: &BTreeMap<String, String>) -> Result<Option<MiniBatch>, PlanError> {
-    let enabled = match settings
-        .get(MINI_BATCH)
-        .map(|v| v.trim().to_ascii_lowercase())
-    {
-        None => false,
-        Some(v) if v == "true" => true,
-        Some(v) if v == "false" => false,
-        Some(v) => {
-            return Err(PlanError::at(
-                format!("'{MINI_BATCH}' = '{v}' is not 'true' or 'false'"),
-                Location::default(),
-            ))
-        }
-    };
+    let enabled = bool_setting(settings, MINI_BATCH)?.unwrap_or(false);
     if !enabled {
         return Ok(None);
     }
@@ -106,6 +93,38 @@ fn mini_batch(settings: &BTreeMap<String, String>) -> Result<Option<MiniBatch>, 
         size,
         latency: Duration::from_millis(latency as u64),
     }))
+}
+
+const SPLIT_DISTINCT: &str = "table.optimizer.distinct-agg.split.enabled";
+const SPLIT_BUCKETS: &str = "table.optimizer.distinct-agg.split.bucket-num";
+
+/// The buckets of split distinct aggregation when it is on (Flink's default: 1024).
+fn split_distinct(settings: &BTreeMap<String, String>) -> Result<Option<u32>, PlanError> {
+    let buckets = positive_setting(settings, SPLIT_BUCKETS)?.unwrap_or(1024);
+    if !bool_setting(settings, SPLIT_DISTINCT)?.unwrap_or(false) {
+        return Ok(None);
+    }
+    u32::try_from(buckets).map(Some).map_err(|_| {
+        PlanError::at(
+            format!("'{SPLIT_BUCKETS}' = '{buckets}' is too large"),
+            Location::default(),
+        )
+    })
+}
+
+/// The setting `key` as `true` or `false`, if set.
+fn bool_setting(settings: &BTreeMap<String, String>, key: &str) -> Result<Option<bool>, PlanError> {
+    let Some(v) = settings.get(key) else {
+        return Ok(None);
+    };
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(Some(true)),
+        "false" => Ok(Some(false)),
+        _ => Err(PlanError::at(
+            format!("'{key}' = '{v}' is not 'true' or 'false'"),
+            Location::default(),
+        )),
+    }
 }
 
 /// The setting `key` as a duration in milliseconds, if set.
@@ -342,6 +361,7 @@ pub fn plan_script(sql: &str, opts: &PlanOptions) -> Result<PlannedJob, PlanErro
     let window_buffer_groups = positive_setting(&settings, WINDOW_BUFFER)?;
     let state_ttl_ms = duration_setting(&settings, STATE_TTL)?.filter(|&ms| ms > 0);
     let mini_batch = mini_batch(&settings)?;
+    let split_distinct_buckets = split_distinct(&settings)?;
     if pipelines.is_empty() {
         return Err(PlanError::at(
             "the script has no INSERT INTO or SELECT statement: nothing to run",
@@ -356,6 +376,7 @@ pub fn plan_script(sql: &str, opts: &PlanOptions) -> Result<PlannedJob, PlanErro
         }
         lowering.state_ttl_ms = state_ttl_ms;
         lowering.mini_batch = mini_batch;
+        lowering.split_distinct_buckets = split_distinct_buckets;
         lowering.materialize = opts.materialize.clone();
         let result = if *is_insert {
             lowering.insert(plan)

@@ -9,6 +9,7 @@ pub(crate) mod keyed_table;
 pub mod lookup_join;
 pub mod over_agg;
 pub mod rank;
+pub mod split_expand;
 pub mod stream_join;
 pub mod temporal_join;
 #[cfg(test)]

@@ -97,12 +97,14 @@ pub(crate) fn accumulator(
                     best: Vec::new(),
                     multisets: retracting.then(Vec::new),
                     codec: Codec::Int,
+                    value_bytes: 0,
                 }),
                 _ => Box::new(MinMax::<Box<[u8]>> {
                     max,
                     best: Vec::new(),
                     multisets: retracting.then(Vec::new),
                     codec: Codec::bytes(t)?,
+                    value_bytes: 0,
                 }),
             }
         }
@@ -411,6 +413,9 @@ impl Key for Box<[u8]> {
     }
 }
 
+/// A multiset entry's bytes besides its value: the count.
+const MULTISET_ENTRY: usize = 8;
+
 struct MinMax<K: Key> {
     max: bool,
     /// The best value per group (insert-only input).
@@ -418,6 +423,9 @@ struct MinMax<K: Key> {
     /// Value → rows holding it, per group (updating input).
     multisets: Option<Vec<BTreeMap<K, u64>>>,
     codec: Codec,
+    /// Bytes of the values held, kept as they change (the runtime asks for the state size
+    /// around every watermark, too often for a walk).
+    value_bytes: usize,
 }
 
 impl<K: Key> GroupAccumulator for MinMax<K> {
@@ -438,7 +446,10 @@ impl<K: Key> GroupAccumulator for MinMax<K> {
                         Some(b) => (v > *b) == self.max && v != *b,
                     };
                     if better {
-                        self.best[g] = Some(v);
+                        self.value_bytes += v.size();
+                        if let Some(old) = self.best[g].replace(v) {
+                            self.value_bytes -= old.size();
+                        }
                     }
                 }
             }
@@ -449,11 +460,17 @@ impl<K: Key> GroupAccumulator for MinMax<K> {
                         continue;
                     };
                     if signs[i] > 0 {
-                        *sets[g].entry(v).or_insert(0) += 1;
+                        let size = v.size() + MULTISET_ENTRY;
+                        let n = sets[g].entry(v).or_insert(0);
+                        if *n == 0 {
+                            self.value_bytes += size;
+                        }
+                        *n += 1;
                     } else if let Some(n) = sets[g].get_mut(&v) {
                         *n -= 1;
                         if *n == 0 {
                             sets[g].remove(&v);
+                            self.value_bytes -= v.size() + MULTISET_ENTRY;
                         }
                     }
                 }
@@ -484,23 +501,21 @@ impl<K: Key> GroupAccumulator for MinMax<K> {
     }
 
     fn reset(&mut self, group: usize) {
-        if let Some(b) = self.best.get_mut(group) {
-            *b = None;
+        if let Some(old) = self.best.get_mut(group).and_then(Option::take) {
+            self.value_bytes -= old.size();
         }
         if let Some(s) = self.multisets.as_mut().and_then(|s| s.get_mut(group)) {
+            self.value_bytes -= s.keys().map(|k| k.size() + MULTISET_ENTRY).sum::<usize>();
             s.clear();
         }
     }
 
     fn memory_size(&self) -> usize {
-        let best: usize = self.best.iter().flatten().map(Key::size).sum::<usize>()
-            + self.best.capacity() * size_of::<Option<K>>();
-        let sets: usize = self.multisets.as_ref().map_or(0, |sets| {
-            sets.iter()
-                .map(|s| s.keys().map(|k| k.size() + 8).sum::<usize>() + 32)
-                .sum()
-        });
-        best + sets
+        let sets = self
+            .multisets
+            .as_ref()
+            .map_or(0, |sets| sets.capacity() * 32);
+        self.value_bytes + self.best.capacity() * size_of::<Option<K>>() + sets
     }
 }
 
