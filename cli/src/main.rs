@@ -101,6 +101,13 @@ pub fn cancel_on_ctrl_c() -> CancelFlag {
 }
 
 fn main() -> ExitCode {
+    // A reader that goes away (`eddy run job.sql | head`) ends eddy quietly, as it does any
+    // command-line tool, instead of a panic in the next print.
+    // SAFETY: restoring a signal's default disposition before any thread starts.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(a) => job::run(a),

@@ -305,3 +305,19 @@ fn nexmark_chart_draws_a_json_chart_and_refuses_a_bad_one() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("cannot read /nonexistent/chart.json"));
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_eddy_without_a_panic() {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(["nexmark", "run", "--query", "q0", "--events", "1000", "-p", "1", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Nothing reads what it prints.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
