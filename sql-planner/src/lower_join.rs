@@ -175,7 +175,6 @@ impl Lowering<'_> {
             }
         }
         let join_type = match join.join_type {
-            JoinType::Inner if !updating => return self.stream_join(join, left, right),
             JoinType::Inner => RegularJoinType::Inner,
             JoinType::Left => RegularJoinType::Left,
             JoinType::Right => RegularJoinType::Right,
@@ -188,7 +187,10 @@ impl Lowering<'_> {
                 )))
             }
         };
-        self.changelog_join(join, join_type, left, right)
+        if updating {
+            return self.changelog_join(join, join_type, left, right);
+        }
+        self.stream_join(join, join_type, left, right)
     }
 
     /// A window join: the condition equates both inputs' window_start and window_end; `keys`

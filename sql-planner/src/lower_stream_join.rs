@@ -1,5 +1,6 @@
-//! Lowering of regular joins: inner joins of insert-only inputs onto `StreamJoin`, with the
-//! time bounds that let it forget rows; outer joins and joins of updating inputs onto
+//! Lowering of regular joins: inner joins of insert-only inputs, and outer interval joins, onto
+//! `StreamJoin`, with the time bounds that let it forget rows (and send an outer side's
+//! unmatched rows padded as they go); other outer joins and joins of updating inputs onto
 //! `ChangelogJoin`.
 //!
 //! Both inputs are hash-exchanged by the equi-join key columns (one subtask when a key is an
@@ -261,15 +262,15 @@ impl Lowering<'_> {
         ))
     }
 
-    /// A regular inner join of two append-only inputs.
+    /// A join of two append-only inputs: inner, or an outer interval join, onto `StreamJoin`;
+    /// an outer join whose sides do not both expire by rowtime onto `ChangelogJoin`.
     pub(crate) fn stream_join(
         &mut self,
         join: &Join,
+        join_type: RegularJoinType,
         left: Lowered,
         right: Lowered,
     ) -> Result<Lowered> {
-        let keys = self.join_keys(&join.on, &left, &right)?;
-        let filter = self.join_condition(join, &left, &right.schema)?;
         let paired = left.schema.join(&right.schema)?;
         let width = left.schema.fields().len();
         let rowtimes = [&left, &right].map(|l| self.graph.nodes[l.node].output.event_time);
@@ -284,8 +285,19 @@ impl Lowering<'_> {
         // watermark by at most 1 − offset on each side (see the module text).
         let on_rowtime = |e: Option<Expiry>, rowtime| e.filter(|e| Some(e.column) == rowtime);
         let interval = on_rowtime(lexp, rowtimes[0]).zip(on_rowtime(rexp, rowtimes[1]));
+        if join_type != RegularJoinType::Inner && interval.is_none() {
+            // Unmatched rows could never be sent as final: pad now, retract on a match.
+            return self.changelog_join(join, join_type, left, right);
+        }
+        let keys = self.join_keys(&join.on, &left, &right)?;
+        let filter = self.join_condition(join, &left, &right.schema)?;
         let watermark_delay = interval.map_or(0, |(l, r)| (1 - l.offset).max(1 - r.offset).max(0));
-        let rowtime = interval.and(rowtimes[0]);
+        // The rowtime kept is that of a side never padded with nulls.
+        let rowtime = match join_type {
+            RegularJoinType::Inner | RegularJoinType::Left => interval.and(rowtimes[0]),
+            RegularJoinType::Right => interval.and(rowtimes[1].map(|r| width + r)),
+            RegularJoinType::Full => None,
+        };
         let output: SchemaRef = Arc::new(join.schema.as_arrow().clone());
         let side = |l: &Lowered, keys, expiry| StreamJoinSide {
             keys,
@@ -293,6 +305,7 @@ impl Lowering<'_> {
             expiry,
         };
         let factory = StreamJoinFactory {
+            join_type,
             left: side(&left, keys.left, lexp),
             right: side(&right, keys.right, rexp),
             key_schema: keys.schema,
@@ -302,15 +315,15 @@ impl Lowering<'_> {
             state_ttl_ms: self.state_ttl_ms,
         };
         let name = if interval.is_some() {
-            "IntervalJoin: Inner"
+            format!("IntervalJoin: {join_type:?}")
         } else {
-            "StreamJoin: Inner"
+            "StreamJoin: Inner".to_string()
         };
         Ok(self.regular_join_node(
             join,
             keys.columns,
             (left, right),
-            name.to_string(),
+            name,
             Arc::new(factory),
             StreamSchema::append_only(output).with_event_time(rowtime),
         ))

@@ -310,7 +310,9 @@ fn nexmark_chart_draws_a_json_chart_and_refuses_a_bad_one() {
 fn a_reader_that_goes_away_ends_eddy_without_a_panic() {
     use std::process::{Command, Stdio};
     let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
-        .args(["nexmark", "run", "--query", "q0", "--events", "1000", "-p", "1", "--json"])
+        .args([
+            "nexmark", "run", "--query", "q0", "--events", "1000", "-p", "1", "--json",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

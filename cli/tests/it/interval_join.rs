@@ -95,3 +95,61 @@ fn explain_shows_the_expiry_and_the_held_back_watermark() {
     );
     assert!(plan.contains("watermark held back 2000 ms"), "{plan}");
 }
+
+/// Each bid with the later bids on its auction within 1 s, or alone (padded) when there is
+/// none; rows and pairs per one-second window of the first bid's time. A window over the join
+/// shows the result is append-only and keeps its time attribute.
+const LATER_OR_ALONE: &str = "
+    CREATE VIEW later AS
+      SELECT b1.auction, b1.`dateTime` AS t1, b2.`dateTime` AS t2
+      FROM bid b1 LEFT JOIN bid b2 ON b1.auction = b2.auction
+        AND b2.`dateTime` > b1.`dateTime` AND b2.`dateTime` <= b1.`dateTime` + INTERVAL '1' SECOND;
+    CREATE TABLE per_second (window_start TIMESTAMP(3), n BIGINT, pairs BIGINT)
+      WITH ('connector' = 'blackhole');
+    INSERT INTO per_second
+      SELECT window_start, COUNT(*), COUNT(t2)
+      FROM TABLE(TUMBLE(TABLE later, DESCRIPTOR(t1), INTERVAL '1' SECOND))
+      GROUP BY window_start, window_end;";
+
+#[test]
+fn a_left_interval_join_pads_unmatched_rows_as_they_expire() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = explain_sql(&over_nexmark(dir.path(), LATER_OR_ALONE), 2);
+    assert!(plan.contains("IntervalJoin: Left"), "{plan}");
+    for parallelism in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let sql = over_nexmark(dir.path(), LATER_OR_ALONE);
+        let out = dir.path().join("tables");
+        run_sql_materialized(&sql, parallelism, &out).unwrap();
+
+        let bids = reference::bids(EVENTS, SEED, RATE, parallelism);
+        let mut by_key: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+        for b in &bids {
+            by_key.entry(b.auction).or_default().push(b.date_time);
+        }
+        let mut per_second: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+        let mut alone = 0;
+        for times in by_key.values() {
+            for &t1 in times {
+                let pairs = times
+                    .iter()
+                    .filter(|&&t2| t2 > t1 && t2 <= t1 + 1_000)
+                    .count();
+                let e = per_second.entry(t1.div_euclid(1000) * 1000).or_default();
+                e.0 += pairs.max(1) as i64;
+                e.1 += pairs as i64;
+                alone += usize::from(pairs == 0);
+            }
+        }
+        assert!(alone > 100, "bids with no later bid: {alone}");
+        let want: Vec<Vec<String>> = per_second
+            .iter()
+            .map(|(s, (n, p))| vec![reference::timestamp(*s), n.to_string(), p.to_string()])
+            .collect();
+        assert_eq!(
+            materialized_rows(&out, "per_second"),
+            want,
+            "parallelism {parallelism}"
+        );
+    }
+}

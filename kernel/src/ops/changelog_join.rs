@@ -50,7 +50,7 @@ pub enum RegularJoinType {
 
 impl RegularJoinType {
     /// Whether side `input` (0 left, 1 right) is an outer side.
-    fn outer(self, input: usize) -> bool {
+    pub fn outer(self, input: usize) -> bool {
         matches!(
             (self, input),
             (RegularJoinType::Left | RegularJoinType::Full, 0)

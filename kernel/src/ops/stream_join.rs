@@ -1,5 +1,5 @@
-//! Streaming inner join of two append-only inputs: Flink's regular join where neither input
-//! updates, so the result only grows.
+//! Streaming join of two append-only inputs whose result only grows: Flink's regular inner
+//! join where neither input updates, and its interval join, inner or outer.
 //!
 //! Each side keeps its rows: the batches as they came (rows with a null key dropped, since
 //! `=` never matches them), the join keys interned into group indices for the whole batch,
@@ -15,17 +15,24 @@
 //! gives that side an [`Expiry`]: its rows that no future row of the other side can match are
 //! dropped as the watermark advances, whole batches at a time, and the groups are rebuilt when
 //! dropped rows outnumber the live ones.
+//!
+//! An outer interval join (both sides expire) remembers which rows of its outer sides met a
+//! row of the other side; a row that never did is sent padded with nulls when it expires (or
+//! at once when its key is null), so the result stays append-only, as in Flink.
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
-use arrow::compute::{filter, filter_record_batch, interleave, max, take};
+use arrow::array::{
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array,
+};
+use arrow::compute::{filter, filter_record_batch, interleave, max, min, take};
 use arrow::datatypes::SchemaRef;
 use datafusion_physical_expr::PhysicalExpr;
 
 use gemini_state::StateSize;
 
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
+use crate::ops::changelog_join::RegularJoinType;
 use crate::ops::group_keys::{join_keys, key_names, keys_valid, paired_schema, GroupKeys};
 use crate::ops::key_ttl::{describe_ttl, TtlSweep};
 use crate::ops::window::nulls_false;
@@ -59,6 +66,8 @@ pub struct StreamJoinSide {
 
 #[derive(Debug, Clone)]
 pub struct StreamJoinFactory {
+    /// Inner, or outer (the outer sides must expire: their unmatched rows are sent then).
+    pub join_type: RegularJoinType,
     pub left: StreamJoinSide,
     pub right: StreamJoinSide,
     /// Names and types of the keys (both sides' keys are cast to these).
@@ -109,7 +118,8 @@ impl OperatorFactory for StreamJoinFactory {
         };
         delay += &describe_ttl(self.state_ttl_ms);
         format!(
-            "inner join, keys {keys:?}{}{}{}{delay}",
+            "{} join, keys {keys:?}{}{}{}{delay}",
+            format!("{:?}", self.join_type).to_lowercase(),
             if self.filter.is_some() {
                 ", with a condition"
             } else {
@@ -136,6 +146,10 @@ struct Stored {
     max_time: Option<i64>,
     /// Wall-clock time it arrived, for the state TTL.
     arrived: i64,
+    /// On an outer side: which rows met a row of the other side (or were sent padded).
+    matched: Option<Vec<bool>>,
+    /// On an outer side: a lower bound of the times of its rows not yet matched or sent.
+    pending_min: Option<i64>,
 }
 
 /// The rows one side keeps.
@@ -182,29 +196,34 @@ impl SideState {
         Ok(())
     }
 
-    /// Drops the batches whose rows all lie below `bound`.
-    fn expire(&mut self, bound: i64, groups: &mut Vec<usize>) -> Result<()> {
+    /// Drops the batches whose rows all lie below `bound`; returns the dropped batches of
+    /// an outer side, whose unmatched rows are to be sent.
+    fn expire(&mut self, bound: i64, groups: &mut Vec<usize>) -> Result<Vec<Stored>> {
         self.drop_where(|s| s.max_time.is_some_and(|t| t < bound), groups)
     }
 
-    /// Drops the batches `gone` picks; rebuilds the groups when dropped rows outnumber the
-    /// live ones, so memory follows what is live.
+    /// Drops the batches `gone` picks, returning those that track matches; rebuilds the
+    /// groups when dropped rows outnumber the live ones, so memory follows what is live.
     fn drop_where(
         &mut self,
         gone: impl Fn(&Stored) -> bool,
         groups: &mut Vec<usize>,
-    ) -> Result<()> {
+    ) -> Result<Vec<Stored>> {
         let mut dropped = 0;
+        let mut outer = Vec::new();
         for slot in &mut self.batches {
             if slot.as_ref().is_some_and(&gone) {
                 if let Some(s) = slot.take() {
                     dropped += s.batch.num_rows();
                     self.held.remove(s.batch.num_rows(), s.batch.columns());
+                    if s.matched.is_some() {
+                        outer.push(s);
+                    }
                 }
             }
         }
         if dropped == 0 {
-            return Ok(());
+            return Ok(outer);
         }
         self.live_rows -= dropped;
         self.dropped_rows += dropped;
@@ -219,7 +238,7 @@ impl SideState {
                 self.add(stored, groups)?;
             }
         }
-        Ok(())
+        Ok(outer)
     }
 }
 
@@ -252,18 +271,20 @@ impl StreamJoin {
     }
 
     /// Joins a batch of side `input` with the rows the other side holds; emits the pairs that
-    /// pass the condition.
+    /// pass the condition, marks the other side's rows that met one, and returns which of the
+    /// batch's rows met one.
     fn probe(
         &mut self,
         input: usize,
         batch: &RecordBatch,
         keys: &[ArrayRef],
         out: &mut dyn Output,
-    ) -> Result<()> {
+    ) -> Result<Vec<bool>> {
         let ttl = self.f.state_ttl_ms;
+        let mut met = vec![false; batch.num_rows()];
         let other = &mut self.sides[1 - input];
         if other.live_rows == 0 {
-            return Ok(());
+            return Ok(met);
         }
         other
             .keys
@@ -296,22 +317,25 @@ impl StreamJoin {
         for &number in &sources {
             self.source_of[number] = u32::MAX;
         }
-        let sources: Vec<&RecordBatch> = sources
+        if mine.is_empty() {
+            return Ok(met);
+        }
+        let source_batches: Vec<&RecordBatch> = sources
             .iter()
             .filter_map(|&n| other.batches[n].as_ref().map(|s| &s.batch))
             .collect();
-        if mine.is_empty() {
-            return Ok(());
-        }
-        let mine = UInt32Array::from(mine);
+        let mine_rows = UInt32Array::from(mine.clone());
         let mut here: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
         for c in batch.columns() {
-            here.push(take(c, &mine, None)?);
+            here.push(take(c, &mine_rows, None)?);
         }
-        let width = sources[0].num_columns();
+        let width = source_batches[0].num_columns();
         let mut there: Vec<ArrayRef> = Vec::with_capacity(width);
         for c in 0..width {
-            let arrays: Vec<&dyn Array> = sources.iter().map(|b| b.column(c).as_ref()).collect();
+            let arrays: Vec<&dyn Array> = source_batches
+                .iter()
+                .map(|b| b.column(c).as_ref())
+                .collect();
             there.push(interleave(&arrays, &theirs)?);
         }
         let columns = if input == 0 {
@@ -322,17 +346,132 @@ impl StreamJoin {
             there
         };
         let mut paired = RecordBatch::try_new(self.paired.clone(), columns)?;
+        let mut kept: Option<BooleanArray> = None;
         if let Some(cond) = &self.f.filter {
             let keep = nulls_false(evaluate(cond, &paired)?.as_boolean());
             if keep.true_count() == 0 {
-                return Ok(());
+                return Ok(met);
             }
             paired = filter_record_batch(&paired, &keep)?;
+            kept = Some(keep);
+        }
+        // Who met whom, for the outer sides' padding.
+        let other_outer = self.f.join_type.outer(1 - input);
+        for (i, (&row, &(source, r))) in mine.iter().zip(&theirs).enumerate() {
+            if kept.as_ref().is_some_and(|k| !k.value(i)) {
+                continue;
+            }
+            met[row as usize] = true;
+            if other_outer {
+                if let Some(matched) = other.batches[sources[source]]
+                    .as_mut()
+                    .and_then(|s| s.matched.as_mut())
+                {
+                    matched[r] = true;
+                }
+            }
         }
         out.batch(RecordBatch::try_new(
             self.f.output.clone(),
             paired.columns().to_vec(),
-        )?)
+        )?)?;
+        Ok(met)
+    }
+
+    /// The rows of side `input`'s `batch` that `send` picks, padded with nulls for the other
+    /// side's columns.
+    fn send_padded(
+        &self,
+        input: usize,
+        batch: &RecordBatch,
+        send: &BooleanArray,
+        out: &mut dyn Output,
+    ) -> Result<()> {
+        if send.true_count() == 0 {
+            return Ok(());
+        }
+        let rows = filter_record_batch(batch, send)?;
+        let n = rows.num_rows();
+        let nulls = |schema: &SchemaRef| -> Vec<ArrayRef> {
+            schema
+                .fields()
+                .iter()
+                .map(|f| new_null_array(f.data_type(), n))
+                .collect()
+        };
+        let columns = if input == 0 {
+            let mut c = rows.columns().to_vec();
+            c.extend(nulls(&self.f.right.schema));
+            c
+        } else {
+            let mut c = nulls(&self.f.left.schema);
+            c.extend(rows.columns().iter().cloned());
+            c
+        };
+        out.batch(RecordBatch::try_new(self.f.output.clone(), columns)?)
+    }
+
+    /// Sends, padded, the rows of side `input` that never met a row and whose time `column`
+    /// is below `bound` (no future row can meet them), though their batch lives on for its
+    /// later rows: a padded row must leave before the watermark passes its time.
+    fn send_expired_unmatched(
+        &mut self,
+        input: usize,
+        column: usize,
+        bound: i64,
+        out: &mut dyn Output,
+    ) -> Result<()> {
+        let mut sends = Vec::new();
+        for (number, slot) in self.sides[input].batches.iter_mut().enumerate() {
+            let Some(stored) = slot else { continue };
+            let Some(matched) = stored.matched.as_mut() else {
+                continue;
+            };
+            if stored.pending_min.is_none_or(|m| m >= bound) {
+                continue;
+            }
+            let times = timestamp_millis(stored.batch.column(column))?;
+            let mut send = vec![false; matched.len()];
+            let mut pending_min: Option<i64> = None;
+            for (i, m) in matched.iter_mut().enumerate() {
+                if *m || times.is_null(i) {
+                    continue;
+                }
+                let t = times.value(i);
+                if t < bound {
+                    *m = true;
+                    send[i] = true;
+                } else {
+                    pending_min = Some(pending_min.map_or(t, |p| p.min(t)));
+                }
+            }
+            stored.pending_min = pending_min;
+            if send.contains(&true) {
+                sends.push((number, BooleanArray::from(send)));
+            }
+        }
+        for (number, send) in sends {
+            if let Some(stored) = &self.sides[input].batches[number] {
+                self.send_padded(input, &stored.batch, &send, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the rows of dropped outer-side batches that never met a row.
+    fn send_unmatched(
+        &self,
+        input: usize,
+        dropped: Vec<Stored>,
+        out: &mut dyn Output,
+    ) -> Result<()> {
+        for stored in dropped {
+            if let Some(matched) = &stored.matched {
+                let unmatched: BooleanArray = matched.iter().map(|&m| Some(!m)).collect();
+                self.send_padded(input, &stored.batch, &unmatched, out)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -359,15 +498,21 @@ impl Operator for StreamJoin {
             // The probe skips rows past the TTL that no sweep has dropped yet.
             if self.sweep.as_mut().is_some_and(|s| s.due(self.now)) {
                 let now = self.now;
-                for side in &mut self.sides {
-                    side.drop_where(|s| s.arrived.saturating_add(ttl) <= now, &mut self.groups)?;
+                for side in 0..2 {
+                    let dropped = self.sides[side]
+                        .drop_where(|s| s.arrived.saturating_add(ttl) <= now, &mut self.groups)?;
+                    self.send_unmatched(side, dropped, out)?;
                 }
             }
         }
+        let outer = self.f.join_type.outer(input);
         let mut batch = batch;
         let mut keys = self.keys(input, &batch)?;
         // A null key matches nothing, now or later.
         if let Some(valid) = keys_valid(&keys)? {
+            if outer {
+                self.send_padded(input, &batch, &arrow::compute::not(&valid)?, out)?;
+            }
             if valid.true_count() == 0 {
                 return Ok(());
             }
@@ -377,20 +522,31 @@ impl Operator for StreamJoin {
                 .map(|k| filter(k, &valid))
                 .collect::<std::result::Result<_, _>>()?;
         }
-        self.probe(input, &batch, &keys, out)?;
+        let met = self.probe(input, &batch, &keys, out)?;
         let mut max_time = None;
         if let Some(e) = self.side(input).expiry {
             max_time = max(&timestamp_millis(batch.column(e.column))?);
             let bound = self.watermark.map(|wm| e.bound(wm));
             if max_time.zip(bound).is_some_and(|(t, b)| t < b) {
-                return Ok(()); // no later row of the other side can match these
+                // No later row of the other side can match these.
+                if outer {
+                    let unmatched: BooleanArray = met.iter().map(|&m| Some(!m)).collect();
+                    self.send_padded(input, &batch, &unmatched, out)?;
+                }
+                return Ok(());
             }
         }
+        let pending_min = match self.side(input).expiry {
+            Some(e) if outer => min(&timestamp_millis(batch.column(e.column))?),
+            _ => None,
+        };
         let stored = Stored {
             batch,
             keys,
             max_time,
             arrived: self.now,
+            matched: outer.then_some(met),
+            pending_min,
         };
         self.sides[input].add(stored, &mut self.groups)
     }
@@ -405,7 +561,10 @@ impl Operator for StreamJoin {
             self.watermark = Some(t);
             for input in 0..2 {
                 if let Some(e) = self.side(input).expiry {
-                    self.sides[input].expire(e.bound(t), &mut self.groups)?;
+                    let bound = e.bound(t);
+                    self.send_expired_unmatched(input, e.column, bound, out)?;
+                    let dropped = self.sides[input].expire(bound, &mut self.groups)?;
+                    self.send_unmatched(input, dropped, out)?;
                 }
             }
             let held = t.saturating_sub(self.f.watermark_delay);

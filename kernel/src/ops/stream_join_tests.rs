@@ -53,6 +53,7 @@ fn factory(condition: bool, expiry: Option<Expiry>) -> StreamJoinFactory {
         Arc::new(BinaryExpr::new(col("lt", 1), SqlOp::LtEq, col("rt", 3))) as Arc<dyn PhysicalExpr>
     });
     StreamJoinFactory {
+        join_type: RegularJoinType::Inner,
         left: StreamJoinSide {
             keys: vec![col("lk", 0)],
             schema: l,
@@ -94,8 +95,16 @@ enum Step {
     Pause(u64),
 }
 
-/// The joined rows (lk, lt, rk, rt), sorted.
+/// The joined rows (lk, lt, rk, rt), sorted; none padded with nulls.
 fn run(f: &StreamJoinFactory, steps: &[Step]) -> Vec<[i64; 4]> {
+    run_padded(f, steps)
+        .into_iter()
+        .map(|r| r.map(|v| v.expect("no padding")))
+        .collect()
+}
+
+/// The joined rows (lk, lt, rk, rt), sorted, nulls as `None`.
+fn run_padded(f: &StreamJoinFactory, steps: &[Step]) -> Vec<[Option<i64>; 4]> {
     let mut op = f.create(0, 1).unwrap();
     let mut ctx = OperatorContext::new(0, 1, 128, Arc::new(JobMetrics::default()));
     let mut out = Collect::default();
@@ -119,7 +128,7 @@ fn run(f: &StreamJoinFactory, steps: &[Step]) -> Vec<[i64; 4]> {
         let c = |i: usize| b.column(i).as_primitive::<Int64Type>().clone();
         let cols = [c(0), c(1), c(2), c(3)];
         for r in 0..b.num_rows() {
-            rows.push([0, 1, 2, 3].map(|i| cols[i].value(r)));
+            rows.push([0, 1, 2, 3].map(|i| cols[i].is_valid(r).then(|| cols[i].value(r))));
         }
     }
     rows.sort();
@@ -261,4 +270,69 @@ fn rows_past_the_state_ttl_meet_nothing() {
     };
     assert_eq!(run(&with_ttl(3_600_000), &steps(40)), vec![[1, 10, 1, 20]]);
     assert!(run(&with_ttl(10), &steps(40)).is_empty());
+}
+
+/// `lk = rk AND lt <= rt`, both sides expiring below the watermark: an interval join.
+fn interval(join_type: RegularJoinType) -> StreamJoinFactory {
+    let expiry = Some(Expiry {
+        column: 1,
+        offset: 0,
+    });
+    let mut f = factory(true, expiry);
+    f.right.expiry = expiry;
+    f.join_type = join_type;
+    f
+}
+
+#[test]
+fn a_left_interval_join_pads_left_rows_that_expire_unmatched() {
+    let got = run_padded(
+        &interval(RegularJoinType::Left),
+        &[
+            // A null key can never match: padded at once.
+            Step::Left(vec![(Some(1), 10), (Some(2), 10), (None, 11)]),
+            Step::Right(vec![(Some(1), 12), (Some(4), 12)]),
+            Step::Watermark(5),
+            // 1 met a row; 2 expires unmatched.
+            Step::Watermark(20),
+            // Below the watermark already: no later right row can meet it.
+            Step::Left(vec![(Some(3), 15)]),
+            Step::Right(vec![(Some(2), 30)]),
+        ],
+    );
+    assert_eq!(
+        got,
+        vec![
+            [None, Some(11), None, None],
+            [Some(1), Some(10), Some(1), Some(12)],
+            [Some(2), Some(10), None, None],
+            [Some(3), Some(15), None, None],
+        ]
+    );
+    assert!(interval(RegularJoinType::Left)
+        .describe()
+        .starts_with("left join"));
+}
+
+#[test]
+fn a_full_interval_join_pads_both_sides_by_the_end() {
+    let got = run_padded(
+        &interval(RegularJoinType::Full),
+        &[
+            Step::Left(vec![(Some(1), 10), (Some(2), 10)]),
+            Step::Right(vec![(Some(1), 12), (Some(5), 1), (Some(2), 3)]),
+            // The end of the input: every row expires.
+            Step::Watermark(i64::MAX),
+        ],
+    );
+    // (2, 10) and (2, 3) share a key but fail lt <= rt: both padded.
+    assert_eq!(
+        got,
+        vec![
+            [None, None, Some(2), Some(3)],
+            [None, None, Some(5), Some(1)],
+            [Some(1), Some(10), Some(1), Some(12)],
+            [Some(2), Some(10), None, None],
+        ]
+    );
 }
