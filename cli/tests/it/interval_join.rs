@@ -22,6 +22,15 @@ fn over_nexmark(dir: &std::path::Path, sql: &str) -> String {
     format!("{}\n{sql}", ddl.replace(lag, ""))
 }
 
+/// The times of each auction's bids, as the generator makes them at `parallelism`.
+fn bid_times_by_auction(parallelism: usize) -> BTreeMap<i64, Vec<i64>> {
+    let mut by_key: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for b in reference::bids(EVENTS, SEED, RATE, parallelism) {
+        by_key.entry(b.auction).or_default().push(b.date_time);
+    }
+    by_key
+}
+
 /// Each bid with the later bids on its auction within 2 s (itself included),
 /// counted per one-second tumbling window of the first bid's time.
 const PAIRS_PER_SECOND: &str = "
@@ -43,11 +52,7 @@ fn a_window_over_an_interval_join_counts_every_pair() {
         let out = dir.path().join("tables");
         run_sql_materialized(&sql, parallelism, &out).unwrap();
 
-        let bids = reference::bids(EVENTS, SEED, RATE, parallelism);
-        let mut by_key: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-        for b in &bids {
-            by_key.entry(b.auction).or_default().push(b.date_time);
-        }
+        let by_key = bid_times_by_auction(parallelism);
         let mut per_second: BTreeMap<i64, i64> = BTreeMap::new();
         let mut late_for_the_source_watermark = 0;
         for times in by_key.values() {
@@ -122,11 +127,7 @@ fn a_left_interval_join_pads_unmatched_rows_as_they_expire() {
         let out = dir.path().join("tables");
         run_sql_materialized(&sql, parallelism, &out).unwrap();
 
-        let bids = reference::bids(EVENTS, SEED, RATE, parallelism);
-        let mut by_key: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-        for b in &bids {
-            by_key.entry(b.auction).or_default().push(b.date_time);
-        }
+        let by_key = bid_times_by_auction(parallelism);
         let mut per_second: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
         let mut alone = 0;
         for times in by_key.values() {

@@ -63,19 +63,25 @@ struct Link<'a> {
 }
 
 impl Link<'_> {
-    fn fire_processing_timers(&mut self, now: Instant) -> Result<()> {
-        let Some((op, rest)) = self.ops.split_first_mut() else {
-            return Ok(());
-        };
+    /// The first operator, its context, and the chain after it; `None` past the last one.
+    fn split(&mut self) -> Option<(&mut Box<dyn Operator>, &mut OperatorContext, Link<'_>)> {
+        let (op, rest) = self.ops.split_first_mut()?;
         let (ctx, rest_ctxs) = self
             .ctxs
             .split_first_mut()
             .expect("one context per operator");
-        let mut next = Link {
+        let next = Link {
             ops: rest,
             ctxs: rest_ctxs,
             tail: &mut *self.tail,
             input: 0,
+        };
+        Some((op, ctx, next))
+    }
+
+    fn fire_processing_timers(&mut self, now: Instant) -> Result<()> {
+        let Some((op, ctx, mut next)) = self.split() else {
+            return Ok(());
         };
         for due in ctx.take_due_processing_timers(now) {
             op.on_processing_timer(due, ctx, &mut next)?;
@@ -84,21 +90,13 @@ impl Link<'_> {
     }
 
     fn deliver(&mut self, msg: Message) -> Result<()> {
-        let Some((op, rest)) = self.ops.split_first_mut() else {
+        let input = self.input;
+        if self.ops.is_empty() {
             return self.tail.emit(msg);
-        };
-        let (ctx, rest_ctxs) = self
-            .ctxs
-            .split_first_mut()
-            .expect("one context per operator");
-        let mut next = Link {
-            ops: rest,
-            ctxs: rest_ctxs,
-            tail: &mut *self.tail,
-            input: 0,
-        };
+        }
+        let (op, ctx, mut next) = self.split().expect("an operator is left");
         match msg {
-            Message::Batch(batch) => op.on_batch(self.input, batch, ctx, &mut next),
+            Message::Batch(batch) => op.on_batch(input, batch, ctx, &mut next),
             // State is reported around what may fire windows: its peak is just before.
             Message::Watermark(wm) => {
                 report_state(op.as_ref(), ctx);
