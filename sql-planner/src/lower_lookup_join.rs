@@ -16,7 +16,9 @@ use kernel::types::StreamSchema;
 use kernel::{Error, Result};
 
 use crate::catalog::VersionedSource;
+use crate::functions::is_proctime;
 use crate::lower::{Lowered, Lowering};
+use crate::lower_join::{column_index, split_as_of};
 
 /// How long a loaded lookup table is used before it is read again, when the table does not
 /// say (`lookup.join.cache.ttl`; Flink's default for filesystem tables).
@@ -68,6 +70,21 @@ impl Lowering<'_> {
             )));
         }
         let left = self.lower(&join.left)?;
+        // As in Flink, AS OF names the stream's processing-time attribute: the table is read
+        // as it is when each row arrives.
+        let (as_of, _) = split_as_of(join.filter.as_ref());
+        if let Some(e) = as_of {
+            let proctime =
+                column_index(&e, &left.schema).is_some_and(|c| is_proctime(left.schema.field(c)));
+            if !proctime {
+                return Err(Error::user(format!(
+                    "a lookup join with table '{}' must be FOR SYSTEM_TIME AS OF the left \
+                     input's processing-time attribute (a PROCTIME() column), not '{e}'; an \
+                     event-time temporal join needs '{}' to have a PRIMARY KEY and a watermark",
+                    d.name, d.name
+                )));
+            }
+        }
         let right_schema: &DFSchema = join.right.schema();
         let all: Vec<usize> = (0..d.schema.fields().len()).collect();
         let projection = scan.projection.clone().unwrap_or(all);

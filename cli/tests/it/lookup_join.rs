@@ -81,6 +81,12 @@ fn uses_a_lookup_join_cannot_serve_are_refused() {
             "a lookup join is INNER or LEFT",
         ),
         (
+            "SELECT t.name FROM ticking JOIN side FOR SYSTEM_TIME AS OF ticking.ts AS t \
+             ON ticking.k = t.k;",
+            "must be FOR SYSTEM_TIME AS OF the left input's processing-time attribute (a \
+             PROCTIME() column), not 'ticking.ts'",
+        ),
+        (
             "SELECT s.id FROM s JOIN side FOR SYSTEM_TIME AS OF s.p AS t ON s.id > t.k;",
             "needs an equality between the stream and a column of table 'side'",
         ),
