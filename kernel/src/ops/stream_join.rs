@@ -271,17 +271,21 @@ impl StreamJoin {
     }
 
     /// Joins a batch of side `input` with the rows the other side holds; emits the pairs that
-    /// pass the condition, marks the other side's rows that met one, and returns which of the
-    /// batch's rows met one.
+    /// pass the condition, marks the other side's rows that met one (an outer side), and
+    /// returns which of the batch's rows met one (when this side is outer).
     fn probe(
         &mut self,
         input: usize,
         batch: &RecordBatch,
         keys: &[ArrayRef],
         out: &mut dyn Output,
-    ) -> Result<Vec<bool>> {
+    ) -> Result<Option<Vec<bool>>> {
         let ttl = self.f.state_ttl_ms;
-        let mut met = vec![false; batch.num_rows()];
+        let mut met = self
+            .f
+            .join_type
+            .outer(input)
+            .then(|| vec![false; batch.num_rows()]);
         let other = &mut self.sides[1 - input];
         if other.live_rows == 0 {
             return Ok(met);
@@ -324,10 +328,10 @@ impl StreamJoin {
             .iter()
             .filter_map(|&n| other.batches[n].as_ref().map(|s| &s.batch))
             .collect();
-        let mine_rows = UInt32Array::from(mine.clone());
+        let mine = UInt32Array::from(mine);
         let mut here: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
         for c in batch.columns() {
-            here.push(take(c, &mine_rows, None)?);
+            here.push(take(c, &mine, None)?);
         }
         let width = source_batches[0].num_columns();
         let mut there: Vec<ArrayRef> = Vec::with_capacity(width);
@@ -355,13 +359,22 @@ impl StreamJoin {
             paired = filter_record_batch(&paired, &keep)?;
             kept = Some(keep);
         }
-        // Who met whom, for the outer sides' padding.
+        out.batch(RecordBatch::try_new(
+            self.f.output.clone(),
+            paired.columns().to_vec(),
+        )?)?;
+        // Who met whom, for the outer sides' padding (an inner join skips this).
         let other_outer = self.f.join_type.outer(1 - input);
-        for (i, (&row, &(source, r))) in mine.iter().zip(&theirs).enumerate() {
+        if met.is_none() && !other_outer {
+            return Ok(met);
+        }
+        for (i, (&row, &(source, r))) in mine.values().iter().zip(&theirs).enumerate() {
             if kept.as_ref().is_some_and(|k| !k.value(i)) {
                 continue;
             }
-            met[row as usize] = true;
+            if let Some(met) = met.as_mut() {
+                met[row as usize] = true;
+            }
             if other_outer {
                 if let Some(matched) = other.batches[sources[source]]
                     .as_mut()
@@ -371,10 +384,6 @@ impl StreamJoin {
                 }
             }
         }
-        out.batch(RecordBatch::try_new(
-            self.f.output.clone(),
-            paired.columns().to_vec(),
-        )?)?;
         Ok(met)
     }
 
@@ -467,12 +476,16 @@ impl StreamJoin {
     ) -> Result<()> {
         for stored in dropped {
             if let Some(matched) = &stored.matched {
-                let unmatched: BooleanArray = matched.iter().map(|&m| Some(!m)).collect();
-                self.send_padded(input, &stored.batch, &unmatched, out)?;
+                self.send_padded(input, &stored.batch, &unmatched(matched), out)?;
             }
         }
         Ok(())
     }
+}
+
+/// True for the rows that met nothing.
+fn unmatched(matched: &[bool]) -> BooleanArray {
+    BooleanArray::from(matched.iter().map(|&m| !m).collect::<Vec<_>>())
 }
 
 impl Operator for StreamJoin {
@@ -529,9 +542,8 @@ impl Operator for StreamJoin {
             let bound = self.watermark.map(|wm| e.bound(wm));
             if max_time.zip(bound).is_some_and(|(t, b)| t < b) {
                 // No later row of the other side can match these.
-                if outer {
-                    let unmatched: BooleanArray = met.iter().map(|&m| Some(!m)).collect();
-                    self.send_padded(input, &batch, &unmatched, out)?;
+                if let Some(met) = &met {
+                    self.send_padded(input, &batch, &unmatched(met), out)?;
                 }
                 return Ok(());
             }
@@ -545,7 +557,7 @@ impl Operator for StreamJoin {
             keys,
             max_time,
             arrived: self.now,
-            matched: outer.then_some(met),
+            matched: met,
             pending_min,
         };
         self.sides[input].add(stored, &mut self.groups)

@@ -389,9 +389,11 @@ impl GroupAggregate {
             return Ok(());
         }
         let touched = std::mem::take(&mut self.pending);
-        let chunks = std::mem::take(&mut self.chunks);
-        let (key_columns, first_rows) = pending_keys(&chunks)?;
-        let old = pending_old(&chunks)?;
+        let Pending {
+            keys: key_columns,
+            key_rows: first_rows,
+            old,
+        } = merge_chunks(std::mem::take(&mut self.chunks))?;
         let new = self.results(&touched)?;
 
         // A group's old result differs from its new one in any call.
@@ -472,53 +474,65 @@ impl GroupAggregate {
     }
 }
 
-/// The key columns of the pending groups and, per group, the row holding its keys.
-fn pending_keys(chunks: &[Chunk]) -> Result<(Vec<ArrayRef>, Vec<u32>)> {
-    if let [one] = chunks {
-        return Ok((one.keys.clone(), one.first_rows.clone()));
+/// The pending groups' keys and their results before the mini-batch.
+struct Pending {
+    /// Key columns, and per group the row of them holding its keys.
+    keys: Vec<ArrayRef>,
+    key_rows: Vec<u32>,
+    /// Per call; `None` when no pending group had sent a result (chunks without such a
+    /// group read as nulls, never used).
+    old: Option<Vec<ArrayRef>>,
+}
+
+/// Merges the chunks that brought the pending groups, in their order.
+fn merge_chunks(mut chunks: Vec<Chunk>) -> Result<Pending> {
+    if chunks.len() == 1 {
+        let one = chunks.pop().expect("one chunk");
+        return Ok(Pending {
+            keys: one.keys,
+            key_rows: one.first_rows,
+            old: one.old,
+        });
     }
+    let rows: Vec<UInt32Array> = chunks
+        .iter_mut()
+        .map(|c| UInt32Array::from(std::mem::take(&mut c.first_rows)))
+        .collect();
     let columns = chunks.first().map_or(0, |c| c.keys.len());
     let mut keys = Vec::with_capacity(columns);
     for k in 0..columns {
         let parts = chunks
             .iter()
-            .map(|c| {
-                Ok(take(
-                    &c.keys[k],
-                    &UInt32Array::from(c.first_rows.clone()),
-                    None,
-                )?)
-            })
+            .zip(&rows)
+            .map(|(c, rows)| Ok(take(&c.keys[k], rows, None)?))
             .collect::<Result<Vec<_>>>()?;
         let parts: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
         keys.push(concat(&parts)?);
     }
     let groups: usize = chunks.iter().map(|c| c.groups).sum();
-    Ok((keys, (0..groups as u32).collect()))
-}
-
-/// The pending groups' results before the mini-batch, per call; `None` when no pending group
-/// had sent one (chunks without such a group read as nulls, never used).
-fn pending_old(chunks: &[Chunk]) -> Result<Option<Vec<ArrayRef>>> {
-    let Some(model) = chunks.iter().find_map(|c| c.old.as_ref()) else {
-        return Ok(None);
+    let old = match chunks.iter().find_map(|c| c.old.as_ref()) {
+        None => None,
+        Some(model) => {
+            let mut old = Vec::with_capacity(model.len());
+            for (i, m) in model.iter().enumerate() {
+                let parts: Vec<ArrayRef> = chunks
+                    .iter()
+                    .map(|c| match &c.old {
+                        Some(o) => o[i].clone(),
+                        None => new_null_array(m.data_type(), c.groups),
+                    })
+                    .collect();
+                let parts: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
+                old.push(concat(&parts)?);
+            }
+            Some(old)
+        }
     };
-    if let [one] = chunks {
-        return Ok(one.old.clone());
-    }
-    let mut old = Vec::with_capacity(model.len());
-    for (i, m) in model.iter().enumerate() {
-        let parts: Vec<ArrayRef> = chunks
-            .iter()
-            .map(|c| match &c.old {
-                Some(o) => o[i].clone(),
-                None => new_null_array(m.data_type(), c.groups),
-            })
-            .collect();
-        let parts: Vec<&dyn Array> = parts.iter().map(|a| a.as_ref()).collect();
-        old.push(concat(&parts)?);
-    }
-    Ok(Some(old))
+    Ok(Pending {
+        keys,
+        key_rows: (0..groups as u32).collect(),
+        old,
+    })
 }
 
 impl Operator for GroupAggregate {
