@@ -1,6 +1,7 @@
 //! Lowering of `ROW_NUMBER() OVER (PARTITION BY … ORDER BY …)` under a filter bounding it
 //! (`WHERE rn <= N`, `rn < N`, `rn = 1`): Flink's Top-N, and with N = 1 on a time attribute
-//! its deduplication. One `Rank` operator per partition-key hash; its result is updating.
+//! its deduplication, over insert-only or updating input. One `Rank` operator per
+//! partition-key hash; its result is updating.
 
 use std::sync::Arc;
 
@@ -94,7 +95,8 @@ impl Lowering<'_> {
             ));
         };
         let input = self.lower(&window.input)?;
-        self.append_only(&input, "ROW_NUMBER() OVER (…) (Top-N)")?;
+        // Over an updating input (a Top-N of an aggregate's results) every row is kept.
+        let updating_input = self.is_updating(&input);
         let event_time = self.graph.nodes[input.node].output.event_time;
 
         let mut partition = Vec::new();
@@ -161,6 +163,7 @@ impl Lowering<'_> {
             input: input_arrow,
             output: output.clone(),
             state_ttl_ms: self.state_ttl_ms,
+            updating_input,
         };
         let upstream = self.graph.nodes[input.node].parallelism;
         let (parallelism, partitioning) = if !columns.is_empty() && self.parallelism > 1 {

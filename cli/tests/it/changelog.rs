@@ -99,11 +99,70 @@ fn operators_that_take_appended_rows_refuse_an_updating_input() {
     let dir = tempfile::tempdir().unwrap();
     let sql = over_nexmark(
         dir.path(),
-        "SELECT * FROM (SELECT auction, n, ROW_NUMBER() OVER (PARTITION BY n ORDER BY auction) \
-         AS rn FROM (SELECT auction, COUNT(*) AS n FROM bid GROUP BY auction)) WHERE rn <= 3;",
+        "CREATE VIEW last_bid AS SELECT auction, MAX(dateTime) AS t FROM bid GROUP BY auction;
+         SELECT window_start, COUNT(*) FROM TABLE(TUMBLE(TABLE last_bid, DESCRIPTOR(t), \
+         INTERVAL '10' SECOND)) GROUP BY window_start, window_end;",
     );
     let err = run_sql(&sql, 1).unwrap_err();
     assert!(err.contains("over an updating input"), "{err}");
+}
+
+/// Top-N over an aggregate's results (Flink's retractable Top-N): the three auctions with the
+/// most bids per auction id modulo 7, and the five with the most overall, as the bid counts
+/// grow, checked against counts done here.
+#[test]
+fn a_top_n_of_an_updating_aggregate_matches_an_independent_ranking() {
+    const COUNTS: &str =
+        "(SELECT auction, MOD(auction, 7) AS m, COUNT(*) AS n FROM bid GROUP BY auction)";
+    for parallelism in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let sql = over_nexmark(
+            dir.path(),
+            &format!(
+                "CREATE TABLE per_m (m BIGINT, auction BIGINT, n BIGINT, rn BIGINT) WITH ('connector' = 'blackhole');
+                 CREATE TABLE overall (auction BIGINT, n BIGINT) WITH ('connector' = 'blackhole');
+                 EXECUTE STATEMENT SET BEGIN
+                 INSERT INTO per_m SELECT m, auction, n, rn FROM (SELECT *, ROW_NUMBER() OVER \
+                   (PARTITION BY m ORDER BY n DESC, auction) AS rn FROM {COUNTS}) WHERE rn <= 3;
+                 INSERT INTO overall SELECT auction, n FROM (SELECT *, ROW_NUMBER() OVER \
+                   (ORDER BY n DESC, auction) AS rn FROM {COUNTS}) WHERE rn <= 5;
+                 END;"
+            ),
+        );
+        let out = dir.path().join("tables");
+        run_sql_materialized(&sql, parallelism, &out).unwrap();
+
+        let [all, ..] = counts_by_auction(parallelism);
+        // Auctions best first: most bids, then the lower id.
+        let mut ranked: Vec<(i64, i64)> = all.into_iter().collect();
+        ranked.sort_by_key(|&(auction, n)| (-n, auction));
+        let mut per_m = Vec::new();
+        let mut seen: BTreeMap<i64, i64> = BTreeMap::new();
+        for &(auction, n) in &ranked {
+            let rn = seen.entry(auction.rem_euclid(7)).or_default();
+            *rn += 1;
+            if *rn <= 3 {
+                per_m.push(
+                    [auction % 7, auction, n, *rn]
+                        .map(|v| v.to_string())
+                        .to_vec(),
+                );
+            }
+        }
+        per_m.sort();
+        let mut overall: Vec<Vec<String>> = ranked[..5]
+            .iter()
+            .map(|(a, n)| vec![a.to_string(), n.to_string()])
+            .collect();
+        overall.sort();
+        assert_eq!(per_m.len(), 21, "seven partitions of three");
+        assert_eq!(materialized_rows(&out, "per_m"), per_m, "p{parallelism}");
+        assert_eq!(
+            materialized_rows(&out, "overall"),
+            overall,
+            "p{parallelism}"
+        );
+    }
 }
 
 /// Bid counts per auction: all bids, those of even bidders, those of bidders divisible by 3.

@@ -1,18 +1,23 @@
-//! Rank: `ROW_NUMBER() OVER (PARTITION BY k ORDER BY o) … WHERE rn <= N` over an insert-only
-//! input, Flink's Top-N (and, with N = 1, its deduplication).
+//! Rank: `ROW_NUMBER() OVER (PARTITION BY k ORDER BY o) … WHERE rn <= N`, Flink's Top-N (and,
+//! with N = 1, its deduplication).
 //!
-//! Each partition keeps its best N rows, sorted by the ORDER BY columns' memcomparable bytes
-//! (arrow-row), ties in arrival order, or newest first for keep-last deduplication. As the
-//! input only inserts, a row that falls out of the top N never returns, so nothing else is
-//! kept. A batch is folded before anything is sent: each partition it touched compares its
-//! top N before and after and sends the difference, so a batch that reshuffles a partition
-//! many times costs one set of changes.
+//! Rows rank by the ORDER BY columns' memcomparable bytes (arrow-row), ties in arrival order,
+//! or newest first for keep-last deduplication. Over an insert-only input each partition
+//! keeps only its best N rows: a row that falls out of the top never returns. Over an
+//! updating input (a Top-N of a GROUP BY's results, Flink's retractable Top-N) each partition
+//! keeps every live row in rank order, as retracting a top row lifts the next one in; a
+//! retraction removes the earliest held row equal to it, found through a hash of the row's
+//! bytes (not by walking the rows of equal rank, which are many when counts tie). A batch is folded before anything is
+//! sent: each partition it touched compares its top N before and after and sends the
+//! difference, so a batch that reshuffles a partition many times costs one set of changes.
 //!
 //! With the row number in the output, a row moving to another position is a new result row:
 //! each position whose row changed sends -U (old row, its number) and +U (new row); a new
 //! position sends +I. Without it, rows that left are retracted and rows that entered are
 //! inserted, paired as -U/+U when both happen (deduplication's update of a key).
 
+use std::collections::BTreeMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int64Array, Int8Array, RecordBatch, UInt32Array};
@@ -20,9 +25,11 @@ use arrow::compute::{take, SortOptions};
 use arrow::datatypes::SchemaRef;
 use arrow::row::{RowConverter, Rows};
 use datafusion_physical_expr::PhysicalExpr;
+use foldhash::fast::FixedState;
 use gemini_state::StateSize;
+use hashbrown::HashTable;
 
-use crate::changelog::with_row_kinds;
+use crate::changelog::{accumulates, split_row_kinds, with_row_kinds};
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::group_keys::GroupKeys;
 use crate::ops::key_ttl::{describe_ttl, KeyTtl};
@@ -51,6 +58,8 @@ pub struct RankFactory {
     /// `table.exec.state.ttl`: a partition whose top has not changed for this long starts
     /// again from nothing (its rows sent before are not retracted, as in Flink).
     pub state_ttl_ms: Option<i64>,
+    /// The input is a retract changelog (op column last), not insert-only.
+    pub updating_input: bool,
 }
 
 impl OperatorFactory for RankFactory {
@@ -61,6 +70,8 @@ impl OperatorFactory for RankFactory {
             order: SortKeys::new(&self.order, &self.input)?,
             rows: whole_row_converter(&self.input)?,
             tops: Vec::new(),
+            ranked: Vec::new(),
+            by_row: HashTable::new(),
             slots: Vec::new(),
             free: Vec::new(),
             seq: 0,
@@ -80,7 +91,7 @@ impl OperatorFactory for RankFactory {
             .map(|(e, o)| format!("{e} {}", if o.descending { "DESC" } else { "ASC" }))
             .collect();
         format!(
-            "top {} per [{}] by [{}]{}{}{}",
+            "top {} per [{}] by [{}]{}{}{}{}",
             self.limit,
             keys.join(", "),
             if order.is_empty() {
@@ -98,12 +109,18 @@ impl OperatorFactory for RankFactory {
             } else {
                 ""
             },
+            if self.updating_input {
+                ", retracting (keeps every row)"
+            } else {
+                ""
+            },
             describe_ttl(self.state_ttl_ms)
         )
     }
 }
 
-/// A kept row: its order bytes, its whole-row bytes, and its arrival number.
+/// A kept row: its order bytes (insert-only input; empty for an updating input, whose rows
+/// keep them in their [`RankPos`]), its whole-row bytes, and its arrival number.
 struct Slot {
     order: Box<[u8]>,
     row: Box<[u8]>,
@@ -115,8 +132,12 @@ struct Rank {
     keys: GroupKeys,
     order: SortKeys,
     rows: RowConverter,
-    /// Per partition: its top rows (slot ids), best first.
+    /// Insert-only input: per partition, its top rows (slot ids), best first.
     tops: Vec<Vec<u32>>,
+    /// Updating input: per partition, every live row (slot id) in rank order.
+    ranked: Vec<BTreeMap<RankPos, u32>>,
+    /// Updating input: every held row as (hash of its bytes, slot id), for retractions.
+    by_row: HashTable<(u64, u32)>,
     slots: Vec<Slot>,
     free: Vec<u32>,
     seq: u64,
@@ -128,22 +149,77 @@ struct Rank {
     ttl: Option<KeyTtl>,
 }
 
+/// Where a row of an updating input ranks: its order bytes, then its arrival number (inverted
+/// when newer rows win ties).
+type RankPos = (Box<[u8]>, u64);
+
+/// What a [`RankPos`] and a `by_row` entry cost beside the order bytes, as counted in the
+/// state size.
+const POS_BYTES: usize = 48;
+
+fn row_hash(row: &[u8]) -> u64 {
+    FixedState::default().hash_one(row)
+}
+
 impl Rank {
-    /// Drops the tops of partitions whose TTL passed, among all (at a sweep) and those of
-    /// `groups`.
-    fn expire(&mut self, groups: &[usize]) {
-        let Some(ttl) = &mut self.ttl else { return };
-        let mut expired = ttl.start_batch(self.tops.len());
-        for &g in groups {
+    /// Interns the partitions of `batch`'s rows into `groups` and drops the state of
+    /// partitions whose TTL passed, among all (at a sweep) and those of `groups`.
+    fn start_batch(&mut self, batch: &RecordBatch, groups: &mut Vec<usize>) -> Result<()> {
+        self.keys.intern_batch(&self.f.partition, batch, groups)?;
+        let partitions = self.keys.len();
+        if self.f.updating_input {
+            self.ranked.resize_with(partitions, BTreeMap::new);
+        } else {
+            self.tops.resize_with(partitions, Vec::new);
+        }
+        self.stamp.resize(partitions, 0);
+        self.batches = self.batches.wrapping_add(1).max(1);
+        let Some(ttl) = &mut self.ttl else {
+            return Ok(());
+        };
+        let mut expired = ttl.start_batch(partitions);
+        for &g in groups.iter() {
             if ttl.expired(g) {
                 expired.push(g);
             }
         }
         for g in expired {
-            for id in std::mem::take(&mut self.tops[g]) {
-                self.release(id);
+            if self.f.updating_input {
+                for ((order, _), id) in std::mem::take(&mut self.ranked[g]) {
+                    self.held_bytes -= order.len() + POS_BYTES;
+                    let hash = row_hash(&self.slots[id as usize].row);
+                    if let Ok(held) = self.by_row.find_entry(hash, |&(_, i)| i == id) {
+                        held.remove();
+                    }
+                    self.release(id);
+                }
+            } else {
+                for id in std::mem::take(&mut self.tops[g]) {
+                    self.release(id);
+                }
             }
         }
+        Ok(())
+    }
+
+    /// Partition `g`'s top N, best first.
+    fn top(&self, g: usize) -> Vec<u32> {
+        if self.f.updating_input {
+            self.ranked[g]
+                .values()
+                .take(self.f.limit)
+                .copied()
+                .collect()
+        } else {
+            self.tops[g].clone()
+        }
+    }
+
+    /// Whether partition `g` was touched by this batch before; if not, it is now.
+    fn first_touch(&mut self, g: usize) -> bool {
+        let first = self.stamp[g] != self.batches;
+        self.stamp[g] = self.batches;
+        first
     }
 
     /// Whether slot `a` ranks before slot `b`.
@@ -195,12 +271,28 @@ impl Rank {
         out.batch(with_row_kinds(batch, Arc::new(kinds))?)
     }
 
-    /// What partition `g` sends for its top going from `old` to its current one.
+    /// The arrival part of an updating input's [`RankPos`]: newest first when newer rows win
+    /// ties.
+    fn tie(&self, seq: u64) -> u64 {
+        if self.f.newer_wins_ties {
+            u64::MAX - seq
+        } else {
+            seq
+        }
+    }
+
+    /// Whether slots `a` and `b` hold the same row (the same slot, or a row retracted and
+    /// sent again unchanged).
+    fn same(&self, a: u32, b: u32) -> bool {
+        a == b || self.slots[a as usize].row == self.slots[b as usize].row
+    }
+
+    /// What a partition sends for its top going from `old` to `new`.
     fn diff(&self, old: &[u32], new: &[u32], changes: &mut Vec<(u32, RowKind, usize)>) {
         if self.f.rank_column {
             for i in 0..old.len().max(new.len()) {
                 match (old.get(i), new.get(i)) {
-                    (Some(o), Some(n)) if o == n => {}
+                    (Some(&o), Some(&n)) if self.same(o, n) => {}
                     (Some(&o), Some(&n)) => {
                         changes.push((o, RowKind::UpdateBefore, i + 1));
                         changes.push((n, RowKind::UpdateAfter, i + 1));
@@ -212,8 +304,20 @@ impl Rank {
             }
             return;
         }
-        let left: Vec<u32> = old.iter().filter(|o| !new.contains(o)).copied().collect();
-        let entered: Vec<u32> = new.iter().filter(|n| !old.contains(n)).copied().collect();
+        // Rows that left and rows that entered, as multisets: each old row cancels one equal
+        // new row.
+        let mut kept = vec![false; new.len()];
+        let mut left = Vec::new();
+        for &o in old {
+            match (0..new.len()).find(|&j| !kept[j] && self.same(o, new[j])) {
+                Some(j) => kept[j] = true,
+                None => left.push(o),
+            }
+        }
+        let entered: Vec<u32> = (0..new.len())
+            .filter(|&j| !kept[j])
+            .map(|j| new[j])
+            .collect();
         for i in 0..left.len().max(entered.len()) {
             match (left.get(i), entered.get(i)) {
                 (Some(&o), Some(&n)) => {
@@ -228,27 +332,16 @@ impl Rank {
     }
 }
 
-impl Operator for Rank {
-    fn name(&self) -> &str {
-        "Rank"
-    }
-
-    fn on_batch(
+impl Rank {
+    /// An insert-only batch: only rows that can enter their partition's top are kept.
+    fn insert_only(
         &mut self,
-        _input: usize,
-        batch: RecordBatch,
-        _ctx: &mut OperatorContext,
-        out: &mut dyn Output,
+        batch: &RecordBatch,
+        groups: &[usize],
+        before: &mut Vec<(usize, Vec<u32>)>,
+        gone: &mut Vec<u32>,
     ) -> Result<()> {
-        let mut groups = std::mem::take(&mut self.groups);
-        self.keys
-            .intern_batch(&self.f.partition, &batch, &mut groups)?;
-        self.tops.resize_with(self.keys.len(), Vec::new);
-        self.stamp.resize(self.keys.len(), 0);
-        self.batches = self.batches.wrapping_add(1).max(1);
-        self.expire(&groups);
-        let order = self.order.convert(&batch)?;
-
+        let order = self.order.convert(batch)?;
         // Rows that could enter their partition's top: the top is not full, or they rank
         // before its last row. A top only improves, so a row failing this never enters.
         let limit = self.f.limit;
@@ -268,7 +361,6 @@ impl Operator for Rank {
             }
         }
         if candidates.is_empty() {
-            self.groups = groups;
             return Ok(());
         }
         let indices = UInt32Array::from(candidates.clone());
@@ -279,13 +371,10 @@ impl Operator for Rank {
             .collect::<Result<Vec<ArrayRef>>>()?;
         let rows = self.rows.convert_columns(&taken)?;
 
-        // Each touched partition's top before the batch, then the candidates in order.
-        let mut before: Vec<(usize, Vec<u32>)> = Vec::new();
         let mut added = Vec::new();
         for (c, &i) in candidates.iter().enumerate() {
             let g = groups[i as usize];
-            if self.stamp[g] != self.batches {
-                self.stamp[g] = self.batches;
+            if self.first_touch(g) {
                 before.push((g, self.tops[g].clone()));
             }
             self.seq += 1;
@@ -310,19 +399,9 @@ impl Operator for Rank {
                 top.pop();
             }
         }
-        let mut changes = Vec::new();
-        for (g, old) in &before {
-            self.diff(old, &self.tops[*g], &mut changes);
-        }
-        let result = if changes.is_empty() {
-            Ok(())
-        } else {
-            self.emit(&changes, out)
-        };
         // Slots no top holds any more: those that left, and those that entered and left
         // within the batch.
-        let mut gone = Vec::new();
-        for (g, old) in &before {
+        for (g, old) in before.iter() {
             let top = &self.tops[*g];
             gone.extend(old.iter().filter(|o| !top.contains(o)));
         }
@@ -332,17 +411,115 @@ impl Operator for Rank {
                 .filter(|(id, g)| !self.tops[*g].contains(id))
                 .map(|(id, _)| *id),
         );
+        Ok(())
+    }
+
+    /// A batch of a retract changelog: +I/+U rows join their partition, -U/-D rows remove
+    /// the first equal row held (none when the partition's state expired: then nothing
+    /// changes, as in Flink).
+    fn updating(
+        &mut self,
+        batch: &RecordBatch,
+        adds: &[bool],
+        groups: &[usize],
+        before: &mut Vec<(usize, Vec<u32>)>,
+        gone: &mut Vec<u32>,
+    ) -> Result<()> {
+        let order = self.order.convert(batch)?;
+        let rows = self.rows.convert_columns(batch.columns())?;
+        for (i, &g) in groups.iter().enumerate() {
+            if self.first_touch(g) {
+                before.push((g, self.top(g)));
+            }
+            if let Some(ttl) = &mut self.ttl {
+                ttl.written(g);
+            }
+            let key = order.key(i);
+            let row = rows.row(i);
+            let row = row.as_ref();
+            let hash = row_hash(row);
+            if adds[i] {
+                self.seq += 1;
+                let id = self.store(Slot {
+                    order: Box::default(),
+                    row: row.into(),
+                    seq: self.seq,
+                });
+                self.held_bytes += key.len() + POS_BYTES;
+                let tie = self.tie(self.seq);
+                self.ranked[g].insert((key.into(), tie), id);
+                self.by_row.insert_unique(hash, (hash, id), |&(h, _)| h);
+                continue;
+            }
+            // The earliest equal row held, as Flink retracts the first of equal rows.
+            let slots = &self.slots;
+            let earliest = self
+                .by_row
+                .iter_hash(hash)
+                .filter(|&&(h, id)| h == hash && *slots[id as usize].row == *row)
+                .map(|&(_, id)| id)
+                .min_by_key(|&id| slots[id as usize].seq);
+            let Some(id) = earliest else { continue };
+            if let Ok(held) = self.by_row.find_entry(hash, |&(_, i)| i == id) {
+                held.remove();
+            }
+            let tie = self.tie(self.slots[id as usize].seq);
+            self.ranked[g].remove(&(Box::from(key), tie));
+            self.held_bytes -= key.len() + POS_BYTES;
+            gone.push(id);
+        }
+        Ok(())
+    }
+}
+
+impl Operator for Rank {
+    fn name(&self) -> &str {
+        "Rank"
+    }
+
+    fn on_batch(
+        &mut self,
+        _input: usize,
+        batch: RecordBatch,
+        _ctx: &mut OperatorContext,
+        out: &mut dyn Output,
+    ) -> Result<()> {
+        let (batch, ops) = split_row_kinds(batch)?;
+        let mut groups = std::mem::take(&mut self.groups);
+        self.start_batch(&batch, &mut groups)?;
+        // Each touched partition's top before the batch, and the slots the batch freed.
+        let mut before: Vec<(usize, Vec<u32>)> = Vec::new();
+        let mut gone = Vec::new();
+        let applied = if self.f.updating_input {
+            let adds = accumulates(ops.as_ref(), batch.num_rows());
+            self.updating(&batch, &adds, &groups, &mut before, &mut gone)
+        } else {
+            self.insert_only(&batch, &groups, &mut before, &mut gone)
+        };
+        self.groups = groups;
+        applied?;
+        let mut changes = Vec::new();
+        for (g, old) in &before {
+            self.diff(old, &self.top(*g), &mut changes);
+        }
+        let result = if changes.is_empty() {
+            Ok(())
+        } else {
+            self.emit(&changes, out)
+        };
+        // Freed only now: the changes may name them.
         for id in gone {
             self.release(id);
         }
-        self.groups = groups;
         result
     }
 
     fn state_size(&self) -> Option<StateSize> {
         Some(StateSize {
             entries: (self.slots.len() - self.free.len()) as u64,
-            bytes: (self.held_bytes + self.keys.memory_size() + self.tops.len() * 24) as u64,
+            bytes: (self.held_bytes
+                + self.keys.memory_size()
+                + (self.tops.len() + self.ranked.len()) * 24) as u64,
         })
     }
 }

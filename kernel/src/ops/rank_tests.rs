@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{Int64Array, RecordBatch};
+use arrow::array::{Int64Array, Int8Array, RecordBatch};
 use arrow::compute::SortOptions;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion_physical_expr::expressions::Column;
@@ -61,6 +61,7 @@ fn factory(limit: usize, rank_column: bool, newer_wins_ties: bool) -> RankFactor
         input: input(),
         output: Arc::new(Schema::new(fields)),
         state_ttl_ms: None,
+        updating_input: false,
     }
 }
 
@@ -156,6 +157,7 @@ fn without_order_keys_rows_rank_in_arrival_order() {
         input: input(),
         output: input(),
         state_ttl_ms: None,
+        updating_input: false,
     };
     let batches = [batch(&[(1, 10, 1), (1, 30, 2)]), batch(&[(1, 20, 3)])];
     let mut first = factory(false).create(0, 1).unwrap();
@@ -190,4 +192,147 @@ fn a_partition_idle_past_the_state_ttl_starts_a_new_top() {
     let got = lines_per_batch_apart(op.as_mut(), &batches, Duration::from_millis(40));
     assert_eq!(got[0], ["+I[1, 50, 1]", "+I[2, 9, 2]"]);
     assert_eq!(got[1], ["+I[1, 10, 3]"]);
+}
+
+/// A batch of a retract changelog: (row, kind).
+fn changes(rows: &[((i64, i64, i64), RowKind)]) -> RecordBatch {
+    let data: Vec<_> = rows.iter().map(|r| r.0).collect();
+    let kinds = Int8Array::from_iter_values(rows.iter().map(|r| r.1 as i8));
+    with_row_kinds(batch(&data), Arc::new(kinds)).unwrap()
+}
+
+fn updating(limit: usize, rank_column: bool) -> Box<dyn Operator> {
+    RankFactory {
+        updating_input: true,
+        ..factory(limit, rank_column, false)
+    }
+    .create(0, 1)
+    .unwrap()
+}
+
+#[test]
+fn over_updating_input_a_retracted_top_row_lifts_the_next_one_in() {
+    use RowKind::*;
+    let mut op = updating(2, true);
+    let got = lines_per_batch(
+        op.as_mut(),
+        &[
+            changes(&[
+                ((1, 10, 1), Insert),
+                ((1, 30, 2), Insert),
+                ((1, 20, 4), Insert),
+            ]),
+            // Row 2 drops from 30 to 5: 20 and 10, kept below the top, move up.
+            changes(&[((1, 30, 2), UpdateBefore), ((1, 5, 2), UpdateAfter)]),
+            // 20 leaves for good; 5 enters second.
+            changes(&[((1, 20, 4), Delete)]),
+        ],
+    );
+    assert_eq!(got[0], ["+I[1, 30, 2, 1]", "+I[1, 20, 4, 2]"]);
+    assert_eq!(
+        got[1],
+        [
+            "-U[1, 30, 2, 1]",
+            "+U[1, 20, 4, 1]",
+            "-U[1, 20, 4, 2]",
+            "+U[1, 10, 1, 2]"
+        ]
+    );
+    assert_eq!(
+        got[2],
+        [
+            "-U[1, 20, 4, 1]",
+            "+U[1, 10, 1, 1]",
+            "-U[1, 10, 1, 2]",
+            "+U[1, 5, 2, 2]"
+        ]
+    );
+    assert_eq!(op.state_size().unwrap().entries, 2, "rows 1 and 2 are held");
+}
+
+#[test]
+fn over_updating_input_a_retraction_removes_one_equal_row_and_an_unknown_one_nothing() {
+    use RowKind::*;
+    let mut op = updating(1, false);
+    let got = lines_per_batch(
+        op.as_mut(),
+        &[
+            // The same row twice, and a retraction of a row never seen (its state expired).
+            changes(&[
+                ((1, 7, 1), Insert),
+                ((1, 7, 1), Insert),
+                ((1, 9, 9), Delete),
+            ]),
+            // One copy leaves: the other still ranks first, so nothing changes.
+            changes(&[((1, 7, 1), UpdateBefore)]),
+            // Retracted and sent again unchanged within a batch: nothing to send.
+            changes(&[((1, 7, 1), UpdateBefore), ((1, 7, 1), UpdateAfter)]),
+            changes(&[((1, 7, 1), Delete), ((2, 3, 3), Insert)]),
+        ],
+    );
+    assert_eq!(got[0], ["+I[1, 7, 1]"]);
+    assert!(got[1].is_empty(), "{:?}", got[1]);
+    assert!(got[2].is_empty(), "{:?}", got[2]);
+    assert_eq!(got[3], ["-D[1, 7, 1]", "+I[2, 3, 3]"]);
+    assert_eq!(op.state_size().unwrap().entries, 1);
+}
+
+#[test]
+fn over_updating_input_ties_rank_in_arrival_order() {
+    use RowKind::*;
+    let mut op = updating(2, true);
+    let got = lines_per_batch(
+        op.as_mut(),
+        &[
+            changes(&[
+                ((1, 5, 1), Insert),
+                ((1, 5, 2), Insert),
+                ((1, 5, 3), Insert),
+            ]),
+            // The first of the ties leaves; the third, held below the top, moves up.
+            changes(&[((1, 5, 1), Delete)]),
+        ],
+    );
+    assert_eq!(got[0], ["+I[1, 5, 1, 1]", "+I[1, 5, 2, 2]"]);
+    assert_eq!(
+        got[1],
+        [
+            "-U[1, 5, 1, 1]",
+            "+U[1, 5, 2, 1]",
+            "-U[1, 5, 2, 2]",
+            "+U[1, 5, 3, 2]"
+        ]
+    );
+}
+
+#[test]
+fn over_updating_input_a_retraction_removes_the_earliest_of_equal_rows() {
+    use RowKind::*;
+    let mut op = updating(3, true);
+    let got = lines_per_batch(
+        op.as_mut(),
+        &[
+            changes(&[
+                ((1, 5, 7), Insert),
+                ((1, 5, 8), Insert),
+                ((1, 5, 7), Insert),
+            ]),
+            changes(&[((1, 5, 7), Delete)]),
+        ],
+    );
+    assert_eq!(
+        got[0],
+        ["+I[1, 5, 7, 1]", "+I[1, 5, 8, 2]", "+I[1, 5, 7, 3]"]
+    );
+    // The first 7 left: 8 is now first, the later 7 second.
+    assert_eq!(
+        got[1],
+        [
+            "-U[1, 5, 7, 1]",
+            "+U[1, 5, 8, 1]",
+            "-U[1, 5, 8, 2]",
+            "+U[1, 5, 7, 2]",
+            "-D[1, 5, 7, 3]"
+        ]
+    );
 }
