@@ -47,7 +47,7 @@ fn kind(f: &AggregateFunction) -> Result<AggregateKind> {
 }
 
 /// True for `COUNT(*)`'s argument: the wildcard, or a constant that is never NULL.
-fn counts_rows(args: &[Expr]) -> bool {
+pub(crate) fn counts_rows(args: &[Expr]) -> bool {
     match args {
         [] => true,
         #[allow(deprecated)]

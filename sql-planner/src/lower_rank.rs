@@ -18,6 +18,7 @@ use kernel::{Error, Result};
 use crate::functions::{is_proctime, ROW_NUMBER};
 use crate::lower::{is_identity, Lowered, Lowering};
 use crate::lower_join::column_index;
+use crate::lower_over_agg::window_function;
 
 /// The N of a conjunct bounding column `rn`: `rn <= N`, `rn < N + 1`, `rn = 1`, or mirrored.
 fn rank_limit(e: &Expr, rn: usize, schema: &datafusion_common::DFSchema) -> Option<usize> {
@@ -66,7 +67,12 @@ impl Lowering<'_> {
                  ROW_NUMBER() OVER (PARTITION BY … ORDER BY …) filtered by rn <= N"
             ))
         };
-        let [Expr::WindowFunction(f)] = window.window_expr.as_slice() else {
+        let [Some(f)] = window
+            .window_expr
+            .iter()
+            .map(window_function)
+            .collect::<Vec<_>>()[..]
+        else {
             return Err(refuse(
                 "with other window functions beside it is not supported",
             ));

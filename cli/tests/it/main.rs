@@ -8,6 +8,7 @@ mod interval_join;
 mod lookup_join;
 mod nexmark_golden;
 mod nexmark_reference;
+mod over_window;
 mod reference;
 mod support;
 mod temporal_join;

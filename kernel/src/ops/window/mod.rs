@@ -92,7 +92,7 @@ pub(crate) fn nulls_false(mask: &BooleanArray) -> BooleanArray {
 }
 
 /// Counts `n` late rows dropped by an operator subtask, in its total and the job's metrics.
-fn count_late(ctx: &OperatorContext, late_rows: &mut u64, n: u64) {
+pub(crate) fn count_late(ctx: &OperatorContext, late_rows: &mut u64, n: u64) {
     if n > 0 {
         *late_rows += n;
         JobMetrics::add(&ctx.metrics.late_rows, n);
@@ -123,7 +123,7 @@ fn drop_late(
 }
 
 /// At the end of a run: tells `eddy run`'s user how many late rows an operator dropped.
-fn note_late_rows(ctx: &OperatorContext, operator: &str, late_rows: u64) {
+pub(crate) fn note_late_rows(ctx: &OperatorContext, operator: &str, late_rows: u64) {
     if late_rows > 0 {
         ctx.metrics.note(format!(
             "{operator} (subtask {}): {late_rows} late rows dropped",

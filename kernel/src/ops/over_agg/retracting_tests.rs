@@ -42,7 +42,7 @@ fn factory(function: OverFunction, result: DataType) -> OverAggregateFactory {
         calls: vec![OverCall {
             function,
             arg: Some(col("v", 2)),
-            preceding: Some(1),
+            frame: OverFrame::Rows(Some(1)),
         }],
         input: input(),
         output: Arc::new(Schema::new(fields)),

@@ -1,9 +1,9 @@
-//! OVER aggregation: `AGG(x) OVER (PARTITION BY k ORDER BY o ROWS BETWEEN n PRECEDING AND
-//! CURRENT ROW)` (or `UNBOUNDED PRECEDING`), over an input that may retract rows: every input
-//! row is output with the aggregate of its frame, and when a row enters or leaves a partition
-//! the rows after it whose frames change are retracted and sent again. Flink runs OVER windows
-//! over insert-only input only (FLINK-19059, which keeps it from running Nexmark q6); here the
-//! result is a retract changelog either way.
+//! OVER aggregation by any ORDER BY, `ROWS BETWEEN n (or UNBOUNDED) PRECEDING AND CURRENT ROW`,
+//! over an input that may retract rows: every input row is output with the aggregate of its
+//! frame, and when a row enters or leaves a partition the rows after it whose frames change
+//! are retracted and sent again. Flink runs OVER windows over insert-only input ordered by a
+//! time attribute only (FLINK-19059, which keeps it from running Nexmark q6; those run on
+//! [`super::time_ordered`]); here the result is a retract changelog.
 //!
 //! Each partition keeps its rows sorted by the ORDER BY columns' memcomparable bytes, ties in
 //! arrival order, with the rows' own bytes (arrow-row) and the aggregates' argument values. A
@@ -15,9 +15,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, Float64Array, Int64Array, Int8Array, RecordBatch};
+use arrow::array::{Int8Array, RecordBatch};
 use arrow::compute::{cast, SortOptions};
-use arrow::datatypes::{DataType, Float64Type, Int64Type, SchemaRef};
+use arrow::datatypes::SchemaRef;
 use arrow::row::RowConverter;
 use datafusion_physical_expr::PhysicalExpr;
 use gemini_state::StateSize;
@@ -26,29 +26,11 @@ use crate::changelog::{accumulates, split_row_kinds, with_row_kinds};
 use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
 use crate::ops::group_keys::GroupKeys;
 use crate::ops::key_ttl::{describe_ttl, KeyTtl};
-use crate::ops::{evaluate, whole_row_converter, SortKeys};
+use crate::ops::{whole_row_converter, SortKeys};
 use crate::types::RowKind;
 use crate::{Error, Result};
 
-/// The aggregate functions an OVER window computes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OverFunction {
-    Count,
-    Sum,
-    /// Of integers, the quotient truncated as Flink's AVG of an integer type.
-    Avg,
-    Min,
-    Max,
-}
-
-#[derive(Debug, Clone)]
-pub struct OverCall {
-    pub function: OverFunction,
-    /// The argument; `None` for COUNT(*).
-    pub arg: Option<Arc<dyn PhysicalExpr>>,
-    /// Rows before the current one in the frame; `None` for UNBOUNDED PRECEDING.
-    pub preceding: Option<usize>,
-}
+use super::{arguments, result_column, value_of, Num, OverCall, OverFrame, OverFunction};
 
 #[derive(Debug, Clone)]
 pub struct OverAggregateFactory {
@@ -70,6 +52,16 @@ pub struct OverAggregateFactory {
 
 impl OperatorFactory for OverAggregateFactory {
     fn create(&self, _subtask: usize, _parallelism: usize) -> Result<Box<dyn Operator>> {
+        if let Some(c) = self
+            .calls
+            .iter()
+            .find(|c| matches!(c.frame, OverFrame::Range(_)))
+        {
+            return Err(Error::internal(format!(
+                "a retracting OVER aggregate framed {}",
+                c.frame
+            )));
+        }
         Ok(Box::new(OverAggregate {
             keys: GroupKeys::new(self.key_schema.clone())?,
             order: SortKeys::new(&self.order, &self.input)?,
@@ -88,42 +80,13 @@ impl OperatorFactory for OverAggregateFactory {
         let calls: Vec<String> = self
             .calls
             .iter()
-            .map(|c| {
-                let frame = c
-                    .preceding
-                    .map_or("UNBOUNDED".to_string(), |n| n.to_string());
-                format!("{:?} over {frame} preceding rows", c.function)
-            })
+            .map(|c| format!("{:?} over {}", c.function, c.frame))
             .collect();
         format!(
             "over aggregate: {}{}",
             calls.join(", "),
             describe_ttl(self.state_ttl_ms)
         )
-    }
-}
-
-/// An argument value: integers exactly, other numbers as doubles.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Num {
-    Int(i128),
-    Float(f64),
-}
-
-impl Num {
-    fn as_f64(self) -> f64 {
-        match self {
-            Num::Int(v) => v as f64,
-            Num::Float(v) => v,
-        }
-    }
-
-    fn bits(v: Option<Num>) -> u128 {
-        match v {
-            None => u128::MAX,
-            Some(Num::Int(i)) => i as u128,
-            Some(Num::Float(f)) => f.to_bits() as u128,
-        }
     }
 }
 
@@ -137,6 +100,34 @@ struct Entry {
 
 /// An output row: its input row's bytes and the aggregates of its frame.
 type Result_ = (Box<[u8]>, Vec<Option<Num>>);
+
+/// One aggregate folded over a frame's argument values. Count, sum, minimum and maximum are
+/// kept together, so one fold serves every function; `value` picks one.
+#[derive(Default)]
+struct Accumulator {
+    count: i128,
+    sum: Option<Num>,
+    min: Option<Num>,
+    max: Option<Num>,
+}
+
+impl Accumulator {
+    fn add(&mut self, v: Option<Num>) {
+        let Some(v) = v else { return };
+        self.count += 1;
+        self.sum = Some(Num::add(self.sum, v));
+        if self.min.is_none_or(|m| v.as_f64() < m.as_f64()) {
+            self.min = Some(v);
+        }
+        if self.max.is_none_or(|m| v.as_f64() > m.as_f64()) {
+            self.max = Some(v);
+        }
+    }
+
+    fn value(&self, function: OverFunction) -> Option<Num> {
+        value_of(function, self.count, self.sum, self.min, self.max)
+    }
+}
 
 struct OverAggregate {
     f: OverAggregateFactory,
@@ -159,8 +150,8 @@ struct OverAggregate {
 fn frame_values(entries: &[Entry], calls: &[OverCall], from: usize) -> Vec<Vec<Option<Num>>> {
     let mut out = vec![Vec::with_capacity(calls.len()); entries.len() - from];
     for (c, call) in calls.iter().enumerate() {
-        match call.preceding {
-            None => {
+        match call.frame {
+            OverFrame::Rows(None) | OverFrame::Range(_) => {
                 let mut running = Accumulator::default();
                 for (i, e) in entries.iter().enumerate() {
                     running.add(e.args[c]);
@@ -169,7 +160,7 @@ fn frame_values(entries: &[Entry], calls: &[OverCall], from: usize) -> Vec<Vec<O
                     }
                 }
             }
-            Some(n) => {
+            OverFrame::Rows(Some(n)) => {
                 for i in from..entries.len() {
                     let mut frame = Accumulator::default();
                     for e in &entries[i.saturating_sub(n)..=i] {
@@ -181,103 +172,6 @@ fn frame_values(entries: &[Entry], calls: &[OverCall], from: usize) -> Vec<Vec<O
         }
     }
     out
-}
-
-/// One aggregate folded over a frame's argument values (`None`: a null argument, which every
-/// function skips; COUNT(*)'s argument is a constant). Count, sum, minimum and maximum are
-/// kept together, so one fold serves every function; `value` picks one.
-#[derive(Default)]
-struct Accumulator {
-    count: i128,
-    sum: Option<Num>,
-    min: Option<Num>,
-    max: Option<Num>,
-}
-
-impl Accumulator {
-    fn add(&mut self, v: Option<Num>) {
-        let Some(v) = v else { return };
-        self.count += 1;
-        self.sum = Some(match (self.sum, v) {
-            (None, v) => v,
-            (Some(Num::Int(a)), Num::Int(b)) => Num::Int(a + b),
-            (Some(a), b) => Num::Float(a.as_f64() + b.as_f64()),
-        });
-        if self.min.is_none_or(|m| v.as_f64() < m.as_f64()) {
-            self.min = Some(v);
-        }
-        if self.max.is_none_or(|m| v.as_f64() > m.as_f64()) {
-            self.max = Some(v);
-        }
-    }
-
-    fn value(&self, function: OverFunction) -> Option<Num> {
-        match function {
-            OverFunction::Count => Some(Num::Int(self.count)),
-            OverFunction::Sum => self.sum,
-            OverFunction::Avg => self.sum.map(|s| match s {
-                Num::Int(s) => Num::Int(s / self.count),
-                Num::Float(s) => Num::Float(s / self.count as f64),
-            }),
-            OverFunction::Min => self.min,
-            OverFunction::Max => self.max,
-        }
-    }
-}
-
-impl OverAggregate {
-    /// The argument values of every call, per row.
-    fn arguments(&self, data: &RecordBatch) -> Result<Vec<Vec<Option<Num>>>> {
-        let n = data.num_rows();
-        let mut per_call = Vec::with_capacity(self.f.calls.len());
-        for call in &self.f.calls {
-            let Some(arg) = &call.arg else {
-                per_call.push(vec![Some(Num::Int(1)); n]);
-                continue;
-            };
-            let v = evaluate(arg, data)?;
-            let values: Vec<Option<Num>> = if v.data_type().is_integer() {
-                let ints = cast(&v, &DataType::Int64)?;
-                ints.as_primitive::<Int64Type>()
-                    .iter()
-                    .map(|x| x.map(|x| Num::Int(x as i128)))
-                    .collect()
-            } else if v.data_type().is_numeric() {
-                let floats = cast(&v, &DataType::Float64)?;
-                floats
-                    .as_primitive::<Float64Type>()
-                    .iter()
-                    .map(|x| x.map(Num::Float))
-                    .collect()
-            } else {
-                return Err(Error::user(format!(
-                    "an OVER aggregate of type {} is not supported yet: numbers only",
-                    v.data_type()
-                )));
-            };
-            per_call.push(values);
-        }
-        Ok(per_call)
-    }
-
-    /// An output column of `values` as the call's result type.
-    fn column(&self, call: usize, values: &[Option<Num>]) -> Result<ArrayRef> {
-        let field = self.f.output.field(self.f.input.fields().len() + call);
-        let ints = values.iter().all(|v| !matches!(v, Some(Num::Float(_))));
-        let array: ArrayRef = if ints && field.data_type().is_integer() {
-            Arc::new(Int64Array::from_iter(values.iter().map(|v| {
-                v.and_then(|v| match v {
-                    Num::Int(i) => i64::try_from(i).ok(),
-                    Num::Float(f) => Some(f as i64),
-                })
-            })))
-        } else {
-            Arc::new(Float64Array::from_iter(
-                values.iter().map(|v| v.map(Num::as_f64)),
-            ))
-        };
-        Ok(cast(&array, field.data_type())?)
-    }
 }
 
 impl Operator for OverAggregate {
@@ -306,7 +200,7 @@ impl Operator for OverAggregate {
         }
         let order = self.order.convert(&data)?;
         let rows = self.rows.convert_columns(data.columns())?;
-        let args = self.arguments(&data)?;
+        let args = arguments(&self.f.calls, &data)?;
 
         // The batch's rows per partition, in arrival order.
         let mut touched: Vec<usize> = Vec::new();
@@ -435,7 +329,12 @@ impl Operator for OverAggregate {
         }
         for c in 0..self.f.calls.len() {
             let values: Vec<Option<Num>> = results.iter().map(|(_, v)| v[c]).collect();
-            columns.push(self.column(c, &values)?);
+            columns.push(result_column(
+                &self.f.output,
+                self.f.input.fields().len(),
+                c,
+                &values,
+            )?);
         }
         let batch = RecordBatch::try_new(self.f.output.clone(), columns)?;
         out.batch(with_row_kinds(batch, Arc::new(Int8Array::from(kinds)))?)
@@ -450,5 +349,5 @@ impl Operator for OverAggregate {
 }
 
 #[cfg(test)]
-#[path = "over_agg_tests.rs"]
+#[path = "retracting_tests.rs"]
 mod tests;

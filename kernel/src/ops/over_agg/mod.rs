@@ -1,0 +1,186 @@
+//! OVER aggregation: `AGG(x) OVER (PARTITION BY k ORDER BY o <frame>)`, every input row output
+//! with the aggregates of its frame. Two operators:
+//!
+//! - [`time_ordered`]: Flink's OVER window, ordered by a time attribute over an insert-only
+//!   input; ROWS or RANGE frames; append-only output, each row sent once (for the rowtime,
+//!   when the watermark passes it).
+//! - [`retracting`]: any ORDER BY, over an input that may retract rows (Nexmark q6, which
+//!   Flink cannot run); ROWS frames; a retract changelog.
+//!
+//! This module holds what both share: the functions, frames, argument values and folds.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Float64Type, Int64Type, Schema};
+use datafusion_physical_expr::PhysicalExpr;
+
+use crate::ops::evaluate;
+use crate::{Error, Result};
+
+pub mod retracting;
+pub mod time_ordered;
+
+pub use retracting::OverAggregateFactory;
+pub use time_ordered::{OverTime, TimeOverAggregateFactory};
+
+/// The aggregate functions an OVER window computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverFunction {
+    Count,
+    Sum,
+    /// Of integers, the quotient truncated as Flink's AVG of an integer type.
+    Avg,
+    Min,
+    Max,
+}
+
+/// Which rows before the current one a frame holds; it always ends at the current row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverFrame {
+    /// `ROWS BETWEEN n PRECEDING` (`None`: UNBOUNDED): n rows before the current one.
+    Rows(Option<usize>),
+    /// `RANGE BETWEEN INTERVAL … PRECEDING` (`None`: UNBOUNDED), on a time attribute: rows
+    /// at most this many milliseconds older, and every row of the current row's time.
+    Range(Option<i64>),
+}
+
+impl std::fmt::Display for OverFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OverFrame::Rows(None) => write!(f, "ROWS UNBOUNDED PRECEDING"),
+            OverFrame::Rows(Some(n)) => write!(f, "ROWS {n} PRECEDING"),
+            OverFrame::Range(None) => write!(f, "RANGE UNBOUNDED PRECEDING"),
+            OverFrame::Range(Some(ms)) => write!(f, "RANGE {ms} ms PRECEDING"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct OverCall {
+    pub function: OverFunction,
+    /// The argument; `None` for COUNT(*).
+    pub arg: Option<Arc<dyn PhysicalExpr>>,
+    pub frame: OverFrame,
+}
+
+/// An argument value: integers exactly, other numbers as doubles.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Num {
+    Int(i128),
+    Float(f64),
+}
+
+impl Num {
+    fn as_f64(self) -> f64 {
+        match self {
+            Num::Int(v) => v as f64,
+            Num::Float(v) => v,
+        }
+    }
+
+    fn bits(v: Option<Num>) -> u128 {
+        match v {
+            None => u128::MAX,
+            Some(Num::Int(i)) => i as u128,
+            Some(Num::Float(f)) => f.to_bits() as u128,
+        }
+    }
+
+    fn add(a: Option<Num>, b: Num) -> Num {
+        match (a, b) {
+            (None, b) => b,
+            (Some(Num::Int(a)), Num::Int(b)) => Num::Int(a + b),
+            (Some(a), b) => Num::Float(a.as_f64() + b.as_f64()),
+        }
+    }
+
+    fn sub(a: Num, b: Num) -> Num {
+        match (a, b) {
+            (Num::Int(a), Num::Int(b)) => Num::Int(a - b),
+            (a, b) => Num::Float(a.as_f64() - b.as_f64()),
+        }
+    }
+}
+
+/// `function`'s value from a frame's count of non-null arguments, their sum, minimum and
+/// maximum.
+fn value_of(
+    function: OverFunction,
+    count: i128,
+    sum: Option<Num>,
+    min: Option<Num>,
+    max: Option<Num>,
+) -> Option<Num> {
+    match function {
+        OverFunction::Count => Some(Num::Int(count)),
+        OverFunction::Sum => sum,
+        OverFunction::Avg => sum.map(|s| match s {
+            Num::Int(s) => Num::Int(s / count),
+            Num::Float(s) => Num::Float(s / count as f64),
+        }),
+        OverFunction::Min => min,
+        OverFunction::Max => max,
+    }
+}
+
+/// The argument values of every call (outer) per row of `data` (inner); `None` is a null
+/// argument, which every function skips; COUNT(*) counts a constant.
+fn arguments(calls: &[OverCall], data: &RecordBatch) -> Result<Vec<Vec<Option<Num>>>> {
+    let n = data.num_rows();
+    let mut per_call = Vec::with_capacity(calls.len());
+    for call in calls {
+        let Some(arg) = &call.arg else {
+            per_call.push(vec![Some(Num::Int(1)); n]);
+            continue;
+        };
+        let v = evaluate(arg, data)?;
+        let values: Vec<Option<Num>> = if v.data_type().is_integer() {
+            let ints = cast(&v, &DataType::Int64)?;
+            ints.as_primitive::<Int64Type>()
+                .iter()
+                .map(|x| x.map(|x| Num::Int(x as i128)))
+                .collect()
+        } else if v.data_type().is_numeric() {
+            let floats = cast(&v, &DataType::Float64)?;
+            floats
+                .as_primitive::<Float64Type>()
+                .iter()
+                .map(|x| x.map(Num::Float))
+                .collect()
+        } else {
+            return Err(Error::user(format!(
+                "an OVER aggregate of type {} is not supported yet: numbers only",
+                v.data_type()
+            )));
+        };
+        per_call.push(values);
+    }
+    Ok(per_call)
+}
+
+/// Call `call`'s output column of `values`, typed as `output`'s field after the `input_width`
+/// input columns.
+fn result_column(
+    output: &Schema,
+    input_width: usize,
+    call: usize,
+    values: &[Option<Num>],
+) -> Result<ArrayRef> {
+    let field = output.field(input_width + call);
+    let ints = values.iter().all(|v| !matches!(v, Some(Num::Float(_))));
+    let array: ArrayRef = if ints && field.data_type().is_integer() {
+        Arc::new(Int64Array::from_iter(values.iter().map(|v| {
+            v.and_then(|v| match v {
+                Num::Int(i) => i64::try_from(i).ok(),
+                Num::Float(f) => Some(f as i64),
+            })
+        })))
+    } else {
+        Arc::new(Float64Array::from_iter(
+            values.iter().map(|v| v.map(Num::as_f64)),
+        ))
+    };
+    Ok(cast(&array, field.data_type())?)
+}
