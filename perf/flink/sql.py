@@ -6,6 +6,8 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 QUERIES = ROOT / "nexmark" / "queries"
+# Jobs over the same tables that are not Nexmark queries (OVER windows, Top-N of an aggregate).
+EXTRA_QUERIES = ROOT / "perf" / "queries"
 TABLES = pathlib.Path(__file__).with_name("tables.sql")
 
 
@@ -20,13 +22,16 @@ def substitute(text, values):
 
 
 def query_path(query):
-    """The file of Nexmark query `query`; an unknown name exits listing the known ones."""
-    path = QUERIES / f"{query}.sql"
-    if not path.exists():
-        names = sorted((p.stem for p in QUERIES.glob("q*.sql")), key=lambda n: int(n[1:]))
-        print(f"error: unknown query '{query}'; the queries are {', '.join(names)}", file=sys.stderr)
-        sys.exit(2)
-    return path
+    """The file of Nexmark query `query` (or of a job in perf/queries); an unknown name exits
+    listing the known ones."""
+    for directory in (QUERIES, EXTRA_QUERIES):
+        path = directory / f"{query}.sql"
+        if path.exists():
+            return path
+    names = sorted((p.stem for p in QUERIES.glob("q*.sql")), key=lambda n: int(n[1:]))
+    names += sorted(p.stem for p in EXTRA_QUERIES.glob("*.sql"))
+    print(f"error: unknown query '{query}'; the queries are {', '.join(names)}", file=sys.stderr)
+    sys.exit(2)
 
 
 # The file tables a query writes itself (q10's partitioned log) live under here.

@@ -210,7 +210,11 @@ impl Catalog {
             functions.insert(f.name().to_string(), f);
         }
         let mut aggregates = HashMap::new();
-        for f in datafusion_functions_aggregate::all_default_aggregate_functions() {
+        let flink_aggregates = [crate::functions::FlinkAvg::udaf()];
+        for f in datafusion_functions_aggregate::all_default_aggregate_functions()
+            .into_iter()
+            .chain(flink_aggregates)
+        {
             for name in std::iter::once(f.name().to_string()).chain(f.aliases().iter().cloned()) {
                 aggregates.insert(name, f.clone());
             }

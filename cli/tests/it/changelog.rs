@@ -363,3 +363,55 @@ fn over_windows_eddy_cannot_frame_are_refused_by_name() {
         assert!(err.contains(message), "{query}: {err}");
     }
 }
+
+/// AVG of an integer column is of that type, the quotient truncated toward zero, as in Flink:
+/// in an unbounded GROUP BY (eddy's accumulators) and in a window (DataFusion's, cast back).
+#[test]
+fn avg_of_integers_is_an_integer_truncated_as_in_flink() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("job.sql");
+    let sql = sequence(30)
+        + "SELECT id % 3 AS r, AVG(id) AS a, AVG(-id) AS n, AVG(CAST(id AS DOUBLE) + 0) AS d \
+           FROM t GROUP BY id % 3;";
+    fs::write(&path, sql).unwrap();
+    let o = eddy(&["run", path.to_str().unwrap(), "-p", "2", "--materialize"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let rows: Vec<String> = out
+        .lines()
+        .skip(3)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "0 | 16 | -16 | 16.5",
+            "1 | 14 | -14 | 14.5",
+            "2 | 15 | -15 | 15.5"
+        ],
+        "{out}"
+    );
+
+    let sql = over_nexmark(
+        dir.path(),
+        "CREATE TABLE avg_price (window_start TIMESTAMP(3), a BIGINT) WITH ('connector' = 'blackhole');
+         INSERT INTO avg_price SELECT window_start, AVG(price)
+         FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(`dateTime`), INTERVAL '1' MILLISECOND))
+         GROUP BY window_start, window_end;",
+    );
+    let plan = explain_sql(&sql, 1);
+    assert!(plan.contains("aggregates [\"avg("), "{plan}");
+    let out = dir.path().join("tables");
+    run_sql_materialized(&sql, 1, &out).unwrap();
+    let mut per_ms: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    for b in reference::bids(EVENTS, SEED, RATE, 1) {
+        let e = per_ms.entry(b.date_time).or_default();
+        *e = (e.0 + b.price, e.1 + 1);
+    }
+    let want: Vec<Vec<String>> = per_ms
+        .iter()
+        .map(|(t, (sum, n))| vec![reference::timestamp(*t), (sum / n).to_string()])
+        .collect();
+    assert!(want.iter().any(|r| r[1] != "0"));
+    assert_eq!(materialized_rows(&out, "avg_price"), want);
+}

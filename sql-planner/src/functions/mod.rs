@@ -1,10 +1,11 @@
-//! Flink's built-in functions that DataFusion lacks, as DataFusion UDFs, plus the built-in
+//! Flink's built-in functions that DataFusion lacks or types differently, as DataFusion UDFs, plus the built-in
 //! Rust versions of Java UDF classes that `CREATE FUNCTION … AS '<class>'` may name.
 //!
 //! Every function works on whole arrays; arguments that are constants in the SQL (patterns,
 //! separators, indices) are read once per batch.
 
 mod as_of;
+mod avg;
 mod count_char;
 mod current_watermark;
 mod date_format;
@@ -24,6 +25,7 @@ use datafusion_common::{exec_err, plan_err, Result, ScalarValue};
 use datafusion_expr::{ColumnarValue, ScalarUDF};
 
 pub use as_of::AS_OF;
+pub use avg::FlinkAvg;
 pub use current_watermark::CURRENT_WATERMARK;
 pub use date_format::java_pattern_to_strftime;
 pub use proctime::is_proctime;

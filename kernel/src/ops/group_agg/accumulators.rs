@@ -250,6 +250,12 @@ impl GroupAccumulator for SumAvg {
             Sums::Int(v) if !self.avg => Arc::new(Int64Array::from_iter(
                 groups.iter().map(|&g| (count(g) > 0).then(|| v[g])),
             )),
+            // Flink's AVG of an integer type: the quotient in that type, truncated.
+            Sums::Int(v) if self.output.is_integer() => Arc::new(Int64Array::from_iter(
+                groups
+                    .iter()
+                    .map(|&g| (count(g) > 0).then(|| v[g] / count(g))),
+            )),
             Sums::Int(v) => Arc::new(Float64Array::from_iter(
                 groups
                     .iter()
