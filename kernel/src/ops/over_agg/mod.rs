@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Float64Type, Int64Type, Schema};
 use datafusion_physical_expr::PhysicalExpr;
@@ -65,10 +65,11 @@ pub struct OverCall {
     pub frame: OverFrame,
 }
 
-/// An argument value: integers exactly, other numbers as doubles.
+/// An argument value: integers exactly (sums wrap on overflow, as Flink's BIGINT arithmetic),
+/// other numbers as doubles.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Num {
-    Int(i128),
+    Int(i64),
     Float(f64),
 }
 
@@ -83,7 +84,7 @@ impl Num {
     fn bits(v: Option<Num>) -> u128 {
         match v {
             None => u128::MAX,
-            Some(Num::Int(i)) => i as u128,
+            Some(Num::Int(i)) => i as u64 as u128,
             Some(Num::Float(f)) => f.to_bits() as u128,
         }
     }
@@ -91,14 +92,14 @@ impl Num {
     fn add(a: Option<Num>, b: Num) -> Num {
         match (a, b) {
             (None, b) => b,
-            (Some(Num::Int(a)), Num::Int(b)) => Num::Int(a + b),
+            (Some(Num::Int(a)), Num::Int(b)) => Num::Int(a.wrapping_add(b)),
             (Some(a), b) => Num::Float(a.as_f64() + b.as_f64()),
         }
     }
 
     fn sub(a: Num, b: Num) -> Num {
         match (a, b) {
-            (Num::Int(a), Num::Int(b)) => Num::Int(a - b),
+            (Num::Int(a), Num::Int(b)) => Num::Int(a.wrapping_sub(b)),
             (a, b) => Num::Float(a.as_f64() - b.as_f64()),
         }
     }
@@ -108,7 +109,7 @@ impl Num {
 /// maximum.
 fn value_of(
     function: OverFunction,
-    count: i128,
+    count: i64,
     sum: Option<Num>,
     min: Option<Num>,
     max: Option<Num>,
@@ -125,39 +126,53 @@ fn value_of(
     }
 }
 
-/// The argument values of every call (outer) per row of `data` (inner); `None` is a null
-/// argument, which every function skips; COUNT(*) counts a constant.
+/// Each call's argument over `data` as BIGINT (integers) or DOUBLE (other numbers); `None` for
+/// COUNT(*), which counts a constant.
+fn argument_arrays(calls: &[OverCall], data: &RecordBatch) -> Result<Vec<Option<ArrayRef>>> {
+    calls
+        .iter()
+        .map(|call| {
+            let Some(arg) = &call.arg else {
+                return Ok(None);
+            };
+            let v = evaluate(arg, data)?;
+            let to = if v.data_type().is_integer() {
+                DataType::Int64
+            } else if v.data_type().is_numeric() {
+                DataType::Float64
+            } else {
+                return Err(Error::user(format!(
+                    "an OVER aggregate of type {} is not supported yet: numbers only",
+                    v.data_type()
+                )));
+            };
+            Ok(Some(cast(&v, &to)?))
+        })
+        .collect()
+}
+
+/// Row `i` of an argument from [`argument_arrays`]; `None` is a null, which every function
+/// skips.
+fn num_at(arg: &Option<ArrayRef>, i: usize) -> Option<Num> {
+    let Some(a) = arg else {
+        return Some(Num::Int(1));
+    };
+    if a.is_null(i) {
+        return None;
+    }
+    Some(match a.data_type() {
+        DataType::Int64 => Num::Int(a.as_primitive::<Int64Type>().value(i)),
+        _ => Num::Float(a.as_primitive::<Float64Type>().value(i)),
+    })
+}
+
+/// The argument values of every call (outer) per row of `data` (inner).
 fn arguments(calls: &[OverCall], data: &RecordBatch) -> Result<Vec<Vec<Option<Num>>>> {
     let n = data.num_rows();
-    let mut per_call = Vec::with_capacity(calls.len());
-    for call in calls {
-        let Some(arg) = &call.arg else {
-            per_call.push(vec![Some(Num::Int(1)); n]);
-            continue;
-        };
-        let v = evaluate(arg, data)?;
-        let values: Vec<Option<Num>> = if v.data_type().is_integer() {
-            let ints = cast(&v, &DataType::Int64)?;
-            ints.as_primitive::<Int64Type>()
-                .iter()
-                .map(|x| x.map(|x| Num::Int(x as i128)))
-                .collect()
-        } else if v.data_type().is_numeric() {
-            let floats = cast(&v, &DataType::Float64)?;
-            floats
-                .as_primitive::<Float64Type>()
-                .iter()
-                .map(|x| x.map(Num::Float))
-                .collect()
-        } else {
-            return Err(Error::user(format!(
-                "an OVER aggregate of type {} is not supported yet: numbers only",
-                v.data_type()
-            )));
-        };
-        per_call.push(values);
-    }
-    Ok(per_call)
+    Ok(argument_arrays(calls, data)?
+        .iter()
+        .map(|a| (0..n).map(|i| num_at(a, i)).collect())
+        .collect())
 }
 
 /// Call `call`'s output column of `values`, typed as `output`'s field after the `input_width`
@@ -173,7 +188,7 @@ fn result_column(
     let array: ArrayRef = if ints && field.data_type().is_integer() {
         Arc::new(Int64Array::from_iter(values.iter().map(|v| {
             v.and_then(|v| match v {
-                Num::Int(i) => i64::try_from(i).ok(),
+                Num::Int(i) => Some(i),
                 Num::Float(f) => Some(f as i64),
             })
         })))

@@ -105,7 +105,7 @@ type Result_ = (Box<[u8]>, Vec<Option<Num>>);
 /// kept together, so one fold serves every function; `value` picks one.
 #[derive(Default)]
 struct Accumulator {
-    count: i128,
+    count: i64,
     sum: Option<Num>,
     min: Option<Num>,
     max: Option<Num>,

@@ -32,7 +32,9 @@ use crate::ops::window::{count_late, note_late_rows};
 use crate::types::{wall_clock_ms, Message, Watermark};
 use crate::{Error, Result};
 
-use super::{arguments, result_column, value_of, Num, OverCall, OverFrame, OverFunction};
+use super::{
+    argument_arrays, num_at, result_column, value_of, Num, OverCall, OverFrame, OverFunction,
+};
 
 /// The time attribute an OVER window is ordered by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +81,7 @@ impl OperatorFactory for TimeOverAggregateFactory {
             groups: Vec::new(),
             held: Vec::new(),
             waiting: Vec::new(),
+            earliest: i64::MAX,
             late_rows: 0,
             frame_rows: 0,
             ttl: KeyTtl::new(self.state_ttl_ms),
@@ -111,7 +114,7 @@ struct Sliding {
     function: OverFunction,
     /// Whether rows ever leave (a bounded frame): MIN and MAX then keep every candidate.
     bounded: bool,
-    count: i128,
+    count: i64,
     sum: Option<Num>,
     /// MIN or MAX: the frame's candidates (row id, value), best at the front. A row behind a
     /// better or equal later row can never be the extreme again, so it is dropped.
@@ -230,10 +233,10 @@ impl Partition {
     }
 }
 
-/// An input batch with rows still waiting, and its argument values per call.
+/// An input batch with rows still waiting, and its calls' arguments ([`argument_arrays`]).
 struct Held {
     batch: RecordBatch,
-    args: Vec<Vec<Option<Num>>>,
+    args: Vec<Option<ArrayRef>>,
 }
 
 /// A row waiting to be taken: its time, partition, and place among the held batches.
@@ -254,6 +257,9 @@ struct TimeOverAggregate {
     held: Vec<Held>,
     /// Rows not taken yet, in arrival order after the last sort.
     waiting: Vec<Waiting>,
+    /// The earliest time among `waiting` (`i64::MAX` when none waits): a watermark before it
+    /// takes nothing, without sorting.
+    earliest: i64,
     late_rows: u64,
     /// Rows held in bounded frames, over all partitions.
     frame_rows: u64,
@@ -288,7 +294,7 @@ impl TimeOverAggregate {
             let held = &self.held;
             let args_of = |r: Waiting| {
                 let h = &held[r.batch as usize];
-                (0..calls).map(move |c| h.args[c][r.row as usize])
+                h.args.iter().map(move |a| num_at(a, r.row as usize))
             };
             match self.frame {
                 OverFrame::Rows(n) => {
@@ -346,10 +352,14 @@ impl TimeOverAggregate {
 
     /// Takes the waiting rows at or before `time`, in time order.
     fn take_until(&mut self, time: i64, out: &mut dyn Output) -> Result<()> {
+        if time < self.earliest {
+            return Ok(());
+        }
         // Stable and run-adaptive: the rows left from the last sort are one sorted run.
         self.waiting.sort_by_key(|w| (w.time, w.group));
         let ready = self.waiting.partition_point(|w| w.time <= time);
         let rows: Vec<Waiting> = self.waiting.drain(..ready).collect();
+        self.earliest = self.waiting.first().map_or(i64::MAX, |w| w.time);
         self.take(&rows, out)?;
         self.compact()
     }
@@ -382,12 +392,17 @@ impl TimeOverAggregate {
             .collect::<Result<Vec<ArrayRef>>>()?;
         let args = (0..self.f.calls.len())
             .map(|c| {
-                indices
+                let Some(first) = &self.held[0].args[c] else {
+                    return Ok(None);
+                };
+                let arrays: Vec<&dyn Array> = self
+                    .held
                     .iter()
-                    .map(|&(b, r)| self.held[b].args[c][r])
-                    .collect()
+                    .map(|h| h.args[c].as_ref().unwrap_or(first).as_ref())
+                    .collect();
+                Ok(Some(interleave(&arrays, &indices)?))
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let batch = RecordBatch::try_new(self.f.input.clone(), columns)?;
         self.held = vec![Held { batch, args }];
         for (i, w) in self.waiting.iter_mut().enumerate() {
@@ -425,12 +440,13 @@ impl Operator for TimeOverAggregate {
                 self.partitions[g] = Partition::new(&self.f.calls, self.frame);
             }
         }
-        let args = arguments(&self.f.calls, &batch)?;
+        let args = argument_arrays(&self.f.calls, &batch)?;
         let at = self.held.len() as u32;
         match self.f.time {
             OverTime::Processing => {
                 let now = wall_clock_ms();
                 for (i, &g) in groups.iter().enumerate() {
+                    self.earliest = self.earliest.min(now);
                     self.waiting.push(Waiting {
                         time: now,
                         group: g as u32,
@@ -449,12 +465,15 @@ impl Operator for TimeOverAggregate {
                     let time = times.is_valid(i).then(|| times.value(i));
                     let last = self.partitions[g].last_time;
                     match time {
-                        Some(time) if last.is_none_or(|l| time > l) => self.waiting.push(Waiting {
-                            time,
-                            group: g as u32,
-                            batch: at,
-                            row: i as u32,
-                        }),
+                        Some(time) if last.is_none_or(|l| time > l) => {
+                            self.earliest = self.earliest.min(time);
+                            self.waiting.push(Waiting {
+                                time,
+                                group: g as u32,
+                                batch: at,
+                                row: i as u32,
+                            })
+                        }
                         _ => late += 1,
                     }
                 }
@@ -490,7 +509,11 @@ impl Operator for TimeOverAggregate {
         let held: usize = self
             .held
             .iter()
-            .map(|h| h.batch.get_array_memory_size())
+            .map(|h| {
+                let args = h.args.iter().flatten();
+                h.batch.get_array_memory_size()
+                    + args.map(|a| a.get_array_memory_size()).sum::<usize>()
+            })
             .sum();
         let per_row = 16 + 16 * self.f.calls.len();
         Some(StateSize {
