@@ -79,12 +79,7 @@ impl AggregateUDFImpl for FlinkAvg {
         let Some(result) = integer_result(&args) else {
             return self.inner.accumulator(args);
         };
-        let fields: Vec<FieldRef> = args.expr_fields.iter().map(as_double).collect();
-        let inner = self.inner.accumulator(AccumulatorArgs {
-            return_field: as_double(&args.return_field),
-            expr_fields: &fields,
-            ..args
-        })?;
+        let inner = with_doubles(args, |a| self.inner.accumulator(a))?;
         Ok(Box::new(IntegerAvg { inner, result }))
     }
 
@@ -103,14 +98,7 @@ impl AggregateUDFImpl for FlinkAvg {
     fn groups_accumulator_supported(&self, args: AccumulatorArgs) -> bool {
         match integer_result(&args) {
             None => self.inner.groups_accumulator_supported(args),
-            Some(_) => {
-                let fields: Vec<FieldRef> = args.expr_fields.iter().map(as_double).collect();
-                self.inner.groups_accumulator_supported(AccumulatorArgs {
-                    return_field: as_double(&args.return_field),
-                    expr_fields: &fields,
-                    ..args
-                })
-            }
+            Some(_) => with_doubles(args, |a| self.inner.groups_accumulator_supported(a)),
         }
     }
 
@@ -121,14 +109,20 @@ impl AggregateUDFImpl for FlinkAvg {
         let Some(result) = integer_result(&args) else {
             return self.inner.create_groups_accumulator(args);
         };
-        let fields: Vec<FieldRef> = args.expr_fields.iter().map(as_double).collect();
-        let inner = self.inner.create_groups_accumulator(AccumulatorArgs {
-            return_field: as_double(&args.return_field),
-            expr_fields: &fields,
-            ..args
-        })?;
+        let inner = with_doubles(args, |a| self.inner.create_groups_accumulator(a))?;
         Ok(Box::new(IntegerGroupsAvg { inner, result }))
     }
+}
+
+/// `f` of `args` with the argument and the result as DOUBLE, as DataFusion's `avg` takes
+/// integers.
+fn with_doubles<R>(args: AccumulatorArgs, f: impl FnOnce(AccumulatorArgs) -> R) -> R {
+    let fields: Vec<FieldRef> = args.expr_fields.iter().map(as_double).collect();
+    f(AccumulatorArgs {
+        return_field: as_double(&args.return_field),
+        expr_fields: &fields,
+        ..args
+    })
 }
 
 /// The integer type of an AVG's result, when its argument is an integer.
