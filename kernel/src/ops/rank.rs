@@ -16,6 +16,7 @@
 //! position sends +I. Without it, rows that left are retracted and rows that entered are
 //! inserted, paired as -U/+U when both happen (deduplication's update of a key).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -202,16 +203,19 @@ impl Rank {
         Ok(())
     }
 
-    /// Partition `g`'s top N, best first.
-    fn top(&self, g: usize) -> Vec<u32> {
+    /// Partition `g`'s top N, best first (borrowed for an insert-only input, which keeps
+    /// only the top).
+    fn top(&self, g: usize) -> Cow<'_, [u32]> {
         if self.f.updating_input {
-            self.ranked[g]
-                .values()
-                .take(self.f.limit)
-                .copied()
-                .collect()
+            Cow::Owned(
+                self.ranked[g]
+                    .values()
+                    .take(self.f.limit)
+                    .copied()
+                    .collect(),
+            )
         } else {
-            self.tops[g].clone()
+            Cow::Borrowed(&self.tops[g])
         }
     }
 
@@ -429,7 +433,7 @@ impl Rank {
         let rows = self.rows.convert_columns(batch.columns())?;
         for (i, &g) in groups.iter().enumerate() {
             if self.first_touch(g) {
-                before.push((g, self.top(g)));
+                before.push((g, self.top(g).into_owned()));
             }
             if let Some(ttl) = &mut self.ttl {
                 ttl.written(g);

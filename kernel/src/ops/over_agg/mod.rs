@@ -126,14 +126,52 @@ fn value_of(
     }
 }
 
-/// Each call's argument over `data` as BIGINT (integers) or DOUBLE (other numbers); `None` for
-/// COUNT(*), which counts a constant.
-fn argument_arrays(calls: &[OverCall], data: &RecordBatch) -> Result<Vec<Option<ArrayRef>>> {
+/// A call's argument over a batch, its type settled once per batch so that reading a row is a
+/// plain index.
+#[derive(Debug, Clone)]
+enum ArgColumn {
+    /// COUNT(*): every row counts.
+    Rows,
+    /// An integer argument, as BIGINT.
+    Int(Int64Array),
+    /// Another number, as DOUBLE.
+    Float(Float64Array),
+}
+
+impl ArgColumn {
+    fn of(array: &ArrayRef) -> Self {
+        match array.data_type() {
+            DataType::Int64 => ArgColumn::Int(array.as_primitive::<Int64Type>().clone()),
+            _ => ArgColumn::Float(array.as_primitive::<Float64Type>().clone()),
+        }
+    }
+
+    /// Row `i`; `None` is a null, which every function skips.
+    fn at(&self, i: usize) -> Option<Num> {
+        match self {
+            ArgColumn::Rows => Some(Num::Int(1)),
+            ArgColumn::Int(a) => a.is_valid(i).then(|| Num::Int(a.value(i))),
+            ArgColumn::Float(a) => a.is_valid(i).then(|| Num::Float(a.value(i))),
+        }
+    }
+
+    /// The values as an array (`None` for COUNT(*)).
+    fn array(&self) -> Option<&dyn Array> {
+        match self {
+            ArgColumn::Rows => None,
+            ArgColumn::Int(a) => Some(a),
+            ArgColumn::Float(a) => Some(a),
+        }
+    }
+}
+
+/// Each call's argument over `data`.
+fn argument_columns(calls: &[OverCall], data: &RecordBatch) -> Result<Vec<ArgColumn>> {
     calls
         .iter()
         .map(|call| {
             let Some(arg) = &call.arg else {
-                return Ok(None);
+                return Ok(ArgColumn::Rows);
             };
             let v = evaluate(arg, data)?;
             let to = if v.data_type().is_integer() {
@@ -146,32 +184,17 @@ fn argument_arrays(calls: &[OverCall], data: &RecordBatch) -> Result<Vec<Option<
                     v.data_type()
                 )));
             };
-            Ok(Some(cast(&v, &to)?))
+            Ok(ArgColumn::of(&cast(&v, &to)?))
         })
         .collect()
-}
-
-/// Row `i` of an argument from [`argument_arrays`]; `None` is a null, which every function
-/// skips.
-fn num_at(arg: &Option<ArrayRef>, i: usize) -> Option<Num> {
-    let Some(a) = arg else {
-        return Some(Num::Int(1));
-    };
-    if a.is_null(i) {
-        return None;
-    }
-    Some(match a.data_type() {
-        DataType::Int64 => Num::Int(a.as_primitive::<Int64Type>().value(i)),
-        _ => Num::Float(a.as_primitive::<Float64Type>().value(i)),
-    })
 }
 
 /// The argument values of every call (outer) per row of `data` (inner).
 fn arguments(calls: &[OverCall], data: &RecordBatch) -> Result<Vec<Vec<Option<Num>>>> {
     let n = data.num_rows();
-    Ok(argument_arrays(calls, data)?
+    Ok(argument_columns(calls, data)?
         .iter()
-        .map(|a| (0..n).map(|i| num_at(a, i)).collect())
+        .map(|a| (0..n).map(|i| a.at(i)).collect())
         .collect())
 }
 

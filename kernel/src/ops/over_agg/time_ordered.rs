@@ -33,7 +33,7 @@ use crate::types::{wall_clock_ms, Message, Watermark};
 use crate::{Error, Result};
 
 use super::{
-    argument_arrays, num_at, result_column, value_of, Num, OverCall, OverFrame, OverFunction,
+    argument_columns, result_column, value_of, ArgColumn, Num, OverCall, OverFrame, OverFunction,
 };
 
 /// The time attribute an OVER window is ordered by.
@@ -233,10 +233,10 @@ impl Partition {
     }
 }
 
-/// An input batch with rows still waiting, and its calls' arguments ([`argument_arrays`]).
+/// An input batch with rows still waiting, and its calls' arguments.
 struct Held {
     batch: RecordBatch,
-    args: Vec<Option<ArrayRef>>,
+    args: Vec<ArgColumn>,
 }
 
 /// A row waiting to be taken: its time, partition, and place among the held batches.
@@ -267,6 +267,12 @@ struct TimeOverAggregate {
 }
 
 impl TimeOverAggregate {
+    /// Partition `g`'s state TTL passed: its frames start again from nothing.
+    fn forget(&mut self, g: usize) {
+        self.frame_rows -= self.partitions[g].rows.len() as u64;
+        self.partitions[g] = Partition::new(&self.f.calls, self.frame);
+    }
+
     /// Takes `rows` (sorted by time, then partition, ties in arrival order) into their
     /// partitions' frames and sends them with their aggregates.
     fn take(&mut self, rows: &[Waiting], out: &mut dyn Output) -> Result<()> {
@@ -283,18 +289,18 @@ impl TimeOverAggregate {
                 .take_while(|r| r.group as usize == g && r.time == time)
                 .count();
             if let Some(ttl) = &mut self.ttl {
-                if ttl.expired(g) {
-                    self.frame_rows -= self.partitions[g].rows.len() as u64;
-                    self.partitions[g] = Partition::new(&self.f.calls, self.frame);
-                }
+                let expired = ttl.expired(g);
                 ttl.written(g);
+                if expired {
+                    self.forget(g);
+                }
             }
             let partition = &mut self.partitions[g];
             let before = partition.rows.len();
             let held = &self.held;
             let args_of = |r: Waiting| {
                 let h = &held[r.batch as usize];
-                h.args.iter().map(move |a| num_at(a, r.row as usize))
+                h.args.iter().map(move |a| a.at(r.row as usize))
             };
             match self.frame {
                 OverFrame::Rows(n) => {
@@ -392,15 +398,12 @@ impl TimeOverAggregate {
             .collect::<Result<Vec<ArrayRef>>>()?;
         let args = (0..self.f.calls.len())
             .map(|c| {
-                let Some(first) = &self.held[0].args[c] else {
-                    return Ok(None);
-                };
-                let arrays: Vec<&dyn Array> = self
-                    .held
-                    .iter()
-                    .map(|h| h.args[c].as_ref().unwrap_or(first).as_ref())
-                    .collect();
-                Ok(Some(interleave(&arrays, &indices)?))
+                let arrays: Option<Vec<&dyn Array>> =
+                    self.held.iter().map(|h| h.args[c].array()).collect();
+                Ok(match arrays {
+                    Some(arrays) => ArgColumn::of(&interleave(&arrays, &indices)?),
+                    None => ArgColumn::Rows,
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         let batch = RecordBatch::try_new(self.f.input.clone(), columns)?;
@@ -434,13 +437,14 @@ impl Operator for TimeOverAggregate {
         let (calls, frame) = (&self.f.calls, self.frame);
         self.partitions
             .resize_with(self.keys.len(), || Partition::new(calls, frame));
-        if let Some(ttl) = &mut self.ttl {
-            for g in ttl.start_batch(self.partitions.len()) {
-                self.frame_rows -= self.partitions[g].rows.len() as u64;
-                self.partitions[g] = Partition::new(&self.f.calls, self.frame);
-            }
+        let expired = self
+            .ttl
+            .as_mut()
+            .map_or(Vec::new(), |t| t.start_batch(self.partitions.len()));
+        for g in expired {
+            self.forget(g);
         }
-        let args = argument_arrays(&self.f.calls, &batch)?;
+        let args = argument_columns(&self.f.calls, &batch)?;
         let at = self.held.len() as u32;
         match self.f.time {
             OverTime::Processing => {
@@ -510,7 +514,7 @@ impl Operator for TimeOverAggregate {
             .held
             .iter()
             .map(|h| {
-                let args = h.args.iter().flatten();
+                let args = h.args.iter().filter_map(ArgColumn::array);
                 h.batch.get_array_memory_size()
                     + args.map(|a| a.get_array_memory_size()).sum::<usize>()
             })
