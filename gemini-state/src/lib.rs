@@ -10,8 +10,10 @@
 
 mod key_group;
 mod memory;
+mod run;
 mod table;
 
 pub use key_group::{subtask_for_key_group, KeyGroup, KeyGroupRange, DEFAULT_MAX_PARALLELISM};
 pub use memory::MemoryTable;
+pub use table::Result as StateResult;
 pub use table::{Entry, StateError, StateSize, StateTable, TableOptions, TableSnapshot};

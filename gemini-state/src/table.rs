@@ -1,5 +1,7 @@
 //! The `StateTable` trait: the only way an operator reads or writes keyed state.
 
+use std::path::{Path, PathBuf};
+
 use crate::{KeyGroup, KeyGroupRange};
 
 #[derive(Debug, thiserror::Error)]
@@ -11,6 +13,29 @@ pub enum StateError {
     },
     #[error("state snapshot {0} is corrupt: {1}")]
     CorruptSnapshot(u64, String),
+    #[error("state file {path} is corrupt: {what}")]
+    Corrupt { path: PathBuf, what: String },
+    #[error("state file {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl StateError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> StateError {
+        StateError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(path: &Path, what: &str) -> StateError {
+        StateError::Corrupt {
+            path: path.to_path_buf(),
+            what: what.to_string(),
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, StateError>;

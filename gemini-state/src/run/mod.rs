@@ -1,0 +1,14 @@
+//! Tier 1: immutable sorted run files on local disk.
+
+mod block;
+mod bloom;
+mod format;
+mod reader;
+mod writer;
+
+pub(crate) use format::{stable_hash, Kind, Stored};
+pub(crate) use reader::{BlockCache, OwnedStored, RunFile, RunIter};
+pub(crate) use writer::{RunSummary, RunWriter};
+
+#[cfg(test)]
+mod tests;
