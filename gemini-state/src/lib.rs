@@ -12,6 +12,7 @@ mod key_group;
 mod memory;
 mod run;
 mod table;
+mod tier0;
 
 pub use key_group::{subtask_for_key_group, KeyGroup, KeyGroupRange, DEFAULT_MAX_PARALLELISM};
 pub use memory::MemoryTable;

@@ -1,0 +1,600 @@
+//! Tier 0: a subtask's hot state in memory, typed bytes in arena segments behind a hash
+//! index, updated in place.
+//!
+//! Every entry has a stable id; the hash index maps a key to its id and `locs[id]` says where
+//! the entry lives, so entries can move (to grow, to copy on write, to compact) while the
+//! ordered view, which holds ids, stays valid.
+//!
+//! Writes carry a generation number. [`Tier0::freeze`] ends a generation in O(segments): it
+//! hands out shared references to the segments, and from then on a write that finds its
+//! entry in a shared segment copies it into the active segment instead of writing in place
+//! (`Arc::get_mut` fails while the snapshot writer holds the segment). The frozen
+//! generation's entries thus stay exactly as they were at the freeze, and the writer sorts
+//! them into a run file off the operator's thread. Entries of generations that reached a
+//! run file are clean: evicting them under memory pressure only forgets them.
+
+mod segment;
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+
+use segment::{capacity_for, HEADER, SEGMENT_BYTES};
+pub(crate) use segment::{Header, Segment, DEAD, MAYBE_IN_RUNS, TOMBSTONE};
+
+/// Where an entry lives: segment index and byte offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Loc {
+    segment: u32,
+    offset: u32,
+}
+
+const NOWHERE: Loc = Loc {
+    segment: u32::MAX,
+    offset: u32::MAX,
+};
+
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    hash: u64,
+    id: u32,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct SegmentInfo {
+    /// Bytes of entries the index points at.
+    live: usize,
+    /// The newest generation written into the segment.
+    max_gen: u32,
+}
+
+/// An entry as read: its flags, write time and value.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Found<'a> {
+    pub flags: u8,
+    pub gen: u32,
+    pub written_at: i64,
+    pub value: &'a [u8],
+}
+
+impl Found<'_> {
+    pub(crate) fn is_tombstone(&self) -> bool {
+        self.flags & TOMBSTONE != 0
+    }
+}
+
+/// Ids in key order, for scans: a sorted part and a tail of ids added since the last sort.
+#[derive(Debug, Default)]
+struct Ordered {
+    sorted: Vec<u32>,
+    tail: Vec<u32>,
+    /// Ids removed since the last purge (still in `sorted`).
+    removed: usize,
+}
+
+#[derive(Debug, Default)]
+struct OrderedIds {
+    view: Option<Ordered>,
+    free: Vec<u32>,
+    retired: Vec<u32>,
+}
+
+impl OrderedIds {
+    fn release(&mut self, id: u32) {
+        match &mut self.view {
+            Some(o) => {
+                o.removed += 1;
+                self.retired.push(id);
+            }
+            None => self.free.push(id),
+        }
+    }
+}
+
+/// A frozen generation range: the segments that may hold its entries, shared with the
+/// writer that turns them into a run file.
+#[derive(Debug)]
+pub(crate) struct Frozen {
+    pub segments: Vec<Arc<Segment>>,
+    /// Entries with `after < gen <= upto` belong to the freeze.
+    pub after: u32,
+    pub upto: u32,
+}
+
+impl Frozen {
+    /// The frozen entries (tombstones included) sorted by key.
+    pub(crate) fn sorted(&self) -> Vec<(&[u8], Found<'_>)> {
+        let mut out = Vec::new();
+        for seg in &self.segments {
+            for at in seg.offsets() {
+                let h = seg.header(at);
+                if h.flags & DEAD != 0 || h.gen <= self.after || h.gen > self.upto {
+                    continue;
+                }
+                out.push((
+                    seg.key(at),
+                    Found {
+                        flags: h.flags,
+                        gen: h.gen,
+                        written_at: h.written_at,
+                        value: seg.value(at, &h),
+                    },
+                ));
+            }
+        }
+        out.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        out
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Tier0 {
+    segments: Vec<Option<Arc<Segment>>>,
+    info: Vec<SegmentInfo>,
+    free_segments: Vec<u32>,
+    active: u32,
+    index: HashTable<Slot>,
+    locs: Vec<Loc>,
+    /// The ordered view (built on the first scan) and the pool of reusable ids: ids removed
+    /// while the view may hold them are reusable only after it is purged.
+    ordered: RefCell<OrderedIds>,
+    hasher: foldhash::fast::FixedState,
+    /// The generation writes go to.
+    gen: u32,
+    /// The newest generation handed to a freeze (its entries will reach a run file).
+    frozen: u32,
+    /// The newest generation known to be in a run file.
+    durable: u32,
+    live_entries: usize,
+    /// Bytes of live keys and values (what the table reports as its size).
+    live_bytes: u64,
+}
+
+impl Default for Tier0 {
+    fn default() -> Self {
+        Tier0::new()
+    }
+}
+
+impl Tier0 {
+    pub(crate) fn new() -> Tier0 {
+        Tier0 {
+            segments: vec![Some(Arc::new(Segment::with_capacity(SEGMENT_BYTES)))],
+            info: vec![SegmentInfo::default()],
+            free_segments: Vec::new(),
+            active: 0,
+            index: HashTable::new(),
+            locs: Vec::new(),
+            ordered: RefCell::new(OrderedIds::default()),
+            hasher: foldhash::fast::FixedState::with_seed(0x5eed),
+            gen: 1,
+            frozen: 0,
+            durable: 0,
+            live_entries: 0,
+            live_bytes: 0,
+        }
+    }
+
+    pub(crate) fn hash(&self, key: &[u8]) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(key)
+    }
+
+    fn segment(&self, i: u32) -> &Segment {
+        self.segments[i as usize].as_deref().expect("live segment")
+    }
+
+    fn find(&self, key: &[u8], hash: u64) -> Option<u32> {
+        self.index
+            .find(hash, |s| {
+                s.hash == hash && {
+                    let loc = self.locs[s.id as usize];
+                    self.segment(loc.segment).key(loc.offset as usize) == key
+                }
+            })
+            .map(|s| s.id)
+    }
+
+    fn found_at(&self, loc: Loc) -> Found<'_> {
+        let seg = self.segment(loc.segment);
+        let h = seg.header(loc.offset as usize);
+        Found {
+            flags: h.flags,
+            gen: h.gen,
+            written_at: h.written_at,
+            value: seg.value(loc.offset as usize, &h),
+        }
+    }
+
+    /// The entry under `key` (a composite key) with `hash = self.hash(key)`.
+    pub(crate) fn get(&self, key: &[u8], hash: u64) -> Option<Found<'_>> {
+        let id = self.find(key, hash)?;
+        Some(self.found_at(self.locs[id as usize]))
+    }
+
+    /// Stores `value` under `key`, in place when it fits. `in_runs`: a run file may hold
+    /// the key (only consulted when tier 0 does not know it).
+    pub(crate) fn put(&mut self, key: &[u8], hash: u64, value: &[u8], time: i64, in_runs: bool) {
+        self.write(key, hash, value, time, 0, in_runs);
+    }
+
+    /// Deletes `key`: a tombstone if a run file may hold it (`in_runs` for keys tier 0 does
+    /// not know), otherwise the entry is simply forgotten.
+    pub(crate) fn delete(&mut self, key: &[u8], hash: u64, time: i64, in_runs: bool) {
+        match self.find(key, hash) {
+            Some(id) => {
+                let loc = self.locs[id as usize];
+                let h = self.segment(loc.segment).header(loc.offset as usize);
+                if h.flags & MAYBE_IN_RUNS != 0 || h.gen <= self.frozen {
+                    self.write(key, hash, &[], time, TOMBSTONE, true);
+                } else {
+                    self.remove(id, hash);
+                }
+            }
+            None if in_runs => self.write(key, hash, &[], time, TOMBSTONE, true),
+            None => {}
+        }
+    }
+
+    /// Caches a clean version read from a run file (it is already durable).
+    pub(crate) fn cache(&mut self, key: &[u8], hash: u64, value: &[u8], time: i64) {
+        if self.find(key, hash).is_some() {
+            return;
+        }
+        let id = self.insert_new(key, hash, value, time, MAYBE_IN_RUNS);
+        // Generation 0 is older than every freeze: clean, never written out again.
+        let loc = self.locs[id as usize];
+        let seg = Arc::get_mut(self.segments[loc.segment as usize].as_mut().expect("live"))
+            .expect("the active segment is never shared");
+        seg.overwrite(loc.offset as usize, MAYBE_IN_RUNS, value, 0, time);
+    }
+
+    fn write(&mut self, key: &[u8], hash: u64, value: &[u8], time: i64, kind: u8, in_runs: bool) {
+        let Some(id) = self.find(key, hash) else {
+            let flags = kind | if in_runs { MAYBE_IN_RUNS } else { 0 };
+            self.insert_new(key, hash, value, time, flags);
+            return;
+        };
+        let loc = self.locs[id as usize];
+        let gen = self.gen;
+        let h = self.segment(loc.segment).header(loc.offset as usize);
+        let mut flags = (h.flags & MAYBE_IN_RUNS) | kind;
+        if h.gen <= self.frozen {
+            flags |= MAYBE_IN_RUNS;
+        }
+        let was_tombstone = h.flags & TOMBSTONE != 0;
+        let is_tombstone = kind & TOMBSTONE != 0;
+        self.live_bytes = self.live_bytes - u64::from(h.value_len) + value.len() as u64;
+        match (was_tombstone, is_tombstone) {
+            (false, true) => {
+                self.live_entries -= 1;
+                self.live_bytes -= key.len() as u64;
+            }
+            (true, false) => {
+                self.live_entries += 1;
+                self.live_bytes += key.len() as u64;
+            }
+            _ => {}
+        }
+        let fits = value.len() <= h.capacity as usize;
+        let slot = self.segments[loc.segment as usize].as_mut().expect("live");
+        if let (true, Some(seg)) = (fits, Arc::get_mut(slot)) {
+            seg.overwrite(loc.offset as usize, flags, value, gen, time);
+            let info = &mut self.info[loc.segment as usize];
+            info.max_gen = info.max_gen.max(gen);
+            return;
+        }
+        // Copy on write (the segment is frozen) or grow: a new copy in the active segment.
+        if let Some(seg) = Arc::get_mut(slot) {
+            seg.set_flags(loc.offset as usize, h.flags | DEAD);
+        }
+        self.info[loc.segment as usize].live -= h.size();
+        let new = self.append(id, key, value, time, flags);
+        self.locs[id as usize] = new;
+    }
+
+    fn insert_new(&mut self, key: &[u8], hash: u64, value: &[u8], time: i64, flags: u8) -> u32 {
+        let id = match self.ordered.get_mut().free.pop() {
+            Some(id) => id,
+            None => {
+                self.locs.push(NOWHERE);
+                (self.locs.len() - 1) as u32
+            }
+        };
+        let loc = self.append(id, key, value, time, flags);
+        self.locs[id as usize] = loc;
+        self.index
+            .insert_unique(hash, Slot { hash, id }, |s| s.hash);
+        if let Some(o) = &mut self.ordered.get_mut().view {
+            o.tail.push(id);
+        }
+        if flags & TOMBSTONE == 0 {
+            self.live_entries += 1;
+            self.live_bytes += (key.len() + value.len()) as u64;
+        }
+        id
+    }
+
+    /// Appends a copy of an entry to the active segment (a new one if it is full or shared).
+    fn append(&mut self, id: u32, key: &[u8], value: &[u8], time: i64, flags: u8) -> Loc {
+        let capacity = capacity_for(value.len());
+        let size = HEADER + key.len() + capacity;
+        let active = self.active as usize;
+        let writable = self.segments[active]
+            .as_mut()
+            .and_then(Arc::get_mut)
+            .is_some_and(|s| s.room() >= size);
+        if !writable {
+            self.new_active(size);
+        }
+        let active = self.active as usize;
+        let seg = Arc::get_mut(self.segments[active].as_mut().expect("live"))
+            .expect("the active segment is writable");
+        let header = Header {
+            flags,
+            id,
+            key_len: key.len() as u32,
+            value_len: value.len() as u32,
+            capacity: capacity as u32,
+            gen: self.gen,
+            written_at: time,
+        };
+        let offset = seg.append(&header, key, value);
+        let info = &mut self.info[active];
+        info.live += size;
+        info.max_gen = info.max_gen.max(self.gen);
+        Loc {
+            segment: active as u32,
+            offset: offset as u32,
+        }
+    }
+
+    fn new_active(&mut self, at_least: usize) {
+        let seg = Arc::new(Segment::with_capacity(at_least.max(SEGMENT_BYTES)));
+        let i = match self.free_segments.pop() {
+            Some(i) => {
+                self.segments[i as usize] = Some(seg);
+                self.info[i as usize] = SegmentInfo::default();
+                i
+            }
+            None => {
+                self.segments.push(Some(seg));
+                self.info.push(SegmentInfo::default());
+                (self.segments.len() - 1) as u32
+            }
+        };
+        self.active = i;
+    }
+
+    /// Forgets entry `id` (no tombstone).
+    fn remove(&mut self, id: u32, hash: u64) {
+        let loc = self.locs[id as usize];
+        let slot = self.segments[loc.segment as usize].as_mut().expect("live");
+        let h = slot.header(loc.offset as usize);
+        if let Some(seg) = Arc::get_mut(slot) {
+            seg.set_flags(loc.offset as usize, h.flags | DEAD);
+        }
+        self.info[loc.segment as usize].live -= h.size();
+        if h.flags & TOMBSTONE == 0 {
+            self.live_entries -= 1;
+            self.live_bytes -= u64::from(h.key_len + h.value_len);
+        }
+        if let Ok(entry) = self.index.find_entry(hash, |s| s.id == id) {
+            entry.remove();
+        }
+        self.locs[id as usize] = NOWHERE;
+        self.ordered.get_mut().release(id);
+    }
+
+    /// Ends the current generation: the returned segments hold its entries (and older
+    /// ones not yet durable) and stay unchanged while shared.
+    pub(crate) fn freeze(&mut self) -> Frozen {
+        let after = self.frozen;
+        let upto = self.gen;
+        let segments = self
+            .segments
+            .iter()
+            .zip(&self.info)
+            .filter_map(|(s, info)| s.as_ref().filter(|_| info.max_gen > after).cloned())
+            .collect();
+        self.frozen = upto;
+        self.gen += 1;
+        Frozen {
+            segments,
+            after,
+            upto,
+        }
+    }
+
+    /// Generations up to `gen` are in run files: their entries may be evicted.
+    pub(crate) fn mark_durable(&mut self, gen: u32) {
+        self.durable = self.durable.max(gen);
+    }
+
+    /// Whether anything was written since the last freeze.
+    pub(crate) fn has_unfrozen_writes(&self) -> bool {
+        self.info.iter().any(|i| i.max_gen > self.frozen)
+    }
+
+    /// Drops clean segments, oldest first, until at most `target` bytes are held; returns
+    /// the bytes freed. Only segments nobody shares and with nothing newer than the durable
+    /// generation are dropped, so nothing unwritten is lost.
+    pub(crate) fn evict(&mut self, target: usize) -> usize {
+        let mut freed = 0;
+        for i in 0..self.segments.len() {
+            if self.memory() <= target {
+                break;
+            }
+            let i32_ = i as u32;
+            if i32_ == self.active || self.info[i].max_gen > self.durable {
+                continue;
+            }
+            let Some(seg) = self.segments[i].take() else {
+                continue;
+            };
+            let seg = match Arc::try_unwrap(seg) {
+                Ok(seg) => seg,
+                Err(shared) => {
+                    self.segments[i] = Some(shared);
+                    continue;
+                }
+            };
+            for at in seg.offsets() {
+                let h = seg.header(at);
+                let here = Loc {
+                    segment: i32_,
+                    offset: at as u32,
+                };
+                if h.flags & DEAD != 0 || self.locs[h.id as usize] != here {
+                    continue;
+                }
+                let hash = self.hash(seg.key(at));
+                self.forget(h, hash);
+            }
+            freed += seg.data.capacity();
+            self.info[i] = SegmentInfo::default();
+            self.free_segments.push(i32_);
+        }
+        freed
+    }
+
+    /// Drops the index entry of a live entry whose segment is going away.
+    fn forget(&mut self, h: Header, hash: u64) {
+        if h.flags & TOMBSTONE == 0 {
+            self.live_entries -= 1;
+            self.live_bytes -= u64::from(h.key_len + h.value_len);
+        }
+        let id = h.id;
+        if let Ok(entry) = self.index.find_entry(hash, |s| s.id == id) {
+            entry.remove();
+        }
+        self.locs[id as usize] = NOWHERE;
+        self.ordered.get_mut().release(id);
+    }
+
+    /// Removes every entry whose write time is at or before `cutoff` (TTL): older versions
+    /// in run files are older still, so no tombstone is needed. Returns how many.
+    pub(crate) fn expire(&mut self, cutoff: i64) -> u64 {
+        let mut doomed = Vec::new();
+        for slot in self.index.iter() {
+            let loc = self.locs[slot.id as usize];
+            let h = self.segment(loc.segment).header(loc.offset as usize);
+            if h.written_at <= cutoff {
+                doomed.push((slot.id, slot.hash, h.flags & TOMBSTONE == 0));
+            }
+        }
+        let mut n = 0;
+        for (id, hash, live) in doomed {
+            self.remove(id, hash);
+            n += u64::from(live);
+        }
+        n
+    }
+
+    /// Bytes held: segments, index and id table.
+    pub(crate) fn memory(&self) -> usize {
+        let segments: usize = self
+            .segments
+            .iter()
+            .flatten()
+            .map(|s| s.data.capacity())
+            .sum();
+        let ordered = self
+            .ordered
+            .borrow()
+            .view
+            .as_ref()
+            .map_or(0, |o| 4 * (o.sorted.capacity() + o.tail.capacity()));
+        segments + self.index.capacity() * 17 + self.locs.capacity() * 8 + ordered
+    }
+
+    /// Bytes in segments that no live entry uses.
+    pub(crate) fn garbage(&self) -> usize {
+        self.segments
+            .iter()
+            .zip(&self.info)
+            .filter_map(|(s, i)| s.as_ref().map(|s| s.data.len() - i.live))
+            .sum()
+    }
+
+    pub(crate) fn live_entries(&self) -> usize {
+        self.live_entries
+    }
+
+    pub(crate) fn live_bytes(&self) -> u64 {
+        self.live_bytes
+    }
+
+    /// Calls `visit(key, found)` for entries with `start <= key < end` in key order
+    /// (tombstones included), until it returns false.
+    pub(crate) fn scan(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        visit: &mut dyn FnMut(&[u8], Found<'_>) -> bool,
+    ) {
+        self.sort_ordered();
+        let ordered = self.ordered.borrow();
+        let ids = &ordered.view.as_ref().expect("built").sorted;
+        let key_of = |id: u32| {
+            let loc = self.locs[id as usize];
+            self.segment(loc.segment).key(loc.offset as usize)
+        };
+        let first = ids.partition_point(|&id| key_of(id) < start);
+        for &id in &ids[first..] {
+            let key = key_of(id);
+            if key >= end {
+                break;
+            }
+            if !visit(key, self.found_at(self.locs[id as usize])) {
+                break;
+            }
+        }
+    }
+
+    /// Brings the ordered view up to date: builds it on first use, then sorts the ids added
+    /// since and merges them in, dropping ids of removed entries (which become reusable).
+    fn sort_ordered(&self) {
+        let mut pool = self.ordered.borrow_mut();
+        let pool = &mut *pool;
+        let key_of = |id: u32| {
+            let loc = self.locs[id as usize];
+            self.segment(loc.segment).key(loc.offset as usize)
+        };
+        let o = pool.view.get_or_insert_with(|| Ordered {
+            sorted: Vec::new(),
+            tail: self.index.iter().map(|s| s.id).collect(),
+            removed: 0,
+        });
+        if o.tail.is_empty() && o.removed == 0 {
+            return;
+        }
+        let live = |id: &u32| self.locs[*id as usize] != NOWHERE;
+        let mut tail = std::mem::take(&mut o.tail);
+        tail.retain(live);
+        tail.sort_unstable_by(|&a, &b| key_of(a).cmp(key_of(b)));
+        let sorted = std::mem::take(&mut o.sorted);
+        let mut merged = Vec::with_capacity(sorted.len() + tail.len());
+        let mut t = tail.into_iter().peekable();
+        for id in sorted.into_iter().filter(live) {
+            while let Some(&next) = t.peek() {
+                if key_of(next) < key_of(id) {
+                    merged.push(next);
+                    t.next();
+                } else {
+                    break;
+                }
+            }
+            merged.push(id);
+        }
+        merged.extend(t);
+        o.sorted = merged;
+        o.removed = 0;
+        let retired = std::mem::take(&mut pool.retired);
+        pool.free.extend(retired);
+    }
+}
+
+#[cfg(test)]
+mod tests;
