@@ -5,16 +5,20 @@
 //! moves whole key-group ranges and scans never need comparator callbacks. The API is
 //! batch-first: one call reads or writes many keys.
 //!
-//! Tier 0 is [`MemoryTable`]. The local LSM runs and the object-store tier come later behind
-//! the same trait.
+//! [`TieredTable`] implements it over three tiers: tier 0, typed bytes in memory behind a
+//! hash index; tier 1, sorted run files on local disk, written when tier 0 passes its memory
+//! budget and compacted in the background; tier 2, the checkpoint location that snapshots
+//! copy run files to and restores read them back from.
 
+mod checkpoint;
 mod key_group;
-mod memory;
 mod run;
 mod table;
 mod tier0;
+mod tiered;
 
 pub use key_group::{subtask_for_key_group, KeyGroup, KeyGroupRange, DEFAULT_MAX_PARALLELISM};
-pub use memory::MemoryTable;
+pub use checkpoint::{CheckpointStore, Manifest};
 pub use table::Result as StateResult;
-pub use table::{Entry, StateError, StateSize, StateTable, TableOptions, TableSnapshot};
+pub use table::{StateError, StateSize, StateTable, TableOptions};
+pub use tiered::{PendingSnapshot, RunMeta, TieredStats, TieredTable};

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{KeyGroup, KeyGroupRange};
+use crate::{KeyGroup, KeyGroupRange, Manifest, PendingSnapshot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -41,19 +41,45 @@ impl StateError {
 pub type Result<T> = std::result::Result<T, StateError>;
 
 /// Per-table settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TableOptions {
     /// Entries not written for this long (in the table's time, see [`StateTable::advance_time`])
     /// are dropped, like Flink's `table.exec.state.ttl`. `None` keeps entries until deleted.
     pub ttl_ms: Option<i64>,
+    /// Bytes tier 0 may hold before it flushes to run files (Gemini's write buffer: 128 MB).
+    pub memory_budget: usize,
+    /// Directory for run files; `None`: a fresh one under the system temp directory, made on
+    /// the first flush and removed with the table.
+    pub dir: Option<PathBuf>,
+    /// The checkpoint location snapshots are copied to; `None`: snapshots only write run
+    /// files locally.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Checkpoints kept in the location (Flink's `state.checkpoints.num-retained`).
+    pub retained_checkpoints: usize,
+    /// Names the table's files; unique per operator subtask. `None`: a process-unique name.
+    pub name: Option<String>,
+    /// Bytes of decoded run-file blocks kept in memory.
+    pub block_cache_bytes: usize,
+    /// Runs of one tier merged at a time.
+    pub compaction_fanout: usize,
+    /// The compaction work budget in bytes written per second (`None`: unthrottled).
+    pub compaction_bytes_per_sec: Option<u64>,
 }
 
-/// One key-value pair as stored, for scans and snapshots.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub key_group: KeyGroup,
-    pub key: Vec<u8>,
-    pub value: Vec<u8>,
+impl Default for TableOptions {
+    fn default() -> Self {
+        TableOptions {
+            ttl_ms: None,
+            memory_budget: 128 << 20,
+            dir: None,
+            checkpoint_dir: None,
+            retained_checkpoints: 1,
+            name: None,
+            block_cache_bytes: 8 << 20,
+            compaction_fanout: 4,
+            compaction_bytes_per_sec: None,
+        }
+    }
 }
 
 /// How much a table holds: live entries and the bytes of their keys and values.
@@ -75,13 +101,6 @@ impl std::ops::Add for StateSize {
     }
 }
 
-/// An immutable copy of a table's contents at a barrier, the input of a checkpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableSnapshot {
-    pub checkpoint_id: u64,
-    pub entries: Vec<Entry>,
-}
-
 /// Keyed state of one operator subtask, over the key groups it owns.
 ///
 /// Keys are memcomparable byte strings, ordered first by key group, then bytewise. Every call
@@ -92,11 +111,20 @@ pub trait StateTable: Send {
     fn key_groups(&self) -> KeyGroupRange;
 
     /// Looks up `keys[i]` in `key_groups[i]`; `out` is cleared and gets one slot per key.
+    /// (Reads take `&mut self`: a version found on disk is cached in memory.)
     fn get_many(
-        &self,
+        &mut self,
         key_groups: &[KeyGroup],
         keys: &[&[u8]],
         out: &mut Vec<Option<Vec<u8>>>,
+    ) -> Result<()>;
+
+    /// Like [`StateTable::get_many`] without copying: `visit(i, value)` per key, in order.
+    fn read_many(
+        &mut self,
+        key_groups: &[KeyGroup],
+        keys: &[&[u8]],
+        visit: &mut dyn FnMut(usize, Option<&[u8]>),
     ) -> Result<()>;
 
     /// Writes `values[i]` under `keys[i]`, replacing what was there.
@@ -146,9 +174,11 @@ pub trait StateTable: Send {
         self.len() == 0
     }
 
-    /// Freezes the current contents for checkpoint `checkpoint_id`.
-    fn snapshot(&mut self, checkpoint_id: u64) -> Result<TableSnapshot>;
+    /// Freezes the current contents for checkpoint `checkpoint_id` (cheap: no copying) and
+    /// writes them to the checkpoint location in the background.
+    fn snapshot(&mut self, checkpoint_id: u64) -> Result<PendingSnapshot>;
 
-    /// Replaces the contents with a snapshot, keeping only this table's key groups (rescale).
-    fn restore(&mut self, snapshot: &TableSnapshot) -> Result<()>;
+    /// Replaces the contents with the snapshots of `manifests` (several on a rescale),
+    /// keeping only this table's key groups.
+    fn restore(&mut self, manifests: &[Manifest]) -> Result<()>;
 }

@@ -147,6 +147,8 @@ pub(crate) struct Tier0 {
     /// The newest generation known to be in a run file.
     durable: u32,
     live_entries: usize,
+    /// Bytes written since the last freeze.
+    unfrozen_bytes: usize,
     /// Bytes of live keys and values (what the table reports as its size).
     live_bytes: u64,
 }
@@ -172,6 +174,7 @@ impl Tier0 {
             frozen: 0,
             durable: 0,
             live_entries: 0,
+            unfrozen_bytes: 0,
             live_bytes: 0,
         }
     }
@@ -251,6 +254,7 @@ impl Tier0 {
     }
 
     fn write(&mut self, key: &[u8], hash: u64, value: &[u8], time: i64, kind: u8, in_runs: bool) {
+        self.unfrozen_bytes += key.len() + value.len();
         let Some(id) = self.find(key, hash) else {
             let flags = kind | if in_runs { MAYBE_IN_RUNS } else { 0 };
             self.insert_new(key, hash, value, time, flags);
@@ -400,6 +404,7 @@ impl Tier0 {
             .collect();
         self.frozen = upto;
         self.gen += 1;
+        self.unfrozen_bytes = 0;
         Frozen {
             segments,
             after,
@@ -410,6 +415,11 @@ impl Tier0 {
     /// Generations up to `gen` are in run files: their entries may be evicted.
     pub(crate) fn mark_durable(&mut self, gen: u32) {
         self.durable = self.durable.max(gen);
+    }
+
+    /// Bytes of keys and values written since the last freeze.
+    pub(crate) fn unfrozen_bytes(&self) -> usize {
+        self.unfrozen_bytes
     }
 
     /// Whether anything was written since the last freeze.

@@ -9,7 +9,7 @@
 //! A value that shrinks or grows within its capacity is rewritten in place.
 
 /// Segments are this large unless one entry needs more.
-pub(crate) const SEGMENT_BYTES: usize = 1 << 20;
+pub(crate) const SEGMENT_BYTES: usize = 256 << 10;
 pub(crate) const HEADER: usize = 32;
 
 /// The key is deleted (a tombstone that hides older versions in run files).

@@ -117,7 +117,7 @@ fn only_durable_segments_are_evicted() {
     drop(frozen);
     t.mark_durable(upto);
     let freed = t.evict(full / 2);
-    assert!(freed > 0 && t.memory() <= full / 2 + (1 << 20));
+    assert!(freed > 0 && t.memory() <= full / 2 + (1 << 18));
     let left = t.live_entries();
     assert!(left < 20_000 && left > 0);
     assert_eq!(

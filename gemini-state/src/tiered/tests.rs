@@ -1,0 +1,264 @@
+use super::*;
+
+fn options(dir: &std::path::Path, budget: usize) -> TableOptions {
+    TableOptions {
+        memory_budget: budget,
+        dir: Some(dir.join("runs")),
+        checkpoint_dir: Some(dir.join("checkpoints")),
+        name: Some("op1-0".into()),
+        ..TableOptions::default()
+    }
+}
+
+fn table(dir: &std::path::Path, budget: usize) -> TieredTable {
+    TieredTable::new(KeyGroupRange { start: 0, end: 8 }, options(dir, budget)).unwrap()
+}
+
+fn get(t: &mut TieredTable, kg: u16, key: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    t.get_many(&[kg], &[key], &mut out).unwrap();
+    out.pop().unwrap()
+}
+
+fn prefix(t: &TieredTable, kg: u16, p: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut v = Vec::new();
+    t.scan_prefix(kg, p, &mut |k, val| {
+        v.push((k.to_vec(), val.to_vec()));
+        true
+    })
+    .unwrap();
+    v
+}
+
+fn key(i: u32) -> [u8; 4] {
+    i.to_be_bytes()
+}
+
+#[test]
+fn batch_put_get_delete_and_scans_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = table(dir.path(), 1 << 30);
+    t.put_many(
+        &[1, 1, 1, 2],
+        &[b"ab", b"ac", b"b", b"ab"],
+        &[b"1", b"2", b"3", b"4"],
+    )
+    .unwrap();
+    assert_eq!(get(&mut t, 1, b"ab"), Some(b"1".to_vec()));
+    assert_eq!(get(&mut t, 3, b"ab"), None);
+    assert_eq!(
+        prefix(&t, 1, b"a"),
+        vec![(b"ab".to_vec(), b"1".to_vec()), (b"ac".to_vec(), b"2".to_vec())]
+    );
+    t.delete_many(&[1], &[b"ab"]).unwrap();
+    assert_eq!(get(&mut t, 1, b"ab"), None);
+    assert_eq!(t.len(), 3);
+    assert!(t.put_many(&[9], &[b"a"], &[b"1"]).is_err(), "foreign key group");
+    t.put_many(&[3], &[&[0xff, 0xff]], &[b"x"]).unwrap();
+    assert_eq!(prefix(&t, 3, &[0xff]).len(), 1, "a 0xff prefix has no successor");
+    assert!(t.runs().is_empty(), "nothing was flushed");
+}
+
+#[test]
+fn state_beyond_the_budget_spills_to_runs_and_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = table(dir.path(), 2 << 20);
+    let value = [7u8; 100];
+    for i in 0..60_000u32 {
+        t.put_many(&[(i % 8) as u16], &[&key(i)], &[&value]).unwrap();
+    }
+    assert!(!t.runs().is_empty(), "6 MB of state over a 2 MB budget spilled");
+    assert!(t.memory() <= 4 << 20, "tier 0 holds {} bytes", t.memory());
+    // Updates and deletes of spilled keys shadow their older versions.
+    for i in (0..60_000u32).step_by(3) {
+        t.put_many(&[(i % 8) as u16], &[&key(i)], &[b"new"]).unwrap();
+    }
+    for i in (1..60_000u32).step_by(3) {
+        t.delete_many(&[(i % 8) as u16], &[&key(i)]).unwrap();
+    }
+    t.flush().unwrap();
+    for i in (0..60_000u32).step_by(997) {
+        let expected = match i % 3 {
+            0 => Some(b"new".to_vec()),
+            1 => None,
+            _ => Some(value.to_vec()),
+        };
+        assert_eq!(get(&mut t, (i % 8) as u16, &key(i)), expected, "key {i}");
+    }
+    let kg5 = prefix(&t, 5, &[]);
+    assert_eq!(kg5.len(), (0..60_000u32).filter(|i| i % 8 == 5 && i % 3 != 1).count());
+    assert!(kg5.windows(2).all(|w| w[0].0 < w[1].0));
+    assert!(t.stats().reads_from_runs > 0);
+}
+
+#[test]
+fn compaction_merges_runs_and_drops_tombstones_at_the_bottom() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = table(dir.path(), 1 << 30);
+    for round in 0..20u32 {
+        for i in 0..500u32 {
+            t.put_many(&[1], &[&key(i)], &[&round.to_le_bytes()]).unwrap();
+        }
+        if round == 19 {
+            for i in 0..250u32 {
+                t.delete_many(&[1], &[&key(i)]).unwrap();
+            }
+        }
+        t.flush().unwrap();
+    }
+    // Wait for the compactor to settle (it runs on its own thread).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while t.runs().iter().filter(|r| r.tier == 0).count() >= 4 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let runs = t.runs();
+    assert!(runs.len() < 20, "{} runs after 20 flushes", runs.len());
+    assert!(t.stats().compactions > 0);
+    let all = prefix(&t, 1, &[]);
+    assert_eq!(all.len(), 250);
+    assert!(all.iter().all(|(_, v)| v == &19u32.to_le_bytes()));
+    let bottom: u64 = runs.iter().filter(|r| r.tier == 3).map(|r| r.tombstones).sum();
+    assert_eq!(bottom, 0, "the bottom run keeps no tombstones");
+}
+
+#[test]
+fn ttl_hides_expired_entries_and_drops_whole_expired_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path(), 1 << 30);
+    opts.ttl_ms = Some(100);
+    let mut t = TieredTable::new(KeyGroupRange { start: 0, end: 8 }, opts).unwrap();
+    t.advance_time(1_000).unwrap();
+    t.put_many(&[0, 0], &[b"a", b"b"], &[b"1", b"2"]).unwrap();
+    t.flush().unwrap();
+    t.advance_time(1_050).unwrap();
+    t.put_many(&[0], &[b"b"], &[b"3"]).unwrap();
+    assert_eq!(get(&mut t, 0, b"a"), Some(b"1".to_vec()));
+    t.advance_time(1_100).unwrap();
+    assert_eq!(get(&mut t, 0, b"a"), None, "written at 1000, expired at 1100");
+    assert_eq!(get(&mut t, 0, b"b"), Some(b"3".to_vec()));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !t.runs().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(t.runs().is_empty(), "the run written at 1000 expired whole");
+    assert_eq!(t.stats().expired_files, 1);
+    assert_eq!(prefix(&t, 0, &[]), vec![(b"b".to_vec(), b"3".to_vec())]);
+}
+
+#[test]
+fn snapshots_are_incremental_and_restore_with_rescale() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = table(dir.path(), 1 << 30);
+    for i in 0..1000u32 {
+        t.put_many(&[(i % 8) as u16], &[&key(i)], &[&i.to_le_bytes()]).unwrap();
+    }
+    let first = t.snapshot(1).unwrap().wait().unwrap();
+    assert_eq!(first.runs.len(), 1);
+    // A snapshot with nothing new adds no file; one with changes adds only the delta.
+    let same = t.snapshot(2).unwrap().wait().unwrap();
+    assert_eq!(same.runs, first.runs);
+    t.put_many(&[3], &[&key(3)], &[b"changed"]).unwrap();
+    t.delete_many(&[4], &[&key(4)]).unwrap();
+    let third = t.snapshot(3).unwrap().wait().unwrap();
+    assert_eq!(third.runs.len(), 2);
+    assert_eq!(third.runs[0].entries, 2, "the delta holds the two changes");
+    assert_eq!(third.runs[1], first.runs[0], "the first file is shared");
+    // Writes after the freeze are not in the snapshot.
+    t.put_many(&[5], &[&key(5)], &[b"later"]).unwrap();
+
+    let store = CheckpointStore::new(dir.path().join("checkpoints")).unwrap();
+    let path = store.manifest_path("op1-0", 3);
+    let manifest = CheckpointStore::read_manifest(&path).unwrap();
+    assert_eq!(manifest, third);
+
+    // Rescale 1 -> 2: each half restores its key groups from the same files.
+    for (start, end) in [(0u16, 4u16), (4, 8)] {
+        let mut opts = options(&dir.path().join(format!("half{start}")), 1 << 30);
+        opts.checkpoint_dir = Some(dir.path().join("checkpoints"));
+        let mut half = TieredTable::new(KeyGroupRange { start, end }, opts).unwrap();
+        half.restore(std::slice::from_ref(&manifest)).unwrap();
+        let mut n = 0;
+        for i in 0..1000u32 {
+            let kg = (i % 8) as u16;
+            if !(start..end).contains(&kg) {
+                continue;
+            }
+            let expected = match i {
+                3 => Some(b"changed".to_vec()),
+                4 => None,
+                _ => Some(i.to_le_bytes().to_vec()),
+            };
+            assert_eq!(get(&mut half, kg, &key(i)), expected, "key {i}");
+            n += usize::from(expected.is_some());
+        }
+        assert_eq!(half.len(), n);
+    }
+}
+
+#[test]
+fn restore_is_lazy_and_old_checkpoints_are_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = table(dir.path(), 1 << 30);
+    t.put_many(&[1], &[b"k"], &[b"v1"]).unwrap();
+    let m1 = t.snapshot(1).unwrap().wait().unwrap();
+    t.put_many(&[1], &[b"k"], &[b"v2"]).unwrap();
+    let m2 = t.snapshot(2).unwrap().wait().unwrap();
+    let store = CheckpointStore::new(dir.path().join("checkpoints")).unwrap();
+    assert!(!store.manifest_path("op1-0", 1).exists(), "one checkpoint is retained");
+    assert!(store.file_path(&m1.runs[0].name).exists(), "still named by checkpoint 2");
+    assert_eq!(t.retained_checkpoints(), vec![m2.clone()]);
+
+    let mut opts = options(&dir.path().join("restored"), 1 << 30);
+    opts.checkpoint_dir = Some(dir.path().join("checkpoints"));
+    let mut r = TieredTable::new(KeyGroupRange { start: 0, end: 8 }, opts).unwrap();
+    r.restore(&[m2]).unwrap();
+    let local = dir.path().join("restored/runs");
+    let fetched = || std::fs::read_dir(&local).map_or(0, |d| d.count());
+    assert_eq!(fetched(), 0, "nothing is copied before it is read");
+    assert_eq!(get(&mut r, 1, b"k"), Some(b"v2".to_vec()));
+    assert!(fetched() >= 1);
+}
+
+#[test]
+fn a_damaged_checkpoint_file_is_reported_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = table(dir.path(), 1 << 30);
+    for i in 0..2000u32 {
+        t.put_many(&[1], &[&key(i)], &[&[1u8; 64]]).unwrap();
+    }
+    let m = t.snapshot(1).unwrap().wait().unwrap();
+    drop(t);
+    let store = CheckpointStore::new(dir.path().join("checkpoints")).unwrap();
+    let file = store.file_path(&m.runs[0].name);
+    // Break the hard link so the damage does not reach a local copy, then flip a byte.
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[200] ^= 0xff;
+    std::fs::remove_file(&file).unwrap();
+    std::fs::write(&file, &bytes).unwrap();
+    let mut opts = options(&dir.path().join("restored"), 1 << 30);
+    opts.checkpoint_dir = Some(dir.path().join("checkpoints"));
+    let mut r = TieredTable::new(KeyGroupRange { start: 0, end: 8 }, opts).unwrap();
+    r.restore(&[m.clone()]).unwrap();
+    let mut out = Vec::new();
+    let err = r.get_many(&[1], &[&key(0)], &mut out).unwrap_err().to_string();
+    assert!(err.contains(&m.runs[0].name) && err.contains("checksum"), "{err}");
+}
+
+#[test]
+fn a_table_without_a_directory_cleans_up_after_itself() {
+    let mut t = TieredTable::new(
+        KeyGroupRange { start: 0, end: 1 },
+        TableOptions {
+            memory_budget: 1 << 20,
+            ..TableOptions::default()
+        },
+    )
+    .unwrap();
+    for i in 0..50_000u32 {
+        t.put_many(&[0], &[&key(i)], &[&[0u8; 40]]).unwrap();
+    }
+    let dir = t.shared.dir.clone();
+    assert!(dir.exists() && !t.runs().is_empty());
+    drop(t);
+    assert!(!dir.exists());
+}

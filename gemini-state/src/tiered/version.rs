@@ -1,0 +1,130 @@
+//! The set of run files a table reads, newest first, and how each is found.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::run::{BlockCache, RunFile};
+use crate::{StateError, StateResult};
+
+/// What a manifest records of a run file, and what a table knows before opening it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunMeta {
+    /// The file's name, unique across the tables sharing a checkpoint location.
+    pub name: String,
+    /// Compaction tier: 0 for flushed runs, higher for merged ones.
+    pub tier: u8,
+    pub bytes: u64,
+    pub entries: u64,
+    pub tombstones: u64,
+    pub min_key_group: u16,
+    pub max_key_group: u16,
+    pub max_written_at: i64,
+}
+
+/// One run file of a table: opened on first use, fetched first if it only exists in the
+/// checkpoint location (a lazy restore).
+#[derive(Debug)]
+pub(crate) struct Run {
+    pub meta: RunMeta,
+    pub id: u64,
+    local: PathBuf,
+    /// Where to fetch the file from if it is not local yet.
+    remote: Option<PathBuf>,
+    file: OnceLock<Arc<RunFile>>,
+    cache: Arc<BlockCache>,
+}
+
+impl Run {
+    /// A run just written to `local`, opened.
+    pub(crate) fn written(meta: RunMeta, id: u64, file: RunFile, cache: Arc<BlockCache>) -> Run {
+        let local = file.path().to_path_buf();
+        let cell = OnceLock::new();
+        let _ = cell.set(Arc::new(file));
+        Run {
+            meta,
+            id,
+            local,
+            remote: None,
+            file: cell,
+            cache,
+        }
+    }
+
+    /// A run named by a manifest, fetched from `remote` to `local` on first use.
+    pub(crate) fn restored(
+        meta: RunMeta,
+        id: u64,
+        local: PathBuf,
+        remote: PathBuf,
+        cache: Arc<BlockCache>,
+    ) -> Run {
+        Run {
+            meta,
+            id,
+            local,
+            remote: Some(remote),
+            file: OnceLock::new(),
+            cache,
+        }
+    }
+
+    /// The open file, fetching and opening it on first use.
+    pub(crate) fn file(&self) -> StateResult<&Arc<RunFile>> {
+        if let Some(f) = self.file.get() {
+            return Ok(f);
+        }
+        if let Some(remote) = &self.remote {
+            if !self.local.exists() {
+                fetch(remote, &self.local)?;
+            }
+        }
+        let file = RunFile::open(self.id, &self.local, self.cache.clone())?;
+        Ok(self.file.get_or_init(|| Arc::new(file)))
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        self.file.get().is_some()
+    }
+
+    /// Whether the run may hold keys of key groups `[start, end)`.
+    pub(crate) fn overlaps(&self, start: u16, end: u16) -> bool {
+        self.meta.min_key_group < end && self.meta.max_key_group >= start
+    }
+
+    /// The file is no longer part of the table: delete it once nothing reads it.
+    pub(crate) fn retire(&self) {
+        match self.file.get() {
+            Some(f) => f.mark_obsolete(),
+            None => {
+                if self.remote.is_none() || self.local.exists() {
+                    let _ = std::fs::remove_file(&self.local);
+                }
+            }
+        }
+    }
+}
+
+/// Copies (or hard-links, when on the same file system) `remote` to `local`, atomically.
+pub(crate) fn fetch(remote: &PathBuf, local: &PathBuf) -> StateResult<()> {
+    if std::fs::hard_link(remote, local).is_ok() {
+        return Ok(());
+    }
+    let tmp = local.with_extension("fetch");
+    std::fs::copy(remote, &tmp).map_err(|e| StateError::io(remote, e))?;
+    std::fs::rename(&tmp, local).map_err(|e| StateError::io(local, e))
+}
+
+/// The runs a table reads, newest first. Replaced whole (copy on write) by flushes and
+/// compactions so that readers and the background worker each hold a consistent set.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Version {
+    pub runs: Vec<Arc<Run>>,
+}
+
+impl Version {
+    pub(crate) fn bytes(&self) -> u64 {
+        self.runs.iter().map(|r| r.meta.bytes).sum()
+    }
+}

@@ -1,0 +1,441 @@
+//! What a table shares with its background threads, and the threads themselves: one writes
+//! snapshot deltas (so a checkpoint never waits behind a compaction), one compacts.
+//!
+//! Compaction is tiered above and leveled at the bottom: `fanout` runs of one tier merge
+//! into one run of the next; the last tier merges into the single bottom run, and only a
+//! merge that includes the oldest data drops tombstones, expired entries and key groups
+//! the table no longer owns. Whole files whose every entry expired are dropped unread.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use parking_lot::{Condvar, Mutex};
+
+use crate::checkpoint::{CheckpointStore, Manifest};
+use crate::run::{BlockCache, Kind, RunFile, RunWriter, Stored};
+use crate::tier0::{Frozen, TOMBSTONE};
+use crate::tiered::merge::{Head, Merge, Source};
+use crate::tiered::version::{Run, RunMeta, Version};
+use crate::{KeyGroupRange, StateResult};
+
+/// Counters a table reports (see [`crate::TieredTable::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TieredStats {
+    /// Bytes of keys and values handed to the table by writes.
+    pub bytes_written_by_user: u64,
+    /// Bytes of run files written by flushes and snapshot deltas.
+    pub bytes_flushed: u64,
+    /// Bytes of run files written by compactions.
+    pub bytes_compacted: u64,
+    pub flushes: u64,
+    pub compactions: u64,
+    /// Files dropped whole because all their entries expired.
+    pub expired_files: u64,
+    /// Time flushes waited for compaction to catch up (the backpressure the table applied).
+    pub stall_micros: u64,
+    /// Point reads that went past tier 0, and those that found a run file's version.
+    pub reads_from_runs: u64,
+    pub read_hits_in_runs: u64,
+}
+
+/// Knobs of compaction.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CompactionPolicy {
+    pub fanout: usize,
+    /// The tier that holds the single bottom run.
+    pub bottom_tier: u8,
+    /// Bytes per second compactions may write (`None`: as fast as they can).
+    pub bytes_per_sec: Option<u64>,
+}
+
+pub(crate) struct Shared {
+    pub name: String,
+    pub dir: PathBuf,
+    pub range: KeyGroupRange,
+    pub ttl_ms: Option<i64>,
+    pub cache: Arc<BlockCache>,
+    pub version: Mutex<Arc<Version>>,
+    /// Signalled whenever the version changes (a waiting flush re-checks its backlog).
+    pub version_changed: Condvar,
+    pub next_file: AtomicU64,
+    pub now_ms: AtomicI64,
+    pub stats: Mutex<TieredStats>,
+    pub policy: CompactionPolicy,
+    pub store: Option<CheckpointStore>,
+    /// Checkpoints kept in the store, oldest first, and how many to keep.
+    pub retained: Mutex<Vec<Manifest>>,
+    pub retain: usize,
+}
+
+impl Shared {
+    pub(crate) fn version(&self) -> Arc<Version> {
+        self.version.lock().clone()
+    }
+
+    fn install(&self, change: impl FnOnce(&mut Vec<Arc<Run>>)) {
+        let mut v = self.version.lock();
+        let mut runs = v.runs.clone();
+        change(&mut runs);
+        *v = Arc::new(Version { runs });
+        self.version_changed.notify_all();
+    }
+
+    fn new_file(&self) -> (u64, PathBuf, String) {
+        let id = self.next_file.fetch_add(1, Ordering::Relaxed);
+        let name = format!("{}-{id:08}.run", self.name);
+        (id, self.dir.join(&name), name)
+    }
+
+    /// Writes `entries` (sorted, newest versions) as a run of `tier`; `None` if empty.
+    fn write_run(
+        &self,
+        tier: u8,
+        mut next: impl FnMut(&mut Head) -> StateResult<bool>,
+        mut keep: impl FnMut(&Head) -> bool,
+        throttle: Option<u64>,
+    ) -> StateResult<Option<Run>> {
+        let (id, path, name) = self.new_file();
+        let mut w = RunWriter::create(&path)?;
+        let mut head = Head::default();
+        let started = Instant::now();
+        while next(&mut head)? {
+            if !keep(&head) {
+                continue;
+            }
+            let kind = head.kind.expect("merged heads have a kind");
+            w.add(
+                &head.key,
+                Stored {
+                    kind,
+                    written_at: head.written_at,
+                    value: &head.value,
+                },
+            )?;
+            if let Some(rate) = throttle {
+                // The work budget: sleep off whatever runs ahead of the rate.
+                let due = Duration::from_secs_f64(w.written() as f64 / rate as f64);
+                if let Some(ahead) = due.checked_sub(started.elapsed()) {
+                    if ahead > Duration::from_millis(5) {
+                        std::thread::sleep(ahead);
+                    }
+                }
+            }
+        }
+        if w.entries() == 0 {
+            drop(w);
+            let _ = std::fs::remove_file(path.with_extension("tmp"));
+            return Ok(None);
+        }
+        let summary = w.finish()?;
+        let file = RunFile::open(id, &summary.path, self.cache.clone())?;
+        let f = summary.footer;
+        let meta = RunMeta {
+            name,
+            tier,
+            bytes: summary.bytes,
+            entries: f.entries,
+            tombstones: f.tombstones,
+            min_key_group: f.min_key_group,
+            max_key_group: f.max_key_group,
+            max_written_at: f.max_written_at,
+        };
+        Ok(Some(Run::written(meta, id, file, self.cache.clone())))
+    }
+
+    /// Writes a frozen tier-0 generation as the newest run (tier 0).
+    pub(crate) fn write_frozen(&self, frozen: &Frozen) -> StateResult<()> {
+        let sorted = frozen.sorted();
+        let mut it = sorted.into_iter();
+        let run = self.write_run(
+            0,
+            |head| {
+                Ok(match it.next() {
+                    Some((key, found)) => {
+                        let kind = if found.flags & TOMBSTONE != 0 {
+                            Kind::Delete
+                        } else {
+                            Kind::Put
+                        };
+                        head.key.clear();
+                        head.key.extend_from_slice(key);
+                        head.kind = Some(kind);
+                        head.written_at = found.written_at;
+                        head.value.clear();
+                        head.value.extend_from_slice(found.value);
+                        true
+                    }
+                    None => false,
+                })
+            },
+            |_| true,
+            None,
+        )?;
+        if let Some(run) = run {
+            let mut stats = self.stats.lock();
+            stats.bytes_flushed += run.meta.bytes;
+            stats.flushes += 1;
+            drop(stats);
+            self.install(|runs| runs.insert(0, Arc::new(run)));
+        }
+        Ok(())
+    }
+
+    /// The manifest of the current version, its files copied to the store.
+    fn checkpoint(&self, checkpoint_id: u64) -> StateResult<Manifest> {
+        let version = self.version();
+        let manifest = Manifest {
+            checkpoint_id,
+            table: self.name.clone(),
+            key_group_start: self.range.start,
+            key_group_end: self.range.end,
+            runs: version.runs.iter().map(|r| r.meta.clone()).collect(),
+        };
+        if let Some(store) = &self.store {
+            for run in &version.runs {
+                let local = run.file()?.path().to_path_buf();
+                store.upload(&local, &run.meta.name)?;
+            }
+            store.write_manifest(&manifest)?;
+            let mut retained = self.retained.lock();
+            retained.push(manifest.clone());
+            while retained.len() > self.retain.max(1) {
+                let old = retained.remove(0);
+                store.release(&old, &retained);
+            }
+        }
+        Ok(manifest)
+    }
+
+    fn expired(&self, written_at: i64) -> bool {
+        match self.ttl_ms {
+            Some(ttl) => written_at.saturating_add(ttl) <= self.now_ms.load(Ordering::Relaxed),
+            None => false,
+        }
+    }
+
+    /// One step of compaction; false when there is nothing to do.
+    fn compact_once(&self) -> StateResult<bool> {
+        let version = self.version();
+        // Whole files whose newest entry expired: nothing in them (or older) is visible.
+        if self.ttl_ms.is_some() {
+            let dead: Vec<Arc<Run>> = version
+                .runs
+                .iter()
+                .filter(|r| self.expired(r.meta.max_written_at))
+                .cloned()
+                .collect();
+            if !dead.is_empty() {
+                self.install(|runs| runs.retain(|r| !dead.iter().any(|d| Arc::ptr_eq(d, r))));
+                for r in &dead {
+                    r.retire();
+                }
+                self.stats.lock().expired_files += dead.len() as u64;
+                return Ok(true);
+            }
+        }
+        let Some((inputs, tier)) = self.pick(&version) else {
+            return Ok(false);
+        };
+        let includes_oldest = Arc::ptr_eq(
+            inputs.last().expect("non-empty"),
+            version.runs.last().expect("non-empty"),
+        );
+        let mut sources = Vec::with_capacity(inputs.len());
+        for r in &inputs {
+            sources.push(Source::run(r, &[], &[0xff, 0xff, 0xff])?);
+        }
+        let mut merge = Merge::new(sources)?;
+        let range = self.range;
+        let run = self.write_run(
+            tier,
+            |head| merge.next_into(head),
+            |head| {
+                if !includes_oldest {
+                    return true;
+                }
+                let kg = u16::from_be_bytes([head.key[0], head.key[1]]);
+                head.kind == Some(Kind::Put) && !self.expired(head.written_at) && range.contains(kg)
+            },
+            self.policy.bytes_per_sec,
+        )?;
+        let written = run.as_ref().map_or(0, |r| r.meta.bytes);
+        let run = run.map(Arc::new);
+        self.install(|runs| {
+            let at = runs
+                .iter()
+                .position(|r| Arc::ptr_eq(r, &inputs[0]))
+                .expect("only compaction removes runs");
+            runs.drain(at..at + inputs.len());
+            if let Some(run) = run {
+                runs.insert(at, run);
+            }
+        });
+        for r in &inputs {
+            r.retire();
+        }
+        let mut stats = self.stats.lock();
+        stats.bytes_compacted += written;
+        stats.compactions += 1;
+        Ok(true)
+    }
+
+    /// The runs to merge next and the tier of the result.
+    fn pick(&self, version: &Version) -> Option<(Vec<Arc<Run>>, u8)> {
+        let policy = self.policy;
+        for tier in 0..policy.bottom_tier {
+            let at_tier: Vec<Arc<Run>> = version
+                .runs
+                .iter()
+                .filter(|r| r.meta.tier == tier)
+                .cloned()
+                .collect();
+            if at_tier.len() < policy.fanout {
+                continue;
+            }
+            let next = tier + 1;
+            if next < policy.bottom_tier {
+                return Some((at_tier, next));
+            }
+            // Into the bottom: the merge takes the bottom run along (leveled).
+            let mut inputs = at_tier;
+            inputs.extend(
+                version
+                    .runs
+                    .iter()
+                    .filter(|r| r.meta.tier >= policy.bottom_tier)
+                    .cloned(),
+            );
+            return Some((inputs, policy.bottom_tier));
+        }
+        None
+    }
+
+    /// Runs of tier 0 waiting to be compacted (the flush backlog).
+    pub(crate) fn backlog(&self) -> usize {
+        self.version
+            .lock()
+            .runs
+            .iter()
+            .filter(|r| r.meta.tier == 0)
+            .count()
+    }
+}
+
+/// Work for the snapshot thread.
+pub(crate) enum Job {
+    /// Write a frozen generation, then (for a checkpoint) the manifest.
+    Delta {
+        frozen: Frozen,
+        checkpoint_id: Option<u64>,
+        /// The caller's answer: the manifest.
+        done: Option<Sender<StateResult<Manifest>>>,
+        /// The table's answer: whether the generation reached a run file.
+        durable: Sender<bool>,
+    },
+}
+
+/// The table's two background threads.
+pub(crate) struct Workers {
+    jobs: Option<Sender<Job>>,
+    compact: Option<Sender<()>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    pub(crate) fn start(shared: Arc<Shared>) -> Workers {
+        let (jobs, job_rx) = crossbeam_channel::unbounded::<Job>();
+        let (compact, compact_rx) = crossbeam_channel::unbounded::<()>();
+        let s = shared.clone();
+        let poke = compact.clone();
+        let snapshots = std::thread::Builder::new()
+            .name(format!("state-snap-{}", shared.name))
+            .spawn(move || snapshot_loop(&s, job_rx, poke))
+            .expect("spawn a state thread");
+        let s = shared;
+        let compactor = std::thread::Builder::new()
+            .name(format!("state-compact-{}", s.name))
+            .spawn(move || compaction_loop(&s, compact_rx))
+            .expect("spawn a state thread");
+        Workers {
+            jobs: Some(jobs),
+            compact: Some(compact),
+            threads: vec![snapshots, compactor],
+        }
+    }
+
+    pub(crate) fn submit(&self, job: Job) {
+        if let Some(j) = &self.jobs {
+            let _ = j.send(job);
+        }
+    }
+
+    /// Asks the compactor to look at the version.
+    pub(crate) fn poke(&self) {
+        if let Some(c) = &self.compact {
+            let _ = c.send(());
+        }
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.jobs = None;
+        self.compact = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+fn snapshot_loop(shared: &Shared, jobs: Receiver<Job>, compact: Sender<()>) {
+    for job in jobs {
+        match job {
+            Job::Delta {
+                frozen,
+                checkpoint_id,
+                done,
+                durable,
+            } => {
+                let written = shared.write_frozen(&frozen);
+                drop(frozen);
+                let _ = durable.send(written.is_ok());
+                if let Some(done) = done {
+                    let result =
+                        written.and_then(|_| shared.checkpoint(checkpoint_id.unwrap_or(0)));
+                    let _ = done.send(result);
+                }
+                let _ = compact.send(());
+            }
+        }
+    }
+}
+
+fn compaction_loop(shared: &Shared, pokes: Receiver<()>) {
+    while pokes.recv().is_ok() {
+        while pokes.try_recv().is_ok() {}
+        loop {
+            match shared.compact_once() {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    // The inputs stay in place and readable; the next poke retries.
+                    tracing::warn!(table = %shared.name, error = %e, "state compaction failed");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// A fresh directory for a table's run files when none was configured.
+pub(crate) fn temp_dir(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("eddy-state-{}-{name}", std::process::id()))
+}
+
+pub(crate) fn ensure_dir(dir: &Path) -> StateResult<()> {
+    std::fs::create_dir_all(dir).map_err(|e| crate::StateError::io(dir, e))
+}
