@@ -220,15 +220,17 @@ impl ChangelogJoin {
         }
     }
 
-    fn ensure_tables(&mut self, ctx: &OperatorContext) {
+    fn ensure_tables(&mut self, ctx: &OperatorContext) -> Result<()> {
         for side in &mut self.sides {
             if side.table.is_none() {
                 let options = TableOptions {
                     ttl_ms: self.f.state_ttl_ms,
+                    ..TableOptions::default()
                 };
-                side.table = Some(subtask_table_with(ctx, options));
+                side.table = Some(subtask_table_with(ctx, options)?);
             }
         }
+        Ok(())
     }
 
     /// Drops entries past their TTL, at most every hundredth of the TTL (a sweep visits the
@@ -577,7 +579,7 @@ impl Operator for ChangelogJoin {
         if input > 1 {
             return Err(Error::internal(format!("join input {input}")));
         }
-        self.ensure_tables(ctx);
+        self.ensure_tables(ctx)?;
         self.sweep()?;
         if batch.num_rows() == 0 {
             return Ok(());

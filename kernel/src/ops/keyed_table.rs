@@ -9,23 +9,29 @@ use arrow::array::ArrayRef;
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use arrow::row::{RowConverter, SortField};
-use gemini_state::{KeyGroup, KeyGroupRange, MemoryTable, StateError, StateTable, TableOptions};
+use gemini_state::{KeyGroup, KeyGroupRange, StateError, StateTable, TableOptions, TieredTable};
 
 use crate::operator::OperatorContext;
 use crate::{Error, Result};
 
-/// A new table over the key groups of `ctx`'s subtask.
-pub(crate) fn subtask_table(ctx: &OperatorContext) -> Box<dyn StateTable> {
-    subtask_table_with(ctx, TableOptions::default())
+/// The subtask's table in `slot`, made on first use over the key groups of `ctx`'s subtask.
+pub(crate) fn subtask_table<'a>(
+    slot: &'a mut Option<Box<dyn StateTable>>,
+    ctx: &OperatorContext,
+) -> Result<&'a mut Box<dyn StateTable>> {
+    if slot.is_none() {
+        *slot = Some(subtask_table_with(ctx, TableOptions::default())?);
+    }
+    Ok(slot.as_mut().expect("made above"))
 }
 
 /// A new table over the key groups of `ctx`'s subtask, with `options` (a TTL, say).
 pub(crate) fn subtask_table_with(
     ctx: &OperatorContext,
     options: TableOptions,
-) -> Box<dyn StateTable> {
+) -> Result<Box<dyn StateTable>> {
     let range = KeyGroupRange::for_subtask(ctx.max_parallelism, ctx.parallelism, ctx.subtask);
-    Box::new(MemoryTable::new(range, options))
+    Ok(Box::new(TieredTable::new(range, options)?))
 }
 
 /// The key group of each of `rows` rows by the hash of `hashed` (the columns the exchange

@@ -93,7 +93,7 @@ impl SliceStore {
     /// Adds the states of `slice`'s groups to the slice ending at `end`, each group in the
     /// key group of its keys' hash.
     pub fn write(&mut self, end: i64, slice: &Drained, ctx: &OperatorContext) -> Result<()> {
-        let table = self.table.get_or_insert_with(|| subtask_table(ctx));
+        let table = subtask_table(&mut self.table, ctx)?;
         let kgs = key_groups(
             &slice.keys,
             slice.groups,
@@ -114,7 +114,7 @@ impl SliceStore {
         ctx: &OperatorContext,
     ) -> Result<()> {
         let n = rows.first().map_or(0, |c| c.len());
-        let table = self.table.get_or_insert_with(|| subtask_table(ctx));
+        let table = subtask_table(&mut self.table, ctx)?;
         let kgs = key_groups(hashed, n, table.key_groups(), ctx, &mut self.hashes)?;
         let slice = Drained {
             groups: n,
@@ -135,7 +135,7 @@ impl SliceStore {
         if n == 0 {
             return Ok(());
         }
-        let table = self.table.get_or_insert_with(|| subtask_table(ctx));
+        let table = subtask_table(&mut self.table, ctx)?;
         let keys = match &self.key_rows {
             None => None,
             Some(conv) => Some(conv.convert_columns(&slice.keys)?),
