@@ -94,10 +94,7 @@ impl Merge {
         std::mem::swap(out, self.heads[best].as_mut().expect("set"));
         // Every source at the same key moves on; older versions are shadowed.
         for i in 0..self.sources.len() {
-            let same = i == best
-                || self.heads[i]
-                    .as_ref()
-                    .is_some_and(|h| h.key == out.key);
+            let same = i == best || self.heads[i].as_ref().is_some_and(|h| h.key == out.key);
             if same {
                 let head = self.heads[i].as_mut().expect("set");
                 if !self.sources[i].advance(head)? {

@@ -26,14 +26,12 @@ use crate::run::{stable_hash, BlockCache, Kind};
 use crate::table::Result;
 use crate::tier0::{Found, Tier0};
 use merge::{Head, Merge, Source};
-use version::{Run, Version};
 pub use version::RunMeta;
-use worker::{ensure_dir, temp_dir, CompactionPolicy, Job, Shared, Workers};
+use version::{Run, Version};
 pub use worker::TieredStats;
+use worker::{ensure_dir, temp_dir, CompactionPolicy, Job, Shared, Workers};
 
-use crate::{
-    KeyGroup, KeyGroupRange, StateError, StateSize, StateTable, TableOptions,
-};
+use crate::{KeyGroup, KeyGroupRange, StateError, StateSize, StateTable, TableOptions};
 
 /// A snapshot being written in the background.
 #[derive(Debug)]
@@ -97,6 +95,7 @@ impl TieredTable {
             .map(CheckpointStore::new)
             .transpose()?;
         let shared = Arc::new(Shared {
+            incarnation: incarnation(),
             name,
             dir,
             range,
@@ -369,15 +368,12 @@ impl TieredTable {
         let (done, rx) = crossbeam_channel::bounded(1);
         let (durable, durable_rx) = crossbeam_channel::bounded(1);
         self.in_flight.push((frozen.upto, durable_rx));
-        self.workers
-            .as_ref()
-            .expect("started")
-            .submit(Job::Delta {
-                frozen,
-                checkpoint_id: Some(checkpoint_id),
-                done: Some(done),
-                durable,
-            });
+        self.workers.as_ref().expect("started").submit(Job::Delta {
+            frozen,
+            checkpoint_id: Some(checkpoint_id),
+            done: Some(done),
+            durable,
+        });
         Ok(PendingSnapshot {
             checkpoint_id,
             done: rx,
@@ -389,11 +385,10 @@ impl TieredTable {
     /// copied up front: each file is fetched from the checkpoint location on first use, and
     /// other key groups are skipped on read and dropped by the next bottom compaction.
     pub fn restore_manifests(&mut self, manifests: &[Manifest]) -> Result<()> {
-        let store = self
-            .shared
-            .store
-            .clone()
-            .ok_or_else(|| StateError::CorruptSnapshot(0, "no checkpoint location set".into()))?;
+        let store =
+            self.shared.store.clone().ok_or_else(|| {
+                StateError::CorruptSnapshot(0, "no checkpoint location set".into())
+            })?;
         self.workers()?;
         self.settle(true)?;
         self.tier0 = Tier0::new();
@@ -450,6 +445,19 @@ impl TieredTable {
     }
 }
 
+/// A string no other table incarnation gets: the process, the time, a counter.
+fn incarnation() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let seq = TABLE_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!(
+        "{:x}{:x}{seq:x}",
+        std::process::id(),
+        nanos & 0xffff_ffff_ffff
+    )
+}
+
 fn overlaps(a: KeyGroupRange, b: KeyGroupRange) -> bool {
     a.start < b.end && b.start < a.end
 }
@@ -501,7 +509,9 @@ impl StateTable for TieredTable {
     ) -> Result<()> {
         out.clear();
         out.reserve(keys.len());
-        self.read_many(key_groups, keys, &mut |_, v| out.push(v.map(<[u8]>::to_vec)))
+        self.read_many(key_groups, keys, &mut |_, v| {
+            out.push(v.map(<[u8]>::to_vec))
+        })
     }
 
     fn read_many(

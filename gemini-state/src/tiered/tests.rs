@@ -48,14 +48,24 @@ fn batch_put_get_delete_and_scans_in_memory() {
     assert_eq!(get(&mut t, 3, b"ab"), None);
     assert_eq!(
         prefix(&t, 1, b"a"),
-        vec![(b"ab".to_vec(), b"1".to_vec()), (b"ac".to_vec(), b"2".to_vec())]
+        vec![
+            (b"ab".to_vec(), b"1".to_vec()),
+            (b"ac".to_vec(), b"2".to_vec())
+        ]
     );
     t.delete_many(&[1], &[b"ab"]).unwrap();
     assert_eq!(get(&mut t, 1, b"ab"), None);
     assert_eq!(t.len(), 3);
-    assert!(t.put_many(&[9], &[b"a"], &[b"1"]).is_err(), "foreign key group");
+    assert!(
+        t.put_many(&[9], &[b"a"], &[b"1"]).is_err(),
+        "foreign key group"
+    );
     t.put_many(&[3], &[&[0xff, 0xff]], &[b"x"]).unwrap();
-    assert_eq!(prefix(&t, 3, &[0xff]).len(), 1, "a 0xff prefix has no successor");
+    assert_eq!(
+        prefix(&t, 3, &[0xff]).len(),
+        1,
+        "a 0xff prefix has no successor"
+    );
     assert!(t.runs().is_empty(), "nothing was flushed");
 }
 
@@ -65,13 +75,18 @@ fn state_beyond_the_budget_spills_to_runs_and_reads_back() {
     let mut t = table(dir.path(), 2 << 20);
     let value = [7u8; 100];
     for i in 0..60_000u32 {
-        t.put_many(&[(i % 8) as u16], &[&key(i)], &[&value]).unwrap();
+        t.put_many(&[(i % 8) as u16], &[&key(i)], &[&value])
+            .unwrap();
     }
-    assert!(!t.runs().is_empty(), "6 MB of state over a 2 MB budget spilled");
+    assert!(
+        !t.runs().is_empty(),
+        "6 MB of state over a 2 MB budget spilled"
+    );
     assert!(t.memory() <= 4 << 20, "tier 0 holds {} bytes", t.memory());
     // Updates and deletes of spilled keys shadow their older versions.
     for i in (0..60_000u32).step_by(3) {
-        t.put_many(&[(i % 8) as u16], &[&key(i)], &[b"new"]).unwrap();
+        t.put_many(&[(i % 8) as u16], &[&key(i)], &[b"new"])
+            .unwrap();
     }
     for i in (1..60_000u32).step_by(3) {
         t.delete_many(&[(i % 8) as u16], &[&key(i)]).unwrap();
@@ -86,7 +101,10 @@ fn state_beyond_the_budget_spills_to_runs_and_reads_back() {
         assert_eq!(get(&mut t, (i % 8) as u16, &key(i)), expected, "key {i}");
     }
     let kg5 = prefix(&t, 5, &[]);
-    assert_eq!(kg5.len(), (0..60_000u32).filter(|i| i % 8 == 5 && i % 3 != 1).count());
+    assert_eq!(
+        kg5.len(),
+        (0..60_000u32).filter(|i| i % 8 == 5 && i % 3 != 1).count()
+    );
     assert!(kg5.windows(2).all(|w| w[0].0 < w[1].0));
     assert!(t.stats().reads_from_runs > 0);
 }
@@ -97,7 +115,8 @@ fn compaction_merges_runs_and_drops_tombstones_at_the_bottom() {
     let mut t = table(dir.path(), 1 << 30);
     for round in 0..20u32 {
         for i in 0..500u32 {
-            t.put_many(&[1], &[&key(i)], &[&round.to_le_bytes()]).unwrap();
+            t.put_many(&[1], &[&key(i)], &[&round.to_le_bytes()])
+                .unwrap();
         }
         if round == 19 {
             for i in 0..250u32 {
@@ -117,7 +136,11 @@ fn compaction_merges_runs_and_drops_tombstones_at_the_bottom() {
     let all = prefix(&t, 1, &[]);
     assert_eq!(all.len(), 250);
     assert!(all.iter().all(|(_, v)| v == &19u32.to_le_bytes()));
-    let bottom: u64 = runs.iter().filter(|r| r.tier == 3).map(|r| r.tombstones).sum();
+    let bottom: u64 = runs
+        .iter()
+        .filter(|r| r.tier == 3)
+        .map(|r| r.tombstones)
+        .sum();
     assert_eq!(bottom, 0, "the bottom run keeps no tombstones");
 }
 
@@ -134,7 +157,11 @@ fn ttl_hides_expired_entries_and_drops_whole_expired_files() {
     t.put_many(&[0], &[b"b"], &[b"3"]).unwrap();
     assert_eq!(get(&mut t, 0, b"a"), Some(b"1".to_vec()));
     t.advance_time(1_100).unwrap();
-    assert_eq!(get(&mut t, 0, b"a"), None, "written at 1000, expired at 1100");
+    assert_eq!(
+        get(&mut t, 0, b"a"),
+        None,
+        "written at 1000, expired at 1100"
+    );
     assert_eq!(get(&mut t, 0, b"b"), Some(b"3".to_vec()));
     let deadline = Instant::now() + Duration::from_secs(30);
     while !t.runs().is_empty() && Instant::now() < deadline {
@@ -150,7 +177,8 @@ fn snapshots_are_incremental_and_restore_with_rescale() {
     let dir = tempfile::tempdir().unwrap();
     let mut t = table(dir.path(), 1 << 30);
     for i in 0..1000u32 {
-        t.put_many(&[(i % 8) as u16], &[&key(i)], &[&i.to_le_bytes()]).unwrap();
+        t.put_many(&[(i % 8) as u16], &[&key(i)], &[&i.to_le_bytes()])
+            .unwrap();
     }
     let first = t.snapshot(1).unwrap().wait().unwrap();
     assert_eq!(first.runs.len(), 1);
@@ -204,8 +232,14 @@ fn restore_is_lazy_and_old_checkpoints_are_released() {
     t.put_many(&[1], &[b"k"], &[b"v2"]).unwrap();
     let m2 = t.snapshot(2).unwrap().wait().unwrap();
     let store = CheckpointStore::new(dir.path().join("checkpoints")).unwrap();
-    assert!(!store.manifest_path("op1-0", 1).exists(), "one checkpoint is retained");
-    assert!(store.file_path(&m1.runs[0].name).exists(), "still named by checkpoint 2");
+    assert!(
+        !store.manifest_path("op1-0", 1).exists(),
+        "one checkpoint is retained"
+    );
+    assert!(
+        store.file_path(&m1.runs[0].name).exists(),
+        "still named by checkpoint 2"
+    );
     assert_eq!(t.retained_checkpoints(), vec![m2.clone()]);
 
     let mut opts = options(&dir.path().join("restored"), 1 << 30);
@@ -240,8 +274,14 @@ fn a_damaged_checkpoint_file_is_reported_with_its_path() {
     let mut r = TieredTable::new(KeyGroupRange { start: 0, end: 8 }, opts).unwrap();
     r.restore(&[m.clone()]).unwrap();
     let mut out = Vec::new();
-    let err = r.get_many(&[1], &[&key(0)], &mut out).unwrap_err().to_string();
-    assert!(err.contains(&m.runs[0].name) && err.contains("checksum"), "{err}");
+    let err = r
+        .get_many(&[1], &[&key(0)], &mut out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&m.runs[0].name) && err.contains("checksum"),
+        "{err}"
+    );
 }
 
 #[test]

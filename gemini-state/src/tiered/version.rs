@@ -1,6 +1,7 @@
 //! The set of run files a table reads, newest first, and how each is found.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,8 @@ pub(crate) struct Run {
     remote: Option<PathBuf>,
     file: OnceLock<Arc<RunFile>>,
     cache: Arc<BlockCache>,
+    /// No version names the run any more: its local file goes when the last reader does.
+    retired: AtomicBool,
 }
 
 impl Run {
@@ -49,6 +52,7 @@ impl Run {
             remote: None,
             file: cell,
             cache,
+            retired: AtomicBool::new(false),
         }
     }
 
@@ -67,6 +71,7 @@ impl Run {
             remote: Some(remote),
             file: OnceLock::new(),
             cache,
+            retired: AtomicBool::new(false),
         }
     }
 
@@ -84,23 +89,31 @@ impl Run {
         Ok(self.file.get_or_init(|| Arc::new(file)))
     }
 
-    pub(crate) fn is_open(&self) -> bool {
-        self.file.get().is_some()
-    }
-
     /// Whether the run may hold keys of key groups `[start, end)`.
     pub(crate) fn overlaps(&self, start: u16, end: u16) -> bool {
         self.meta.min_key_group < end && self.meta.max_key_group >= start
     }
 
-    /// The file is no longer part of the table: delete it once nothing reads it.
+    /// The file is no longer part of the table: delete it once nothing reads it (a reader
+    /// may still be opening it).
     pub(crate) fn retire(&self) {
+        self.retired.store(true, Ordering::Relaxed);
+        if let Some(f) = self.file.get() {
+            f.mark_obsolete();
+        }
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if !self.retired.load(Ordering::Relaxed) {
+            return;
+        }
         match self.file.get() {
+            // The open file deletes itself when its last reader lets go.
             Some(f) => f.mark_obsolete(),
             None => {
-                if self.remote.is_none() || self.local.exists() {
-                    let _ = std::fs::remove_file(&self.local);
-                }
+                let _ = std::fs::remove_file(&self.local);
             }
         }
     }
@@ -108,7 +121,8 @@ impl Run {
 
 /// Copies (or hard-links, when on the same file system) `remote` to `local`, atomically.
 pub(crate) fn fetch(remote: &PathBuf, local: &PathBuf) -> StateResult<()> {
-    if std::fs::hard_link(remote, local).is_ok() {
+    // Another thread fetching the same file may have won the race: fine, it is immutable.
+    if std::fs::hard_link(remote, local).is_ok() || local.exists() {
         return Ok(());
     }
     let tmp = local.with_extension("fetch");

@@ -54,6 +54,10 @@ pub(crate) struct CompactionPolicy {
 
 pub(crate) struct Shared {
     pub name: String,
+    /// Distinguishes this incarnation's files from those of earlier ones with the same name
+    /// (a restored table writes next to the files it restored, in the same checkpoint
+    /// location, and shared files are never overwritten).
+    pub incarnation: String,
     pub dir: PathBuf,
     pub range: KeyGroupRange,
     pub ttl_ms: Option<i64>,
@@ -86,7 +90,7 @@ impl Shared {
 
     fn new_file(&self) -> (u64, PathBuf, String) {
         let id = self.next_file.fetch_add(1, Ordering::Relaxed);
-        let name = format!("{}-{id:08}.run", self.name);
+        let name = format!("{}-{}-{id:06}.run", self.name, self.incarnation);
         (id, self.dir.join(&name), name)
     }
 
