@@ -55,7 +55,8 @@ impl Bloom {
     }
 
     /// False only if `key` is certainly absent.
-    pub(crate) fn may_contain(&self, key: &[u8]) -> bool {
+    #[cfg(test)]
+    fn may_contain(&self, key: &[u8]) -> bool {
         self.may_contain_hash(stable_hash(key))
     }
 
@@ -66,10 +67,6 @@ impl Bloom {
             all &= self.bits[(bit / 8) as usize] & (1 << (bit % 8)) != 0
         });
         all
-    }
-
-    pub(crate) fn memory(&self) -> usize {
-        self.bits.len()
     }
 }
 

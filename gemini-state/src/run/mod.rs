@@ -8,7 +8,7 @@ mod writer;
 
 pub(crate) use format::{stable_hash, Kind, Stored};
 pub(crate) use reader::{BlockCache, OwnedStored, RunFile, RunIter};
-pub(crate) use writer::{RunSummary, RunWriter};
+pub(crate) use writer::RunWriter;
 
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 
 use super::block::{block_for, Block, BlockCursor};
 use super::bloom::Bloom;
-use super::format::{get_varint, stable_hash, Footer, Kind, FOOTER_LEN};
+use super::format::{get_varint, Footer, Kind, FOOTER_LEN};
 use crate::{StateError, StateResult};
 
 /// A stored version copied out of a block.
@@ -69,10 +69,6 @@ impl BlockCache {
             }
         }
     }
-
-    pub(crate) fn bytes(&self) -> usize {
-        self.inner.lock().bytes
-    }
 }
 
 /// An open, immutable run file.
@@ -82,7 +78,6 @@ pub(crate) struct RunFile {
     path: PathBuf,
     file: File,
     pub footer: Footer,
-    pub bytes: u64,
     last_keys: Vec<Vec<u8>>,
     /// Per block: offset and length (without the checksum).
     blocks: Vec<(u64, u32)>,
@@ -130,7 +125,6 @@ impl RunFile {
             path: path.to_path_buf(),
             file,
             footer,
-            bytes,
             last_keys,
             blocks,
             bloom,
@@ -139,6 +133,7 @@ impl RunFile {
         })
     }
 
+    #[cfg(test)]
     pub(crate) fn block_count(&self) -> usize {
         self.blocks.len()
     }
@@ -147,18 +142,8 @@ impl RunFile {
         &self.path
     }
 
-    /// Memory the open file keeps (index and filter), for the table's accounting.
-    pub(crate) fn memory(&self) -> usize {
-        self.bloom.memory() + self.last_keys.iter().map(|k| k.len() + 24).sum::<usize>()
-    }
-
     pub(crate) fn mark_obsolete(&self) {
         self.obsolete.store(true, Ordering::Relaxed);
-    }
-
-    /// Whether any entry's key group is in `[start, end)`.
-    pub(crate) fn overlaps_key_groups(&self, start: u16, end: u16) -> bool {
-        self.footer.min_key_group < end && self.footer.max_key_group >= start
     }
 
     fn block(&self, i: usize) -> StateResult<Arc<Vec<u8>>> {
@@ -202,10 +187,6 @@ impl RunFile {
                 written_at: s.written_at,
                 value: s.value.to_vec(),
             }))
-    }
-
-    pub(crate) fn may_contain(&self, key: &[u8]) -> bool {
-        self.bloom.may_contain_hash(stable_hash(key))
     }
 }
 

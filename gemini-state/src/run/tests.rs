@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use super::writer::RunSummary;
 use super::*;
 
 fn composite(kg: u16, key: &[u8]) -> Vec<u8> {
@@ -9,8 +10,10 @@ fn composite(kg: u16, key: &[u8]) -> Vec<u8> {
 }
 
 /// A run of `n` keys over key groups 1..=3 with ~100-byte values (several blocks).
-fn write_run(dir: &std::path::Path, n: u32) -> (RunSummary, Vec<(Vec<u8>, Vec<u8>)>) {
-    let mut entries: Vec<(Vec<u8>, Vec<u8>)> = (0..n)
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn write_run(dir: &std::path::Path, n: u32) -> (RunSummary, Pairs) {
+    let mut entries: Pairs = (0..n)
         .map(|i| {
             let k = composite(1 + (i % 3) as u16, format!("k{:08}", i * 2).as_bytes());
             (k, vec![(i % 251) as u8; 100])

@@ -53,7 +53,6 @@ struct SegmentInfo {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Found<'a> {
     pub flags: u8,
-    pub gen: u32,
     pub written_at: i64,
     pub value: &'a [u8],
 }
@@ -116,7 +115,6 @@ impl Frozen {
                     seg.key(at),
                     Found {
                         flags: h.flags,
-                        gen: h.gen,
                         written_at: h.written_at,
                         value: seg.value(at, &h),
                     },
@@ -204,7 +202,6 @@ impl Tier0 {
         let h = seg.header(loc.offset as usize);
         Found {
             flags: h.flags,
-            gen: h.gen,
             written_at: h.written_at,
             value: seg.value(loc.offset as usize, &h),
         }
@@ -520,6 +517,7 @@ impl Tier0 {
     }
 
     /// Bytes in segments that no live entry uses.
+    #[cfg(test)]
     pub(crate) fn garbage(&self) -> usize {
         self.segments
             .iter()

@@ -142,7 +142,7 @@ fn scans_are_in_key_order_across_inserts_and_removes() {
             let h = t.hash(&k);
             if (i + round) % 4 == 0 {
                 t.delete(&k, h, 0, false);
-                model.remove(&k.to_vec());
+                model.remove(k.as_slice());
             } else {
                 t.put(&k, h, &round.to_le_bytes(), 0, false);
                 model.insert(k.to_vec(), round.to_le_bytes().to_vec());

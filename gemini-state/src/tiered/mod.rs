@@ -13,7 +13,6 @@ mod merge;
 mod version;
 mod worker;
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

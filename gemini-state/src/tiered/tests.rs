@@ -272,7 +272,7 @@ fn a_damaged_checkpoint_file_is_reported_with_its_path() {
     let mut opts = options(&dir.path().join("restored"), 1 << 30);
     opts.checkpoint_dir = Some(dir.path().join("checkpoints"));
     let mut r = TieredTable::new(KeyGroupRange { start: 0, end: 8 }, opts).unwrap();
-    r.restore(&[m.clone()]).unwrap();
+    r.restore(std::slice::from_ref(&m)).unwrap();
     let mut out = Vec::new();
     let err = r
         .get_many(&[1], &[&key(0)], &mut out)

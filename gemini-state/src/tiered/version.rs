@@ -136,9 +136,3 @@ pub(crate) fn fetch(remote: &PathBuf, local: &PathBuf) -> StateResult<()> {
 pub(crate) struct Version {
     pub runs: Vec<Arc<Run>>,
 }
-
-impl Version {
-    pub(crate) fn bytes(&self) -> u64 {
-        self.runs.iter().map(|r| r.meta.bytes).sum()
-    }
-}

@@ -1,0 +1,210 @@
+//! gemini-state benchmarks, one thread:
+//!
+//! - `tier0`: point reads and in-place updates of 16-byte keys with 64-byte values, all in
+//!   memory (the target is 10 M operations per second);
+//! - `ycsb`: YCSB A (50% reads, 50% updates) and F (read-modify-write) over uniformly random
+//!   keys whose working set is 10x the table's memory budget, so most operations go to run
+//!   files; after the run the write and space amplification are printed.
+//!
+//! Operations go through the `StateTable` batch calls the operators use, 1024 keys a call.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use gemini_state::{KeyGroupRange, StateTable, TableOptions, TieredTable};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const BATCH: usize = 1024;
+const GROUPS: u16 = 128;
+
+/// A small deterministic generator (xorshift), so runs are comparable.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+fn key(i: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&i.to_be_bytes());
+    k[8..].copy_from_slice(&(i.wrapping_mul(0x9e37_79b9_7f4a_7c15)).to_le_bytes());
+    k
+}
+
+fn group_of(i: u64) -> u16 {
+    (i % u64::from(GROUPS)) as u16
+}
+
+fn table(budget: usize, dir: &std::path::Path) -> TieredTable {
+    TieredTable::new(
+        KeyGroupRange {
+            start: 0,
+            end: GROUPS,
+        },
+        TableOptions {
+            memory_budget: budget,
+            dir: Some(dir.to_path_buf()),
+            block_cache_bytes: budget / 4,
+            ..TableOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+fn load(t: &mut TieredTable, records: u64) {
+    let value = [7u8; 64];
+    let mut start = 0;
+    while start < records {
+        let end = (start + BATCH as u64).min(records);
+        let keys: Vec<[u8; 16]> = (start..end).map(key).collect();
+        let groups: Vec<u16> = (start..end).map(group_of).collect();
+        let refs: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
+        let values = vec![value.as_slice(); keys.len()];
+        t.put_many(&groups, &refs, &values).unwrap();
+        start = end;
+    }
+}
+
+/// One batch of random record numbers, with their keys and groups.
+struct Batch {
+    keys: Vec<[u8; 16]>,
+    groups: Vec<u16>,
+}
+
+impl Batch {
+    fn random(rng: &mut Rng, records: u64) -> Batch {
+        let ids: Vec<u64> = (0..BATCH).map(|_| rng.next() % records).collect();
+        Batch {
+            keys: ids.iter().map(|&i| key(i)).collect(),
+            groups: ids.iter().map(|&i| group_of(i)).collect(),
+        }
+    }
+
+    fn refs(&self) -> Vec<&[u8]> {
+        self.keys.iter().map(|k| k.as_slice()).collect()
+    }
+}
+
+fn tier0(c: &mut Criterion) {
+    const RECORDS: u64 = 1_000_000;
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = table(1 << 30, dir.path());
+    load(&mut t, RECORDS);
+    let mut rng = Rng(0x1234_5678);
+    let mut group = c.benchmark_group("state_tier0");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("get_16B_64B", |b| {
+        b.iter_batched(
+            || Batch::random(&mut rng, RECORDS),
+            |batch| {
+                let mut sum = 0u64;
+                t.read_many(&batch.groups, &batch.refs(), &mut |_, v| {
+                    sum += v.map_or(0, |v| u64::from(v[0]))
+                })
+                .unwrap();
+                black_box(sum)
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    let values: Vec<[u8; 64]> = (0..BATCH).map(|i| [i as u8; 64]).collect();
+    let value_refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
+    group.bench_function("update_16B_64B", |b| {
+        b.iter_batched(
+            || Batch::random(&mut rng, RECORDS),
+            |batch| {
+                t.put_many(&batch.groups, &batch.refs(), &value_refs)
+                    .unwrap()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+    assert!(t.runs().is_empty(), "tier 0 held everything");
+}
+
+fn ycsb(c: &mut Criterion) {
+    // 16 MiB of tier 0 against 2 M records of 16 + 64 bytes (160 MB of keys and values).
+    const RECORDS: u64 = 2_000_000;
+    const BUDGET: usize = 16 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = table(BUDGET, dir.path());
+    load(&mut t, RECORDS);
+    t.flush().unwrap();
+    let mut rng = Rng(0x9876_5432);
+    let values: Vec<[u8; 64]> = (0..BATCH).map(|i| [i as u8; 64]).collect();
+    let mut group = c.benchmark_group("state_ycsb_10x_memory");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(BATCH as u64));
+    // A: half the batch read, half updated (different keys).
+    group.bench_function("A_read_update", |b| {
+        b.iter_batched(
+            || Batch::random(&mut rng, RECORDS),
+            |batch| {
+                let refs = batch.refs();
+                let half = BATCH / 2;
+                let mut sum = 0u64;
+                t.read_many(&batch.groups[..half], &refs[..half], &mut |_, v| {
+                    sum += v.map_or(0, |v| u64::from(v[0]))
+                })
+                .unwrap();
+                let vals: Vec<&[u8]> = values[half..].iter().map(|v| v.as_slice()).collect();
+                t.put_many(&batch.groups[half..], &refs[half..], &vals)
+                    .unwrap();
+                black_box(sum)
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    // F: read every key, then write back a modified value.
+    group.bench_function("F_read_modify_write", |b| {
+        b.iter_batched(
+            || Batch::random(&mut rng, RECORDS),
+            |batch| {
+                let refs = batch.refs();
+                let mut new = vec![[0u8; 64]; BATCH];
+                t.read_many(&batch.groups, &refs, &mut |i, v| {
+                    if let Some(v) = v {
+                        new[i].copy_from_slice(v);
+                    }
+                    new[i][0] = new[i][0].wrapping_add(1);
+                })
+                .unwrap();
+                let vals: Vec<&[u8]> = new.iter().map(|v| v.as_slice()).collect();
+                t.put_many(&batch.groups, &refs, &vals).unwrap();
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+    t.flush().unwrap();
+    let s = t.stats();
+    let runs = t.runs();
+    let on_disk: u64 = runs.iter().map(|r| r.bytes).sum();
+    let live = RECORDS * (2 + 16 + 64);
+    eprintln!(
+        "state_ycsb_10x_memory: write amplification {:.2} (flushed {} MB + compacted {} MB \
+         for {} MB written), space amplification {:.2} ({} MB in {} runs for {} MB live), \
+         reads past tier 0 {}, flush stall {} ms",
+        (s.bytes_flushed + s.bytes_compacted) as f64 / s.bytes_written_by_user as f64,
+        s.bytes_flushed >> 20,
+        s.bytes_compacted >> 20,
+        s.bytes_written_by_user >> 20,
+        on_disk as f64 / live as f64,
+        on_disk >> 20,
+        runs.len(),
+        live >> 20,
+        s.reads_from_runs,
+        s.stall_micros / 1000,
+    );
+}
+
+criterion_group!(benches, tier0, ycsb);
+criterion_main!(benches);
