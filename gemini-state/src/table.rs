@@ -46,7 +46,7 @@ pub struct TableOptions {
     /// Entries not written for this long (in the table's time, see [`StateTable::advance_time`])
     /// are dropped, like Flink's `table.exec.state.ttl`. `None` keeps entries until deleted.
     pub ttl_ms: Option<i64>,
-    /// Bytes tier 0 may hold before it flushes to run files (Gemini's write buffer: 128 MB).
+    /// Bytes tier 0 may hold before it flushes to run files (per table and subtask).
     pub memory_budget: usize,
     /// Directory for run files; `None`: a fresh one under the system temp directory, made on
     /// the first flush and removed with the table.
@@ -70,7 +70,7 @@ impl Default for TableOptions {
     fn default() -> Self {
         TableOptions {
             ttl_ms: None,
-            memory_budget: 128 << 20,
+            memory_budget: 1 << 30,
             dir: None,
             checkpoint_dir: None,
             retained_checkpoints: 1,

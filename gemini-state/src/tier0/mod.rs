@@ -16,6 +16,8 @@
 mod segment;
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::ops::Bound;
 use std::sync::Arc;
 
 use hashbrown::HashTable;
@@ -63,33 +65,10 @@ impl Found<'_> {
     }
 }
 
-/// Ids in key order, for scans: a sorted part and a tail of ids added since the last sort.
-#[derive(Debug, Default)]
-struct Ordered {
-    sorted: Vec<u32>,
-    tail: Vec<u32>,
-    /// Ids removed since the last purge (still in `sorted`).
-    removed: usize,
-}
-
-#[derive(Debug, Default)]
-struct OrderedIds {
-    view: Option<Ordered>,
-    free: Vec<u32>,
-    retired: Vec<u32>,
-}
-
-impl OrderedIds {
-    fn release(&mut self, id: u32) {
-        match &mut self.view {
-            Some(o) => {
-                o.removed += 1;
-                self.retired.push(id);
-            }
-            None => self.free.push(id),
-        }
-    }
-}
+/// Keys in order, for scans: built on a table's first scan (tables read only by key never
+/// pay for it), then kept up to date by inserts and removals. It holds its own copy of each
+/// key, so entries can move and segments can go without touching it.
+type Ordered = BTreeMap<Box<[u8]>, u32>;
 
 /// A frozen generation range: the segments that may hold its entries, shared with the
 /// writer that turns them into a run file.
@@ -131,12 +110,15 @@ pub(crate) struct Tier0 {
     segments: Vec<Option<Arc<Segment>>>,
     info: Vec<SegmentInfo>,
     free_segments: Vec<u32>,
+    /// Emptied segments kept for reuse: fresh ones cost the kernel zeroing their pages.
+    spare: Vec<Segment>,
+    /// Capacity of the live segments.
+    segment_bytes: usize,
     active: u32,
     index: HashTable<Slot>,
     locs: Vec<Loc>,
-    /// The ordered view (built on the first scan) and the pool of reusable ids: ids removed
-    /// while the view may hold them are reusable only after it is purged.
-    ordered: RefCell<OrderedIds>,
+    free_ids: Vec<u32>,
+    ordered: RefCell<Option<Ordered>>,
     hasher: foldhash::fast::FixedState,
     /// The generation writes go to.
     gen: u32,
@@ -163,10 +145,13 @@ impl Tier0 {
             segments: vec![Some(Arc::new(Segment::with_capacity(SEGMENT_BYTES)))],
             info: vec![SegmentInfo::default()],
             free_segments: Vec::new(),
+            spare: Vec::new(),
+            segment_bytes: SEGMENT_BYTES,
             active: 0,
             index: HashTable::new(),
             locs: Vec::new(),
-            ordered: RefCell::new(OrderedIds::default()),
+            free_ids: Vec::new(),
+            ordered: RefCell::new(None),
             hasher: foldhash::fast::FixedState::with_seed(0x5eed),
             gen: 1,
             frozen: 0,
@@ -296,7 +281,7 @@ impl Tier0 {
     }
 
     fn insert_new(&mut self, key: &[u8], hash: u64, value: &[u8], time: i64, flags: u8) -> u32 {
-        let id = match self.ordered.get_mut().free.pop() {
+        let id = match self.free_ids.pop() {
             Some(id) => id,
             None => {
                 self.locs.push(NOWHERE);
@@ -307,8 +292,8 @@ impl Tier0 {
         self.locs[id as usize] = loc;
         self.index
             .insert_unique(hash, Slot { hash, id }, |s| s.hash);
-        if let Some(o) = &mut self.ordered.get_mut().view {
-            o.tail.push(id);
+        if let Some(o) = self.ordered.get_mut() {
+            o.insert(key.into(), id);
         }
         if flags & TOMBSTONE == 0 {
             self.live_entries += 1;
@@ -319,6 +304,18 @@ impl Tier0 {
 
     /// Appends a copy of an entry to the active segment (a new one if it is full or shared).
     fn append(&mut self, id: u32, key: &[u8], value: &[u8], time: i64, flags: u8) -> Loc {
+        self.append_at_gen(id, key, value, time, flags, self.gen)
+    }
+
+    fn append_at_gen(
+        &mut self,
+        id: u32,
+        key: &[u8],
+        value: &[u8],
+        time: i64,
+        flags: u8,
+        gen: u32,
+    ) -> Loc {
         let capacity = capacity_for(value.len());
         let size = HEADER + key.len() + capacity;
         let active = self.active as usize;
@@ -338,13 +335,13 @@ impl Tier0 {
             key_len: key.len() as u32,
             value_len: value.len() as u32,
             capacity: capacity as u32,
-            gen: self.gen,
+            gen,
             written_at: time,
         };
         let offset = seg.append(&header, key, value);
         let info = &mut self.info[active];
         info.live += size;
-        info.max_gen = info.max_gen.max(self.gen);
+        info.max_gen = info.max_gen.max(gen);
         Loc {
             segment: active as u32,
             offset: offset as u32,
@@ -352,7 +349,12 @@ impl Tier0 {
     }
 
     fn new_active(&mut self, at_least: usize) {
-        let seg = Arc::new(Segment::with_capacity(at_least.max(SEGMENT_BYTES)));
+        let seg = match self.spare.pop() {
+            Some(seg) if at_least <= SEGMENT_BYTES => seg,
+            _ => Segment::with_capacity(at_least.max(SEGMENT_BYTES)),
+        };
+        self.segment_bytes += seg.data.capacity();
+        let seg = Arc::new(seg);
         let i = match self.free_segments.pop() {
             Some(i) => {
                 self.segments[i as usize] = Some(seg);
@@ -384,8 +386,14 @@ impl Tier0 {
         if let Ok(entry) = self.index.find_entry(hash, |s| s.id == id) {
             entry.remove();
         }
+        if let Some(o) = self.ordered.get_mut() {
+            let seg = self.segments[loc.segment as usize]
+                .as_deref()
+                .expect("live");
+            o.remove(seg.key(loc.offset as usize));
+        }
         self.locs[id as usize] = NOWHERE;
-        self.ordered.get_mut().release(id);
+        self.free_ids.push(id);
     }
 
     /// Ends the current generation: the returned segments hold its entries (and older
@@ -428,6 +436,8 @@ impl Tier0 {
     /// the bytes freed. Only segments nobody shares and with nothing newer than the durable
     /// generation are dropped, so nothing unwritten is lost.
     pub(crate) fn evict(&mut self, target: usize) -> usize {
+        // Memory is wanted back: no spares.
+        self.spare.clear();
         let mut freed = 0;
         for i in 0..self.segments.len() {
             if self.memory() <= target {
@@ -457,17 +467,69 @@ impl Tier0 {
                     continue;
                 }
                 let hash = self.hash(seg.key(at));
-                self.forget(h, hash);
+                self.forget(h, hash, seg.key(at));
             }
-            freed += seg.data.capacity();
-            self.info[i] = SegmentInfo::default();
-            self.free_segments.push(i32_);
+            freed += self.release_segment(i32_, seg);
         }
         freed
     }
 
+    /// In-memory compaction: moves the live entries of segments that are mostly garbage
+    /// (deleted, superseded or grown entries leave their old bytes behind) into the active
+    /// segment and frees them. Entries keep their generation, so what is dirty stays dirty.
+    /// Segments a snapshot still reads are left alone. Returns the bytes freed.
+    pub(crate) fn compact_garbage(&mut self) -> usize {
+        let mut freed = 0;
+        for i in 0..self.segments.len() {
+            let i32_ = i as u32;
+            let Some(seg) = &self.segments[i] else {
+                continue;
+            };
+            if i32_ == self.active || self.info[i].live * 2 > seg.data.capacity() {
+                continue;
+            }
+            let seg = self.segments[i].take().expect("checked");
+            let seg = match Arc::try_unwrap(seg) {
+                Ok(seg) => seg,
+                Err(shared) => {
+                    self.segments[i] = Some(shared);
+                    continue;
+                }
+            };
+            for at in seg.offsets() {
+                let h = seg.header(at);
+                let here = Loc {
+                    segment: i32_,
+                    offset: at as u32,
+                };
+                if h.flags & DEAD != 0 || self.locs[h.id as usize] != here {
+                    continue;
+                }
+                let value = seg.value(at, &h);
+                let new =
+                    self.append_at_gen(h.id, seg.key(at), value, h.written_at, h.flags, h.gen);
+                self.locs[h.id as usize] = new;
+            }
+            freed += self.release_segment(i32_, seg);
+        }
+        freed
+    }
+
+    /// Takes back an emptied segment's slot and keeps its buffer for reuse (up to a few).
+    fn release_segment(&mut self, i: u32, mut seg: Segment) -> usize {
+        let bytes = seg.data.capacity();
+        self.segment_bytes -= bytes;
+        self.info[i as usize] = SegmentInfo::default();
+        self.free_segments.push(i);
+        if bytes == SEGMENT_BYTES && self.spare.len() < 4 {
+            seg.data.clear();
+            self.spare.push(seg);
+        }
+        bytes
+    }
+
     /// Drops the index entry of a live entry whose segment is going away.
-    fn forget(&mut self, h: Header, hash: u64) {
+    fn forget(&mut self, h: Header, hash: u64, key: &[u8]) {
         if h.flags & TOMBSTONE == 0 {
             self.live_entries -= 1;
             self.live_bytes -= u64::from(h.key_len + h.value_len);
@@ -476,8 +538,11 @@ impl Tier0 {
         if let Ok(entry) = self.index.find_entry(hash, |s| s.id == id) {
             entry.remove();
         }
+        if let Some(o) = self.ordered.get_mut() {
+            o.remove(key);
+        }
         self.locs[id as usize] = NOWHERE;
-        self.ordered.get_mut().release(id);
+        self.free_ids.push(id);
     }
 
     /// Removes every entry whose write time is at or before `cutoff` (TTL): older versions
@@ -501,23 +566,17 @@ impl Tier0 {
 
     /// Bytes held: segments, index and id table.
     pub(crate) fn memory(&self) -> usize {
-        let segments: usize = self
-            .segments
-            .iter()
-            .flatten()
-            .map(|s| s.data.capacity())
-            .sum();
+        let segments = self.segment_bytes + self.spare.len() * SEGMENT_BYTES;
+        // A B-tree entry: the boxed key, its id, and about 16 bytes of node overhead.
         let ordered = self
             .ordered
             .borrow()
-            .view
             .as_ref()
-            .map_or(0, |o| 4 * (o.sorted.capacity() + o.tail.capacity()));
+            .map_or(0, |o| o.len() * 36 + self.live_bytes as usize / 2);
         segments + self.index.capacity() * 17 + self.locs.capacity() * 8 + ordered
     }
 
     /// Bytes in segments that no live entry uses.
-    #[cfg(test)]
     pub(crate) fn garbage(&self) -> usize {
         self.segments
             .iter()
@@ -542,65 +601,26 @@ impl Tier0 {
         end: &[u8],
         visit: &mut dyn FnMut(&[u8], Found<'_>) -> bool,
     ) {
-        self.sort_ordered();
-        let ordered = self.ordered.borrow();
-        let ids = &ordered.view.as_ref().expect("built").sorted;
-        let key_of = |id: u32| {
-            let loc = self.locs[id as usize];
-            self.segment(loc.segment).key(loc.offset as usize)
-        };
-        let first = ids.partition_point(|&id| key_of(id) < start);
-        for &id in &ids[first..] {
-            let key = key_of(id);
-            if key >= end {
-                break;
-            }
+        if start >= end {
+            return;
+        }
+        let mut ordered = self.ordered.borrow_mut();
+        let ordered = ordered.get_or_insert_with(|| {
+            self.index
+                .iter()
+                .map(|s| {
+                    let loc = self.locs[s.id as usize];
+                    let key = self.segment(loc.segment).key(loc.offset as usize);
+                    (Box::from(key), s.id)
+                })
+                .collect()
+        });
+        let range = (Bound::Included(start), Bound::Excluded(end));
+        for (key, &id) in ordered.range::<[u8], _>(range) {
             if !visit(key, self.found_at(self.locs[id as usize])) {
                 break;
             }
         }
-    }
-
-    /// Brings the ordered view up to date: builds it on first use, then sorts the ids added
-    /// since and merges them in, dropping ids of removed entries (which become reusable).
-    fn sort_ordered(&self) {
-        let mut pool = self.ordered.borrow_mut();
-        let pool = &mut *pool;
-        let key_of = |id: u32| {
-            let loc = self.locs[id as usize];
-            self.segment(loc.segment).key(loc.offset as usize)
-        };
-        let o = pool.view.get_or_insert_with(|| Ordered {
-            sorted: Vec::new(),
-            tail: self.index.iter().map(|s| s.id).collect(),
-            removed: 0,
-        });
-        if o.tail.is_empty() && o.removed == 0 {
-            return;
-        }
-        let live = |id: &u32| self.locs[*id as usize] != NOWHERE;
-        let mut tail = std::mem::take(&mut o.tail);
-        tail.retain(live);
-        tail.sort_unstable_by(|&a, &b| key_of(a).cmp(key_of(b)));
-        let sorted = std::mem::take(&mut o.sorted);
-        let mut merged = Vec::with_capacity(sorted.len() + tail.len());
-        let mut t = tail.into_iter().peekable();
-        for id in sorted.into_iter().filter(live) {
-            while let Some(&next) = t.peek() {
-                if key_of(next) < key_of(id) {
-                    merged.push(next);
-                    t.next();
-                } else {
-                    break;
-                }
-            }
-            merged.push(id);
-        }
-        merged.extend(t);
-        o.sorted = merged;
-        o.removed = 0;
-        let retired = std::mem::take(&mut pool.retired);
-        pool.free.extend(retired);
     }
 }
 

@@ -216,11 +216,19 @@ impl TieredTable {
 
     /// Writes tier 0's dirty entries as a run and evicts clean ones, when over budget.
     fn maybe_flush(&mut self) -> Result<()> {
+        if self.tier0.memory() <= self.memory_budget {
+            return Ok(());
+        }
+        // Garbage first: reclaiming it in memory beats writing live entries out.
+        if self.tier0.garbage() * 4 > self.tier0.memory() {
+            self.tier0.compact_garbage();
+            if self.tier0.memory() <= self.memory_budget * 3 / 4 {
+                return Ok(());
+            }
+        }
         // Also wait for a quarter budget of new writes, so a tier 0 that cannot shrink below
         // its budget (hot entries) does not flush tiny runs on every call.
-        if self.tier0.memory() <= self.memory_budget
-            || self.tier0.unfrozen_bytes() < self.memory_budget / 4
-        {
+        if self.tier0.unfrozen_bytes() < self.memory_budget / 4 {
             return Ok(());
         }
         self.flush()
