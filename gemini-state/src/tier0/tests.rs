@@ -135,7 +135,7 @@ fn only_durable_segments_are_evicted() {
 #[test]
 fn scans_are_in_key_order_across_inserts_and_removes() {
     let mut t = Tier0::new();
-    let mut model = std::collections::BTreeMap::new();
+    let mut model = BTreeMap::new();
     for round in 0..5u32 {
         for i in 0..300u32 {
             let k = ((i * 7919 + round) % 500).to_be_bytes();
