@@ -93,16 +93,21 @@ impl Batch {
 }
 
 fn tier0(c: &mut Criterion) {
-    const RECORDS: u64 = 1_000_000;
+    // 1 M records (130 MB: every access misses the CPU caches) and 16 K (cache-resident).
+    tier0_with(c, 1_000_000, "state_tier0");
+    tier0_with(c, 16_384, "state_tier0_cache_resident");
+}
+
+fn tier0_with(c: &mut Criterion, records: u64, name: &str) {
     let dir = tempfile::tempdir().unwrap();
     let mut t = table(1 << 30, dir.path());
-    load(&mut t, RECORDS);
+    load(&mut t, records);
     let mut rng = Rng(0x1234_5678);
-    let mut group = c.benchmark_group("state_tier0");
+    let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(BATCH as u64));
     group.bench_function("get_16B_64B", |b| {
         b.iter_batched(
-            || Batch::random(&mut rng, RECORDS),
+            || Batch::random(&mut rng, records),
             |batch| {
                 let mut sum = 0u64;
                 t.read_many(&batch.groups, &batch.refs(), &mut |_, v| {
@@ -118,7 +123,7 @@ fn tier0(c: &mut Criterion) {
     let value_refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
     group.bench_function("update_16B_64B", |b| {
         b.iter_batched(
-            || Batch::random(&mut rng, RECORDS),
+            || Batch::random(&mut rng, records),
             |batch| {
                 t.put_many(&batch.groups, &batch.refs(), &value_refs)
                     .unwrap()
