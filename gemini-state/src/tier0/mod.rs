@@ -447,25 +447,10 @@ impl Tier0 {
             if i32_ == self.active || self.info[i].max_gen > self.durable {
                 continue;
             }
-            let Some(seg) = self.segments[i].take() else {
+            let Some(seg) = self.take_unshared(i32_) else {
                 continue;
             };
-            let seg = match Arc::try_unwrap(seg) {
-                Ok(seg) => seg,
-                Err(shared) => {
-                    self.segments[i] = Some(shared);
-                    continue;
-                }
-            };
-            for at in seg.offsets() {
-                let h = seg.header(at);
-                let here = Loc {
-                    segment: i32_,
-                    offset: at as u32,
-                };
-                if h.flags & DEAD != 0 || self.locs[h.id as usize] != here {
-                    continue;
-                }
+            for (at, h) in self.live_in(&seg, i32_) {
                 let hash = self.hash(seg.key(at));
                 self.forget(h, hash, seg.key(at));
             }
@@ -488,23 +473,10 @@ impl Tier0 {
             if i32_ == self.active || self.info[i].live * 2 > seg.data.capacity() {
                 continue;
             }
-            let seg = self.segments[i].take().expect("checked");
-            let seg = match Arc::try_unwrap(seg) {
-                Ok(seg) => seg,
-                Err(shared) => {
-                    self.segments[i] = Some(shared);
-                    continue;
-                }
+            let Some(seg) = self.take_unshared(i32_) else {
+                continue;
             };
-            for at in seg.offsets() {
-                let h = seg.header(at);
-                let here = Loc {
-                    segment: i32_,
-                    offset: at as u32,
-                };
-                if h.flags & DEAD != 0 || self.locs[h.id as usize] != here {
-                    continue;
-                }
+            for (at, h) in self.live_in(&seg, i32_) {
                 let value = seg.value(at, &h);
                 let new =
                     self.append_at_gen(h.id, seg.key(at), value, h.written_at, h.flags, h.gen);
@@ -513,6 +485,32 @@ impl Tier0 {
             freed += self.release_segment(i32_, seg);
         }
         freed
+    }
+
+    /// Segment `i` out of the table, unless a snapshot still shares it.
+    fn take_unshared(&mut self, i: u32) -> Option<Segment> {
+        let seg = self.segments[i as usize].take()?;
+        match Arc::try_unwrap(seg) {
+            Ok(seg) => Some(seg),
+            Err(shared) => {
+                self.segments[i as usize] = Some(shared);
+                None
+            }
+        }
+    }
+
+    /// The entries of `seg` (taken out as segment `i`) the index still points at.
+    fn live_in(&self, seg: &Segment, i: u32) -> Vec<(usize, Header)> {
+        seg.offsets()
+            .map(|at| (at, seg.header(at)))
+            .filter(|(at, h)| {
+                let here = Loc {
+                    segment: i,
+                    offset: *at as u32,
+                };
+                h.flags & DEAD == 0 && self.locs[h.id as usize] == here
+            })
+            .collect()
     }
 
     /// Takes back an emptied segment's slot and keeps its buffer for reuse (up to a few).
