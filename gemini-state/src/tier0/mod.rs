@@ -227,19 +227,15 @@ impl Tier0 {
         if self.find(key, hash).is_some() {
             return;
         }
-        let id = self.insert_new(key, hash, value, time, MAYBE_IN_RUNS);
         // Generation 0 is older than every freeze: clean, never written out again.
-        let loc = self.locs[id as usize];
-        let seg = Arc::get_mut(self.segments[loc.segment as usize].as_mut().expect("live"))
-            .expect("the active segment is never shared");
-        seg.overwrite(loc.offset as usize, MAYBE_IN_RUNS, value, 0, time);
+        self.insert_new(key, hash, value, time, MAYBE_IN_RUNS, 0);
     }
 
     fn write(&mut self, key: &[u8], hash: u64, value: &[u8], time: i64, kind: u8, in_runs: bool) {
         self.unfrozen_bytes += key.len() + value.len();
         let Some(id) = self.find(key, hash) else {
             let flags = kind | if in_runs { MAYBE_IN_RUNS } else { 0 };
-            self.insert_new(key, hash, value, time, flags);
+            self.insert_new(key, hash, value, time, flags, self.gen);
             return;
         };
         let loc = self.locs[id as usize];
@@ -280,7 +276,7 @@ impl Tier0 {
         self.locs[id as usize] = new;
     }
 
-    fn insert_new(&mut self, key: &[u8], hash: u64, value: &[u8], time: i64, flags: u8) -> u32 {
+    fn insert_new(&mut self, key: &[u8], hash: u64, value: &[u8], time: i64, flags: u8, gen: u32) {
         let id = match self.free_ids.pop() {
             Some(id) => id,
             None => {
@@ -288,7 +284,7 @@ impl Tier0 {
                 (self.locs.len() - 1) as u32
             }
         };
-        let loc = self.append(id, key, value, time, flags);
+        let loc = self.append_at_gen(id, key, value, time, flags, gen);
         self.locs[id as usize] = loc;
         self.index
             .insert_unique(hash, Slot { hash, id }, |s| s.hash);
@@ -299,7 +295,6 @@ impl Tier0 {
             self.live_entries += 1;
             self.live_bytes += (key.len() + value.len()) as u64;
         }
-        id
     }
 
     /// Appends a copy of an entry to the active segment (a new one if it is full or shared).
@@ -379,21 +374,9 @@ impl Tier0 {
             seg.set_flags(loc.offset as usize, h.flags | DEAD);
         }
         self.info[loc.segment as usize].live -= h.size();
-        if h.flags & TOMBSTONE == 0 {
-            self.live_entries -= 1;
-            self.live_bytes -= u64::from(h.key_len + h.value_len);
-        }
-        if let Ok(entry) = self.index.find_entry(hash, |s| s.id == id) {
-            entry.remove();
-        }
-        if let Some(o) = self.ordered.get_mut() {
-            let seg = self.segments[loc.segment as usize]
-                .as_deref()
-                .expect("live");
-            o.remove(seg.key(loc.offset as usize));
-        }
-        self.locs[id as usize] = NOWHERE;
-        self.free_ids.push(id);
+        // A second handle on the segment lends `forget` the key while `self` changes.
+        let seg = Arc::clone(slot);
+        self.forget(h, hash, seg.key(loc.offset as usize));
     }
 
     /// Ends the current generation: the returned segments hold its entries (and older
@@ -526,7 +509,7 @@ impl Tier0 {
         bytes
     }
 
-    /// Drops the index entry of a live entry whose segment is going away.
+    /// Drops a live entry from the index, the ordered view and the counts.
     fn forget(&mut self, h: Header, hash: u64, key: &[u8]) {
         if h.flags & TOMBSTONE == 0 {
             self.live_entries -= 1;

@@ -59,7 +59,6 @@ impl PendingSnapshot {
 /// A tiered state table; see the module docs.
 pub struct TieredTable {
     range: KeyGroupRange,
-    ttl_ms: Option<i64>,
     tier0: Tier0,
     memory_budget: usize,
     now_ms: i64,
@@ -116,7 +115,6 @@ impl TieredTable {
         });
         Ok(TieredTable {
             range,
-            ttl_ms: options.ttl_ms,
             tier0: Tier0::new(),
             memory_budget: options.memory_budget,
             now_ms: i64::MIN,
@@ -150,7 +148,7 @@ impl TieredTable {
 
     /// Whether compaction lags behind flushes: the table slows its flushes meanwhile.
     pub fn backpressure(&self) -> bool {
-        self.shared.backlog() >= self.shared.policy.fanout * 2
+        self.shared.backlog() >= self.shared.stall_limit()
     }
 
     fn workers(&mut self) -> Result<&Workers> {
@@ -175,10 +173,7 @@ impl TieredTable {
     }
 
     fn expired(&self, written_at: i64) -> bool {
-        match self.ttl_ms {
-            Some(ttl) => self.now_ms != i64::MIN && written_at.saturating_add(ttl) <= self.now_ms,
-            None => false,
-        }
+        worker::expired(self.shared.ttl_ms, written_at, self.now_ms)
     }
 
     /// Whether run files (written or being written) may hold keys.
@@ -187,31 +182,24 @@ impl TieredTable {
     }
 
     /// Tier 0 learns which background deltas finished (their generations are durable).
-    fn settle(&mut self, wait: bool) -> Result<()> {
-        let mut i = 0;
-        while i < self.in_flight.len() {
-            let (gen, rx) = &self.in_flight[i];
-            let result = if wait {
+    fn settle(&mut self, wait: bool) {
+        let tier0 = &mut self.tier0;
+        self.in_flight.retain(|(gen, rx)| {
+            let answer = if wait {
                 rx.recv().ok()
             } else {
-                rx.try_recv().ok()
+                match rx.try_recv() {
+                    Ok(written) => Some(written),
+                    Err(crossbeam_channel::TryRecvError::Empty) => return true,
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => None,
+                }
             };
-            match result {
-                Some(r) => {
-                    let gen = *gen;
-                    self.in_flight.remove(i);
-                    // A failed delta leaves its generation dirty: the next flush writes it.
-                    if r {
-                        self.tier0.mark_durable(gen);
-                    }
-                }
-                None if wait => {
-                    self.in_flight.remove(i);
-                }
-                None => i += 1,
+            // A failed delta leaves its generation dirty: the next flush writes it.
+            if answer == Some(true) {
+                tier0.mark_durable(*gen);
             }
-        }
-        Ok(())
+            false
+        });
     }
 
     /// Writes tier 0's dirty entries as a run and evicts clean ones, when over budget.
@@ -237,7 +225,7 @@ impl TieredTable {
     /// Flushes tier 0 now (see the module docs); also for tests and benchmarks.
     pub fn flush(&mut self) -> Result<()> {
         self.workers()?;
-        self.settle(true)?;
+        self.settle(true);
         self.wait_for_compaction();
         if self.tier0.has_unfrozen_writes() {
             let frozen = self.tier0.freeze();
@@ -256,7 +244,7 @@ impl TieredTable {
     /// Backpressure: with too many flushed runs waiting, give compaction some time (bounded,
     /// so writes never stop) and count the wait.
     fn wait_for_compaction(&self) {
-        let limit = self.shared.policy.fanout * 2;
+        let limit = self.shared.stall_limit();
         if self.shared.backlog() < limit {
             return;
         }
@@ -370,15 +358,15 @@ impl TieredTable {
     /// delta since the last snapshot is written, with the manifest, in the background.
     pub fn snapshot_async(&mut self, checkpoint_id: u64) -> Result<PendingSnapshot> {
         self.workers()?;
-        self.settle(false)?;
+        self.settle(false);
         let frozen = self.tier0.freeze();
         let (done, rx) = crossbeam_channel::bounded(1);
         let (durable, durable_rx) = crossbeam_channel::bounded(1);
         self.in_flight.push((frozen.upto, durable_rx));
-        self.workers.as_ref().expect("started").submit(Job::Delta {
+        self.workers.as_ref().expect("started").submit(Job {
             frozen,
-            checkpoint_id: Some(checkpoint_id),
-            done: Some(done),
+            checkpoint_id,
+            done,
             durable,
         });
         Ok(PendingSnapshot {
@@ -397,7 +385,7 @@ impl TieredTable {
                 StateError::CorruptSnapshot(0, "no checkpoint location set".into())
             })?;
         self.workers()?;
-        self.settle(true)?;
+        self.settle(true);
         self.tier0 = Tier0::new();
         let mut runs = Vec::new();
         for m in manifests {
@@ -469,11 +457,18 @@ fn overlaps(a: KeyGroupRange, b: KeyGroupRange) -> bool {
     a.start < b.end && b.start < a.end
 }
 
+/// The stored key: the key group, big-endian (so each group is a contiguous range), then
+/// the operator's key.
 fn composite(kg: KeyGroup, key: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(2 + key.len());
-    k.extend_from_slice(&kg.to_be_bytes());
-    k.extend_from_slice(key);
+    set_composite(&mut k, kg, key);
     k
+}
+
+fn set_composite(buf: &mut Vec<u8>, kg: KeyGroup, key: &[u8]) {
+    buf.clear();
+    buf.extend_from_slice(&kg.to_be_bytes());
+    buf.extend_from_slice(key);
 }
 
 /// The smallest byte string greater than every string starting with `prefix`, if any.
@@ -529,11 +524,10 @@ impl StateTable for TieredTable {
     ) -> Result<()> {
         let mut probe = Vec::new();
         let mut version: Option<Arc<Version>> = None;
+        let (mut from_runs, mut hits) = (0, 0);
         for (i, (&kg, key)) in key_groups.iter().zip(keys).enumerate() {
             self.check(kg)?;
-            probe.clear();
-            probe.extend_from_slice(&kg.to_be_bytes());
-            probe.extend_from_slice(key);
+            set_composite(&mut probe, kg, key);
             let hash = self.tier0.hash(&probe);
             if let Some(f) = self.tier0.get(&probe, hash) {
                 let live = !f.is_tombstone() && !self.expired(f.written_at);
@@ -546,17 +540,20 @@ impl StateTable for TieredTable {
                 continue;
             }
             let found = Self::get_from_runs(v, &probe)?;
-            let mut stats = self.shared.stats.lock();
-            stats.reads_from_runs += 1;
+            from_runs += 1;
             match found {
                 Some(s) if s.kind == Kind::Put && !self.expired(s.written_at) => {
-                    stats.read_hits_in_runs += 1;
-                    drop(stats);
+                    hits += 1;
                     self.tier0.cache(&probe, hash, &s.value, s.written_at);
                     visit(i, Some(&s.value));
                 }
                 _ => visit(i, None),
             }
+        }
+        if from_runs > 0 {
+            let mut stats = self.shared.stats.lock();
+            stats.reads_from_runs += from_runs;
+            stats.read_hits_in_runs += hits;
         }
         self.maybe_flush()
     }
@@ -572,9 +569,7 @@ impl StateTable for TieredTable {
         let mut bytes = 0u64;
         for ((&kg, key), value) in key_groups.iter().zip(keys).zip(values) {
             self.check(kg)?;
-            probe.clear();
-            probe.extend_from_slice(&kg.to_be_bytes());
-            probe.extend_from_slice(key);
+            set_composite(&mut probe, kg, key);
             let hash = self.tier0.hash(&probe);
             self.tier0.put(&probe, hash, value, self.now_ms, in_runs);
             bytes += (probe.len() + value.len()) as u64;
@@ -588,9 +583,7 @@ impl StateTable for TieredTable {
         let mut probe = Vec::new();
         for (&kg, key) in key_groups.iter().zip(keys) {
             self.check(kg)?;
-            probe.clear();
-            probe.extend_from_slice(&kg.to_be_bytes());
-            probe.extend_from_slice(key);
+            set_composite(&mut probe, kg, key);
             let hash = self.tier0.hash(&probe);
             self.tier0.delete(&probe, hash, self.now_ms, in_runs);
         }
@@ -660,7 +653,7 @@ impl StateTable for TieredTable {
         self.shared
             .now_ms
             .store(self.now_ms, std::sync::atomic::Ordering::Relaxed);
-        let Some(ttl) = self.ttl_ms else {
+        let Some(ttl) = self.shared.ttl_ms else {
             return Ok(0);
         };
         // Expired entries are invisible at once; sweeping tier 0 (a pass over its index) is

@@ -215,10 +215,12 @@ impl Shared {
     }
 
     fn expired(&self, written_at: i64) -> bool {
-        match self.ttl_ms {
-            Some(ttl) => written_at.saturating_add(ttl) <= self.now_ms.load(Ordering::Relaxed),
-            None => false,
-        }
+        expired(self.ttl_ms, written_at, self.now_ms.load(Ordering::Relaxed))
+    }
+
+    /// Tier-0 runs waiting for compaction beyond which flushes wait for it (backpressure).
+    pub(crate) fn stall_limit(&self) -> usize {
+        self.policy.fanout * 2
     }
 
     /// One step of compaction; false when there is nothing to do.
@@ -329,17 +331,14 @@ impl Shared {
     }
 }
 
-/// Work for the snapshot thread.
-pub(crate) enum Job {
-    /// Write a frozen generation, then (for a checkpoint) the manifest.
-    Delta {
-        frozen: Frozen,
-        checkpoint_id: Option<u64>,
-        /// The caller's answer: the manifest.
-        done: Option<Sender<StateResult<Manifest>>>,
-        /// The table's answer: whether the generation reached a run file.
-        durable: Sender<bool>,
-    },
+/// Work for the snapshot thread: write a frozen generation, then the checkpoint's manifest.
+pub(crate) struct Job {
+    pub frozen: Frozen,
+    pub checkpoint_id: u64,
+    /// The caller's answer: the manifest.
+    pub done: Sender<StateResult<Manifest>>,
+    /// The table's answer: whether the generation reached a run file.
+    pub durable: Sender<bool>,
 }
 
 /// The table's two background threads.
@@ -397,24 +396,13 @@ impl Drop for Workers {
 
 fn snapshot_loop(shared: &Shared, jobs: Receiver<Job>, compact: Sender<()>) {
     for job in jobs {
-        match job {
-            Job::Delta {
-                frozen,
-                checkpoint_id,
-                done,
-                durable,
-            } => {
-                let written = shared.write_frozen(&frozen);
-                drop(frozen);
-                let _ = durable.send(written.is_ok());
-                if let Some(done) = done {
-                    let result =
-                        written.and_then(|_| shared.checkpoint(checkpoint_id.unwrap_or(0)));
-                    let _ = done.send(result);
-                }
-                let _ = compact.send(());
-            }
-        }
+        let written = shared.write_frozen(&job.frozen);
+        drop(job.frozen);
+        let _ = job.durable.send(written.is_ok());
+        let _ = job
+            .done
+            .send(written.and_then(|_| shared.checkpoint(job.checkpoint_id)));
+        let _ = compact.send(());
     }
 }
 
@@ -432,6 +420,15 @@ fn compaction_loop(shared: &Shared, pokes: Receiver<()>) {
                 }
             }
         }
+    }
+}
+
+/// Whether a version written at `written_at` is past its TTL at table time `now` (before the
+/// table's clock first moves, nothing is).
+pub(crate) fn expired(ttl_ms: Option<i64>, written_at: i64, now: i64) -> bool {
+    match ttl_ms {
+        Some(ttl) => now != i64::MIN && written_at.saturating_add(ttl) <= now,
+        None => false,
     }
 }
 
