@@ -7,11 +7,21 @@
 //!   files; after the run the write and space amplification are printed.
 //!
 //! Operations go through the `StateTable` batch calls the operators use, 1024 keys a call.
+//!
+//! With the `rocksdb` feature (`perf/rocksdb-bench.sh`) every workload runs on RocksDB too,
+//! in the same run, configured as Flink's RocksDB state backend is (no WAL, memory split
+//! between write buffers and block cache) and given the same memory; its results are named
+//! `rocksdb_…` next to gemini-state's.
 
 use std::hint::black_box;
+use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use gemini_state::{KeyGroupRange, StateTable, TableOptions, TieredTable};
+
+#[cfg(feature = "rocksdb")]
+#[path = "state_rocksdb.rs"]
+mod state_rocksdb;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -42,7 +52,73 @@ fn group_of(i: u64) -> u16 {
     (i % u64::from(GROUPS)) as u16
 }
 
-fn table(budget: usize, dir: &std::path::Path) -> TieredTable {
+/// What the workloads need of a store: the batch calls, and its amplification afterwards.
+trait Store {
+    /// Prefixes the benchmark names ("" for gemini-state).
+    const NAME: &'static str;
+    fn open(budget: usize, dir: &Path) -> Self;
+    fn read_many(
+        &mut self,
+        groups: &[u16],
+        keys: &[&[u8]],
+        visit: &mut dyn FnMut(usize, Option<&[u8]>),
+    );
+    fn put_many(&mut self, groups: &[u16], keys: &[&[u8]], values: &[&[u8]]);
+    /// True if nothing went to disk (the in-memory workload checks it).
+    fn all_in_memory(&self) -> bool;
+    /// Writes out what is in memory and prints the write and space amplification.
+    fn report_amplification(&mut self, bench: &str, live: u64);
+}
+
+impl Store for TieredTable {
+    const NAME: &'static str = "";
+
+    fn open(budget: usize, dir: &Path) -> Self {
+        table(budget, dir)
+    }
+
+    fn read_many(
+        &mut self,
+        groups: &[u16],
+        keys: &[&[u8]],
+        visit: &mut dyn FnMut(usize, Option<&[u8]>),
+    ) {
+        StateTable::read_many(self, groups, keys, visit).unwrap()
+    }
+
+    fn put_many(&mut self, groups: &[u16], keys: &[&[u8]], values: &[&[u8]]) {
+        StateTable::put_many(self, groups, keys, values).unwrap()
+    }
+
+    fn all_in_memory(&self) -> bool {
+        self.runs().is_empty()
+    }
+
+    fn report_amplification(&mut self, bench: &str, live: u64) {
+        self.flush().unwrap();
+        let s = self.stats();
+        let runs = self.runs();
+        let on_disk: u64 = runs.iter().map(|r| r.bytes).sum();
+        eprintln!(
+            "{bench}: write amplification {:.2} (flushed {} MB + compacted {} MB \
+             for {} MB written), space amplification {:.2} ({} MB in {} runs for {} MB live), \
+             reads past tier 0 {}, flush stall {} ms",
+            (s.bytes_flushed + s.bytes_compacted) as f64 / s.bytes_written_by_user as f64,
+            s.bytes_flushed >> 20,
+            s.bytes_compacted >> 20,
+            s.bytes_written_by_user >> 20,
+            on_disk as f64 / live as f64,
+            on_disk >> 20,
+            runs.len(),
+            live >> 20,
+            s.reads_from_runs,
+            s.stall_micros / 1000,
+        );
+    }
+}
+
+/// gemini-state with `budget` bytes of tier 0 and a quarter of that for cached blocks.
+fn table(budget: usize, dir: &Path) -> TieredTable {
     TieredTable::new(
         KeyGroupRange {
             start: 0,
@@ -58,7 +134,7 @@ fn table(budget: usize, dir: &std::path::Path) -> TieredTable {
     .unwrap()
 }
 
-fn load(t: &mut TieredTable, records: u64) {
+fn load<S: Store>(t: &mut S, records: u64) {
     let value = [7u8; 64];
     let mut start = 0;
     while start < records {
@@ -67,7 +143,7 @@ fn load(t: &mut TieredTable, records: u64) {
         let groups: Vec<u16> = (start..end).map(group_of).collect();
         let refs: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
         let values = vec![value.as_slice(); keys.len()];
-        t.put_many(&groups, &refs, &values).unwrap();
+        t.put_many(&groups, &refs, &values);
         start = end;
     }
 }
@@ -94,26 +170,31 @@ impl Batch {
 
 fn tier0(c: &mut Criterion) {
     // 1 M records (130 MB: every access misses the CPU caches) and 16 K (cache-resident).
-    tier0_with(c, 1_000_000, "state_tier0");
-    tier0_with(c, 16_384, "state_tier0_cache_resident");
+    tier0_with::<TieredTable>(c, 1_000_000, "state_tier0");
+    tier0_with::<TieredTable>(c, 16_384, "state_tier0_cache_resident");
+    #[cfg(feature = "rocksdb")]
+    {
+        use state_rocksdb::Rocks;
+        tier0_with::<Rocks>(c, 1_000_000, "state_tier0");
+        tier0_with::<Rocks>(c, 16_384, "state_tier0_cache_resident");
+    }
 }
 
-fn tier0_with(c: &mut Criterion, records: u64, name: &str) {
+fn tier0_with<S: Store>(c: &mut Criterion, records: u64, name: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let mut t = table(1 << 30, dir.path());
+    let mut t = S::open(1 << 30, dir.path());
     load(&mut t, records);
     let mut rng = Rng(0x1234_5678);
     let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(BATCH as u64));
-    group.bench_function("get_16B_64B", |b| {
+    group.bench_function(format!("{}get_16B_64B", S::NAME), |b| {
         b.iter_batched(
             || Batch::random(&mut rng, records),
             |batch| {
                 let mut sum = 0u64;
                 t.read_many(&batch.groups, &batch.refs(), &mut |_, v| {
                     sum += v.map_or(0, |v| u64::from(v[0]))
-                })
-                .unwrap();
+                });
                 black_box(sum)
             },
             BatchSize::SmallInput,
@@ -121,35 +202,37 @@ fn tier0_with(c: &mut Criterion, records: u64, name: &str) {
     });
     let values: Vec<[u8; 64]> = (0..BATCH).map(|i| [i as u8; 64]).collect();
     let value_refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
-    group.bench_function("update_16B_64B", |b| {
+    group.bench_function(format!("{}update_16B_64B", S::NAME), |b| {
         b.iter_batched(
             || Batch::random(&mut rng, records),
-            |batch| {
-                t.put_many(&batch.groups, &batch.refs(), &value_refs)
-                    .unwrap()
-            },
+            |batch| t.put_many(&batch.groups, &batch.refs(), &value_refs),
             BatchSize::SmallInput,
         )
     });
     group.finish();
-    assert!(t.runs().is_empty(), "tier 0 held everything");
+    assert!(t.all_in_memory(), "memory held everything");
 }
 
 fn ycsb(c: &mut Criterion) {
+    ycsb_with::<TieredTable>(c);
+    #[cfg(feature = "rocksdb")]
+    ycsb_with::<state_rocksdb::Rocks>(c);
+}
+
+fn ycsb_with<S: Store>(c: &mut Criterion) {
     // 16 MiB of tier 0 against 2 M records of 16 + 64 bytes (160 MB of keys and values).
     const RECORDS: u64 = 2_000_000;
     const BUDGET: usize = 16 << 20;
     let dir = tempfile::tempdir().unwrap();
-    let mut t = table(BUDGET, dir.path());
+    let mut t = S::open(BUDGET, dir.path());
     load(&mut t, RECORDS);
-    t.flush().unwrap();
     let mut rng = Rng(0x9876_5432);
     let values: Vec<[u8; 64]> = (0..BATCH).map(|i| [i as u8; 64]).collect();
     let mut group = c.benchmark_group("state_ycsb_10x_memory");
     group.sample_size(10);
     group.throughput(Throughput::Elements(BATCH as u64));
     // A: half the batch read, half updated (different keys).
-    group.bench_function("A_read_update", |b| {
+    group.bench_function(format!("{}A_read_update", S::NAME), |b| {
         b.iter_batched(
             || Batch::random(&mut rng, RECORDS),
             |batch| {
@@ -158,18 +241,16 @@ fn ycsb(c: &mut Criterion) {
                 let mut sum = 0u64;
                 t.read_many(&batch.groups[..half], &refs[..half], &mut |_, v| {
                     sum += v.map_or(0, |v| u64::from(v[0]))
-                })
-                .unwrap();
+                });
                 let vals: Vec<&[u8]> = values[half..].iter().map(|v| v.as_slice()).collect();
-                t.put_many(&batch.groups[half..], &refs[half..], &vals)
-                    .unwrap();
+                t.put_many(&batch.groups[half..], &refs[half..], &vals);
                 black_box(sum)
             },
             BatchSize::SmallInput,
         )
     });
     // F: read every key, then write back a modified value.
-    group.bench_function("F_read_modify_write", |b| {
+    group.bench_function(format!("{}F_read_modify_write", S::NAME), |b| {
         b.iter_batched(
             || Batch::random(&mut rng, RECORDS),
             |batch| {
@@ -180,35 +261,16 @@ fn ycsb(c: &mut Criterion) {
                         new[i].copy_from_slice(v);
                     }
                     new[i][0] = new[i][0].wrapping_add(1);
-                })
-                .unwrap();
+                });
                 let vals: Vec<&[u8]> = new.iter().map(|v| v.as_slice()).collect();
-                t.put_many(&batch.groups, &refs, &vals).unwrap();
+                t.put_many(&batch.groups, &refs, &vals);
             },
             BatchSize::SmallInput,
         )
     });
     group.finish();
-    t.flush().unwrap();
-    let s = t.stats();
-    let runs = t.runs();
-    let on_disk: u64 = runs.iter().map(|r| r.bytes).sum();
-    let live = RECORDS * (2 + 16 + 64);
-    eprintln!(
-        "state_ycsb_10x_memory: write amplification {:.2} (flushed {} MB + compacted {} MB \
-         for {} MB written), space amplification {:.2} ({} MB in {} runs for {} MB live), \
-         reads past tier 0 {}, flush stall {} ms",
-        (s.bytes_flushed + s.bytes_compacted) as f64 / s.bytes_written_by_user as f64,
-        s.bytes_flushed >> 20,
-        s.bytes_compacted >> 20,
-        s.bytes_written_by_user >> 20,
-        on_disk as f64 / live as f64,
-        on_disk >> 20,
-        runs.len(),
-        live >> 20,
-        s.reads_from_runs,
-        s.stall_micros / 1000,
-    );
+    let bench = format!("state_ycsb_10x_memory/{}", S::NAME);
+    t.report_amplification(&bench, RECORDS * (2 + 16 + 64));
 }
 
 criterion_group!(benches, tier0, ycsb);

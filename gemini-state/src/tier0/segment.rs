@@ -3,7 +3,7 @@
 //! Entry layout (32-byte header, then the key, then `capacity` value bytes):
 //!
 //! ```text
-//! flags u8 | pad 3 | id u32 | key_len u32 | value_len u32 | capacity u32 | gen u32 | written_at i64
+//! flags u8 | pad 7 | key_len u32 | value_len u32 | capacity u32 | gen u32 | written_at i64
 //! ```
 //!
 //! A value that shrinks or grows within its capacity is rewritten in place.
@@ -28,7 +28,6 @@ pub(crate) struct Segment {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Header {
     pub flags: u8,
-    pub id: u32,
     pub key_len: u32,
     pub value_len: u32,
     pub capacity: u32,
@@ -62,7 +61,6 @@ impl Segment {
         let d = &self.data[at..at + HEADER];
         Header {
             flags: d[0],
-            id: u32_at(d, 4),
             key_len: u32_at(d, 8),
             value_len: u32_at(d, 12),
             capacity: u32_at(d, 16),
@@ -85,8 +83,7 @@ impl Segment {
     pub(crate) fn append(&mut self, h: &Header, key: &[u8], value: &[u8]) -> usize {
         let at = self.data.len();
         self.data.push(h.flags);
-        self.data.extend_from_slice(&[0; 3]);
-        self.data.extend_from_slice(&h.id.to_le_bytes());
+        self.data.extend_from_slice(&[0; 7]);
         self.data.extend_from_slice(&h.key_len.to_le_bytes());
         self.data.extend_from_slice(&h.value_len.to_le_bytes());
         self.data.extend_from_slice(&h.capacity.to_le_bytes());

@@ -1,4 +1,5 @@
 use super::*;
+use std::collections::BTreeMap;
 
 fn put(t: &mut Tier0, key: &[u8], value: &[u8]) {
     let h = t.hash(key);

@@ -9,6 +9,7 @@
 //! A snapshot freezes tier 0 (no copying) and hands the generation to the snapshot thread,
 //! which writes it as a run and publishes the manifest; the operator goes on at once.
 
+mod keys;
 mod merge;
 mod version;
 mod worker;
@@ -24,6 +25,7 @@ use crate::checkpoint::{CheckpointStore, Manifest};
 use crate::run::{stable_hash, BlockCache, Kind};
 use crate::table::Result;
 use crate::tier0::{Found, Tier0};
+use keys::{composite, StoredKeys};
 use merge::{Head, Merge, Source};
 pub use version::RunMeta;
 use version::{Run, Version};
@@ -337,6 +339,14 @@ impl TieredTable {
     }
 
     /// Keys of `[start, end)` (composite) that are live, for deletes.
+    /// A batch's stored keys, after checking each key group is this table's.
+    fn stored_keys(&self, key_groups: &[KeyGroup], keys: &[&[u8]]) -> Result<StoredKeys> {
+        for &kg in key_groups {
+            self.check(kg)?;
+        }
+        Ok(StoredKeys::new(key_groups, keys, |k| self.tier0.hash(k)))
+    }
+
     fn live_keys(&self, kg: KeyGroup, start: &[u8], end: &[u8]) -> Result<Vec<Vec<u8>>> {
         let mut keys = Vec::new();
         self.scan_composite(kg, start, end, &mut |k, _| {
@@ -457,20 +467,6 @@ fn overlaps(a: KeyGroupRange, b: KeyGroupRange) -> bool {
     a.start < b.end && b.start < a.end
 }
 
-/// The stored key: the key group, big-endian (so each group is a contiguous range), then
-/// the operator's key.
-fn composite(kg: KeyGroup, key: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(2 + key.len());
-    set_composite(&mut k, kg, key);
-    k
-}
-
-fn set_composite(buf: &mut Vec<u8>, kg: KeyGroup, key: &[u8]) {
-    buf.clear();
-    buf.extend_from_slice(&kg.to_be_bytes());
-    buf.extend_from_slice(key);
-}
-
 /// The smallest byte string greater than every string starting with `prefix`, if any.
 fn prefix_successor(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut p = prefix.to_vec();
@@ -522,14 +518,13 @@ impl StateTable for TieredTable {
         keys: &[&[u8]],
         visit: &mut dyn FnMut(usize, Option<&[u8]>),
     ) -> Result<()> {
-        let mut probe = Vec::new();
+        let stored = self.stored_keys(key_groups, keys)?;
         let mut version: Option<Arc<Version>> = None;
         let (mut from_runs, mut hits) = (0, 0);
-        for (i, (&kg, key)) in key_groups.iter().zip(keys).enumerate() {
-            self.check(kg)?;
-            set_composite(&mut probe, kg, key);
-            let hash = self.tier0.hash(&probe);
-            if let Some(f) = self.tier0.get(&probe, hash) {
+        for (i, &hash) in stored.hashes.iter().enumerate() {
+            self.tier0.prefetch_ahead(&stored.hashes, i);
+            let probe = stored.get(i);
+            if let Some(f) = self.tier0.get(probe, hash) {
                 let live = !f.is_tombstone() && !self.expired(f.written_at);
                 visit(i, live.then_some(f.value));
                 continue;
@@ -539,12 +534,12 @@ impl StateTable for TieredTable {
                 visit(i, None);
                 continue;
             }
-            let found = Self::get_from_runs(v, &probe)?;
+            let found = Self::get_from_runs(v, probe)?;
             from_runs += 1;
             match found {
                 Some(s) if s.kind == Kind::Put && !self.expired(s.written_at) => {
                     hits += 1;
-                    self.tier0.cache(&probe, hash, &s.value, s.written_at);
+                    self.tier0.cache(probe, hash, &s.value, s.written_at);
                     visit(i, Some(&s.value));
                 }
                 _ => visit(i, None),
@@ -565,14 +560,13 @@ impl StateTable for TieredTable {
         values: &[&[u8]],
     ) -> Result<()> {
         let in_runs = self.has_runs();
-        let mut probe = Vec::new();
+        let stored = self.stored_keys(key_groups, keys)?;
         let mut bytes = 0u64;
-        for ((&kg, key), value) in key_groups.iter().zip(keys).zip(values) {
-            self.check(kg)?;
-            set_composite(&mut probe, kg, key);
-            let hash = self.tier0.hash(&probe);
-            self.tier0.put(&probe, hash, value, self.now_ms, in_runs);
-            bytes += (probe.len() + value.len()) as u64;
+        for (i, (&hash, value)) in stored.hashes.iter().zip(values).enumerate() {
+            self.tier0.prefetch_ahead(&stored.hashes, i);
+            let key = stored.get(i);
+            self.tier0.put(key, hash, value, self.now_ms, in_runs);
+            bytes += (key.len() + value.len()) as u64;
         }
         self.shared.stats.lock().bytes_written_by_user += bytes;
         self.maybe_flush()
@@ -580,12 +574,10 @@ impl StateTable for TieredTable {
 
     fn delete_many(&mut self, key_groups: &[KeyGroup], keys: &[&[u8]]) -> Result<()> {
         let in_runs = self.has_runs();
-        let mut probe = Vec::new();
-        for (&kg, key) in key_groups.iter().zip(keys) {
-            self.check(kg)?;
-            set_composite(&mut probe, kg, key);
-            let hash = self.tier0.hash(&probe);
-            self.tier0.delete(&probe, hash, self.now_ms, in_runs);
+        let stored = self.stored_keys(key_groups, keys)?;
+        for (i, &hash) in stored.hashes.iter().enumerate() {
+            self.tier0.prefetch_ahead(&stored.hashes, i);
+            self.tier0.delete(stored.get(i), hash, self.now_ms, in_runs);
         }
         self.maybe_flush()
     }
