@@ -40,6 +40,8 @@ pub struct OperatorContext {
     /// The job-graph node this operator runs (for state reports).
     pub node: usize,
     pub node_name: String,
+    /// Memory each state table keeps before writing run files (`None`: the default).
+    pub state_memory_budget: Option<usize>,
     timers: BTreeSet<EventTime>,
     processing_timers: BTreeSet<Instant>,
 }
@@ -59,6 +61,7 @@ impl OperatorContext {
             current_watermark: None,
             node: 0,
             node_name: String::new(),
+            state_memory_budget: None,
             timers: BTreeSet::new(),
             processing_timers: BTreeSet::new(),
         }
@@ -68,6 +71,12 @@ impl OperatorContext {
     pub fn for_node(mut self, node: usize, name: &str) -> Self {
         self.node = node;
         self.node_name = name.to_string();
+        self
+    }
+
+    /// The same context, with state tables keeping `budget` bytes in memory.
+    pub fn with_state_memory_budget(mut self, budget: Option<usize>) -> Self {
+        self.state_memory_budget = budget;
         self
     }
 

@@ -40,6 +40,9 @@ pub(crate) struct Lowering<'a> {
     pub window_buffer_groups: usize,
     /// `table.exec.state.ttl`, when set (and not zero).
     pub state_ttl_ms: Option<i64>,
+    /// `state.backend.gemini.memory-budget` is set: joins whose state only grows keep their
+    /// rows in state tables, which spill to disk, instead of in memory.
+    pub joins_in_state_tables: bool,
     /// `table.exec.mini-batch.*`, when enabled.
     pub mini_batch: Option<kernel::ops::group_agg::MiniBatch>,
     /// `table.optimizer.distinct-agg.split.bucket-num`, when split distinct aggregation is on.
@@ -133,6 +136,7 @@ impl<'a> Lowering<'a> {
             counter: 0,
             window_buffer_groups: kernel::ops::window::DEFAULT_BUFFER_GROUPS,
             state_ttl_ms: None,
+            joins_in_state_tables: false,
             mini_batch: None,
             split_distinct_buckets: None,
             materialize: None,

@@ -188,7 +188,7 @@ impl Lowering<'_> {
             }
         };
         if updating {
-            return self.changelog_join(join, join_type, left, right);
+            return self.changelog_join(join, join_type, left, right, false);
         }
         self.stream_join(join, join_type, left, right)
     }

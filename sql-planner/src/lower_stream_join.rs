@@ -229,12 +229,15 @@ impl Lowering<'_> {
     }
 
     /// An outer join, or a join of updating inputs: a retract changelog of +I and -D rows.
+    /// `append_only`: an inner join of append-only inputs, whose result is append-only too
+    /// (rows in state tables rather than `StreamJoin`'s memory).
     pub(crate) fn changelog_join(
         &mut self,
         join: &Join,
         join_type: RegularJoinType,
         left: Lowered,
         right: Lowered,
+        append_only: bool,
     ) -> Result<Lowered> {
         let keys = self.join_keys(&join.on, &left, &right)?;
         let filter = self.join_condition(join, &left, &right.schema)?;
@@ -251,6 +254,12 @@ impl Lowering<'_> {
             filter,
             output: output.clone(),
             state_ttl_ms: self.state_ttl_ms,
+            append_only,
+        };
+        let schema = if append_only {
+            StreamSchema::append_only(output)
+        } else {
+            StreamSchema::updating(output, ChangelogMode::Retract)
         };
         Ok(self.regular_join_node(
             join,
@@ -258,12 +267,16 @@ impl Lowering<'_> {
             (left, right),
             format!("ChangelogJoin: {join_type:?}"),
             Arc::new(factory),
-            StreamSchema::updating(output, ChangelogMode::Retract),
+            schema,
         ))
     }
 
     /// A join of two append-only inputs: inner, or an outer interval join, onto `StreamJoin`;
-    /// an outer join whose sides do not both expire by rowtime onto `ChangelogJoin`.
+    /// an outer join whose sides do not both expire by rowtime onto `ChangelogJoin`. With a
+    /// state memory budget set, an inner join that is not an interval join (its rows are
+    /// kept until a TTL or an expiry that may never come: q9, q20) goes onto `ChangelogJoin`
+    /// too, whose rows live in gemini-state and spill to disk past the budget, where
+    /// `StreamJoin` would hold every row in memory.
     pub(crate) fn stream_join(
         &mut self,
         join: &Join,
@@ -287,7 +300,10 @@ impl Lowering<'_> {
         let interval = on_rowtime(lexp, rowtimes[0]).zip(on_rowtime(rexp, rowtimes[1]));
         if join_type != RegularJoinType::Inner && interval.is_none() {
             // Unmatched rows could never be sent as final: pad now, retract on a match.
-            return self.changelog_join(join, join_type, left, right);
+            return self.changelog_join(join, join_type, left, right, false);
+        }
+        if join_type == RegularJoinType::Inner && interval.is_none() && self.joins_in_state_tables {
+            return self.changelog_join(join, join_type, left, right, true);
         }
         let keys = self.join_keys(&join.on, &left, &right)?;
         let filter = self.join_condition(join, &left, &right.schema)?;

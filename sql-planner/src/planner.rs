@@ -55,7 +55,48 @@ fn job_config(settings: &BTreeMap<String, String>) -> Result<JobConfig, PlanErro
         })?;
         config.source_idle_timeout = (ms > 0).then(|| Duration::from_millis(ms));
     }
+    config.state_memory_budget = memory_setting(settings, STATE_MEMORY_BUDGET)?;
     Ok(config)
+}
+
+/// Memory each state table of each subtask keeps before writing run files to local disk.
+/// Set, it also moves the rows of joins whose state only grows into state tables (see
+/// `Lowering::stream_join`).
+const STATE_MEMORY_BUDGET: &str = "state.backend.gemini.memory-budget";
+
+/// A memory size as Flink writes one: a whole number and an optional unit, `b`, `k`/`kb`,
+/// `m`/`mb`, `g`/`gb` or `t`/`tb` (powers of 1024, as Flink's `MemorySize`), in any case,
+/// with or without a space.
+fn parse_memory_size(v: &str) -> Option<usize> {
+    let v = v.trim();
+    let digits = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let n: usize = v[..digits].parse().ok()?;
+    let shift = match v[digits..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" | "bytes" => 0,
+        "k" | "kb" | "kibibytes" => 10,
+        "m" | "mb" | "mebibytes" => 20,
+        "g" | "gb" | "gibibytes" => 30,
+        "t" | "tb" | "tebibytes" => 40,
+        _ => return None,
+    };
+    n.checked_mul(1usize << shift)
+}
+
+/// The setting `key` as a positive memory size in bytes, if set.
+fn memory_setting(
+    settings: &BTreeMap<String, String>,
+    key: &str,
+) -> Result<Option<usize>, PlanError> {
+    let Some(v) = settings.get(key) else {
+        return Ok(None);
+    };
+    match parse_memory_size(v) {
+        Some(bytes) if bytes > 0 => Ok(Some(bytes)),
+        _ => Err(PlanError::at(
+            format!("'{key}' = '{v}' is not a memory size (as '64 mb' or '1 gb')"),
+            Location::default(),
+        )),
+    }
 }
 
 const IDLE_TIMEOUT: &str = "table.exec.source.idle-timeout";
@@ -375,6 +416,7 @@ pub fn plan_script(sql: &str, opts: &PlanOptions) -> Result<PlannedJob, PlanErro
             lowering.window_buffer_groups = n;
         }
         lowering.state_ttl_ms = state_ttl_ms;
+        lowering.joins_in_state_tables = settings.contains_key(STATE_MEMORY_BUDGET);
         lowering.mini_batch = mini_batch;
         lowering.split_distinct_buckets = split_distinct_buckets;
         lowering.materialize = opts.materialize.clone();

@@ -112,9 +112,19 @@ pub fn run_query_to_csv(
     settings: impl FnOnce(&Path) -> JobSettings,
     parallelism: usize,
 ) -> (tempfile::TempDir, Vec<Vec<String>>, u64) {
+    run_query_to_csv_after(name, settings, parallelism, "")
+}
+
+/// As [`run_query_to_csv`], with `prelude` (`SET` statements, say) ahead of the script.
+pub fn run_query_to_csv_after(
+    name: &str,
+    settings: impl FnOnce(&Path) -> JobSettings,
+    parallelism: usize,
+    prelude: &str,
+) -> (tempfile::TempDir, Vec<Vec<String>>, u64) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let script = job_script(name, &settings(dir.path())).unwrap();
+    let script = prelude.to_string() + &job_script(name, &settings(dir.path())).unwrap();
     nexmark::queries::write_side_input(dir.path()).unwrap();
     if is_updating(&script, parallelism) {
         let metrics = run_sql_materialized(&script, parallelism, &out)

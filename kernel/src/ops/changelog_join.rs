@@ -19,7 +19,7 @@
 //! State lives until deleted, as in Flink's regular join; `table.exec.state.ttl` drops entries
 //! not written for that long (processing time).
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{new_null_array, Array, ArrayRef, AsArray, Int8Array, RecordBatch, UInt32Array};
@@ -81,6 +81,9 @@ pub struct ChangelogJoinFactory {
     pub output: SchemaRef,
     /// `table.exec.state.ttl`: entries not written for this long are dropped.
     pub state_ttl_ms: Option<i64>,
+    /// An inner join of append-only inputs: every result is an insert, sent without the op
+    /// column (an append-only stream).
+    pub append_only: bool,
 }
 
 impl OperatorFactory for ChangelogJoinFactory {
@@ -110,8 +113,13 @@ impl OperatorFactory for ChangelogJoinFactory {
 
     fn describe(&self) -> String {
         format!(
-            "{:?} join over changelogs, keys {:?}{}{}",
+            "{:?} join over {}, keys {:?}{}{}",
             self.join_type,
+            if self.append_only {
+                "append-only inputs in state tables"
+            } else {
+                "changelogs"
+            },
             key_names(&self.key_schema),
             if self.filter.is_some() {
                 ", with a condition"
@@ -290,7 +298,7 @@ impl ChangelogJoin {
             .ok_or_else(|| Error::internal("join state used before it exists"))?;
         let mut found = Candidates::default();
         let mut ranges = vec![(0, 0); valid.len()];
-        let mut seen: HashMap<&[u8], (usize, usize)> = HashMap::new();
+        let mut seen: HashMap<&[u8], (usize, usize)> = HashMap::default();
         let mut prefix = Vec::new();
         let mut failed = None;
         for (i, range) in ranges.iter_mut().enumerate() {
@@ -434,7 +442,7 @@ impl ChangelogJoin {
         };
         let mut entry_of: Vec<Option<usize>> = vec![None; n];
         let mut entries: Vec<(KeyGroup, Vec<u8>)> = Vec::new();
-        let mut index: HashMap<Vec<u8>, usize> = HashMap::new();
+        let mut index: HashMap<Vec<u8>, usize> = HashMap::default();
         let mut prefix = Vec::new();
         for i in (0..n).filter(|&i| valid[i]) {
             key_prefix(&mut prefix, keys.as_ref().map_or(&[], |k| k.row(i).data()));
@@ -557,6 +565,9 @@ impl ChangelogJoin {
         let other_idx = UInt32Array::from(emitted.other);
         let columns = self.gather(input, (&data, &this_idx), (&found_rows, &other_idx))?;
         let batch = RecordBatch::try_new(self.f.output.clone(), columns)?;
+        if self.f.append_only {
+            return out.batch(batch);
+        }
         out.batch(with_row_kinds(
             batch,
             Arc::new(Int8Array::from(emitted.kinds)),

@@ -52,6 +52,7 @@ fn factory(join_type: RegularJoinType, condition: bool) -> ChangelogJoinFactory 
         filter,
         output,
         state_ttl_ms: None,
+        append_only: false,
     }
 }
 

@@ -25,11 +25,17 @@ pub(crate) fn subtask_table<'a>(
     Ok(slot.as_mut().expect("made above"))
 }
 
-/// A new table over the key groups of `ctx`'s subtask, with `options` (a TTL, say).
+/// A new table over the key groups of `ctx`'s subtask, with `options` (a TTL, say) and the
+/// job's memory budget.
 pub(crate) fn subtask_table_with(
     ctx: &OperatorContext,
-    options: TableOptions,
+    mut options: TableOptions,
 ) -> Result<Box<dyn StateTable>> {
+    if let Some(budget) = ctx.state_memory_budget {
+        options.memory_budget = budget;
+        // The block cache stays well inside the budget's order of magnitude.
+        options.block_cache_bytes = options.block_cache_bytes.min(budget.max(64 << 10));
+    }
     let range = KeyGroupRange::for_subtask(ctx.max_parallelism, ctx.parallelism, ctx.subtask);
     Ok(Box::new(TieredTable::new(range, options)?))
 }

@@ -36,6 +36,9 @@ pub struct JobConfig {
     /// stop waiting for its watermark until it emits again (Flink's
     /// `table.exec.source.idle-timeout`). `None`, the default, never declares a source idle.
     pub source_idle_timeout: Option<std::time::Duration>,
+    /// `state.backend.gemini.memory-budget`: bytes of memory each state table of each
+    /// subtask keeps before it writes run files. `None` keeps gemini-state's default.
+    pub state_memory_budget: Option<usize>,
 }
 
 impl Default for JobConfig {
@@ -44,6 +47,7 @@ impl Default for JobConfig {
             channel_capacity: local::DEFAULT_CAPACITY,
             max_parallelism: gemini_state::DEFAULT_MAX_PARALLELISM,
             source_idle_timeout: None,
+            state_memory_budget: None,
         }
     }
 }
@@ -141,6 +145,7 @@ pub fn run_job(
             let ctx = |n: NodeId| {
                 OperatorContext::new(s, p, config.max_parallelism, metrics.clone())
                     .for_node(n, &graph.nodes[n].name)
+                    .with_state_memory_budget(config.state_memory_budget)
             };
             let mut ops = Vec::new();
             let mut ctxs = Vec::new();
