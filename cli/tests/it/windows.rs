@@ -532,6 +532,47 @@ fn the_source_idle_timeout_is_read_from_the_script() {
 }
 
 #[test]
+fn the_state_memory_budget_is_read_as_a_memory_size() {
+    let dir = tempfile::tempdir().unwrap();
+    write_bids(dir.path());
+    let plan = |set: &str| {
+        let sql = format!(
+            "{set}\n{}\nCREATE TABLE out (n BIGINT) WITH ('connector' = 'blackhole');\n\
+             INSERT INTO out SELECT price FROM bid;",
+            bid_table(dir.path())
+        );
+        let opts = sql_planner::PlanOptions {
+            parallelism: 1,
+            settings: vec![],
+            connectors: crate::support::registry(),
+            materialize: None,
+        };
+        sql_planner::plan_script(&sql, &opts).map(|j| j.config.state_memory_budget)
+    };
+    let key = "state.backend.gemini.memory-budget";
+    assert_eq!(plan("").unwrap(), None, "gemini-state's default");
+    for (v, bytes) in [
+        ("64 mb", 64 << 20),
+        ("1g", 1 << 30),
+        ("512KB", 512 << 10),
+        ("4096", 4096),
+    ] {
+        assert_eq!(
+            plan(&format!("SET '{key}' = '{v}';")).unwrap(),
+            Some(bytes),
+            "{v}"
+        );
+    }
+    for v in ["lots", "0", "12 parsecs", "-1 mb"] {
+        let err = plan(&format!("SET '{key}' = '{v}';")).unwrap_err();
+        assert!(
+            err.to_string().contains("is not a memory size"),
+            "{v}: {err}"
+        );
+    }
+}
+
+#[test]
 fn windows_written_to_the_state_table_at_every_group_give_the_same_results() {
     let dir = tempfile::tempdir().unwrap();
     write_bids(dir.path());
