@@ -16,8 +16,8 @@
 use std::path::Path;
 
 use rocksdb::{
-    statistics::Ticker, BlockBasedOptions, Cache, DBCompressionType, Options, WriteBatch,
-    WriteOptions, DB,
+    statistics::Ticker, BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType,
+    Options, WriteBatch, WriteOptions, DB, DEFAULT_COLUMN_FAMILY_NAME,
 };
 
 use super::Store;
@@ -57,7 +57,11 @@ impl Store for Rocks {
         table.set_cache_index_and_filter_blocks(true);
         table.set_bloom_filter(10.0, false);
         options.set_block_based_table_factory(&table);
-        let db = DB::open(&options, dir.join("rocksdb")).expect("open RocksDB");
+        // The default column family named explicitly, so `cf_handle` finds it for the batched
+        // reads, with the same options.
+        let default = ColumnFamilyDescriptor::new(DEFAULT_COLUMN_FAMILY_NAME, options.clone());
+        let db = DB::open_cf_descriptors(&options, dir.join("rocksdb"), vec![default])
+            .expect("open RocksDB");
         let mut write = WriteOptions::default();
         write.disable_wal(true);
         Rocks {
@@ -89,15 +93,17 @@ impl Store for Rocks {
             batch.put(k, v);
         }
         self.db
-            .write_opt(&batch, &self.write)
+            .write_opt(batch, &self.write)
             .expect("RocksDB write");
     }
 
-    fn all_in_memory(&self) -> bool {
-        self.db
+    fn after_in_memory(&self, bench: &str) {
+        let sst = self
+            .db
             .property_int_value("rocksdb.total-sst-files-size")
             .expect("property")
-            == Some(0)
+            .unwrap_or(0);
+        eprintln!("{bench}/rocksdb: {} MB flushed to SST files", sst >> 20);
     }
 
     fn report_amplification(&mut self, bench: &str, live: u64) {
