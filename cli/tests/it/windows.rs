@@ -500,24 +500,30 @@ fn unsupported_window_uses_are_refused_with_their_place() {
     }
 }
 
+/// Plans a job over the bids of `dir` with `set` (`SET` statements) ahead of it.
+fn plan_bids_after(
+    dir: &Path,
+    set: &str,
+) -> Result<sql_planner::PlannedJob, sql_planner::PlanError> {
+    let sql = format!(
+        "{set}\n{}\nCREATE TABLE out (n BIGINT) WITH ('connector' = 'blackhole');\n\
+         INSERT INTO out SELECT price FROM bid;",
+        bid_table(dir)
+    );
+    let opts = sql_planner::PlanOptions {
+        parallelism: 1,
+        settings: vec![],
+        connectors: crate::support::registry(),
+        materialize: None,
+    };
+    sql_planner::plan_script(&sql, &opts)
+}
+
 #[test]
 fn the_source_idle_timeout_is_read_from_the_script() {
     let dir = tempfile::tempdir().unwrap();
     write_bids(dir.path());
-    let plan = |set: &str| {
-        let sql = format!(
-            "{set}\n{}\nCREATE TABLE out (n BIGINT) WITH ('connector' = 'blackhole');\n\
-             INSERT INTO out SELECT price FROM bid;",
-            bid_table(dir.path())
-        );
-        let opts = sql_planner::PlanOptions {
-            parallelism: 1,
-            settings: vec![],
-            connectors: crate::support::registry(),
-            materialize: None,
-        };
-        sql_planner::plan_script(&sql, &opts).map(|j| j.config.source_idle_timeout)
-    };
+    let plan = |set: &str| plan_bids_after(dir.path(), set).map(|j| j.config.source_idle_timeout);
     assert_eq!(plan("").unwrap(), None, "Flink's default: never idle");
     assert_eq!(
         plan("SET 'table.exec.source.idle-timeout' = '5 s';").unwrap(),
@@ -535,20 +541,7 @@ fn the_source_idle_timeout_is_read_from_the_script() {
 fn the_state_memory_budget_is_read_as_a_memory_size() {
     let dir = tempfile::tempdir().unwrap();
     write_bids(dir.path());
-    let plan = |set: &str| {
-        let sql = format!(
-            "{set}\n{}\nCREATE TABLE out (n BIGINT) WITH ('connector' = 'blackhole');\n\
-             INSERT INTO out SELECT price FROM bid;",
-            bid_table(dir.path())
-        );
-        let opts = sql_planner::PlanOptions {
-            parallelism: 1,
-            settings: vec![],
-            connectors: crate::support::registry(),
-            materialize: None,
-        };
-        sql_planner::plan_script(&sql, &opts).map(|j| j.config.state_memory_budget)
-    };
+    let plan = |set: &str| plan_bids_after(dir.path(), set).map(|j| j.config.state_memory_budget);
     let key = "state.backend.gemini.memory-budget";
     assert_eq!(plan("").unwrap(), None, "gemini-state's default");
     for (v, bytes) in [
