@@ -183,9 +183,11 @@ impl TieredTable {
         !self.in_flight.is_empty() || !self.shared.version().runs.is_empty()
     }
 
-    /// Tier 0 learns which background deltas finished (their generations are durable).
-    fn settle(&mut self, wait: bool) {
+    /// Tier 0 learns which background deltas finished (their generations are durable);
+    /// true if any did.
+    fn settle(&mut self, wait: bool) -> bool {
         let tier0 = &mut self.tier0;
+        let mut durable = false;
         self.in_flight.retain(|(gen, rx)| {
             let answer = if wait {
                 rx.recv().ok()
@@ -199,15 +201,25 @@ impl TieredTable {
             // A failed delta leaves its generation dirty: the next flush writes it.
             if answer == Some(true) {
                 tier0.mark_durable(*gen);
+                durable = true;
             }
             false
         });
+        durable
     }
 
-    /// Writes tier 0's dirty entries as a run and evicts clean ones, when over budget.
+    /// Writes tier 0's dirty entries as a run and evicts clean ones, when over budget. The
+    /// run is written on the snapshot thread while the operator goes on (the freeze shares
+    /// tier 0's segments, so nothing is copied); its entries are evicted once it is durable.
     fn maybe_flush(&mut self) -> Result<()> {
         if self.tier0.memory() <= self.memory_budget {
             return Ok(());
+        }
+        if self.settle(false) {
+            self.tier0.evict(self.memory_budget / 2);
+            if self.tier0.memory() <= self.memory_budget {
+                return Ok(());
+            }
         }
         // Garbage first: reclaiming it in memory beats writing live entries out.
         if self.tier0.garbage() * 4 > self.tier0.memory() {
@@ -221,7 +233,30 @@ impl TieredTable {
         if self.tier0.unfrozen_bytes() < self.memory_budget / 4 {
             return Ok(());
         }
-        self.flush()
+        self.flush_in_background()
+    }
+
+    /// Freezes tier 0 and has the snapshot thread write the run. One such flush at a time:
+    /// a second waits for the first (memory stays within about twice the budget) and for
+    /// compaction's backlog.
+    fn flush_in_background(&mut self) -> Result<()> {
+        self.workers()?;
+        if self.settle(!self.in_flight.is_empty()) {
+            self.tier0.evict(self.memory_budget / 2);
+        }
+        self.wait_for_compaction();
+        if !self.tier0.has_unfrozen_writes() {
+            return Ok(());
+        }
+        let frozen = self.tier0.freeze();
+        let (durable, durable_rx) = crossbeam_channel::bounded(1);
+        self.in_flight.push((frozen.upto, durable_rx));
+        self.workers.as_ref().expect("started").submit(Job {
+            frozen,
+            checkpoint: None,
+            durable,
+        });
+        Ok(())
     }
 
     /// Flushes tier 0 now (see the module docs); also for tests and benchmarks.
@@ -375,8 +410,7 @@ impl TieredTable {
         self.in_flight.push((frozen.upto, durable_rx));
         self.workers.as_ref().expect("started").submit(Job {
             frozen,
-            checkpoint_id,
-            done,
+            checkpoint: Some((checkpoint_id, done)),
             durable,
         });
         Ok(PendingSnapshot {

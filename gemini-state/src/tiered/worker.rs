@@ -334,9 +334,9 @@ impl Shared {
 /// Work for the snapshot thread: write a frozen generation, then the checkpoint's manifest.
 pub(crate) struct Job {
     pub frozen: Frozen,
-    pub checkpoint_id: u64,
-    /// The caller's answer: the manifest.
-    pub done: Sender<StateResult<Manifest>>,
+    /// A snapshot's checkpoint and the caller's answer, the manifest; `None` for a flush
+    /// under memory pressure, which only writes the run.
+    pub checkpoint: Option<(u64, Sender<StateResult<Manifest>>)>,
     /// The table's answer: whether the generation reached a run file.
     pub durable: Sender<bool>,
 }
@@ -399,9 +399,17 @@ fn snapshot_loop(shared: &Shared, jobs: Receiver<Job>, compact: Sender<()>) {
         let written = shared.write_frozen(&job.frozen);
         drop(job.frozen);
         let _ = job.durable.send(written.is_ok());
-        let _ = job
-            .done
-            .send(written.and_then(|_| shared.checkpoint(job.checkpoint_id)));
+        match job.checkpoint {
+            Some((id, done)) => {
+                let _ = done.send(written.and_then(|_| shared.checkpoint(id)));
+            }
+            None => {
+                if let Err(e) = written {
+                    // The generation stays dirty in tier 0; the next flush writes it again.
+                    tracing::warn!(table = %shared.name, error = %e, "state flush failed");
+                }
+            }
+        }
         let _ = compact.send(());
     }
 }
