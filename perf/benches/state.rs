@@ -74,8 +74,21 @@ trait Store {
 impl Store for TieredTable {
     const NAME: &'static str = "";
 
+    /// `budget` bytes of tier 0 and a quarter of that for cached blocks.
     fn open(budget: usize, dir: &Path) -> Self {
-        table(budget, dir)
+        TieredTable::new(
+            KeyGroupRange {
+                start: 0,
+                end: GROUPS,
+            },
+            TableOptions {
+                memory_budget: budget,
+                dir: Some(dir.to_path_buf()),
+                block_cache_bytes: budget / 4,
+                ..TableOptions::default()
+            },
+        )
+        .unwrap()
     }
 
     fn read_many(
@@ -116,23 +129,6 @@ impl Store for TieredTable {
             s.stall_micros / 1000,
         );
     }
-}
-
-/// gemini-state with `budget` bytes of tier 0 and a quarter of that for cached blocks.
-fn table(budget: usize, dir: &Path) -> TieredTable {
-    TieredTable::new(
-        KeyGroupRange {
-            start: 0,
-            end: GROUPS,
-        },
-        TableOptions {
-            memory_budget: budget,
-            dir: Some(dir.to_path_buf()),
-            block_cache_bytes: budget / 4,
-            ..TableOptions::default()
-        },
-    )
-    .unwrap()
 }
 
 fn load<S: Store>(t: &mut S, records: u64) {

@@ -112,13 +112,18 @@ impl Index {
         if (self.len + 1) * 4 > self.slots.len() * 3 {
             self.grow();
         }
+        self.place(Slot { hash, loc });
+        self.len += 1;
+    }
+
+    /// Puts `s` in the first empty slot from its home on.
+    fn place(&mut self, s: Slot) {
         let mask = self.mask();
-        let mut i = self.home(hash);
+        let mut i = self.home(s.hash);
         while self.slots[i].loc != EMPTY {
             i = (i + 1) & mask;
         }
-        self.slots[i] = Slot { hash, loc };
-        self.len += 1;
+        self.slots[i] = s;
     }
 
     /// Empties `slot`, shifting later members of its cluster back so that every entry stays
@@ -148,12 +153,7 @@ impl Index {
     fn grow(&mut self) {
         let old = std::mem::replace(self, Index::with_slots(self.slots.len() * 2));
         for s in old.slots.into_iter().filter(|s| s.loc != EMPTY) {
-            let mask = self.mask();
-            let mut i = self.home(s.hash);
-            while self.slots[i].loc != EMPTY {
-                i = (i + 1) & mask;
-            }
-            self.slots[i] = s;
+            self.place(s);
         }
         self.len = old.len;
     }

@@ -410,9 +410,11 @@ impl Tier0 {
             let Some(seg) = self.take_unshared(i32_) else {
                 continue;
             };
-            for (at, h, hash) in self.live_in(&seg, i32_) {
-                let slot = self.index.find_loc(hash, here(i32_, at)).expect("live");
-                self.forget(h, slot, seg.key(at));
+            for (at, h, hash) in self.undead_in(&seg) {
+                // Forgetting shifts slots, so each entry is looked up as its turn comes.
+                if let Some(slot) = self.index.find_loc(hash, here(i32_, at)) {
+                    self.forget(h, slot, seg.key(at));
+                }
             }
             freed += self.release_segment(i32_, seg);
         }
@@ -436,10 +438,12 @@ impl Tier0 {
             let Some(seg) = self.take_unshared(i32_) else {
                 continue;
             };
-            for (at, h, hash) in self.live_in(&seg, i32_) {
+            for (at, h, hash) in self.undead_in(&seg) {
+                let Some(slot) = self.index.find_loc(hash, here(i32_, at)) else {
+                    continue;
+                };
                 let value = seg.value(at, &h);
                 let new = self.append_at_gen(seg.key(at), value, h.written_at, h.flags, h.gen);
-                let slot = self.index.find_loc(hash, here(i32_, at)).expect("live");
                 self.index.set_loc(slot, new);
             }
             freed += self.release_segment(i32_, seg);
@@ -459,14 +463,14 @@ impl Tier0 {
         }
     }
 
-    /// The entries of `seg` (taken out as segment `i`) the index still points at, with
-    /// their hashes.
-    fn live_in(&self, seg: &Segment, i: u32) -> Vec<(usize, Header, u64)> {
+    /// The entries of `seg` not marked dead, with their hashes; those the index still
+    /// points at (found by hash and location) are live. A copy in a shared segment is not
+    /// marked when its entry moves, so the index has the last word.
+    fn undead_in(&self, seg: &Segment) -> Vec<(usize, Header, u64)> {
         seg.offsets()
             .map(|at| (at, seg.header(at)))
             .filter(|(_, h)| h.flags & DEAD == 0)
             .map(|(at, h)| (at, h, self.hash(seg.key(at))))
-            .filter(|&(at, _, hash)| self.index.find_loc(hash, here(i, at)).is_some())
             .collect()
     }
 

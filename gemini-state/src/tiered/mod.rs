@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
 use crate::checkpoint::{CheckpointStore, Manifest};
@@ -32,7 +32,9 @@ use version::{Run, Version};
 pub use worker::TieredStats;
 use worker::{ensure_dir, temp_dir, CompactionPolicy, Job, Shared, Workers};
 
-use crate::{KeyGroup, KeyGroupRange, StateError, StateSize, StateTable, TableOptions};
+use crate::{
+    KeyGroup, KeyGroupRange, StateError, StateResult, StateSize, StateTable, TableOptions,
+};
 
 /// A snapshot being written in the background.
 #[derive(Debug)]
@@ -215,11 +217,8 @@ impl TieredTable {
         if self.tier0.memory() <= self.memory_budget {
             return Ok(());
         }
-        if self.settle(false) {
-            self.tier0.evict(self.memory_budget / 2);
-            if self.tier0.memory() <= self.memory_budget {
-                return Ok(());
-            }
+        if self.settle_and_evict(false) && self.tier0.memory() <= self.memory_budget {
+            return Ok(());
         }
         // Garbage first: reclaiming it in memory beats writing live entries out.
         if self.tier0.garbage() * 4 > self.tier0.memory() {
@@ -241,22 +240,35 @@ impl TieredTable {
     /// compaction's backlog.
     fn flush_in_background(&mut self) -> Result<()> {
         self.workers()?;
-        if self.settle(!self.in_flight.is_empty()) {
+        self.settle_and_evict(true);
+        self.wait_for_compaction();
+        if self.tier0.has_unfrozen_writes() {
+            self.submit_frozen(None);
+        }
+        Ok(())
+    }
+
+    /// Settles background writes (waiting for them if `wait`) and, if any made entries
+    /// clean, evicts down to half the budget; true if any did.
+    fn settle_and_evict(&mut self, wait: bool) -> bool {
+        let durable = self.settle(wait);
+        if durable {
             self.tier0.evict(self.memory_budget / 2);
         }
-        self.wait_for_compaction();
-        if !self.tier0.has_unfrozen_writes() {
-            return Ok(());
-        }
+        durable
+    }
+
+    /// Freezes tier 0 and hands the generation to the snapshot thread, with the checkpoint
+    /// to publish after it, if any. The workers are started.
+    fn submit_frozen(&mut self, checkpoint: Option<(u64, Sender<StateResult<Manifest>>)>) {
         let frozen = self.tier0.freeze();
         let (durable, durable_rx) = crossbeam_channel::bounded(1);
         self.in_flight.push((frozen.upto, durable_rx));
         self.workers.as_ref().expect("started").submit(Job {
             frozen,
-            checkpoint: None,
+            checkpoint,
             durable,
         });
-        Ok(())
     }
 
     /// Flushes tier 0 now (see the module docs); also for tests and benchmarks.
@@ -373,7 +385,6 @@ impl TieredTable {
         Ok(())
     }
 
-    /// Keys of `[start, end)` (composite) that are live, for deletes.
     /// A batch's stored keys, after checking each key group is this table's.
     fn stored_keys(&self, key_groups: &[KeyGroup], keys: &[&[u8]]) -> Result<StoredKeys> {
         for &kg in key_groups {
@@ -382,6 +393,7 @@ impl TieredTable {
         Ok(StoredKeys::new(key_groups, keys, |k| self.tier0.hash(k)))
     }
 
+    /// Keys of `[start, end)` (composite) that are live, for deletes.
     fn live_keys(&self, kg: KeyGroup, start: &[u8], end: &[u8]) -> Result<Vec<Vec<u8>>> {
         let mut keys = Vec::new();
         self.scan_composite(kg, start, end, &mut |k, _| {
@@ -404,15 +416,8 @@ impl TieredTable {
     pub fn snapshot_async(&mut self, checkpoint_id: u64) -> Result<PendingSnapshot> {
         self.workers()?;
         self.settle(false);
-        let frozen = self.tier0.freeze();
         let (done, rx) = crossbeam_channel::bounded(1);
-        let (durable, durable_rx) = crossbeam_channel::bounded(1);
-        self.in_flight.push((frozen.upto, durable_rx));
-        self.workers.as_ref().expect("started").submit(Job {
-            frozen,
-            checkpoint: Some((checkpoint_id, done)),
-            durable,
-        });
+        self.submit_frozen(Some((checkpoint_id, done)));
         Ok(PendingSnapshot {
             checkpoint_id,
             done: rx,
