@@ -7,8 +7,9 @@
 //!
 //! [`TieredTable`] implements it over three tiers: tier 0, typed bytes in memory behind a
 //! hash index; tier 1, sorted run files on local disk, written when tier 0 passes its memory
-//! budget and compacted in the background; tier 2, the checkpoint location that snapshots
-//! copy run files to and restores read them back from.
+//! budget and compacted in the background; tier 2, the checkpoint location (a local directory
+//! or an S3-compatible bucket, through `object_store`) that snapshots copy run files to and
+//! restores fetch them back from, each file on first use.
 
 mod checkpoint;
 mod key_group;

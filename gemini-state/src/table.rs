@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{KeyGroup, KeyGroupRange, Manifest, PendingSnapshot};
+use crate::{CheckpointStore, KeyGroup, KeyGroupRange, Manifest, PendingSnapshot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -20,6 +20,8 @@ pub enum StateError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("checkpoint location {location}: {what}")]
+    Store { location: String, what: String },
 }
 
 impl StateError {
@@ -27,6 +29,13 @@ impl StateError {
         StateError::Io {
             path: path.to_path_buf(),
             source,
+        }
+    }
+
+    pub(crate) fn store(location: &str, what: impl std::fmt::Display) -> StateError {
+        StateError::Store {
+            location: location.to_string(),
+            what: what.to_string(),
         }
     }
 
@@ -53,7 +62,7 @@ pub struct TableOptions {
     pub dir: Option<PathBuf>,
     /// The checkpoint location snapshots are copied to; `None`: snapshots only write run
     /// files locally.
-    pub checkpoint_dir: Option<PathBuf>,
+    pub checkpoints: Option<CheckpointStore>,
     /// Checkpoints kept in the location (Flink's `state.checkpoints.num-retained`).
     pub retained_checkpoints: usize,
     /// Names the table's files; unique per operator subtask. `None`: a process-unique name.
@@ -72,7 +81,7 @@ impl Default for TableOptions {
             ttl_ms: None,
             memory_budget: 1 << 30,
             dir: None,
-            checkpoint_dir: None,
+            checkpoints: None,
             retained_checkpoints: 1,
             name: None,
             block_cache_bytes: 8 << 20,

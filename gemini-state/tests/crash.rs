@@ -25,7 +25,7 @@ fn options(root: &Path, local: &str) -> TableOptions {
     TableOptions {
         memory_budget: 64 << 10,
         dir: Some(root.join(local)),
-        checkpoint_dir: Some(root.join("checkpoints")),
+        checkpoints: Some(CheckpointStore::local(root.join("checkpoints")).unwrap()),
         retained_checkpoints: 3,
         name: Some("crash".into()),
         compaction_fanout: 2,
@@ -84,28 +84,18 @@ fn spawn_child(root: &Path) -> Child {
         .unwrap()
 }
 
-/// The newest manifest in the store (written atomically, so any that exists is whole).
-fn latest_manifest(store: &CheckpointStore) -> Option<PathBuf> {
-    let mut all: Vec<PathBuf> = std::fs::read_dir(store.root().join("manifests"))
-        .ok()?
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    all.sort();
-    all.pop()
-}
-
 #[test]
 fn killed_mid_flush_and_compaction_restores_the_last_checkpoint() {
     for (attempt, rounds_before_kill) in [2u64, 3, 5].into_iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         let mut child = spawn_child(root);
-        let store = CheckpointStore::new(root.join("checkpoints")).unwrap();
+        let store = CheckpointStore::local(root.join("checkpoints")).unwrap();
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            let done = latest_manifest(&store)
-                .and_then(|p| CheckpointStore::read_manifest(&p).ok())
+            let done = store
+                .latest_manifest("crash")
+                .unwrap()
                 .is_some_and(|m| m.checkpoint_id >= rounds_before_kill);
             if done {
                 break;
@@ -119,8 +109,7 @@ fn killed_mid_flush_and_compaction_restores_the_last_checkpoint() {
         child.kill().unwrap();
         child.wait().unwrap();
 
-        let path = latest_manifest(&store).unwrap();
-        let manifest = CheckpointStore::read_manifest(&path).unwrap();
+        let manifest = store.latest_manifest("crash").unwrap().unwrap();
         let round = manifest.checkpoint_id;
         assert!(round >= rounds_before_kill);
         let mut t = TieredTable::new(range(), options(root, "restored")).unwrap();

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use gemini_state::{KeyGroupRange, StateTable, TableOptions, TieredTable};
+use gemini_state::{CheckpointStore, KeyGroupRange, StateTable, TableOptions, TieredTable};
 use proptest::prelude::*;
 
 const GROUPS: u16 = 4;
@@ -58,7 +58,7 @@ impl Harness {
             // Far below a segment: every few kilobytes of writes flush a run.
             memory_budget: 16 << 10,
             dir: Some(self.dir.path().join(format!("local-{}", self.generation))),
-            checkpoint_dir: Some(self.dir.path().join("checkpoints")),
+            checkpoints: Some(CheckpointStore::local(self.dir.path().join("checkpoints")).unwrap()),
             name: Some(name.to_string()),
             compaction_fanout: 2,
             ..TableOptions::default()

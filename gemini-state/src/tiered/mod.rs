@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
-use crate::checkpoint::{CheckpointStore, Manifest};
+use crate::checkpoint::Manifest;
 use crate::run::{stable_hash, BlockCache, Kind};
 use crate::table::Result;
 use crate::tier0::{Found, Tier0};
@@ -91,11 +91,6 @@ impl TieredTable {
             Some(d) => (d.clone(), false),
             None => (temp_dir(&name), true),
         };
-        let store = options
-            .checkpoint_dir
-            .as_ref()
-            .map(CheckpointStore::new)
-            .transpose()?;
         let shared = Arc::new(Shared {
             incarnation: incarnation(),
             name,
@@ -113,7 +108,7 @@ impl TieredTable {
                 bottom_tier: 3,
                 bytes_per_sec: options.compaction_bytes_per_sec,
             },
-            store,
+            store: options.checkpoints.clone(),
             retained: Mutex::new(Vec::new()),
             retain: options.retained_checkpoints,
         });
@@ -446,11 +441,10 @@ impl TieredTable {
                 {
                     continue;
                 }
-                let remote = store.file_path(&meta.name);
-                if !remote.exists() {
-                    return Err(StateError::io(
-                        &remote,
-                        std::io::Error::new(std::io::ErrorKind::NotFound, "named by a manifest"),
+                if !store.contains_file(&meta.name)? {
+                    return Err(StateError::store(
+                        &store.file_location(&meta.name),
+                        "a file named by a manifest is missing",
                     ));
                 }
                 let id = self
@@ -462,7 +456,7 @@ impl TieredTable {
                     meta.clone(),
                     id,
                     local,
-                    remote,
+                    store.clone(),
                     self.shared.cache.clone(),
                 )));
             }

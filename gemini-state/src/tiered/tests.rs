@@ -1,10 +1,12 @@
 use super::*;
+use crate::CheckpointStore;
+use std::path::PathBuf;
 
 fn options(dir: &std::path::Path, budget: usize) -> TableOptions {
     TableOptions {
         memory_budget: budget,
         dir: Some(dir.join("runs")),
-        checkpoint_dir: Some(dir.join("checkpoints")),
+        checkpoints: Some(CheckpointStore::local(dir.join("checkpoints")).unwrap()),
         name: Some("op1-0".into()),
         ..TableOptions::default()
     }
@@ -194,15 +196,14 @@ fn snapshots_are_incremental_and_restore_with_rescale() {
     // Writes after the freeze are not in the snapshot.
     t.put_many(&[5], &[&key(5)], &[b"later"]).unwrap();
 
-    let store = CheckpointStore::new(dir.path().join("checkpoints")).unwrap();
-    let path = store.manifest_path("op1-0", 3);
-    let manifest = CheckpointStore::read_manifest(&path).unwrap();
+    let store = CheckpointStore::local(dir.path().join("checkpoints")).unwrap();
+    let manifest = store.read_manifest("op1-0", 3).unwrap();
     assert_eq!(manifest, third);
 
     // Rescale 1 -> 2: each half restores its key groups from the same files.
     for (start, end) in [(0u16, 4u16), (4, 8)] {
         let mut opts = options(&dir.path().join(format!("half{start}")), 1 << 30);
-        opts.checkpoint_dir = Some(dir.path().join("checkpoints"));
+        opts.checkpoints = Some(CheckpointStore::local(dir.path().join("checkpoints")).unwrap());
         let mut half = TieredTable::new(KeyGroupRange { start, end }, opts).unwrap();
         half.restore(std::slice::from_ref(&manifest)).unwrap();
         let mut n = 0;
@@ -231,19 +232,19 @@ fn restore_is_lazy_and_old_checkpoints_are_released() {
     let m1 = t.snapshot(1).unwrap().wait().unwrap();
     t.put_many(&[1], &[b"k"], &[b"v2"]).unwrap();
     let m2 = t.snapshot(2).unwrap().wait().unwrap();
-    let store = CheckpointStore::new(dir.path().join("checkpoints")).unwrap();
+    let store = CheckpointStore::local(dir.path().join("checkpoints")).unwrap();
     assert!(
-        !store.manifest_path("op1-0", 1).exists(),
+        !store.contains_manifest("op1-0", 1).unwrap(),
         "one checkpoint is retained"
     );
     assert!(
-        store.file_path(&m1.runs[0].name).exists(),
+        store.contains_file(&m1.runs[0].name).unwrap(),
         "still named by checkpoint 2"
     );
     assert_eq!(t.retained_checkpoints(), vec![m2.clone()]);
 
     let mut opts = options(&dir.path().join("restored"), 1 << 30);
-    opts.checkpoint_dir = Some(dir.path().join("checkpoints"));
+    opts.checkpoints = Some(CheckpointStore::local(dir.path().join("checkpoints")).unwrap());
     let mut r = TieredTable::new(KeyGroupRange { start: 0, end: 8 }, opts).unwrap();
     r.restore(&[m2]).unwrap();
     let local = dir.path().join("restored/runs");
@@ -262,15 +263,15 @@ fn a_damaged_checkpoint_file_is_reported_with_its_path() {
     }
     let m = t.snapshot(1).unwrap().wait().unwrap();
     drop(t);
-    let store = CheckpointStore::new(dir.path().join("checkpoints")).unwrap();
-    let file = store.file_path(&m.runs[0].name);
+    let store = CheckpointStore::local(dir.path().join("checkpoints")).unwrap();
+    let file = PathBuf::from(store.file_location(&m.runs[0].name));
     // Break the hard link so the damage does not reach a local copy, then flip a byte.
     let mut bytes = std::fs::read(&file).unwrap();
     bytes[200] ^= 0xff;
     std::fs::remove_file(&file).unwrap();
     std::fs::write(&file, &bytes).unwrap();
     let mut opts = options(&dir.path().join("restored"), 1 << 30);
-    opts.checkpoint_dir = Some(dir.path().join("checkpoints"));
+    opts.checkpoints = Some(CheckpointStore::local(dir.path().join("checkpoints")).unwrap());
     let mut r = TieredTable::new(KeyGroupRange { start: 0, end: 8 }, opts).unwrap();
     r.restore(std::slice::from_ref(&m)).unwrap();
     let mut out = Vec::new();

@@ -4,10 +4,12 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::CheckpointStore;
 use crate::run::{BlockCache, RunFile};
-use crate::{StateError, StateResult};
+use crate::StateResult;
 
 /// What a manifest records of a run file, and what a table knows before opening it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,8 +34,11 @@ pub(crate) struct Run {
     pub id: u64,
     local: PathBuf,
     /// Where to fetch the file from if it is not local yet.
-    remote: Option<PathBuf>,
+    remote: Option<CheckpointStore>,
     file: OnceLock<Arc<RunFile>>,
+    /// Held while the file is fetched and opened, so that a reader and the compactor
+    /// asking at once fetch it once.
+    opening: Mutex<()>,
     cache: Arc<BlockCache>,
     /// No version names the run any more: its local file goes when the last reader does.
     retired: AtomicBool,
@@ -51,6 +56,7 @@ impl Run {
             local,
             remote: None,
             file: cell,
+            opening: Mutex::new(()),
             cache,
             retired: AtomicBool::new(false),
         }
@@ -61,7 +67,7 @@ impl Run {
         meta: RunMeta,
         id: u64,
         local: PathBuf,
-        remote: PathBuf,
+        remote: CheckpointStore,
         cache: Arc<BlockCache>,
     ) -> Run {
         Run {
@@ -70,6 +76,7 @@ impl Run {
             local,
             remote: Some(remote),
             file: OnceLock::new(),
+            opening: Mutex::new(()),
             cache,
             retired: AtomicBool::new(false),
         }
@@ -80,9 +87,13 @@ impl Run {
         if let Some(f) = self.file.get() {
             return Ok(f);
         }
+        let _opening = self.opening.lock();
+        if let Some(f) = self.file.get() {
+            return Ok(f);
+        }
         if let Some(remote) = &self.remote {
             if !self.local.exists() {
-                fetch(remote, &self.local)?;
+                remote.download(&self.meta.name, &self.local)?;
             }
         }
         let file = RunFile::open(self.id, &self.local, self.cache.clone())?;
@@ -117,17 +128,6 @@ impl Drop for Run {
             }
         }
     }
-}
-
-/// Copies (or hard-links, when on the same file system) `remote` to `local`, atomically.
-pub(crate) fn fetch(remote: &PathBuf, local: &PathBuf) -> StateResult<()> {
-    // Another thread fetching the same file may have won the race: fine, it is immutable.
-    if std::fs::hard_link(remote, local).is_ok() || local.exists() {
-        return Ok(());
-    }
-    let tmp = local.with_extension("fetch");
-    std::fs::copy(remote, &tmp).map_err(|e| StateError::io(remote, e))?;
-    std::fs::rename(&tmp, local).map_err(|e| StateError::io(local, e))
 }
 
 /// The runs a table reads, newest first. Replaced whole (copy on write) by flushes and
