@@ -432,7 +432,10 @@ mod tests {
 
         let s3 = CheckpointStore::open(
             "s3://bucket/some/prefix",
-            &[("s3.endpoint", "http://127.0.0.1:9"), ("aws_region", "eu-1")],
+            &[
+                ("s3.endpoint", "http://127.0.0.1:9"),
+                ("aws_region", "eu-1"),
+            ],
         )
         .unwrap();
         assert_eq!(s3.local_root(), None);

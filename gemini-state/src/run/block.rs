@@ -209,12 +209,6 @@ impl BlockCursor {
     }
 }
 
-/// The first block whose last key is ≥ `key`: the only one that can hold it.
-pub(crate) fn block_for(last_keys: &[Vec<u8>], key: &[u8]) -> Option<usize> {
-    let i = last_keys.partition_point(|last| last.as_slice() < key);
-    (i < last_keys.len()).then_some(i)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 mod block;
 mod bloom;
 mod format;
+mod index;
 mod reader;
 mod writer;
 

@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::block::{block_for, Block, BlockCursor};
+use super::block::{Block, BlockCursor};
 use super::bloom::Bloom;
 use super::format::{get_varint, Footer, Kind, FOOTER_LEN};
+use super::index::BlockIndex;
 use crate::{StateError, StateResult};
 
 /// A stored version copied out of a block.
@@ -78,7 +79,7 @@ pub(crate) struct RunFile {
     path: PathBuf,
     file: File,
     pub footer: Footer,
-    last_keys: Vec<Vec<u8>>,
+    last_keys: BlockIndex,
     /// Per block: offset and length (without the checksum).
     blocks: Vec<(u64, u32)>,
     bloom: Bloom,
@@ -102,15 +103,16 @@ impl RunFile {
         let footer = Footer::decode(&fb, path)?;
         let index = read_checked(&file, path, footer.index_offset, footer.index_len, "index")?;
         let bloom = read_checked(&file, path, footer.bloom_offset, footer.bloom_len, "filter")?;
-        let bloom = Bloom::from_bytes(bloom).ok_or_else(|| corrupt("bloom filter is malformed"))?;
+        let bloom =
+            Bloom::from_bytes(&bloom).ok_or_else(|| corrupt("bloom filter is malformed"))?;
         let mut at = 0;
         let bad_index = || corrupt("block index is malformed");
         let count = get_varint(&index, &mut at).ok_or_else(bad_index)? as usize;
-        let mut last_keys = Vec::with_capacity(count.min(1 << 20));
+        let mut last_keys = BlockIndex::with_capacity(count.min(1 << 20));
         let mut blocks = Vec::with_capacity(count.min(1 << 20));
         for _ in 0..count {
             let len = get_varint(&index, &mut at).ok_or_else(bad_index)? as usize;
-            let key = index.get(at..at + len).ok_or_else(bad_index)?.to_vec();
+            let key = index.get(at..at + len).ok_or_else(bad_index)?;
             at += len;
             let offset = get_varint(&index, &mut at).ok_or_else(bad_index)?;
             let blen = get_varint(&index, &mut at).ok_or_else(bad_index)?;
@@ -174,7 +176,7 @@ impl RunFile {
         {
             return Ok(None);
         }
-        let Some(i) = block_for(&self.last_keys, key) else {
+        let Some(i) = self.last_keys.block_for(key) else {
             return Ok(None);
         };
         let bytes = self.block(i)?;
@@ -239,7 +241,7 @@ impl RunIter {
     /// An iterator at the first entry with key ≥ `start`.
     pub(crate) fn seek(run: Arc<RunFile>, start: &[u8]) -> StateResult<RunIter> {
         let mut it = RunIter {
-            block_no: block_for(&run.last_keys, start).unwrap_or(run.blocks.len()),
+            block_no: run.last_keys.block_for(start).unwrap_or(run.blocks.len()),
             run,
             block: None,
             data_len: 0,
