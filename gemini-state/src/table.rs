@@ -67,8 +67,6 @@ pub struct TableOptions {
     pub retained_checkpoints: usize,
     /// Names the table's files; unique per operator subtask. `None`: a process-unique name.
     pub name: Option<String>,
-    /// Bytes of decoded run-file blocks kept in memory.
-    pub block_cache_bytes: usize,
     /// Runs of one tier merged at a time.
     pub compaction_fanout: usize,
     /// The compaction work budget in bytes written per second (`None`: unthrottled).
@@ -84,7 +82,6 @@ impl Default for TableOptions {
             checkpoints: None,
             retained_checkpoints: 1,
             name: None,
-            block_cache_bytes: 8 << 20,
             compaction_fanout: 4,
             compaction_bytes_per_sec: None,
         }

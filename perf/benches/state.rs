@@ -74,7 +74,8 @@ trait Store {
 impl Store for TieredTable {
     const NAME: &'static str = "";
 
-    /// `budget` bytes of tier 0 and a quarter of that for cached blocks.
+    /// `budget` bytes of tier 0, nothing more: run files are read through a memory map, from
+    /// the page cache (RocksDB gets a quarter more, for its block cache, and the page cache).
     fn open(budget: usize, dir: &Path) -> Self {
         TieredTable::new(
             KeyGroupRange {
@@ -84,7 +85,6 @@ impl Store for TieredTable {
             TableOptions {
                 memory_budget: budget,
                 dir: Some(dir.to_path_buf()),
-                block_cache_bytes: budget / 4,
                 ..TableOptions::default()
             },
         )

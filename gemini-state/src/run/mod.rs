@@ -8,7 +8,7 @@ mod reader;
 mod writer;
 
 pub(crate) use format::{stable_hash, Kind, Stored};
-pub(crate) use reader::{BlockCache, OwnedStored, RunFile, RunIter};
+pub(crate) use reader::{RunFile, RunIter};
 pub(crate) use writer::RunWriter;
 
 #[cfg(test)]

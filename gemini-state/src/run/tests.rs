@@ -46,8 +46,7 @@ fn a_written_run_reads_back_by_key_and_in_order() {
         (summary.footer.min_key_group, summary.footer.max_key_group),
         (1, 3)
     );
-    let cache = Arc::new(BlockCache::new(1 << 20));
-    let run = Arc::new(RunFile::open(1, &summary.path, cache).unwrap());
+    let run = Arc::new(RunFile::open(&summary.path).unwrap());
     assert!(
         run.block_count() > 3,
         "values of 300 KB span several blocks"
@@ -86,20 +85,17 @@ fn damage_is_reported_with_the_files_path() {
     let mut bad = good.clone();
     bad[100] ^= 0x10;
     std::fs::write(&path, &bad).unwrap();
-    let cache = Arc::new(BlockCache::new(1 << 20));
-    let run = RunFile::open(1, &path, cache.clone()).unwrap();
+    let run = RunFile::open(&path).unwrap();
     let k = &entries[0].0;
     let err = run.get(k, stable_hash(k)).unwrap_err().to_string();
     assert!(err.contains("1.run") && err.contains("checksum"), "{err}");
 
     // Truncated: the footer is gone.
     std::fs::write(&path, &good[..good.len() - 10]).unwrap();
-    let err = RunFile::open(2, &path, cache.clone())
-        .unwrap_err()
-        .to_string();
+    let err = RunFile::open(&path).unwrap_err().to_string();
     assert!(err.contains("1.run"), "{err}");
     std::fs::write(&path, &good[..40]).unwrap();
-    let err = RunFile::open(3, &path, cache).unwrap_err().to_string();
+    let err = RunFile::open(&path).unwrap_err().to_string();
     assert!(err.contains("1.run") && err.contains("truncated"), "{err}");
 }
 
@@ -107,7 +103,7 @@ fn damage_is_reported_with_the_files_path() {
 fn obsolete_files_are_deleted_when_the_last_reader_lets_go() {
     let dir = tempfile::tempdir().unwrap();
     let (summary, _) = write_run(dir.path(), 10);
-    let run = Arc::new(RunFile::open(1, &summary.path, Arc::new(BlockCache::new(0))).unwrap());
+    let run = Arc::new(RunFile::open(&summary.path).unwrap());
     let reader = run.clone();
     run.mark_obsolete();
     drop(run);

@@ -22,7 +22,7 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 
 use crate::checkpoint::Manifest;
-use crate::run::{stable_hash, BlockCache, Kind};
+use crate::run::{stable_hash, Kind, Stored};
 use crate::table::Result;
 use crate::tier0::{Found, Tier0};
 use keys::{composite, StoredKeys};
@@ -97,7 +97,6 @@ impl TieredTable {
             dir,
             range,
             ttl_ms: options.ttl_ms,
-            cache: Arc::new(BlockCache::new(options.block_cache_bytes)),
             version: Mutex::new(Arc::new(Version::default())),
             version_changed: Default::default(),
             next_file: AtomicU64::new(1),
@@ -310,7 +309,7 @@ impl TieredTable {
     }
 
     /// The newest version of `key` (composite) in the runs of `version`.
-    fn get_from_runs(version: &Version, key: &[u8]) -> Result<Option<crate::run::OwnedStored>> {
+    fn get_from_runs<'v>(version: &'v Version, key: &[u8]) -> Result<Option<Stored<'v>>> {
         let kg = u16::from_be_bytes([key[0], key[1]]);
         let hash = stable_hash(key);
         for run in &version.runs {
@@ -447,18 +446,8 @@ impl TieredTable {
                         "a file named by a manifest is missing",
                     ));
                 }
-                let id = self
-                    .shared
-                    .next_file
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let local = self.shared.dir.join(&meta.name);
-                runs.push(Arc::new(Run::restored(
-                    meta.clone(),
-                    id,
-                    local,
-                    store.clone(),
-                    self.shared.cache.clone(),
-                )));
+                runs.push(Arc::new(Run::restored(meta.clone(), local, store.clone())));
             }
         }
         // Runs of different old subtasks hold disjoint key groups, so only the order
@@ -572,8 +561,8 @@ impl StateTable for TieredTable {
             match found {
                 Some(s) if s.kind == Kind::Put && !self.expired(s.written_at) => {
                     hits += 1;
-                    self.tier0.cache(probe, hash, &s.value, s.written_at);
-                    visit(i, Some(&s.value));
+                    self.tier0.cache(probe, hash, s.value, s.written_at);
+                    visit(i, Some(s.value));
                 }
                 _ => visit(i, None),
             }

@@ -8,7 +8,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::CheckpointStore;
-use crate::run::{BlockCache, RunFile};
+use crate::run::RunFile;
 use crate::StateResult;
 
 /// What a manifest records of a run file, and what a table knows before opening it.
@@ -31,7 +31,6 @@ pub struct RunMeta {
 #[derive(Debug)]
 pub(crate) struct Run {
     pub meta: RunMeta,
-    pub id: u64,
     local: PathBuf,
     /// Where to fetch the file from if it is not local yet.
     remote: Option<CheckpointStore>,
@@ -39,45 +38,34 @@ pub(crate) struct Run {
     /// Held while the file is fetched and opened, so that a reader and the compactor
     /// asking at once fetch it once.
     opening: Mutex<()>,
-    cache: Arc<BlockCache>,
     /// No version names the run any more: its local file goes when the last reader does.
     retired: AtomicBool,
 }
 
 impl Run {
     /// A run just written to `local`, opened.
-    pub(crate) fn written(meta: RunMeta, id: u64, file: RunFile, cache: Arc<BlockCache>) -> Run {
+    pub(crate) fn written(meta: RunMeta, file: RunFile) -> Run {
         let local = file.path().to_path_buf();
         let cell = OnceLock::new();
         let _ = cell.set(Arc::new(file));
         Run {
             meta,
-            id,
             local,
             remote: None,
             file: cell,
             opening: Mutex::new(()),
-            cache,
             retired: AtomicBool::new(false),
         }
     }
 
     /// A run named by a manifest, fetched from `remote` to `local` on first use.
-    pub(crate) fn restored(
-        meta: RunMeta,
-        id: u64,
-        local: PathBuf,
-        remote: CheckpointStore,
-        cache: Arc<BlockCache>,
-    ) -> Run {
+    pub(crate) fn restored(meta: RunMeta, local: PathBuf, remote: CheckpointStore) -> Run {
         Run {
             meta,
-            id,
             local,
             remote: Some(remote),
             file: OnceLock::new(),
             opening: Mutex::new(()),
-            cache,
             retired: AtomicBool::new(false),
         }
     }
@@ -96,7 +84,7 @@ impl Run {
                 remote.download(&self.meta.name, &self.local)?;
             }
         }
-        let file = RunFile::open(self.id, &self.local, self.cache.clone())?;
+        let file = RunFile::open(&self.local)?;
         Ok(self.file.get_or_init(|| Arc::new(file)))
     }
 

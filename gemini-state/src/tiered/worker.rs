@@ -16,7 +16,7 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 
 use crate::checkpoint::{CheckpointStore, Manifest};
-use crate::run::{BlockCache, Kind, RunFile, RunWriter, Stored};
+use crate::run::{Kind, RunFile, RunWriter, Stored};
 use crate::tier0::{Frozen, TOMBSTONE};
 use crate::tiered::merge::{Head, Merge, Source};
 use crate::tiered::version::{Run, RunMeta, Version};
@@ -61,7 +61,6 @@ pub(crate) struct Shared {
     pub dir: PathBuf,
     pub range: KeyGroupRange,
     pub ttl_ms: Option<i64>,
-    pub cache: Arc<BlockCache>,
     pub version: Mutex<Arc<Version>>,
     /// Signalled whenever the version changes (a waiting flush re-checks its backlog).
     pub version_changed: Condvar,
@@ -88,10 +87,10 @@ impl Shared {
         self.version_changed.notify_all();
     }
 
-    fn new_file(&self) -> (u64, PathBuf, String) {
+    fn new_file(&self) -> (PathBuf, String) {
         let id = self.next_file.fetch_add(1, Ordering::Relaxed);
         let name = format!("{}-{}-{id:06}.run", self.name, self.incarnation);
-        (id, self.dir.join(&name), name)
+        (self.dir.join(&name), name)
     }
 
     /// Writes `entries` (sorted, newest versions) as a run of `tier`; `None` if empty.
@@ -102,7 +101,7 @@ impl Shared {
         mut keep: impl FnMut(&Head) -> bool,
         throttle: Option<u64>,
     ) -> StateResult<Option<Run>> {
-        let (id, path, name) = self.new_file();
+        let (path, name) = self.new_file();
         let mut w = RunWriter::create(&path)?;
         let mut head = Head::default();
         let started = Instant::now();
@@ -135,7 +134,7 @@ impl Shared {
             return Ok(None);
         }
         let summary = w.finish()?;
-        let file = RunFile::open(id, &summary.path, self.cache.clone())?;
+        let file = RunFile::open(&summary.path)?;
         let f = summary.footer;
         let meta = RunMeta {
             name,
@@ -147,7 +146,7 @@ impl Shared {
             max_key_group: f.max_key_group,
             max_written_at: f.max_written_at,
         };
-        Ok(Some(Run::written(meta, id, file, self.cache.clone())))
+        Ok(Some(Run::written(meta, file)))
     }
 
     /// Writes a frozen tier-0 generation as the newest run (tier 0).

@@ -33,8 +33,6 @@ pub(crate) fn subtask_table_with(
 ) -> Result<Box<dyn StateTable>> {
     if let Some(budget) = ctx.state_memory_budget {
         options.memory_budget = budget;
-        // The block cache stays well inside the budget's order of magnitude.
-        options.block_cache_bytes = options.block_cache_bytes.min(budget.max(64 << 10));
     }
     let range = KeyGroupRange::for_subtask(ctx.max_parallelism, ctx.parallelism, ctx.subtask);
     Ok(Box::new(TieredTable::new(range, options)?))
