@@ -10,7 +10,8 @@
 //!
 //! With the `rocksdb` feature (`perf/rocksdb-bench.sh`) every workload runs on RocksDB too,
 //! in the same run, configured as Flink's RocksDB state backend is (no WAL, memory split
-//! between write buffers and block cache) and given the same memory; its results are named
+//! between write buffers and block cache) and given a quarter more memory than tier 0 (both
+//! read files through the page cache); its results are named
 //! `rocksdb_…` next to gemini-state's.
 
 use std::hint::black_box;

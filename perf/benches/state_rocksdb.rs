@@ -9,8 +9,8 @@
 //! - no compression, as gemini-state's run files;
 //! - keys prefixed with the key group, big-endian, as both Flink and gemini-state do.
 //!
-//! gemini-state gets `budget` for tier 0 plus a quarter of it for cached blocks, RocksDB
-//! the same total: 1.25 × `budget`. Batches use `batched_multi_get_cf` and a `WriteBatch`,
+//! RocksDB gets 1.25 × `budget`; gemini-state gets `budget` for tier 0 and reads its run
+//! files through a memory map, from the page cache that RocksDB's reads go through too. Batches use `batched_multi_get_cf` and a `WriteBatch`,
 //! RocksDB's own batch calls, so neither side pays a call per key the other does not.
 
 use std::path::Path;

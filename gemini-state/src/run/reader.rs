@@ -2,6 +2,7 @@
 //! memory map, each checked against its checksum on first use.
 
 use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -14,12 +15,16 @@ use super::format::{get_varint, Footer, Stored, FOOTER_LEN};
 use super::index::BlockIndex;
 use crate::{StateError, StateResult};
 
-/// An open, immutable run file, mapped into memory: a block is read where it lies in the
-/// page cache, with no system call and no copy. Its checksum is checked the first time it is
-/// read; later reads trust it, as a block cache trusts what it holds.
+/// An open, immutable run file. Point reads go through a memory map: a block is read where
+/// it lies in the page cache, with no system call and no copy; its checksum is checked the
+/// first time, later reads trust it, as a block cache trusts what it holds. Scans (and so
+/// compactions, which read whole files) copy their blocks out with `pread` instead: every
+/// page a process touches through a map counts in its resident memory until the file goes,
+/// and a compaction would touch every page of its inputs.
 #[derive(Debug)]
 pub(crate) struct RunFile {
     path: PathBuf,
+    file: File,
     map: Mmap,
     pub footer: Footer,
     last_keys: BlockIndex,
@@ -78,6 +83,7 @@ impl RunFile {
             .collect();
         Ok(RunFile {
             path: path.to_path_buf(),
+            file,
             map,
             footer,
             last_keys,
@@ -112,6 +118,22 @@ impl RunFile {
         let bytes = checked(&self.map, &self.path, offset, len, "block")?;
         word.fetch_or(bit, Ordering::Relaxed);
         Ok(bytes)
+    }
+
+    /// Block `i`'s bytes copied into `buf` and checked against their checksum.
+    fn read_block(&self, i: usize, buf: &mut Vec<u8>) -> StateResult<()> {
+        let (offset, len) = self.blocks[i];
+        buf.resize(len as usize + 4, 0);
+        self.file.read_exact_at(buf, offset).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                cut_short(&self.path, offset, "block")
+            } else {
+                StateError::io(&self.path, e)
+            }
+        })?;
+        verify(buf, &self.path, offset, "block")?;
+        buf.truncate(len as usize);
+        Ok(())
     }
 
     fn malformed(&self) -> StateError {
@@ -156,13 +178,15 @@ fn checked<'a>(
     what: &str,
 ) -> StateResult<&'a [u8]> {
     let start = offset as usize;
-    let Some(bytes) = map.get(start..start + len as usize + 4) else {
-        return Err(StateError::corrupt(
-            path,
-            &format!("the {what} at byte {offset} is cut short"),
-        ));
-    };
-    let (bytes, crc) = bytes.split_at(len as usize);
+    let bytes = map
+        .get(start..start + len as usize + 4)
+        .ok_or_else(|| cut_short(path, offset, what))?;
+    verify(bytes, path, offset, what)
+}
+
+/// `bytes` without the checksum that ends them, if it matches.
+fn verify<'a>(bytes: &'a [u8], path: &Path, offset: u64, what: &str) -> StateResult<&'a [u8]> {
+    let (bytes, crc) = bytes.split_at(bytes.len() - 4);
     let crc = u32::from_le_bytes(crc.try_into().expect("4 bytes"));
     if crc32fast::hash(bytes) != crc {
         return Err(StateError::corrupt(
@@ -173,14 +197,20 @@ fn checked<'a>(
     Ok(bytes)
 }
 
-/// Walks a run file's entries in key order from a start key, one block at a time.
+fn cut_short(path: &Path, offset: u64, what: &str) -> StateError {
+    StateError::corrupt(path, &format!("the {what} at byte {offset} is cut short"))
+}
+
+/// Walks a run file's entries in key order from a start key, one block at a time, each
+/// copied out of the file (see [`RunFile`] for why not through the map).
 #[derive(Debug)]
 pub(crate) struct RunIter {
     run: Arc<RunFile>,
     block_no: usize,
-    /// Where the current block's entry bytes (before its restart array) lie in the map;
-    /// `None` past the end.
-    data: Option<(usize, usize)>,
+    block: Vec<u8>,
+    /// Length of the current block's entry bytes (before its restart array); `None` past
+    /// the end.
+    data_len: Option<usize>,
     cursor: BlockCursor,
 }
 
@@ -190,13 +220,15 @@ impl RunIter {
         let mut it = RunIter {
             block_no: run.last_keys.block_for(start).unwrap_or(run.blocks.len()),
             run,
-            data: None,
+            block: Vec::new(),
+            data_len: None,
             cursor: BlockCursor::default(),
         };
         if it.block_no < it.run.blocks.len() {
-            let block = Block::new(it.run.block(it.block_no)?).map_err(|_| it.run.malformed())?;
+            it.run.read_block(it.block_no, &mut it.block)?;
+            let block = Block::new(&it.block).map_err(|_| it.run.malformed())?;
             it.cursor = block.seek(start).map_err(|_| it.run.malformed())?;
-            it.data = Some((it.run.blocks[it.block_no].0 as usize, block.data().len()));
+            it.data_len = Some(block.data().len());
         }
         Ok(it)
     }
@@ -205,7 +237,7 @@ impl RunIter {
     #[allow(clippy::should_implement_trait)]
     pub(crate) fn next(&mut self) -> StateResult<Option<(&[u8], Stored<'_>)>> {
         loop {
-            let Some((_, len)) = self.data else {
+            let Some(len) = self.data_len else {
                 return Ok(None);
             };
             if !self.cursor.at_end(len) {
@@ -213,19 +245,15 @@ impl RunIter {
             }
             self.block_no += 1;
             if self.block_no >= self.run.blocks.len() {
-                self.data = None;
+                self.data_len = None;
                 return Ok(None);
             }
-            let block =
-                Block::new(self.run.block(self.block_no)?).map_err(|_| self.run.malformed())?;
-            self.data = Some((
-                self.run.blocks[self.block_no].0 as usize,
-                block.data().len(),
-            ));
+            self.run.read_block(self.block_no, &mut self.block)?;
+            let block = Block::new(&self.block).map_err(|_| self.run.malformed())?;
+            self.data_len = Some(block.data().len());
             self.cursor = BlockCursor::default();
         }
-        let (start, len) = self.data.expect("checked above");
-        let data = &self.run.map[start..start + len];
+        let data = &self.block[..self.data_len.expect("checked above")];
         self.cursor.next(data).map_err(|_| self.run.malformed())
     }
 }
