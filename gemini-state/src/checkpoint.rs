@@ -55,6 +55,8 @@ const PART_BYTES: usize = 8 << 20;
 pub struct CheckpointStore {
     /// The location as the user wrote it, for messages.
     location: String,
+    /// What object paths are relative to, for messages: the directory, or `s3://bucket`.
+    objects_url: String,
     objects: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
     /// The directory, for a local location.
@@ -82,6 +84,7 @@ impl CheckpointStore {
         let objects =
             LocalFileSystem::new_with_prefix(&root).map_err(|e| StateError::store(&location, e))?;
         Ok(CheckpointStore {
+            objects_url: location.clone(),
             location,
             objects: Arc::new(objects),
             prefix: ObjectPath::default(),
@@ -124,6 +127,7 @@ impl CheckpointStore {
                 let objects = builder.build().map_err(|e| StateError::store(url, e))?;
                 Ok(CheckpointStore {
                     location: url.to_string(),
+                    objects_url: format!("{scheme}://{bucket}"),
                     objects: Arc::new(objects),
                     prefix: ObjectPath::from(prefix),
                     local_root: None,
@@ -158,12 +162,21 @@ impl CheckpointStore {
             .join(format!("{table}-{checkpoint_id:012}.json"))
     }
 
-    /// Where a shared file is, for messages (and the local path, for a local location).
+    /// Where `object` is, for messages.
+    fn describe(&self, object: &ObjectPath) -> String {
+        format!("{}/{object}", self.objects_url.trim_end_matches('/'))
+    }
+
+    /// Where `object` is on disk, for a local location.
+    fn local_path(&self, object: &ObjectPath) -> Option<PathBuf> {
+        self.local_root
+            .as_ref()
+            .map(|root| root.join(object.as_ref()))
+    }
+
+    /// Where a shared file is, for messages (the path, for a local location).
     pub fn file_location(&self, name: &str) -> String {
-        match &self.local_root {
-            Some(root) => root.join("files").join(name).display().to_string(),
-            None => format!("{}/files/{name}", self.location.trim_end_matches('/')),
-        }
+        self.describe(&self.file_object(name))
     }
 
     /// Whether the store holds the shared file `name`.
@@ -201,12 +214,19 @@ impl CheckpointStore {
         if self.contains_file(name)? {
             return Ok(());
         }
-        let linked = self
-            .local_root
+        let in_store = self.local_path(&self.file_object(name));
+        let linked = in_store
             .as_ref()
-            .is_some_and(|root| std::fs::hard_link(local, root.join("files").join(name)).is_ok());
+            .is_some_and(|dest| std::fs::hard_link(local, dest).is_ok());
         if !linked {
             self.copy_up(local, name)?;
+            // object_store writes a local file whole (temp file, rename) but does not sync
+            // it; a manifest must never name a file a power cut could lose.
+            if let Some(dest) = &in_store {
+                File::open(dest)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| StateError::io(dest, e))?;
+            }
         }
         self.uploaded.lock().insert(name.to_string());
         Ok(())
@@ -233,32 +253,44 @@ impl CheckpointStore {
                 objects.put_multipart(&object).await.map_err(store)?,
                 PART_BYTES,
             );
-            let mut part = vec![0u8; PART_BYTES];
-            loop {
-                let n = read_full(&mut file, &mut part).map_err(io)?;
-                if n == 0 {
-                    break;
+            let mut part = Vec::with_capacity(PART_BYTES);
+            let sent = async {
+                loop {
+                    part.clear();
+                    let n = (&mut file)
+                        .take(PART_BYTES as u64)
+                        .read_to_end(&mut part)
+                        .map_err(io)?;
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    upload.wait_for_capacity(2).await.map_err(store)?;
+                    upload.write(&part);
                 }
-                upload.wait_for_capacity(2).await.map_err(store)?;
-                upload.write(&part[..n]);
+            };
+            match sent.await {
+                Ok(()) => upload.finish().await.map(drop).map_err(store),
+                // Parts already sent would be kept (and billed) until aborted.
+                Err(e) => {
+                    let _ = upload.abort().await;
+                    Err(e)
+                }
             }
-            upload.finish().await.map_err(store)?;
-            Ok(())
         })
     }
 
     /// Copies the shared file `name` to `local` (hard-linked when the location is a local
     /// directory on the same file system); the file appears whole or not at all.
     pub(crate) fn download(&self, name: &str, local: &Path) -> StateResult<()> {
-        if let Some(root) = &self.local_root {
+        let object = self.file_object(name);
+        if let Some(in_store) = self.local_path(&object) {
             // Another thread fetching the same file may have won the race: fine, it is
             // immutable.
-            if std::fs::hard_link(root.join("files").join(name), local).is_ok() || local.exists() {
+            if std::fs::hard_link(in_store, local).is_ok() || local.exists() {
                 return Ok(());
             }
         }
         let objects = self.objects.clone();
-        let object = self.file_object(name);
         let (local, remote) = (local.to_path_buf(), self.file_location(name));
         self.run(async move {
             let tmp = local.with_extension("fetch");
@@ -278,32 +310,31 @@ impl CheckpointStore {
     pub(crate) fn write_manifest(&self, manifest: &Manifest) -> StateResult<()> {
         let bytes = serde_json::to_vec_pretty(manifest).expect("manifests serialize");
         let object = self.manifest_object(&manifest.table, manifest.checkpoint_id);
-        let Some(root) = &self.local_root else {
+        let Some(path) = self.local_path(&object) else {
             let objects = self.objects.clone();
-            let location = self.location.clone();
+            let location = self.describe(&object);
             return self.run(async move {
                 let put = objects.put(&object, PutPayload::from(bytes)).await;
                 put.map(drop).map_err(|e| StateError::store(&location, e))
             });
         };
-        let path = root.join(object.as_ref());
         let tmp = path.with_extension("tmp");
         let mut f = File::create(&tmp).map_err(|e| StateError::io(&tmp, e))?;
         f.write_all(&bytes)
             .and_then(|_| f.sync_all())
             .map_err(|e| StateError::io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| StateError::io(&path, e))?;
-        let dir = root.join("manifests");
-        File::open(&dir)
+        let dir = path.parent().expect("a manifest lies in a directory");
+        File::open(dir)
             .and_then(|d| d.sync_all())
-            .map_err(|e| StateError::io(&dir, e))
+            .map_err(|e| StateError::io(dir, e))
     }
 
     /// The manifest `table` wrote at `checkpoint_id`.
     pub fn read_manifest(&self, table: &str, checkpoint_id: u64) -> StateResult<Manifest> {
         let object = self.manifest_object(table, checkpoint_id);
         let objects = self.objects.clone();
-        let what = format!("{}/{object}", self.location.trim_end_matches('/'));
+        let what = self.describe(&object);
         self.run(async move {
             let read = async { objects.get(&object).await?.bytes().await };
             let bytes = read.await.map_err(|e| StateError::store(&what, e))?;
@@ -400,18 +431,6 @@ impl CheckpointStore {
         }
         counts
     }
-}
-
-/// Reads until `buf` is full or the file ends; the bytes read.
-fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match file.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 #[cfg(test)]

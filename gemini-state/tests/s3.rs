@@ -112,6 +112,15 @@ fn options(local: &Path, store: &CheckpointStore, budget: usize) -> TableOptions
     }
 }
 
+/// A table over all eight key groups.
+fn table(local: &Path, store: &CheckpointStore, budget: usize) -> TieredTable {
+    TieredTable::new(
+        KeyGroupRange { start: 0, end: 8 },
+        options(local, store, budget),
+    )
+    .unwrap()
+}
+
 fn key(i: u32) -> [u8; 4] {
     i.to_be_bytes()
 }
@@ -145,11 +154,7 @@ fn snapshots_go_to_a_bucket_and_restore_from_it_lazily_and_rescaled() {
 
     // Round 1 spills to run files under a small budget; round 2 rewrites a third of the
     // keys and deletes a tenth, so checkpoint 2 shares round 1's files and adds a delta.
-    let mut t = TieredTable::new(
-        KeyGroupRange { start: 0, end: 8 },
-        options(&dir.path().join("writer"), &store, 256 << 10),
-    )
-    .unwrap();
+    let mut t = table(&dir.path().join("writer"), &store, 256 << 10);
     for i in 0..20_000u32 {
         t.put_many(&[group(i)], &[&key(i)], &[&value(i, 1)])
             .unwrap();
@@ -223,11 +228,7 @@ fn a_run_file_larger_than_one_put_goes_up_in_parts() {
     let store = server.store("s3a://eddy-big/cp");
     let dir = tempfile::tempdir().unwrap();
     // About 24 MB in tier 0, all in one flushed run: above the single-PUT size.
-    let mut t = TieredTable::new(
-        KeyGroupRange { start: 0, end: 8 },
-        options(&dir.path().join("writer"), &store, 1 << 30),
-    )
-    .unwrap();
+    let mut t = table(&dir.path().join("writer"), &store, 1 << 30);
     let big = |i: u32| {
         let mut v = value(i, 7);
         v.resize(600, (i % 251) as u8);
@@ -241,11 +242,7 @@ fn a_run_file_larger_than_one_put_goes_up_in_parts() {
     assert!(manifest.runs[0].bytes > 16 << 20, "{:?}", manifest.runs[0]);
     drop(t);
 
-    let mut r = TieredTable::new(
-        KeyGroupRange { start: 0, end: 8 },
-        options(&dir.path().join("reader"), &store, 1 << 30),
-    )
-    .unwrap();
+    let mut r = table(&dir.path().join("reader"), &store, 1 << 30);
     r.restore(&[manifest]).unwrap();
     for (i, got) in read_all(&mut r, (0..40_000u32).step_by(7)) {
         assert_eq!(got, Some(big(i)), "key {i}");

@@ -87,16 +87,13 @@ fn memory_setting(
     settings: &BTreeMap<String, String>,
     key: &str,
 ) -> Result<Option<usize>, PlanError> {
-    let Some(v) = settings.get(key) else {
-        return Ok(None);
-    };
-    match parse_memory_size(v) {
-        Some(bytes) if bytes > 0 => Ok(Some(bytes)),
-        _ => Err(PlanError::at(
-            format!("'{key}' = '{v}' is not a memory size (as '64 mb' or '1 gb')"),
-            Location::default(),
-        )),
-    }
+    let positive = |v: &str| parse_memory_size(v).filter(|&bytes| bytes > 0);
+    setting(
+        settings,
+        key,
+        positive,
+        "a memory size (as '64 mb' or '1 gb')",
+    )
 }
 
 const IDLE_TIMEOUT: &str = "table.exec.source.idle-timeout";
@@ -153,19 +150,33 @@ fn split_distinct(settings: &BTreeMap<String, String>) -> Result<Option<u32>, Pl
     })
 }
 
-/// The setting `key` as `true` or `false`, if set.
-fn bool_setting(settings: &BTreeMap<String, String>, key: &str) -> Result<Option<bool>, PlanError> {
+/// The setting `key` read by `parse`, if set; an error says it is not `expected`.
+fn setting<T>(
+    settings: &BTreeMap<String, String>,
+    key: &str,
+    parse: impl FnOnce(&str) -> Option<T>,
+    expected: &str,
+) -> Result<Option<T>, PlanError> {
     let Some(v) = settings.get(key) else {
         return Ok(None);
     };
-    match v.trim().to_ascii_lowercase().as_str() {
-        "true" => Ok(Some(true)),
-        "false" => Ok(Some(false)),
-        _ => Err(PlanError::at(
-            format!("'{key}' = '{v}' is not 'true' or 'false'"),
+    match parse(v) {
+        Some(t) => Ok(Some(t)),
+        None => Err(PlanError::at(
+            format!("'{key}' = '{v}' is not {expected}"),
             Location::default(),
         )),
     }
+}
+
+/// The setting `key` as `true` or `false`, if set.
+fn bool_setting(settings: &BTreeMap<String, String>, key: &str) -> Result<Option<bool>, PlanError> {
+    let parse = |v: &str| match v.trim().to_ascii_lowercase().as_str() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    };
+    setting(settings, key, parse, "'true' or 'false'")
 }
 
 /// The setting `key` as a duration in milliseconds, if set.
@@ -173,16 +184,13 @@ fn duration_setting(
     settings: &BTreeMap<String, String>,
     key: &str,
 ) -> Result<Option<i64>, PlanError> {
-    let Some(v) = settings.get(key) else {
-        return Ok(None);
-    };
-    match parse_duration_ms(v).and_then(|ms| i64::try_from(ms).ok()) {
-        Some(ms) => Ok(Some(ms)),
-        None => Err(PlanError::at(
-            format!("'{key}' = '{v}' is not a duration (as '1 h', '10 s' or '500 ms')"),
-            Location::default(),
-        )),
-    }
+    let parse = |v: &str| parse_duration_ms(v).and_then(|ms| i64::try_from(ms).ok());
+    setting(
+        settings,
+        key,
+        parse,
+        "a duration (as '1 h', '10 s' or '500 ms')",
+    )
 }
 
 /// The setting `key` as a positive whole number, if set.
@@ -190,16 +198,8 @@ fn positive_setting(
     settings: &BTreeMap<String, String>,
     key: &str,
 ) -> Result<Option<usize>, PlanError> {
-    let Some(v) = settings.get(key) else {
-        return Ok(None);
-    };
-    match v.trim().parse::<usize>() {
-        Ok(n) if n > 0 => Ok(Some(n)),
-        _ => Err(PlanError::at(
-            format!("'{key}' = '{v}' is not a positive whole number"),
-            Location::default(),
-        )),
-    }
+    let parse = |v: &str| v.trim().parse::<usize>().ok().filter(|&n| n > 0);
+    setting(settings, key, parse, "a positive whole number")
 }
 
 fn parser_options() -> ParserOptions {
