@@ -7,7 +7,7 @@
 //! file, fsync, rename, fsync of the directory, so a crash or power cut leaves either the old
 //! set or the new one. In a bucket a PUT is atomic already.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::File;
 use std::future::Future;
 use std::io::{Read, Write};
@@ -42,6 +42,17 @@ impl Manifest {
             start: self.key_group_start,
             end: self.key_group_end,
         }
+    }
+
+    /// The names of every file the checkpoint needs: its runs and their blob files, each
+    /// once.
+    pub fn files(&self) -> BTreeSet<&str> {
+        let mut files = BTreeSet::new();
+        for run in &self.runs {
+            files.insert(run.name.as_str());
+            files.extend(run.blobs.iter().map(|b| b.name.as_str()));
+        }
+        files
     }
 }
 
@@ -370,16 +381,13 @@ impl CheckpointStore {
     /// Deletes the manifest of `released` and the files only it named among `retained`.
     /// A file a failed delete leaves behind costs space, never correctness.
     pub(crate) fn release(&self, released: &Manifest, retained: &[Manifest]) {
-        let keep: HashSet<&str> = retained
-            .iter()
-            .flat_map(|m| m.runs.iter().map(|r| r.name.as_str()))
-            .collect();
+        let keep: HashSet<&str> = retained.iter().flat_map(Manifest::files).collect();
         let mut doomed = vec![self.manifest_object(&released.table, released.checkpoint_id)];
         let mut uploaded = self.uploaded.lock();
-        for r in &released.runs {
-            if !keep.contains(r.name.as_str()) {
-                uploaded.remove(&r.name);
-                doomed.push(self.file_object(&r.name));
+        for name in released.files() {
+            if !keep.contains(name) {
+                uploaded.remove(name);
+                doomed.push(self.file_object(name));
             }
         }
         drop(uploaded);
@@ -425,8 +433,8 @@ impl CheckpointStore {
     pub fn reference_counts(manifests: &[Manifest]) -> BTreeMap<String, usize> {
         let mut counts = BTreeMap::new();
         for m in manifests {
-            for r in &m.runs {
-                *counts.entry(r.name.clone()).or_default() += 1;
+            for name in m.files() {
+                *counts.entry(name.to_string()).or_default() += 1;
             }
         }
         counts

@@ -22,4 +22,4 @@ pub use checkpoint::{CheckpointStore, Manifest};
 pub use key_group::{subtask_for_key_group, KeyGroup, KeyGroupRange, DEFAULT_MAX_PARALLELISM};
 pub use table::Result as StateResult;
 pub use table::{StateError, StateSize, StateTable, TableOptions};
-pub use tiered::{PendingSnapshot, RunMeta, TieredStats, TieredTable};
+pub use tiered::{BlobUse, PendingSnapshot, RunMeta, TieredStats, TieredTable};

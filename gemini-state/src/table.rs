@@ -71,6 +71,10 @@ pub struct TableOptions {
     pub compaction_fanout: usize,
     /// The compaction work budget in bytes written per second (`None`: unthrottled).
     pub compaction_bytes_per_sec: Option<u64>,
+    /// Values at least this long are kept in blob files next to the run files, so that
+    /// compactions pass them by instead of copying them again at every tier (`None`: every
+    /// value stays in its run).
+    pub blob_min_bytes: Option<usize>,
 }
 
 impl Default for TableOptions {
@@ -84,6 +88,7 @@ impl Default for TableOptions {
             name: None,
             compaction_fanout: 4,
             compaction_bytes_per_sec: None,
+            blob_min_bytes: None,
         }
     }
 }

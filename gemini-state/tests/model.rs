@@ -1,6 +1,6 @@
 //! Property test: a TieredTable behaves like a BTreeMap through random sequences of puts,
 //! deletes, range deletes, time, flushes (with background compaction), snapshots, restores
-//! and rescales.
+//! and rescales; with large values kept in blob files or in the runs.
 
 use std::collections::BTreeMap;
 
@@ -39,12 +39,18 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// No blob files, every non-empty value in one, or values of 100 bytes and more.
+fn blob_min_bytes() -> impl Strategy<Value = Option<usize>> {
+    prop::sample::select(vec![None, Some(1), Some(100)])
+}
+
 /// The model: (key group, key) -> (value, written at).
 type Model = BTreeMap<(u16, Vec<u8>), (Vec<u8>, i64)>;
 
 struct Harness {
     dir: tempfile::TempDir,
     ttl: Option<i64>,
+    blob_min_bytes: Option<usize>,
     now: i64,
     generation: u32,
     checkpoint: u64,
@@ -61,6 +67,7 @@ impl Harness {
             checkpoints: Some(CheckpointStore::local(self.dir.path().join("checkpoints")).unwrap()),
             name: Some(name.to_string()),
             compaction_fanout: 2,
+            blob_min_bytes: self.blob_min_bytes,
             ..TableOptions::default()
         }
     }
@@ -114,7 +121,7 @@ fn check(t: &mut TieredTable, h: &Harness, model: &Model, range: KeyGroupRange) 
     }
 }
 
-fn run(ops: Vec<Op>, ttl: Option<i64>) {
+fn run(ops: Vec<Op>, ttl: Option<i64>, blob_min_bytes: Option<usize>) {
     let all = KeyGroupRange {
         start: 0,
         end: GROUPS,
@@ -122,6 +129,7 @@ fn run(ops: Vec<Op>, ttl: Option<i64>) {
     let mut h = Harness {
         dir: tempfile::tempdir().unwrap(),
         ttl,
+        blob_min_bytes,
         now: 0,
         generation: 0,
         checkpoint: 0,
@@ -205,12 +213,18 @@ proptest! {
     })]
 
     #[test]
-    fn tiered_table_matches_a_btreemap(ops in prop::collection::vec(op(), 1..250)) {
-        run(ops, None);
+    fn tiered_table_matches_a_btreemap(
+        ops in prop::collection::vec(op(), 1..250),
+        blobs in blob_min_bytes(),
+    ) {
+        run(ops, None, blobs);
     }
 
     #[test]
-    fn tiered_table_with_ttl_matches_a_btreemap(ops in prop::collection::vec(op(), 1..250)) {
-        run(ops, Some(TTL));
+    fn tiered_table_with_ttl_matches_a_btreemap(
+        ops in prop::collection::vec(op(), 1..250),
+        blobs in blob_min_bytes(),
+    ) {
+        run(ops, Some(TTL), blobs);
     }
 }

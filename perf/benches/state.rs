@@ -4,7 +4,10 @@
 //!   memory (the target is 10 M operations per second);
 //! - `ycsb`: YCSB A (50% reads, 50% updates) and F (read-modify-write) over uniformly random
 //!   keys whose working set is 10x the table's memory budget, so most operations go to run
-//!   files; after the run the write and space amplification are printed.
+//!   files; after the run the write and space amplification are printed;
+//! - `large_values`: YCSB A again, with 256 B, 1 KiB and 4 KiB values, each with values kept
+//!   in the run files and with values of 256 B and more separated into blob files (gemini-state
+//!   only): what separation costs the reads and saves the compactions.
 //!
 //! Operations go through the `StateTable` batch calls the operators use, 1024 keys a call.
 //!
@@ -113,15 +116,17 @@ impl Store for TieredTable {
         self.flush().unwrap();
         let s = self.stats();
         let runs = self.runs();
-        let on_disk: u64 = runs.iter().map(|r| r.bytes).sum();
+        let on_disk = self.file_bytes();
         eprintln!(
             "{bench}: write amplification {:.2} (flushed {} MB + compacted {} MB \
-             for {} MB written), space amplification {:.2} ({} MB in {} runs for {} MB live), \
+             for {} MB written; {} MB of it to blob files), space amplification {:.2} \
+             ({} MB in {} runs and their blob files for {} MB live), \
              reads past tier 0 {}, flush stall {} ms",
             (s.bytes_flushed + s.bytes_compacted) as f64 / s.bytes_written_by_user as f64,
             s.bytes_flushed >> 20,
             s.bytes_compacted >> 20,
             s.bytes_written_by_user >> 20,
+            s.bytes_to_blobs >> 20,
             on_disk as f64 / live as f64,
             on_disk >> 20,
             runs.len(),
@@ -271,5 +276,80 @@ fn ycsb_with<S: Store>(c: &mut Criterion) {
     t.report_amplification(&bench, RECORDS * (2 + 16 + 64));
 }
 
-criterion_group!(benches, tier0, ycsb);
+fn large_values(c: &mut Criterion) {
+    for size in [256, 1024, 4096] {
+        for blob_min_bytes in [None, Some(256)] {
+            large_values_with(c, size, blob_min_bytes);
+        }
+    }
+}
+
+/// YCSB A over 160 MB of `size`-byte values, 10x the memory budget.
+fn large_values_with(c: &mut Criterion, size: usize, blob_min_bytes: Option<usize>) {
+    const BUDGET: usize = 16 << 20;
+    let records = (160 << 20) / (16 + size as u64);
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = TieredTable::new(
+        KeyGroupRange {
+            start: 0,
+            end: GROUPS,
+        },
+        TableOptions {
+            memory_budget: BUDGET,
+            dir: Some(dir.path().to_path_buf()),
+            blob_min_bytes,
+            ..TableOptions::default()
+        },
+    )
+    .unwrap();
+    let values: Vec<Vec<u8>> = (0..BATCH).map(|i| vec![i as u8; size]).collect();
+    let value_refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
+    let mut start = 0;
+    while start < records {
+        let end = (start + BATCH as u64).min(records);
+        let keys: Vec<[u8; 16]> = (start..end).map(key).collect();
+        let groups: Vec<u16> = (start..end).map(group_of).collect();
+        let refs: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
+        Store::put_many(&mut t, &groups, &refs, &value_refs[..refs.len()]);
+        start = end;
+    }
+    let mut rng = Rng(0x5555_aaaa);
+    let mut group = c.benchmark_group("state_large_values_10x_memory");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(BATCH as u64));
+    let how = if blob_min_bytes.is_some() {
+        "blobs"
+    } else {
+        "inline"
+    };
+    let name = format!("A_{size}B_{how}");
+    group.bench_function(&name, |b| {
+        b.iter_batched(
+            || Batch::random(&mut rng, records),
+            |batch| {
+                let refs = batch.refs();
+                let half = BATCH / 2;
+                let mut sum = 0u64;
+                StateTable::read_many(&mut t, &batch.groups[..half], &refs[..half], &mut |_, v| {
+                    sum += v.map_or(0, |v| u64::from(v[size - 1]))
+                })
+                .unwrap();
+                StateTable::put_many(
+                    &mut t,
+                    &batch.groups[half..],
+                    &refs[half..],
+                    &value_refs[half..],
+                )
+                .unwrap();
+                black_box(sum)
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+    let bench = format!("state_large_values_10x_memory/{name}");
+    t.report_amplification(&bench, records * (2 + 16 + size as u64));
+}
+
+criterion_group!(benches, tier0, ycsb, large_values);
 criterion_main!(benches);

@@ -30,6 +30,8 @@ pub(crate) enum Kind {
     Put = 0,
     /// The key is deleted; older runs' values for it are hidden.
     Delete = 1,
+    /// A put whose value lives in a blob file: the entry's value is a `BlobRef`.
+    Blob = 2,
 }
 
 impl Kind {
@@ -37,8 +39,14 @@ impl Kind {
         match b {
             0 => Some(Kind::Put),
             1 => Some(Kind::Delete),
+            2 => Some(Kind::Blob),
             _ => None,
         }
+    }
+
+    /// Whether the entry holds a value (in place or in a blob file).
+    pub(crate) fn is_put(self) -> bool {
+        self != Kind::Delete
     }
 }
 

@@ -1,5 +1,6 @@
 //! Tier 1: immutable sorted run files on local disk.
 
+mod blob;
 mod block;
 mod bloom;
 mod format;
@@ -7,9 +8,10 @@ mod index;
 mod reader;
 mod writer;
 
+pub(crate) use blob::{BlobFile, BlobRef};
 pub(crate) use format::{stable_hash, Kind, Stored};
 pub(crate) use reader::{RunFile, RunIter};
-pub(crate) use writer::RunWriter;
+pub(crate) use writer::{BlobSeparation, RunWriter};
 
 #[cfg(test)]
 mod tests;

@@ -20,7 +20,7 @@ fn write_run(dir: &std::path::Path, n: u32) -> (RunSummary, Pairs) {
         })
         .collect();
     entries.sort();
-    let mut w = RunWriter::create(&dir.join("1.run")).unwrap();
+    let mut w = RunWriter::create(&dir.join("1.run"), None).unwrap();
     for (i, (k, v)) in entries.iter().enumerate() {
         let kind = if i % 10 == 0 { Kind::Delete } else { Kind::Put };
         w.add(

@@ -1,12 +1,16 @@
 //! Writes one run file from entries in key order.
 //!
 //! The file is written under a temporary name, synced, and renamed: a crash mid-write leaves
-//! at most a `.tmp` file that no manifest names, never a half file under a real name.
+//! at most a `.tmp` file that no manifest names, never a half file under a real name. Values
+//! at least as long as the separation threshold go to a blob file instead, finished (synced
+//! and renamed) before the run that references it.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use super::blob::{BlobRef, BlobWriter};
 use super::block::BlockBuilder;
 use super::bloom::BloomBuilder;
 use super::format::{put_varint, Footer, Kind, Stored, BLOCK_SIZE};
@@ -18,6 +22,20 @@ pub(crate) struct RunSummary {
     pub path: PathBuf,
     pub bytes: u64,
     pub footer: Footer,
+    /// Blob files the run references, by id, with the bytes of the values it references in
+    /// each (checksums included).
+    pub blobs: BTreeMap<u64, u64>,
+    /// The blob file this writer made, if any: its id, path and size.
+    pub new_blob: Option<(u64, PathBuf, u64)>,
+}
+
+/// Where a writer puts values of at least `min_bytes`: a new blob file (made on the first
+/// such value) at `path`, with id `id`.
+#[derive(Debug, Clone)]
+pub(crate) struct BlobSeparation {
+    pub min_bytes: usize,
+    pub path: PathBuf,
+    pub id: u64,
 }
 
 pub(crate) struct RunWriter {
@@ -31,10 +49,18 @@ pub(crate) struct RunWriter {
     bloom: BloomBuilder,
     footer: Footer,
     last_key: Option<Vec<u8>>,
+    separation: Option<BlobSeparation>,
+    blob: Option<BlobWriter>,
+    blobs: BTreeMap<u64, u64>,
+    /// An encoded reference, reused.
+    blob_ref: Vec<u8>,
 }
 
 impl RunWriter {
-    pub(crate) fn create(path: &Path) -> StateResult<RunWriter> {
+    pub(crate) fn create(
+        path: &Path,
+        separation: Option<BlobSeparation>,
+    ) -> StateResult<RunWriter> {
         let tmp = path.with_extension("tmp");
         let file = File::create(&tmp).map_err(|e| StateError::io(&tmp, e))?;
         Ok(RunWriter {
@@ -57,6 +83,10 @@ impl RunWriter {
                 tombstones: 0,
             },
             last_key: None,
+            separation,
+            blob: None,
+            blobs: BTreeMap::new(),
+            blob_ref: Vec::new(),
         })
     }
 
@@ -77,7 +107,16 @@ impl RunWriter {
             f.tombstones += 1;
         }
         self.bloom.add(key);
-        self.block.add(key, stored);
+        if self.separate(&stored)? {
+            let reference = Stored {
+                kind: Kind::Blob,
+                written_at: stored.written_at,
+                value: &self.blob_ref,
+            };
+            self.block.add(key, reference);
+        } else {
+            self.block.add(key, stored);
+        }
         match &mut self.last_key {
             Some(k) => {
                 k.clear();
@@ -91,13 +130,46 @@ impl RunWriter {
         Ok(())
     }
 
+    /// Moves a large value to the blob file (true: the entry is to hold `blob_ref` instead)
+    /// and counts what the run references, including references passed on from older runs.
+    fn separate(&mut self, stored: &Stored<'_>) -> StateResult<bool> {
+        let (r, moved) = match (stored.kind, &self.separation) {
+            (Kind::Put, Some(sep)) if stored.value.len() >= sep.min_bytes => {
+                let blob = match &mut self.blob {
+                    Some(b) => b,
+                    None => self.blob.insert(BlobWriter::create(&sep.path, sep.id)?),
+                };
+                let r = blob.append(stored.value)?;
+                r.encode(&mut self.blob_ref);
+                (r, true)
+            }
+            (Kind::Blob, _) => {
+                let r = BlobRef::decode(stored.value).ok_or_else(|| {
+                    StateError::corrupt(&self.tmp, "a blob reference is malformed")
+                })?;
+                (r, false)
+            }
+            _ => return Ok(false),
+        };
+        *self.blobs.entry(r.blob).or_default() += r.stored_bytes();
+        Ok(moved)
+    }
+
     pub(crate) fn entries(&self) -> u64 {
         self.footer.entries
     }
 
-    /// Bytes written so far (blocks only).
+    /// Bytes written so far (blocks and separated values).
     pub(crate) fn written(&self) -> u64 {
-        self.offset + self.block.size() as u64
+        self.offset + self.block.size() as u64 + self.blob.as_ref().map_or(0, |b| b.written())
+    }
+
+    /// Drops the unfinished files.
+    pub(crate) fn abandon(self) {
+        let _ = std::fs::remove_file(&self.tmp);
+        if let Some(b) = self.blob {
+            b.abandon();
+        }
     }
 
     fn cut_block(&mut self) -> StateResult<()> {
@@ -125,6 +197,14 @@ impl RunWriter {
 
     /// Writes the filter, index and footer, syncs, and moves the file to its name.
     pub(crate) fn finish(mut self) -> StateResult<RunSummary> {
+        // The blob file is whole on disk before any run that references it is.
+        let new_blob = match self.blob.take() {
+            Some(b) => {
+                let (id, path) = (b.id(), b.path().to_path_buf());
+                Some((id, path, b.finish()?))
+            }
+            None => None,
+        };
         self.cut_block()?;
         let bloom = self.bloom.finish();
         self.footer.bloom_offset = self.write_checked(&bloom)?;
@@ -154,6 +234,8 @@ impl RunWriter {
             path: self.path,
             bytes: self.offset + footer.len() as u64,
             footer: self.footer,
+            blobs: self.blobs,
+            new_blob,
         })
     }
 }

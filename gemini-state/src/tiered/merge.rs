@@ -32,13 +32,32 @@ pub(crate) enum Source {
     /// Entries copied out of tier 0, in key order.
     Memory(std::vec::IntoIter<Head>),
     /// A run file from a start key up to an end key.
-    Run(RunIter, Vec<u8>),
+    Run(RunSource),
+}
+
+/// A run file's entries up to an end key; with `resolve`, blob references are replaced by
+/// the values they point at (scans), without, passed on as they are (compactions).
+pub(crate) struct RunSource {
+    iter: RunIter,
+    end: Vec<u8>,
+    resolve: Option<Arc<Run>>,
+    value: Vec<u8>,
 }
 
 impl Source {
-    pub(crate) fn run(run: &Run, start: &[u8], end: &[u8]) -> StateResult<Source> {
+    pub(crate) fn run(
+        run: &Arc<Run>,
+        start: &[u8],
+        end: &[u8],
+        resolve: bool,
+    ) -> StateResult<Source> {
         let file = Arc::clone(run.file()?);
-        Ok(Source::Run(RunIter::seek(file, start)?, end.to_vec()))
+        Ok(Source::Run(RunSource {
+            iter: RunIter::seek(file, start)?,
+            end: end.to_vec(),
+            resolve: resolve.then(|| run.clone()),
+            value: Vec::new(),
+        }))
     }
 
     fn advance(&mut self, head: &mut Head) -> StateResult<bool> {
@@ -50,9 +69,14 @@ impl Source {
                 }
                 None => Ok(false),
             },
-            Source::Run(it, end) => match it.next()? {
-                Some((k, s)) if k < end.as_slice() => {
+            Source::Run(source) => match source.iter.next()? {
+                Some((k, s)) if k < source.end.as_slice() => {
                     head.set(k, s.kind, s.written_at, s.value);
+                    if let (Kind::Blob, Some(run)) = (s.kind, &source.resolve) {
+                        run.read_blob(&head.value, &mut source.value)?;
+                        std::mem::swap(&mut head.value, &mut source.value);
+                        head.kind = Some(Kind::Put);
+                    }
                     Ok(true)
                 }
                 _ => Ok(false),

@@ -14,6 +14,7 @@ mod merge;
 mod version;
 mod worker;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,8 +28,8 @@ use crate::table::Result;
 use crate::tier0::{Found, Tier0};
 use keys::{composite, StoredKeys};
 use merge::{Head, Merge, Source};
-pub use version::RunMeta;
-use version::{Run, Version};
+use version::{Blob, Run, Version};
+pub use version::{BlobUse, RunMeta};
 pub use worker::TieredStats;
 use worker::{ensure_dir, temp_dir, CompactionPolicy, Job, Shared, Workers};
 
@@ -97,6 +98,7 @@ impl TieredTable {
             dir,
             range,
             ttl_ms: options.ttl_ms,
+            blob_min_bytes: options.blob_min_bytes,
             version: Mutex::new(Arc::new(Version::default())),
             version_changed: Default::default(),
             next_file: AtomicU64::new(1),
@@ -106,6 +108,7 @@ impl TieredTable {
                 fanout: options.compaction_fanout.max(2),
                 bottom_tier: 3,
                 bytes_per_sec: options.compaction_bytes_per_sec,
+                blob_garbage_ratio: 0.5,
             },
             store: options.checkpoints.clone(),
             retained: Mutex::new(Vec::new()),
@@ -137,6 +140,14 @@ impl TieredTable {
             .iter()
             .map(|r| r.meta.clone())
             .collect()
+    }
+
+    /// Bytes of the run files the table reads now and of the blob files they reference.
+    pub fn file_bytes(&self) -> u64 {
+        let version = self.shared.version();
+        let runs: u64 = version.runs.iter().map(|r| r.meta.bytes).sum();
+        let blobs: u64 = version.blobs().values().map(|(b, _)| b.bytes).sum();
+        runs + blobs
     }
 
     /// Bytes tier 0 holds (segments and index).
@@ -308,8 +319,11 @@ impl TieredTable {
         self.shared.stats.lock().stall_micros += start.elapsed().as_micros() as u64;
     }
 
-    /// The newest version of `key` (composite) in the runs of `version`.
-    fn get_from_runs<'v>(version: &'v Version, key: &[u8]) -> Result<Option<Stored<'v>>> {
+    /// The newest version of `key` (composite) in the runs of `version`, and its run.
+    fn get_from_runs<'v>(
+        version: &'v Version,
+        key: &[u8],
+    ) -> Result<Option<(Stored<'v>, &'v Run)>> {
         let kg = u16::from_be_bytes([key[0], key[1]]);
         let hash = stable_hash(key);
         for run in &version.runs {
@@ -317,7 +331,7 @@ impl TieredTable {
                 continue;
             }
             if let Some(found) = run.file()?.get(key, hash)? {
-                return Ok(Some(found));
+                return Ok(Some((found, run)));
             }
         }
         Ok(None)
@@ -364,7 +378,7 @@ impl TieredTable {
         });
         let mut sources = vec![Source::Memory(memory.into_iter())];
         for run in runs {
-            sources.push(Source::run(run, start, end)?);
+            sources.push(Source::run(run, start, end, true)?);
         }
         let mut merge = Merge::new(sources)?;
         let mut head = Head::default();
@@ -431,6 +445,8 @@ impl TieredTable {
         self.settle(true);
         self.tier0 = Tier0::new();
         let mut runs = Vec::new();
+        // One object per blob file, however many restored runs reference it.
+        let mut blobs: HashMap<u64, Arc<Blob>> = HashMap::new();
         for m in manifests {
             if !overlaps(m.key_groups(), self.range) {
                 continue;
@@ -440,26 +456,37 @@ impl TieredTable {
                 {
                     continue;
                 }
-                if !store.contains_file(&meta.name)? {
-                    return Err(StateError::store(
-                        &store.file_location(&meta.name),
-                        "a file named by a manifest is missing",
-                    ));
+                let mut run_blobs = Vec::with_capacity(meta.blobs.len());
+                for name in std::iter::once(&meta.name).chain(meta.blobs.iter().map(|b| &b.name)) {
+                    if !store.contains_file(name)? {
+                        return Err(StateError::store(
+                            &store.file_location(name),
+                            "a file named by a manifest is missing",
+                        ));
+                    }
+                }
+                for used in &meta.blobs {
+                    let blob = blobs.entry(used.id).or_insert_with(|| {
+                        let local = self.shared.dir.join(&used.name);
+                        Arc::new(Blob::restored(used, local, store.clone()))
+                    });
+                    run_blobs.push(blob.clone());
                 }
                 let local = self.shared.dir.join(&meta.name);
-                runs.push(Arc::new(Run::restored(meta.clone(), local, store.clone())));
+                runs.push(Arc::new(Run::restored(
+                    meta.clone(),
+                    local,
+                    store.clone(),
+                    run_blobs,
+                )));
             }
         }
         // Runs of different old subtasks hold disjoint key groups, so only the order
         // within one manifest matters: a stable sort by tier keeps it and lets
         // compaction find each tier's runs side by side.
         runs.sort_by_key(|r| r.meta.tier);
-        let mut v = self.shared.version.lock();
-        for old in &v.runs {
-            old.retire();
-        }
-        *v = Arc::new(Version { runs });
-        drop(v);
+        let old = std::mem::replace(&mut *self.shared.version.lock(), Arc::new(Version { runs }));
+        old.retire_all();
         if let Some(w) = &self.workers {
             w.poke();
         }
@@ -505,12 +532,8 @@ impl Drop for TieredTable {
     fn drop(&mut self) {
         self.workers = None;
         if self.owns_dir && self.dir_ready {
-            // Retire the runs so their files go; then the directory itself.
-            let v = std::mem::take(&mut *self.shared.version.lock());
-            for r in &v.runs {
-                r.retire();
-            }
-            drop(v);
+            // Retire the files so they go; then the directory itself.
+            std::mem::take(&mut *self.shared.version.lock()).retire_all();
             let _ = std::fs::remove_dir_all(&self.shared.dir);
         }
     }
@@ -543,6 +566,7 @@ impl StateTable for TieredTable {
         let stored = self.stored_keys(key_groups, keys)?;
         let mut version: Option<Arc<Version>> = None;
         let (mut from_runs, mut hits) = (0, 0);
+        let mut blob_value = Vec::new();
         for (i, &hash) in stored.hashes.iter().enumerate() {
             self.tier0.prefetch_ahead(&stored.hashes, i);
             let probe = stored.get(i);
@@ -559,10 +583,16 @@ impl StateTable for TieredTable {
             let found = Self::get_from_runs(v, probe)?;
             from_runs += 1;
             match found {
-                Some(s) if s.kind == Kind::Put && !self.expired(s.written_at) => {
+                Some((s, run)) if s.kind.is_put() && !self.expired(s.written_at) => {
                     hits += 1;
-                    self.tier0.cache(probe, hash, s.value, s.written_at);
-                    visit(i, Some(s.value));
+                    let value = if s.kind == Kind::Blob {
+                        run.read_blob(s.value, &mut blob_value)?;
+                        &blob_value
+                    } else {
+                        s.value
+                    };
+                    self.tier0.cache(probe, hash, value, s.written_at);
+                    visit(i, Some(value));
                 }
                 _ => visit(i, None),
             }
@@ -695,13 +725,16 @@ impl StateTable for TieredTable {
     }
 
     fn size(&self) -> StateSize {
-        let version = self.shared.version();
-        let (entries, bytes) = version.runs.iter().fold((0, 0), |(e, b), r| {
-            (e + r.meta.entries - r.meta.tombstones, b + r.meta.bytes)
-        });
+        let entries: u64 = self
+            .shared
+            .version()
+            .runs
+            .iter()
+            .map(|r| r.meta.entries - r.meta.tombstones)
+            .sum();
         StateSize {
             entries: self.tier0.live_entries() as u64 + entries,
-            bytes: self.tier0.live_bytes() + bytes,
+            bytes: self.tier0.live_bytes() + self.file_bytes(),
         }
     }
 

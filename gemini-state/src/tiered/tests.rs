@@ -303,3 +303,139 @@ fn a_table_without_a_directory_cleans_up_after_itself() {
     drop(t);
     assert!(!dir.exists());
 }
+
+fn blob_options(dir: &std::path::Path) -> TableOptions {
+    TableOptions {
+        blob_min_bytes: Some(256),
+        compaction_fanout: 2,
+        ..options(dir, 1 << 30)
+    }
+}
+
+/// A table restoring from the checkpoints of the table in `dir`, into a directory of its own.
+fn restored_with_blobs(dir: &std::path::Path) -> TieredTable {
+    let mut opts = blob_options(&dir.join("restored"));
+    opts.checkpoints = Some(CheckpointStore::local(dir.join("checkpoints")).unwrap());
+    TieredTable::new(KeyGroupRange { start: 0, end: 8 }, opts).unwrap()
+}
+
+/// A 1 KiB value that says which key and round wrote it.
+fn large_value(i: u32, round: u32) -> Vec<u8> {
+    let mut v = vec![(i ^ round) as u8; 1024];
+    v[..4].copy_from_slice(&i.to_le_bytes());
+    v[4..8].copy_from_slice(&round.to_le_bytes());
+    v
+}
+
+fn files_with_extension(dir: &std::path::Path, extension: &str) -> usize {
+    std::fs::read_dir(dir).map_or(0, |d| {
+        d.filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == extension))
+        })
+        .count()
+    })
+}
+
+#[test]
+fn large_values_live_in_blob_files_that_compaction_passes_by_and_reclaims() {
+    const KEYS: u32 = 600;
+    let dir = tempfile::tempdir().unwrap();
+    let mut t =
+        TieredTable::new(KeyGroupRange { start: 0, end: 8 }, blob_options(dir.path())).unwrap();
+    let mut latest = vec![0u32; KEYS as usize];
+    for round in 1..=40u32 {
+        // A third of the keys a round, plus one small value that stays in the run.
+        for i in (0..KEYS).filter(|i| i % 3 == round % 3) {
+            t.put_many(&[(i % 8) as u16], &[&key(i)], &[&large_value(i, round)])
+                .unwrap();
+            latest[i as usize] = round;
+        }
+        t.put_many(&[0], &[b"small"], &[&round.to_le_bytes()])
+            .unwrap();
+        t.flush().unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while t.runs().iter().filter(|r| r.tier == 0).count() >= 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let check = |t: &mut TieredTable| {
+        for i in 0..KEYS {
+            let want = large_value(i, latest[i as usize]);
+            assert_eq!(
+                get(t, (i % 8) as u16, &key(i)),
+                Some(want.clone()),
+                "key {i}"
+            );
+            assert_eq!(
+                prefix(t, (i % 8) as u16, &key(i)),
+                vec![(key(i).to_vec(), want)]
+            );
+        }
+        assert_eq!(get(t, 0, b"small"), Some(40u32.to_le_bytes().to_vec()));
+    };
+    // Read from the runs, not from tier 0's copies.
+    t.tier0 = Tier0::new();
+    check(&mut t);
+
+    let runs = t.runs();
+    let run_bytes: u64 = runs.iter().map(|r| r.bytes).sum();
+    let mut blobs: Vec<&BlobUse> = runs.iter().flat_map(|r| &r.blobs).collect();
+    blobs.sort_by_key(|b| b.id);
+    blobs.dedup_by_key(|b| b.id);
+    let blob_bytes: u64 = blobs.iter().map(|b| b.bytes).sum();
+    let live = u64::from(KEYS) * (1024 + 4);
+    let s = t.stats();
+    assert!(s.bytes_to_blobs > 0 && s.compactions > 0);
+    assert!(
+        run_bytes * 8 < live,
+        "runs hold keys and references: {run_bytes} bytes"
+    );
+    assert!(
+        blob_bytes < 3 * live,
+        "relocation reclaims dead values: {blob_bytes} bytes of blob files for {live} live"
+    );
+    let local = dir.path().join("runs");
+    // Files no run references are gone (once their readers are).
+    assert_eq!(files_with_extension(&local, "blob"), blobs.len());
+    assert_eq!(files_with_extension(&local, "blob-tmp"), 0);
+
+    // A checkpoint carries the blob files; a restore fetches them when read.
+    let m = t.snapshot(1).unwrap().wait().unwrap();
+    assert!(m.files().iter().any(|f| f.ends_with(".blob")));
+    drop(t);
+    let mut r = restored_with_blobs(dir.path());
+    r.restore(&[m]).unwrap();
+    check(&mut r);
+}
+
+#[test]
+fn a_damaged_blob_file_is_reported_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t =
+        TieredTable::new(KeyGroupRange { start: 0, end: 8 }, blob_options(dir.path())).unwrap();
+    for i in 0..20u32 {
+        t.put_many(&[1], &[&key(i)], &[&large_value(i, 0)]).unwrap();
+    }
+    let m = t.snapshot(1).unwrap().wait().unwrap();
+    drop(t);
+    let blob = &m.runs[0].blobs[0].name;
+    let store = CheckpointStore::local(dir.path().join("checkpoints")).unwrap();
+    let file = PathBuf::from(store.file_location(blob));
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[100] ^= 0xff; // inside the first value
+    std::fs::remove_file(&file).unwrap();
+    std::fs::write(&file, &bytes).unwrap();
+    let mut r = restored_with_blobs(dir.path());
+    r.restore(std::slice::from_ref(&m)).unwrap();
+    let mut out = Vec::new();
+    let err = r
+        .get_many(&[1], &[&key(0)], &mut out)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(blob.as_str()) && err.contains("checksum"),
+        "{err}"
+    );
+    assert_eq!(get(&mut r, 1, &key(1)), Some(large_value(1, 0)));
+}

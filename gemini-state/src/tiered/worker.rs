@@ -6,6 +6,7 @@
 //! merge that includes the oldest data drops tombstones, expired entries and key groups
 //! the table no longer owns. Whole files whose every entry expired are dropped unread.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -16,10 +17,12 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::{Condvar, Mutex};
 
 use crate::checkpoint::{CheckpointStore, Manifest};
-use crate::run::{Kind, RunFile, RunWriter, Stored};
+use crate::run::{
+    stable_hash, BlobFile, BlobRef, BlobSeparation, Kind, RunFile, RunWriter, Stored,
+};
 use crate::tier0::{Frozen, TOMBSTONE};
 use crate::tiered::merge::{Head, Merge, Source};
-use crate::tiered::version::{Run, RunMeta, Version};
+use crate::tiered::version::{Blob, BlobUse, Run, RunMeta, Version};
 use crate::{KeyGroupRange, StateResult};
 
 /// Counters a table reports (see [`crate::TieredTable::stats`]).
@@ -31,6 +34,8 @@ pub struct TieredStats {
     pub bytes_flushed: u64,
     /// Bytes of run files written by compactions.
     pub bytes_compacted: u64,
+    /// Of the bytes flushed and compacted, those written to blob files (large values).
+    pub bytes_to_blobs: u64,
     pub flushes: u64,
     pub compactions: u64,
     /// Files dropped whole because all their entries expired.
@@ -50,6 +55,9 @@ pub(crate) struct CompactionPolicy {
     pub bottom_tier: u8,
     /// Bytes per second compactions may write (`None`: as fast as they can).
     pub bytes_per_sec: Option<u64>,
+    /// A compaction copies the values it passes of a blob file at least this garbage
+    /// (by bytes) into a new one, so the old file can go.
+    pub blob_garbage_ratio: f64,
 }
 
 pub(crate) struct Shared {
@@ -61,6 +69,8 @@ pub(crate) struct Shared {
     pub dir: PathBuf,
     pub range: KeyGroupRange,
     pub ttl_ms: Option<i64>,
+    /// Values at least this long go to blob files (`None`: all stay in runs).
+    pub blob_min_bytes: Option<usize>,
     pub version: Mutex<Arc<Version>>,
     /// Signalled whenever the version changes (a waiting flush re-checks its backlog).
     pub version_changed: Condvar,
@@ -79,30 +89,62 @@ impl Shared {
         self.version.lock().clone()
     }
 
-    fn install(&self, change: impl FnOnce(&mut Vec<Arc<Run>>)) {
+    /// Makes `change` to the runs the next version, then retires `removed` and the blob
+    /// files no run references any more (their files go once no reader holds them).
+    fn install(&self, change: impl FnOnce(&mut Vec<Arc<Run>>), removed: &[Arc<Run>]) {
         let mut v = self.version.lock();
         let mut runs = v.runs.clone();
         change(&mut runs);
-        *v = Arc::new(Version { runs });
+        let next = Version { runs };
+        let referenced: HashSet<u64> = next.blobs().into_keys().collect();
+        *v = Arc::new(next);
         self.version_changed.notify_all();
+        drop(v);
+        for run in removed {
+            run.retire();
+            for blob in &run.blobs {
+                if !referenced.contains(&blob.id) {
+                    blob.retire();
+                }
+            }
+        }
     }
 
-    fn new_file(&self) -> (PathBuf, String) {
+    /// A new file's path and name (unique across incarnations and tables).
+    fn new_file(&self, extension: &str) -> (PathBuf, String) {
         let id = self.next_file.fetch_add(1, Ordering::Relaxed);
-        let name = format!("{}-{}-{id:06}.run", self.name, self.incarnation);
+        let name = format!("{}-{}-{id:06}.{extension}", self.name, self.incarnation);
         (self.dir.join(&name), name)
     }
 
     /// Writes `entries` (sorted, newest versions) as a run of `tier`; `None` if empty.
+    /// References to blob files are passed on as they are; `passed_on` holds those files.
+    /// Also returns the size of the blob file it made (0 if none).
     fn write_run(
         &self,
         tier: u8,
         mut next: impl FnMut(&mut Head) -> StateResult<bool>,
         mut keep: impl FnMut(&Head) -> bool,
         throttle: Option<u64>,
-    ) -> StateResult<Option<Run>> {
-        let (path, name) = self.new_file();
-        let mut w = RunWriter::create(&path)?;
+        passed_on: &HashMap<u64, Arc<Blob>>,
+    ) -> StateResult<Option<(Run, u64)>> {
+        let (path, name) = self.new_file("run");
+        let (blob_name, separation) = match self.blob_min_bytes {
+            Some(min_bytes) => {
+                let (path, name) = self.new_file("blob");
+                let id = stable_hash(name.as_bytes());
+                (
+                    name,
+                    Some(BlobSeparation {
+                        min_bytes,
+                        path,
+                        id,
+                    }),
+                )
+            }
+            None => (String::new(), None),
+        };
+        let mut w = RunWriter::create(&path, separation)?;
         let mut head = Head::default();
         let started = Instant::now();
         while next(&mut head)? {
@@ -129,12 +171,36 @@ impl Shared {
             }
         }
         if w.entries() == 0 {
-            drop(w);
-            let _ = std::fs::remove_file(path.with_extension("tmp"));
+            w.abandon();
             return Ok(None);
         }
         let summary = w.finish()?;
         let file = RunFile::open(&summary.path)?;
+        let mut blobs = Vec::with_capacity(summary.blobs.len());
+        let mut uses = Vec::with_capacity(summary.blobs.len());
+        let mut blob_bytes = 0;
+        for (&id, &referenced) in &summary.blobs {
+            let blob = match &summary.new_blob {
+                Some((new, path, bytes)) if *new == id => {
+                    blob_bytes = *bytes;
+                    let file = BlobFile::open(path)?;
+                    Arc::new(Blob::written(id, blob_name.clone(), *bytes, file))
+                }
+                _ => passed_on.get(&id).cloned().ok_or_else(|| {
+                    crate::StateError::corrupt(
+                        &summary.path,
+                        &format!("references blob file {id:016x}, which no input run lists"),
+                    )
+                })?,
+            };
+            uses.push(BlobUse {
+                id,
+                name: blob.name().to_string(),
+                bytes: blob.bytes,
+                referenced,
+            });
+            blobs.push(blob);
+        }
         let f = summary.footer;
         let meta = RunMeta {
             name,
@@ -145,8 +211,9 @@ impl Shared {
             min_key_group: f.min_key_group,
             max_key_group: f.max_key_group,
             max_written_at: f.max_written_at,
+            blobs: uses,
         };
-        Ok(Some(Run::written(meta, file)))
+        Ok(Some((Run::written(meta, file, blobs), blob_bytes)))
     }
 
     /// Writes a frozen tier-0 generation as the newest run (tier 0).
@@ -176,13 +243,15 @@ impl Shared {
             },
             |_| true,
             None,
+            &HashMap::new(),
         )?;
-        if let Some(run) = run {
+        if let Some((run, blob_bytes)) = run {
             let mut stats = self.stats.lock();
-            stats.bytes_flushed += run.meta.bytes;
+            stats.bytes_flushed += run.meta.bytes + blob_bytes;
+            stats.bytes_to_blobs += blob_bytes;
             stats.flushes += 1;
             drop(stats);
-            self.install(|runs| runs.insert(0, Arc::new(run)));
+            self.install(|runs| runs.insert(0, Arc::new(run)), &[]);
         }
         Ok(())
     }
@@ -201,6 +270,10 @@ impl Shared {
             for run in &version.runs {
                 let local = run.file()?.path().to_path_buf();
                 store.upload(&local, &run.meta.name)?;
+            }
+            for (blob, _) in version.blobs().into_values() {
+                let local = blob.file.get()?.path().to_path_buf();
+                store.upload(&local, blob.name())?;
             }
             store.write_manifest(&manifest)?;
             let mut retained = self.retained.lock();
@@ -234,10 +307,10 @@ impl Shared {
                 .cloned()
                 .collect();
             if !dead.is_empty() {
-                self.install(|runs| runs.retain(|r| !dead.iter().any(|d| Arc::ptr_eq(d, r))));
-                for r in &dead {
-                    r.retire();
-                }
+                self.install(
+                    |runs| runs.retain(|r| !dead.iter().any(|d| Arc::ptr_eq(d, r))),
+                    &dead,
+                );
                 self.stats.lock().expired_files += dead.len() as u64;
                 return Ok(true);
             }
@@ -251,41 +324,83 @@ impl Shared {
         );
         let mut sources = Vec::with_capacity(inputs.len());
         for r in &inputs {
-            sources.push(Source::run(r, &[], &[0xff, 0xff, 0xff])?);
+            sources.push(Source::run(r, &[], &[0xff, 0xff, 0xff], false)?);
         }
         let mut merge = Merge::new(sources)?;
+        let (passed_on, relocate) = self.blobs_to_relocate(&version, &inputs);
         let range = self.range;
         let run = self.write_run(
             tier,
-            |head| merge.next_into(head),
+            |head| {
+                if !merge.next_into(head)? {
+                    return Ok(false);
+                }
+                if head.kind == Some(Kind::Blob) {
+                    relocate_value(head, &relocate)?;
+                }
+                Ok(true)
+            },
             |head| {
                 if !includes_oldest {
                     return true;
                 }
                 let kg = u16::from_be_bytes([head.key[0], head.key[1]]);
-                head.kind == Some(Kind::Put) && !self.expired(head.written_at) && range.contains(kg)
+                head.kind.is_some_and(Kind::is_put)
+                    && !self.expired(head.written_at)
+                    && range.contains(kg)
             },
             self.policy.bytes_per_sec,
+            &passed_on,
         )?;
-        let written = run.as_ref().map_or(0, |r| r.meta.bytes);
-        let run = run.map(Arc::new);
-        self.install(|runs| {
-            let at = runs
-                .iter()
-                .position(|r| Arc::ptr_eq(r, &inputs[0]))
-                .expect("only compaction removes runs");
-            runs.drain(at..at + inputs.len());
-            if let Some(run) = run {
-                runs.insert(at, run);
+        let (run, written, blob_bytes) = match run {
+            Some((run, blob_bytes)) => {
+                let written = run.meta.bytes + blob_bytes;
+                (Some(Arc::new(run)), written, blob_bytes)
             }
-        });
-        for r in &inputs {
-            r.retire();
-        }
+            None => (None, 0, 0),
+        };
+        self.install(
+            |runs| {
+                let at = runs
+                    .iter()
+                    .position(|r| Arc::ptr_eq(r, &inputs[0]))
+                    .expect("only compaction removes runs");
+                runs.drain(at..at + inputs.len());
+                if let Some(run) = run {
+                    runs.insert(at, run);
+                }
+            },
+            &inputs,
+        );
         let mut stats = self.stats.lock();
         stats.bytes_compacted += written;
+        stats.bytes_to_blobs += blob_bytes;
         stats.compactions += 1;
         Ok(true)
+    }
+
+    /// The blob files the inputs of a compaction reference, by id, and those among them so
+    /// much garbage that the compaction should copy out the values it passes (relocation:
+    /// a blob file goes only when no run references it, so a file with a few live values
+    /// among many dead ones would otherwise stay forever).
+    fn blobs_to_relocate(
+        &self,
+        version: &Version,
+        inputs: &[Arc<Run>],
+    ) -> (HashMap<u64, Arc<Blob>>, HashMap<u64, Arc<Blob>>) {
+        let live = version.blobs();
+        let mut passed_on = HashMap::new();
+        let mut relocate = HashMap::new();
+        for blob in inputs.iter().flat_map(|r| &r.blobs) {
+            let referenced = live.get(&blob.id).map_or(0, |(_, bytes)| *bytes);
+            let garbage = 1.0 - referenced as f64 / blob.bytes.max(1) as f64;
+            if self.blob_min_bytes.is_some() && garbage >= self.policy.blob_garbage_ratio {
+                relocate.insert(blob.id, blob.clone());
+            } else {
+                passed_on.insert(blob.id, blob.clone());
+            }
+        }
+        (passed_on, relocate)
     }
 
     /// The runs to merge next and the tier of the result.
@@ -328,6 +443,18 @@ impl Shared {
             .filter(|r| r.meta.tier == 0)
             .count()
     }
+}
+
+/// Replaces `head`'s blob reference by the value, if its file is to be relocated.
+fn relocate_value(head: &mut Head, relocate: &HashMap<u64, Arc<Blob>>) -> StateResult<()> {
+    let Some(r) = BlobRef::decode(&head.value) else {
+        return Ok(()); // the writer reports it, naming the file
+    };
+    if let Some(blob) = relocate.get(&r.blob) {
+        blob.read(r, &mut head.value)?;
+        head.kind = Some(Kind::Put);
+    }
+    Ok(())
 }
 
 /// Work for the snapshot thread: write a frozen generation, then the checkpoint's manifest.
