@@ -99,6 +99,7 @@ impl TieredTable {
             range,
             ttl_ms: options.ttl_ms,
             blob_min_bytes: options.blob_min_bytes,
+            blob_bytes_since_bottom: AtomicU64::new(0),
             version: Mutex::new(Arc::new(Version::default())),
             version_changed: Default::default(),
             next_file: AtomicU64::new(1),

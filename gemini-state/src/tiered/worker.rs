@@ -47,6 +47,9 @@ pub struct TieredStats {
     pub read_hits_in_runs: u64,
 }
 
+/// Blob files by id.
+type BlobsById = HashMap<u64, Arc<Blob>>;
+
 /// Knobs of compaction.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CompactionPolicy {
@@ -71,6 +74,8 @@ pub(crate) struct Shared {
     pub ttl_ms: Option<i64>,
     /// Values at least this long go to blob files (`None`: all stay in runs).
     pub blob_min_bytes: Option<usize>,
+    /// Blob bytes flushed since the last merge into the bottom (see `pick`).
+    pub blob_bytes_since_bottom: AtomicU64,
     pub version: Mutex<Arc<Version>>,
     /// Signalled whenever the version changes (a waiting flush re-checks its backlog).
     pub version_changed: Condvar,
@@ -126,7 +131,7 @@ impl Shared {
         mut next: impl FnMut(&mut Head) -> StateResult<bool>,
         mut keep: impl FnMut(&Head) -> bool,
         throttle: Option<u64>,
-        passed_on: &HashMap<u64, Arc<Blob>>,
+        passed_on: &BlobsById,
     ) -> StateResult<Option<(Run, u64)>> {
         let (path, name) = self.new_file("run");
         let (blob_name, separation) = match self.blob_min_bytes {
@@ -250,6 +255,8 @@ impl Shared {
             stats.bytes_flushed += run.meta.bytes + blob_bytes;
             stats.bytes_to_blobs += blob_bytes;
             stats.flushes += 1;
+            self.blob_bytes_since_bottom
+                .fetch_add(blob_bytes, Ordering::Relaxed);
             drop(stats);
             self.install(|runs| runs.insert(0, Arc::new(run)), &[]);
         }
@@ -322,13 +329,8 @@ impl Shared {
             inputs.last().expect("non-empty"),
             version.runs.last().expect("non-empty"),
         );
-        let mut sources = Vec::with_capacity(inputs.len());
-        for r in &inputs {
-            sources.push(Source::run(r, &[], &[0xff, 0xff, 0xff], false)?);
-        }
-        let mut merge = Merge::new(sources)?;
-        let (passed_on, relocate) = self.blobs_to_relocate(&version, &inputs);
-        let range = self.range;
+        let (passed_on, relocate) = self.blobs_to_relocate(&version, &inputs, includes_oldest)?;
+        let mut merge = merge_of(&inputs)?;
         let run = self.write_run(
             tier,
             |head| {
@@ -340,15 +342,7 @@ impl Shared {
                 }
                 Ok(true)
             },
-            |head| {
-                if !includes_oldest {
-                    return true;
-                }
-                let kg = u16::from_be_bytes([head.key[0], head.key[1]]);
-                head.kind.is_some_and(Kind::is_put)
-                    && !self.expired(head.written_at)
-                    && range.contains(kg)
-            },
+            |head| self.survives(head, includes_oldest),
             self.policy.bytes_per_sec,
             &passed_on,
         )?;
@@ -372,6 +366,9 @@ impl Shared {
             },
             &inputs,
         );
+        if includes_oldest {
+            self.blob_bytes_since_bottom.store(0, Ordering::Relaxed);
+        }
         let mut stats = self.stats.lock();
         stats.bytes_compacted += written;
         stats.bytes_to_blobs += blob_bytes;
@@ -379,28 +376,63 @@ impl Shared {
         Ok(true)
     }
 
-    /// The blob files the inputs of a compaction reference, by id, and those among them so
-    /// much garbage that the compaction should copy out the values it passes (relocation:
-    /// a blob file goes only when no run references it, so a file with a few live values
-    /// among many dead ones would otherwise stay forever).
+    /// Whether a merged version is written out: a merge that includes the oldest run drops
+    /// tombstones, expired entries and key groups the table no longer owns.
+    fn survives(&self, head: &Head, includes_oldest: bool) -> bool {
+        if !includes_oldest {
+            return true;
+        }
+        let kg = u16::from_be_bytes([head.key[0], head.key[1]]);
+        head.kind.is_some_and(Kind::is_put)
+            && !self.expired(head.written_at)
+            && self.range.contains(kg)
+    }
+
+    /// The blob files a compaction's inputs reference, by id: those it passes on, and those
+    /// so much garbage that it copies out the values it passes instead (relocation: a blob
+    /// file goes only when no run references it, so a file with a few live values among many
+    /// dead ones would otherwise stay). A file's live bytes are exact: what the runs outside
+    /// the merge reference plus what survives it, counted by a first pass over the inputs
+    /// (cheap: with values in blob files, runs hold keys and references).
     fn blobs_to_relocate(
         &self,
         version: &Version,
         inputs: &[Arc<Run>],
-    ) -> (HashMap<u64, Arc<Blob>>, HashMap<u64, Arc<Blob>>) {
-        let live = version.blobs();
-        let mut passed_on = HashMap::new();
-        let mut relocate = HashMap::new();
-        for blob in inputs.iter().flat_map(|r| &r.blobs) {
-            let referenced = live.get(&blob.id).map_or(0, |(_, bytes)| *bytes);
-            let garbage = 1.0 - referenced as f64 / blob.bytes.max(1) as f64;
-            if self.blob_min_bytes.is_some() && garbage >= self.policy.blob_garbage_ratio {
-                relocate.insert(blob.id, blob.clone());
-            } else {
-                passed_on.insert(blob.id, blob.clone());
+        includes_oldest: bool,
+    ) -> StateResult<(BlobsById, BlobsById)> {
+        let mut passed_on: BlobsById = inputs
+            .iter()
+            .flat_map(|r| &r.blobs)
+            .map(|b| (b.id, b.clone()))
+            .collect();
+        if passed_on.is_empty() || self.blob_min_bytes.is_none() {
+            return Ok((passed_on, HashMap::new()));
+        }
+        let mut live: HashMap<u64, u64> = HashMap::new();
+        for run in &version.runs {
+            if !inputs.iter().any(|i| Arc::ptr_eq(i, run)) {
+                for used in &run.meta.blobs {
+                    *live.entry(used.id).or_default() += used.referenced;
+                }
             }
         }
-        (passed_on, relocate)
+        let mut merge = merge_of(inputs)?;
+        let mut head = Head::default();
+        while merge.next_into(&mut head)? {
+            if head.kind == Some(Kind::Blob) && self.survives(&head, includes_oldest) {
+                if let Some(r) = BlobRef::decode(&head.value) {
+                    *live.entry(r.blob).or_default() += r.stored_bytes();
+                }
+            }
+        }
+        let ratio = self.policy.blob_garbage_ratio;
+        let relocate = passed_on
+            .extract_if(|id, blob| {
+                let live = live.get(id).copied().unwrap_or(0);
+                1.0 - live as f64 / blob.bytes.max(1) as f64 >= ratio
+            })
+            .collect();
+        Ok((passed_on, relocate))
     }
 
     /// The runs to merge next and the tier of the result.
@@ -431,6 +463,17 @@ impl Shared {
             );
             return Some((inputs, policy.bottom_tier));
         }
+        // Blob files fill with dead values as keys are overwritten, and only merges drop the
+        // references that keep those alive. Once flushes have written as many blob bytes as
+        // the oldest run references, merge every run into the bottom so that relocation can
+        // empty the files (with values in blob files, runs hold keys and references: a full
+        // merge reads and writes little).
+        let oldest = version.runs.last()?;
+        let referenced: u64 = oldest.meta.blobs.iter().map(|b| b.referenced).sum();
+        let since = self.blob_bytes_since_bottom.load(Ordering::Relaxed);
+        if referenced > 0 && version.runs.len() > 1 && since >= referenced {
+            return Some((version.runs.clone(), policy.bottom_tier));
+        }
         None
     }
 
@@ -445,8 +488,17 @@ impl Shared {
     }
 }
 
+/// The merge of a compaction's inputs, blob references passed on as they are.
+fn merge_of(inputs: &[Arc<Run>]) -> StateResult<Merge> {
+    let mut sources = Vec::with_capacity(inputs.len());
+    for r in inputs {
+        sources.push(Source::run(r, &[], &[0xff, 0xff, 0xff], false)?);
+    }
+    Merge::new(sources)
+}
+
 /// Replaces `head`'s blob reference by the value, if its file is to be relocated.
-fn relocate_value(head: &mut Head, relocate: &HashMap<u64, Arc<Blob>>) -> StateResult<()> {
+fn relocate_value(head: &mut Head, relocate: &BlobsById) -> StateResult<()> {
     let Some(r) = BlobRef::decode(&head.value) else {
         return Ok(()); // the writer reports it, naming the file
     };
