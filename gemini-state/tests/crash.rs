@@ -30,6 +30,8 @@ fn options(root: &Path, local: &str) -> TableOptions {
         name: Some("crash".into()),
         compaction_fanout: 2,
         compaction_bytes_per_sec: Some(4 << 20),
+        // Values run 40 to 89 bytes: about half go to blob files.
+        blob_min_bytes: Some(64),
         ..TableOptions::default()
     }
 }
