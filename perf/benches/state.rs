@@ -137,15 +137,15 @@ impl Store for TieredTable {
     }
 }
 
-fn load<S: Store>(t: &mut S, records: u64) {
-    let value = [7u8; 64];
+/// Writes records `0..records`, each with `value`.
+fn load<S: Store>(t: &mut S, records: u64, value: &[u8]) {
     let mut start = 0;
     while start < records {
         let end = (start + BATCH as u64).min(records);
         let keys: Vec<[u8; 16]> = (start..end).map(key).collect();
         let groups: Vec<u16> = (start..end).map(group_of).collect();
         let refs: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
-        let values = vec![value.as_slice(); keys.len()];
+        let values = vec![value; keys.len()];
         t.put_many(&groups, &refs, &values);
         start = end;
     }
@@ -186,7 +186,7 @@ fn tier0(c: &mut Criterion) {
 fn tier0_with<S: Store>(c: &mut Criterion, records: u64, name: &str) {
     let dir = tempfile::tempdir().unwrap();
     let mut t = S::open(1 << 30, dir.path());
-    load(&mut t, records);
+    load(&mut t, records, &[7u8; 64]);
     let mut rng = Rng(0x1234_5678);
     let mut group = c.benchmark_group(name);
     group.throughput(Throughput::Elements(BATCH as u64));
@@ -228,7 +228,7 @@ fn ycsb_with<S: Store>(c: &mut Criterion) {
     const BUDGET: usize = 16 << 20;
     let dir = tempfile::tempdir().unwrap();
     let mut t = S::open(BUDGET, dir.path());
-    load(&mut t, RECORDS);
+    load(&mut t, RECORDS, &[7u8; 64]);
     let mut rng = Rng(0x9876_5432);
     let values: Vec<[u8; 64]> = (0..BATCH).map(|i| [i as u8; 64]).collect();
     let mut group = c.benchmark_group("state_ycsb_10x_memory");
@@ -302,17 +302,9 @@ fn large_values_with(c: &mut Criterion, size: usize, blob_min_bytes: Option<usiz
         },
     )
     .unwrap();
+    load(&mut t, records, &vec![7u8; size]);
     let values: Vec<Vec<u8>> = (0..BATCH).map(|i| vec![i as u8; size]).collect();
     let value_refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
-    let mut start = 0;
-    while start < records {
-        let end = (start + BATCH as u64).min(records);
-        let keys: Vec<[u8; 16]> = (start..end).map(key).collect();
-        let groups: Vec<u16> = (start..end).map(group_of).collect();
-        let refs: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
-        Store::put_many(&mut t, &groups, &refs, &value_refs[..refs.len()]);
-        start = end;
-    }
     let mut rng = Rng(0x5555_aaaa);
     let mut group = c.benchmark_group("state_large_values_10x_memory");
     group.sample_size(10);

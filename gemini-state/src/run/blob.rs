@@ -18,7 +18,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::format::{get_varint, put_varint};
+use super::format::{finish_file, get_varint, put_varint};
 use crate::{StateError, StateResult};
 
 const BLOB_MAGIC: u64 = 0x6564_6479_424c_4231; // "eddyBLB1"
@@ -112,21 +112,12 @@ impl BlobWriter {
     }
 
     /// Writes the footer, syncs, and moves the file to its name; returns its size.
-    pub(crate) fn finish(mut self) -> StateResult<u64> {
+    pub(crate) fn finish(self) -> StateResult<u64> {
         let mut footer = [0u8; BLOB_FOOTER_LEN];
         footer[0..8].copy_from_slice(&self.count.to_le_bytes());
         footer[8..16].copy_from_slice(&self.offset.to_le_bytes());
         footer[16..24].copy_from_slice(&BLOB_MAGIC.to_le_bytes());
-        let tmp = self.tmp.clone();
-        self.out
-            .write_all(&footer)
-            .map_err(|e| StateError::io(&tmp, e))?;
-        let file = self
-            .out
-            .into_inner()
-            .map_err(|e| StateError::io(&tmp, e.into_error()))?;
-        file.sync_all().map_err(|e| StateError::io(&tmp, e))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| StateError::io(&self.path, e))?;
+        finish_file(self.out, &footer, &self.tmp, &self.path)?;
         Ok(self.offset + BLOB_FOOTER_LEN as u64)
     }
 

@@ -126,6 +126,23 @@ impl Footer {
     }
 }
 
+/// Ends a file written under `tmp`: writes `footer`, syncs, and renames it to `path` (a crash
+/// leaves at most the temporary file, which nothing names).
+pub(crate) fn finish_file(
+    mut out: std::io::BufWriter<std::fs::File>,
+    footer: &[u8],
+    tmp: &std::path::Path,
+    path: &std::path::Path,
+) -> StateResult<()> {
+    use std::io::Write;
+    out.write_all(footer).map_err(|e| StateError::io(tmp, e))?;
+    let file = out
+        .into_inner()
+        .map_err(|e| StateError::io(tmp, e.into_error()))?;
+    file.sync_all().map_err(|e| StateError::io(tmp, e))?;
+    std::fs::rename(tmp, path).map_err(|e| StateError::io(path, e))
+}
+
 pub(crate) fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         buf.push((v as u8) | 0x80);

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use super::blob::{BlobRef, BlobWriter};
 use super::block::BlockBuilder;
 use super::bloom::BloomBuilder;
-use super::format::{put_varint, Footer, Kind, Stored, BLOCK_SIZE};
+use super::format::{finish_file, put_varint, Footer, Kind, Stored, BLOCK_SIZE};
 use crate::{StateError, StateResult};
 
 /// What a finished run file holds.
@@ -220,16 +220,7 @@ impl RunWriter {
         self.footer.index_offset = self.write_checked(&index)?;
         self.footer.index_len = index.len() as u32;
         let footer = self.footer.encode();
-        let tmp = self.tmp.clone();
-        self.out
-            .write_all(&footer)
-            .map_err(|e| StateError::io(&tmp, e))?;
-        let file = self
-            .out
-            .into_inner()
-            .map_err(|e| StateError::io(&tmp, e.into_error()))?;
-        file.sync_all().map_err(|e| StateError::io(&tmp, e))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| StateError::io(&self.path, e))?;
+        finish_file(self.out, &footer, &self.tmp, &self.path)?;
         Ok(RunSummary {
             path: self.path,
             bytes: self.offset + footer.len() as u64,

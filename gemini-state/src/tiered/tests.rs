@@ -254,6 +254,15 @@ fn restore_is_lazy_and_old_checkpoints_are_released() {
     assert!(fetched() >= 1);
 }
 
+/// Flips the byte at `at` of a checkpoint file, after breaking its hard link so that the
+/// damage does not reach a local copy.
+fn damage(file: &std::path::Path, at: usize) {
+    let mut bytes = std::fs::read(file).unwrap();
+    bytes[at] ^= 0xff;
+    std::fs::remove_file(file).unwrap();
+    std::fs::write(file, &bytes).unwrap();
+}
+
 #[test]
 fn a_damaged_checkpoint_file_is_reported_with_its_path() {
     let dir = tempfile::tempdir().unwrap();
@@ -265,11 +274,7 @@ fn a_damaged_checkpoint_file_is_reported_with_its_path() {
     drop(t);
     let store = CheckpointStore::local(dir.path().join("checkpoints")).unwrap();
     let file = PathBuf::from(store.file_location(&m.runs[0].name));
-    // Break the hard link so the damage does not reach a local copy, then flip a byte.
-    let mut bytes = std::fs::read(&file).unwrap();
-    bytes[200] ^= 0xff;
-    std::fs::remove_file(&file).unwrap();
-    std::fs::write(&file, &bytes).unwrap();
+    damage(&file, 200);
     let mut opts = options(&dir.path().join("restored"), 1 << 30);
     opts.checkpoints = Some(CheckpointStore::local(dir.path().join("checkpoints")).unwrap());
     let mut r = TieredTable::new(KeyGroupRange { start: 0, end: 8 }, opts).unwrap();
@@ -422,10 +427,7 @@ fn a_damaged_blob_file_is_reported_with_its_path() {
     let blob = &m.runs[0].blobs[0].name;
     let store = CheckpointStore::local(dir.path().join("checkpoints")).unwrap();
     let file = PathBuf::from(store.file_location(blob));
-    let mut bytes = std::fs::read(&file).unwrap();
-    bytes[100] ^= 0xff; // inside the first value
-    std::fs::remove_file(&file).unwrap();
-    std::fs::write(&file, &bytes).unwrap();
+    damage(&file, 100); // inside the first value
     let mut r = restored_with_blobs(dir.path());
     r.restore(std::slice::from_ref(&m)).unwrap();
     let mut out = Vec::new();
