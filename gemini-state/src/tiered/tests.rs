@@ -263,6 +263,18 @@ fn damage(file: &std::path::Path, at: usize) {
     std::fs::write(file, &bytes).unwrap();
 }
 
+/// Restores `m` into `r` and reads key 0 of key group 1, whose bytes in `file` are damaged:
+/// the error names the file and the checksum.
+fn restore_and_read_damage(r: &mut TieredTable, m: &Manifest, file: &str) {
+    r.restore(std::slice::from_ref(m)).unwrap();
+    let mut out = Vec::new();
+    let err = r
+        .get_many(&[1], &[&key(0)], &mut out)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(file) && err.contains("checksum"), "{err}");
+}
+
 #[test]
 fn a_damaged_checkpoint_file_is_reported_with_its_path() {
     let dir = tempfile::tempdir().unwrap();
@@ -278,16 +290,7 @@ fn a_damaged_checkpoint_file_is_reported_with_its_path() {
     let mut opts = options(&dir.path().join("restored"), 1 << 30);
     opts.checkpoints = Some(CheckpointStore::local(dir.path().join("checkpoints")).unwrap());
     let mut r = TieredTable::new(KeyGroupRange { start: 0, end: 8 }, opts).unwrap();
-    r.restore(std::slice::from_ref(&m)).unwrap();
-    let mut out = Vec::new();
-    let err = r
-        .get_many(&[1], &[&key(0)], &mut out)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains(&m.runs[0].name) && err.contains("checksum"),
-        "{err}"
-    );
+    restore_and_read_damage(&mut r, &m, &m.runs[0].name);
 }
 
 #[test]
@@ -429,15 +432,6 @@ fn a_damaged_blob_file_is_reported_with_its_path() {
     let file = PathBuf::from(store.file_location(blob));
     damage(&file, 100); // inside the first value
     let mut r = restored_with_blobs(dir.path());
-    r.restore(std::slice::from_ref(&m)).unwrap();
-    let mut out = Vec::new();
-    let err = r
-        .get_many(&[1], &[&key(0)], &mut out)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains(blob.as_str()) && err.contains("checksum"),
-        "{err}"
-    );
+    restore_and_read_damage(&mut r, &m, blob);
     assert_eq!(get(&mut r, 1, &key(1)), Some(large_value(1, 0)));
 }
