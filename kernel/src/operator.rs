@@ -42,6 +42,8 @@ pub struct OperatorContext {
     pub node_name: String,
     /// Memory each state table keeps before writing run files (`None`: the default).
     pub state_memory_budget: Option<usize>,
+    /// Values at least this long go to blob files; `Some(0)`: none do (`None`: the default).
+    pub state_blob_min_bytes: Option<usize>,
     timers: BTreeSet<EventTime>,
     processing_timers: BTreeSet<Instant>,
 }
@@ -62,6 +64,7 @@ impl OperatorContext {
             node: 0,
             node_name: String::new(),
             state_memory_budget: None,
+            state_blob_min_bytes: None,
             timers: BTreeSet::new(),
             processing_timers: BTreeSet::new(),
         }
@@ -77,6 +80,13 @@ impl OperatorContext {
     /// The same context, with state tables keeping `budget` bytes in memory.
     pub fn with_state_memory_budget(mut self, budget: Option<usize>) -> Self {
         self.state_memory_budget = budget;
+        self
+    }
+
+    /// The same context, with state tables keeping values of `min_bytes` and more in blob
+    /// files (`Some(0)`: in the run files).
+    pub fn with_state_blob_min_bytes(mut self, min_bytes: Option<usize>) -> Self {
+        self.state_blob_min_bytes = min_bytes;
         self
     }
 

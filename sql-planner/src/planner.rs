@@ -56,6 +56,12 @@ fn job_config(settings: &BTreeMap<String, String>) -> Result<JobConfig, PlanErro
         config.source_idle_timeout = (ms > 0).then(|| Duration::from_millis(ms));
     }
     config.state_memory_budget = memory_setting(settings, STATE_MEMORY_BUDGET)?;
+    config.state_blob_min_bytes = setting(
+        settings,
+        STATE_BLOB_MIN_SIZE,
+        parse_memory_size,
+        "a memory size (as '1 kb', or '0' to keep every value in the run files)",
+    )?;
     Ok(config)
 }
 
@@ -63,6 +69,9 @@ fn job_config(settings: &BTreeMap<String, String>) -> Result<JobConfig, PlanErro
 /// Set, it also moves the rows of joins whose state only grows into state tables (see
 /// `Lowering::stream_join`).
 const STATE_MEMORY_BUDGET: &str = "state.backend.gemini.memory-budget";
+/// Values at least this long are kept in blob files, out of the run files that compactions
+/// rewrite; '0' keeps them all in the run files.
+const STATE_BLOB_MIN_SIZE: &str = "state.backend.gemini.blob-min-size";
 
 /// A memory size as Flink writes one: a whole number and an optional unit, `b`, `k`/`kb`,
 /// `m`/`mb`, `g`/`gb` or `t`/`tb` (powers of 1024, as Flink's `MemorySize`), in any case,

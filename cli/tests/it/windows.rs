@@ -566,6 +566,19 @@ fn the_state_memory_budget_is_read_as_a_memory_size() {
 }
 
 #[test]
+fn the_blob_threshold_is_read_as_a_memory_size_and_zero_turns_it_off() {
+    let dir = tempfile::tempdir().unwrap();
+    write_bids(dir.path());
+    let plan = |set: &str| plan_bids_after(dir.path(), set).map(|j| j.config.state_blob_min_bytes);
+    let key = "state.backend.gemini.blob-min-size";
+    assert_eq!(plan("").unwrap(), None, "gemini-state's default");
+    assert_eq!(plan(&format!("SET '{key}' = '4 kb';")).unwrap(), Some(4096));
+    assert_eq!(plan(&format!("SET '{key}' = '0';")).unwrap(), Some(0));
+    let err = plan(&format!("SET '{key}' = 'big';")).unwrap_err();
+    assert!(err.to_string().contains("is not a memory size"), "{err}");
+}
+
+#[test]
 fn windows_written_to_the_state_table_at_every_group_give_the_same_results() {
     let dir = tempfile::tempdir().unwrap();
     write_bids(dir.path());

@@ -26,13 +26,16 @@ pub(crate) fn subtask_table<'a>(
 }
 
 /// A new table over the key groups of `ctx`'s subtask, with `options` (a TTL, say) and the
-/// job's memory budget.
+/// job's memory budget and blob threshold.
 pub(crate) fn subtask_table_with(
     ctx: &OperatorContext,
     mut options: TableOptions,
 ) -> Result<Box<dyn StateTable>> {
     if let Some(budget) = ctx.state_memory_budget {
         options.memory_budget = budget;
+    }
+    if let Some(min_bytes) = ctx.state_blob_min_bytes {
+        options.blob_min_bytes = (min_bytes > 0).then_some(min_bytes);
     }
     let range = KeyGroupRange::for_subtask(ctx.max_parallelism, ctx.parallelism, ctx.subtask);
     Ok(Box::new(TieredTable::new(range, options)?))

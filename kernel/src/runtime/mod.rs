@@ -39,6 +39,10 @@ pub struct JobConfig {
     /// `state.backend.gemini.memory-budget`: bytes of memory each state table of each
     /// subtask keeps before it writes run files. `None` keeps gemini-state's default.
     pub state_memory_budget: Option<usize>,
+    /// `state.backend.gemini.blob-min-size`: values at least this long are kept in blob
+    /// files; `Some(0)` keeps every value in the run files; `None` keeps gemini-state's
+    /// default.
+    pub state_blob_min_bytes: Option<usize>,
 }
 
 impl Default for JobConfig {
@@ -48,6 +52,7 @@ impl Default for JobConfig {
             max_parallelism: gemini_state::DEFAULT_MAX_PARALLELISM,
             source_idle_timeout: None,
             state_memory_budget: None,
+            state_blob_min_bytes: None,
         }
     }
 }
@@ -146,6 +151,7 @@ pub fn run_job(
                 OperatorContext::new(s, p, config.max_parallelism, metrics.clone())
                     .for_node(n, &graph.nodes[n].name)
                     .with_state_memory_budget(config.state_memory_budget)
+                    .with_state_blob_min_bytes(config.state_blob_min_bytes)
             };
             let mut ops = Vec::new();
             let mut ctxs = Vec::new();
