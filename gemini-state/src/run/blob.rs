@@ -18,7 +18,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::format::{finish_file, get_varint, put_varint};
+use super::format::{finish_file, get_varint, put_varint, read_checked};
 use crate::{StateError, StateResult};
 
 const BLOB_MAGIC: u64 = 0x6564_6479_424c_4231; // "eddyBLB1"
@@ -181,19 +181,14 @@ impl BlobFile {
                 &format!("a reference points past the end, at byte {}", r.offset),
             ));
         }
-        buf.resize(r.stored_bytes() as usize, 0);
-        self.file
-            .read_exact_at(buf, r.offset)
-            .map_err(|e| StateError::io(&self.path, e))?;
-        let (value, crc) = buf.split_at(r.len as usize);
-        if crc32fast::hash(value) != u32::from_le_bytes(crc.try_into().expect("4 bytes")) {
-            return Err(StateError::corrupt(
-                &self.path,
-                &format!("checksum mismatch in the value at byte {}", r.offset),
-            ));
-        }
-        buf.truncate(r.len as usize);
-        Ok(())
+        read_checked(
+            &self.file,
+            &self.path,
+            r.offset,
+            r.len as usize,
+            "value",
+            buf,
+        )
     }
 
     pub(crate) fn mark_obsolete(&self) {

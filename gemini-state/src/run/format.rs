@@ -143,6 +143,54 @@ pub(crate) fn finish_file(
     std::fs::rename(tmp, path).map_err(|e| StateError::io(path, e))
 }
 
+/// `bytes` without the checksum that ends them, if it matches; else an error naming `what`
+/// at `offset` of the file at `path`.
+pub(crate) fn verify<'a>(
+    bytes: &'a [u8],
+    path: &std::path::Path,
+    offset: u64,
+    what: &str,
+) -> StateResult<&'a [u8]> {
+    let (bytes, crc) = bytes.split_at(bytes.len() - 4);
+    let crc = u32::from_le_bytes(crc.try_into().expect("4 bytes"));
+    if crc32fast::hash(bytes) != crc {
+        return Err(StateError::corrupt(
+            path,
+            &format!("checksum mismatch in the {what} at byte {offset}"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Reads the `len` bytes at `offset` of `file` (at `path`) and the checksum after them into
+/// `buf`, checks them, and leaves `buf` holding the bytes alone.
+pub(crate) fn read_checked(
+    file: &std::fs::File,
+    path: &std::path::Path,
+    offset: u64,
+    len: usize,
+    what: &str,
+    buf: &mut Vec<u8>,
+) -> StateResult<()> {
+    use std::os::unix::fs::FileExt;
+    buf.resize(len + 4, 0);
+    file.read_exact_at(buf, offset).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            cut_short(path, offset, what)
+        } else {
+            StateError::io(path, e)
+        }
+    })?;
+    verify(buf, path, offset, what)?;
+    buf.truncate(len);
+    Ok(())
+}
+
+/// `what` at `offset` of the file at `path` ends before its length says.
+pub(crate) fn cut_short(path: &std::path::Path, offset: u64, what: &str) -> StateError {
+    StateError::corrupt(path, &format!("the {what} at byte {offset} is cut short"))
+}
+
 pub(crate) fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         buf.push((v as u8) | 0x80);

@@ -2,7 +2,6 @@
 //! memory map, each checked against its checksum on first use.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -11,7 +10,7 @@ use memmap2::Mmap;
 
 use super::block::{Block, BlockCursor};
 use super::bloom::Bloom;
-use super::format::{get_varint, Footer, Stored, FOOTER_LEN};
+use super::format::{cut_short, get_varint, read_checked, verify, Footer, Stored, FOOTER_LEN};
 use super::index::BlockIndex;
 use crate::{StateError, StateResult};
 
@@ -123,17 +122,7 @@ impl RunFile {
     /// Block `i`'s bytes copied into `buf` and checked against their checksum.
     fn read_block(&self, i: usize, buf: &mut Vec<u8>) -> StateResult<()> {
         let (offset, len) = self.blocks[i];
-        buf.resize(len as usize + 4, 0);
-        self.file.read_exact_at(buf, offset).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                cut_short(&self.path, offset, "block")
-            } else {
-                StateError::io(&self.path, e)
-            }
-        })?;
-        verify(buf, &self.path, offset, "block")?;
-        buf.truncate(len as usize);
-        Ok(())
+        read_checked(&self.file, &self.path, offset, len as usize, "block", buf)
     }
 
     fn malformed(&self) -> StateError {
@@ -182,23 +171,6 @@ fn checked<'a>(
         .get(start..start + len as usize + 4)
         .ok_or_else(|| cut_short(path, offset, what))?;
     verify(bytes, path, offset, what)
-}
-
-/// `bytes` without the checksum that ends them, if it matches.
-fn verify<'a>(bytes: &'a [u8], path: &Path, offset: u64, what: &str) -> StateResult<&'a [u8]> {
-    let (bytes, crc) = bytes.split_at(bytes.len() - 4);
-    let crc = u32::from_le_bytes(crc.try_into().expect("4 bytes"));
-    if crc32fast::hash(bytes) != crc {
-        return Err(StateError::corrupt(
-            path,
-            &format!("checksum mismatch in the {what} at byte {offset}"),
-        ));
-    }
-    Ok(bytes)
-}
-
-fn cut_short(path: &Path, offset: u64, what: &str) -> StateError {
-    StateError::corrupt(path, &format!("the {what} at byte {offset} is cut short"))
 }
 
 /// Walks a run file's entries in key order from a start key, one block at a time, each
