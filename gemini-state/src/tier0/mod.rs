@@ -8,7 +8,7 @@
 //! Writes carry a generation number. [`Tier0::freeze`] ends a generation in O(segments): it
 //! hands out shared references to the segments, and from then on a write that finds its
 //! entry in a shared segment copies it into the active segment instead of writing in place
-//! (`Arc::get_mut` fails while the snapshot writer holds the segment). The frozen
+//! ([`Held::get_mut`] fails while the snapshot writer holds the segment). The frozen
 //! generation's entries thus stay exactly as they were at the freeze, and the writer sorts
 //! them into a run file off the operator's thread. Entries of generations that reached a
 //! run file are clean: evicting them under memory pressure only forgets them.
@@ -22,8 +22,8 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use index::{prefetch, Index, Loc};
-use segment::{capacity_for, HEADER, SEGMENT_BYTES};
-pub(crate) use segment::{Header, Segment, DEAD, MAYBE_IN_RUNS, TOMBSTONE};
+use segment::{capacity_for, HEADER, MAX_PADDING, SEGMENT_BYTES};
+pub(crate) use segment::{Header, Held, Segment, DEAD, MAYBE_IN_RUNS, TOMBSTONE};
 
 #[derive(Debug, Default, Clone, Copy)]
 struct SegmentInfo {
@@ -90,7 +90,7 @@ impl Frozen {
 
 #[derive(Debug)]
 pub(crate) struct Tier0 {
-    segments: Vec<Option<Arc<Segment>>>,
+    segments: Vec<Option<Held>>,
     info: Vec<SegmentInfo>,
     free_segments: Vec<u32>,
     /// Emptied segments kept for reuse: fresh ones cost the kernel zeroing their pages.
@@ -123,7 +123,7 @@ impl Default for Tier0 {
 impl Tier0 {
     pub(crate) fn new() -> Tier0 {
         Tier0 {
-            segments: vec![Some(Arc::new(Segment::with_capacity(SEGMENT_BYTES)))],
+            segments: vec![Some(Held::Own(Segment::with_capacity(SEGMENT_BYTES)))],
             info: vec![SegmentInfo::default()],
             free_segments: Vec::new(),
             spare: Vec::new(),
@@ -147,7 +147,10 @@ impl Tier0 {
     }
 
     fn segment(&self, i: u32) -> &Segment {
-        self.segments[i as usize].as_deref().expect("live segment")
+        self.segments[i as usize]
+            .as_ref()
+            .expect("live segment")
+            .get()
     }
 
     /// The index slot of `key`'s entry.
@@ -165,6 +168,7 @@ impl Tier0 {
     pub(crate) fn prefetch_ahead(&self, hashes: &[u64], i: usize) {
         const SLOT_AHEAD: usize = 16;
         const ENTRY_AHEAD: usize = 8;
+        const ENTRY_PREFETCH_BYTES: usize = 128;
         if self.index.capacity() < 1 << 16 {
             return;
         }
@@ -176,8 +180,16 @@ impl Tier0 {
             .get(i + ENTRY_AHEAD)
             .and_then(|&h| self.index.first_with(h))
         {
-            let seg = self.segment(loc.segment);
-            prefetch(seg.data.as_ptr().wrapping_add(loc.offset as usize));
+            // Entries are not line-aligned: a 32-byte header, a short key and a short
+            // value span two or three cache lines, and a prefetch loads one.
+            let entry = self
+                .segment(loc.segment)
+                .data
+                .as_ptr()
+                .wrapping_add(loc.offset as usize);
+            for at in [0, 64, ENTRY_PREFETCH_BYTES - 1] {
+                prefetch(entry.wrapping_add(at));
+            }
         }
     }
 
@@ -259,17 +271,20 @@ impl Tier0 {
             _ => {}
         }
         let fits = value.len() <= h.capacity as usize;
-        let slot = self.segments[loc.segment as usize].as_mut().expect("live");
-        if let (true, Some(seg)) = (fits, Arc::get_mut(slot)) {
-            seg.overwrite(loc.offset as usize, flags, value, gen, time);
-            let info = &mut self.info[loc.segment as usize];
-            info.max_gen = info.max_gen.max(gen);
-            return;
-        }
-        // Copy on write (the segment is frozen) or grow: a new copy in the active segment.
-        if let Some(seg) = Arc::get_mut(slot) {
+        let writable = self.segments[loc.segment as usize]
+            .as_mut()
+            .expect("live")
+            .get_mut();
+        if let Some(seg) = writable {
+            if fits {
+                seg.overwrite(loc.offset as usize, flags, value, gen, time);
+                let info = &mut self.info[loc.segment as usize];
+                info.max_gen = info.max_gen.max(gen);
+                return;
+            }
             seg.set_flags(loc.offset as usize, h.flags | DEAD);
         }
+        // Copy on write (the segment is frozen) or grow: a new copy in the active segment.
         self.info[loc.segment as usize].live -= h.size();
         let new = self.append_at_gen(key, value, time, flags, self.gen);
         self.index.set_loc(at, new);
@@ -294,13 +309,16 @@ impl Tier0 {
         let active = self.active as usize;
         let writable = self.segments[active]
             .as_mut()
-            .and_then(Arc::get_mut)
-            .is_some_and(|s| s.room() >= size);
+            .and_then(Held::get_mut)
+            .is_some_and(|s| s.fits(size));
         if !writable {
-            self.new_active(size);
+            // Room for the padding that may go before the entry.
+            self.new_active(size + MAX_PADDING);
         }
         let active = self.active as usize;
-        let seg = Arc::get_mut(self.segments[active].as_mut().expect("live"))
+        let seg = self.segments[active]
+            .as_mut()
+            .and_then(Held::get_mut)
             .expect("the active segment is writable");
         let header = Header {
             flags,
@@ -326,7 +344,7 @@ impl Tier0 {
             _ => Segment::with_capacity(at_least.max(SEGMENT_BYTES)),
         };
         self.segment_bytes += seg.data.capacity();
-        let seg = Arc::new(seg);
+        let seg = Held::Own(seg);
         let i = match self.free_segments.pop() {
             Some(i) => {
                 self.segments[i as usize] = Some(seg);
@@ -345,15 +363,17 @@ impl Tier0 {
     /// Forgets the entry in index slot `at` (no tombstone).
     fn remove(&mut self, at: usize) {
         let loc = self.index.loc(at);
-        let slot = self.segments[loc.segment as usize].as_mut().expect("live");
-        let h = slot.header(loc.offset as usize);
-        if let Some(seg) = Arc::get_mut(slot) {
-            seg.set_flags(loc.offset as usize, h.flags | DEAD);
+        let offset = loc.offset as usize;
+        let held = self.segments[loc.segment as usize].as_mut().expect("live");
+        let h = held.get().header(offset);
+        if let Some(o) = self.ordered.get_mut() {
+            o.remove(held.get().key(offset));
+        }
+        if let Some(seg) = held.get_mut() {
+            seg.set_flags(offset, h.flags | DEAD);
         }
         self.info[loc.segment as usize].live -= h.size();
-        // A second handle on the segment lends `forget` the key while `self` changes.
-        let seg = Arc::clone(slot);
-        self.forget(h, at, seg.key(loc.offset as usize));
+        self.drop_from_index(h, at);
     }
 
     /// Ends the current generation: the returned segments hold its entries (and older
@@ -363,9 +383,10 @@ impl Tier0 {
         let upto = self.gen;
         let segments = self
             .segments
-            .iter()
+            .iter_mut()
             .zip(&self.info)
-            .filter_map(|(s, info)| s.as_ref().filter(|_| info.max_gen > after).cloned())
+            .filter(|(_, info)| info.max_gen > after)
+            .filter_map(|(s, _)| s.as_mut().map(Held::share))
             .collect();
         self.frozen = upto;
         self.gen += 1;
@@ -432,7 +453,7 @@ impl Tier0 {
             let Some(seg) = &self.segments[i] else {
                 continue;
             };
-            if i32_ == self.active || self.info[i].live * 2 > seg.data.capacity() {
+            if i32_ == self.active || self.info[i].live * 2 > seg.get().data.capacity() {
                 continue;
             }
             let Some(seg) = self.take_unshared(i32_) else {
@@ -453,8 +474,8 @@ impl Tier0 {
 
     /// Segment `i` out of the table, unless a snapshot still shares it.
     fn take_unshared(&mut self, i: u32) -> Option<Segment> {
-        let seg = self.segments[i as usize].take()?;
-        match Arc::try_unwrap(seg) {
+        let held = self.segments[i as usize].take()?;
+        match held.into_owned() {
             Ok(seg) => Some(seg),
             Err(shared) => {
                 self.segments[i as usize] = Some(shared);
@@ -490,14 +511,19 @@ impl Tier0 {
     /// Drops the live entry in index slot `at` from the index, the ordered view and the
     /// counts.
     fn forget(&mut self, h: Header, at: usize, key: &[u8]) {
+        if let Some(o) = self.ordered.get_mut() {
+            o.remove(key);
+        }
+        self.drop_from_index(h, at);
+    }
+
+    /// Drops the entry in index slot `at` from the index and the counts.
+    fn drop_from_index(&mut self, h: Header, at: usize) {
         if h.flags & TOMBSTONE == 0 {
             self.live_entries -= 1;
             self.live_bytes -= u64::from(h.key_len + h.value_len);
         }
         self.index.remove(at);
-        if let Some(o) = self.ordered.get_mut() {
-            o.remove(key);
-        }
     }
 
     /// Removes every entry whose write time is at or before `cutoff` (TTL): older versions
@@ -537,7 +563,7 @@ impl Tier0 {
         self.segments
             .iter()
             .zip(&self.info)
-            .filter_map(|(s, i)| s.as_ref().map(|s| s.data.len() - i.live))
+            .filter_map(|(s, i)| s.as_ref().map(|s| s.get().data.len() - i.live))
             .sum()
     }
 
