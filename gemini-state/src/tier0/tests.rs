@@ -231,3 +231,29 @@ fn entries_of_one_size_settle_on_cache_lines_and_padding_is_skipped() {
         assert_eq!(get(&t, &key(i)), Some(vec![i as u8; 64]));
     }
 }
+
+#[test]
+fn a_segment_is_written_in_place_again_once_the_snapshot_writer_lets_go() {
+    let mut t = Tier0::new();
+    put(&mut t, b"a", &[1; 8]);
+    put(&mut t, b"b", &[1; 8]);
+    let frozen = t.freeze();
+    put(&mut t, b"a", &[2; 8]);
+    let garbage = t.garbage();
+    assert!(garbage > 0, "shared: the update was a copy");
+    assert_eq!(frozen.sorted()[0].1.value, [1; 8]);
+    drop(frozen);
+    // "b" still lives in the segment the freeze shared, which nobody reads now: it is
+    // updated where it is, and a freeze that shares the segment again sees it unchanged.
+    for i in 0..100u8 {
+        put(&mut t, b"b", &[i; 8]);
+    }
+    assert_eq!(t.garbage(), garbage, "owned again: updated in place");
+    let second = t.freeze();
+    put(&mut t, b"b", &[7; 8]);
+    let seen = second.sorted();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].0, b"b");
+    assert_eq!(seen[1].1.value, [99; 8]);
+    assert_eq!(get(&t, b"b"), Some(vec![7; 8]));
+}
