@@ -16,9 +16,9 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::format::{finish_file, get_varint, put_varint, read_checked};
+use super::local::LocalFile;
 use crate::{StateError, StateResult};
 
 const BLOB_MAGIC: u64 = 0x6564_6479_424c_4231; // "eddyBLB1"
@@ -130,12 +130,9 @@ impl BlobWriter {
 /// An open blob file.
 #[derive(Debug)]
 pub(crate) struct BlobFile {
-    path: PathBuf,
-    file: File,
+    local: LocalFile,
     /// Bytes of values and their checksums (the footer's data length).
     data_len: u64,
-    /// Set when no live run references the file: it is deleted once the last reader lets go.
-    obsolete: AtomicBool,
 }
 
 impl BlobFile {
@@ -143,13 +140,12 @@ impl BlobFile {
     /// truncated file is refused here, a damaged value when it is read).
     pub(crate) fn open(path: &Path) -> StateResult<BlobFile> {
         let corrupt = |what: &str| StateError::corrupt(path, what);
-        let file = File::open(path).map_err(|e| StateError::io(path, e))?;
-        let bytes = file.metadata().map_err(|e| StateError::io(path, e))?.len();
-        if bytes < BLOB_FOOTER_LEN as u64 {
-            return Err(corrupt("file is shorter than its footer (truncated)"));
-        }
+        let local = LocalFile::open(path, BLOB_FOOTER_LEN)?;
+        let bytes = local.len;
         let mut footer = [0u8; BLOB_FOOTER_LEN];
-        file.read_exact_at(&mut footer, bytes - BLOB_FOOTER_LEN as u64)
+        local
+            .file
+            .read_exact_at(&mut footer, bytes - BLOB_FOOTER_LEN as u64)
             .map_err(|e| StateError::io(path, e))?;
         let u64_at = |i: usize| u64::from_le_bytes(footer[i..i + 8].try_into().expect("8 bytes"));
         if u64_at(16) != BLOB_MAGIC {
@@ -161,46 +157,34 @@ impl BlobFile {
         if data_len + BLOB_FOOTER_LEN as u64 != bytes {
             return Err(corrupt("the footer's data length does not match the file"));
         }
-        Ok(BlobFile {
-            path: path.to_path_buf(),
-            file,
-            data_len,
-            obsolete: AtomicBool::new(false),
-        })
+        Ok(BlobFile { local, data_len })
     }
 
     pub(crate) fn path(&self) -> &Path {
-        &self.path
+        self.local.path()
+    }
+
+    /// The open file and what it shares with run files.
+    pub(crate) fn local(&self) -> &LocalFile {
+        &self.local
     }
 
     /// The value `r` points at, into `buf`, checked against its checksum.
     pub(crate) fn read(&self, r: BlobRef, buf: &mut Vec<u8>) -> StateResult<()> {
         if r.offset + r.stored_bytes() > self.data_len {
             return Err(StateError::corrupt(
-                &self.path,
+                self.path(),
                 &format!("a reference points past the end, at byte {}", r.offset),
             ));
         }
         read_checked(
-            &self.file,
-            &self.path,
+            &self.local.file,
+            self.path(),
             r.offset,
             r.len as usize,
             "value",
             buf,
         )
-    }
-
-    pub(crate) fn mark_obsolete(&self) {
-        self.obsolete.store(true, Ordering::Relaxed);
-    }
-}
-
-impl Drop for BlobFile {
-    fn drop(&mut self) {
-        if self.obsolete.load(Ordering::Relaxed) {
-            let _ = std::fs::remove_file(&self.path);
-        }
     }
 }
 

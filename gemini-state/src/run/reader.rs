@@ -2,8 +2,8 @@
 //! memory map, each checked against its checksum on first use.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use memmap2::Mmap;
@@ -12,6 +12,7 @@ use super::block::{Block, BlockCursor};
 use super::bloom::Bloom;
 use super::format::{cut_short, get_varint, read_checked, verify, Footer, Stored, FOOTER_LEN};
 use super::index::BlockIndex;
+use super::local::LocalFile;
 use crate::{StateError, StateResult};
 
 /// An open, immutable run file. Point reads go through a memory map: a block is read where
@@ -22,8 +23,7 @@ use crate::{StateError, StateResult};
 /// and a compaction would touch every page of its inputs.
 #[derive(Debug)]
 pub(crate) struct RunFile {
-    path: PathBuf,
-    file: File,
+    local: LocalFile,
     map: Mmap,
     pub footer: Footer,
     last_keys: BlockIndex,
@@ -32,9 +32,6 @@ pub(crate) struct RunFile {
     /// One bit per block whose checksum was checked.
     verified: Vec<AtomicU64>,
     bloom: Bloom,
-    /// Set when no live table version names the file: it is deleted once the last
-    /// reader (an iterator, a retained snapshot) lets go.
-    obsolete: AtomicBool,
 }
 
 /// Maps `file` for reading.
@@ -50,12 +47,8 @@ fn map(file: &File) -> std::io::Result<Mmap> {
 impl RunFile {
     pub(crate) fn open(path: &Path) -> StateResult<RunFile> {
         let corrupt = |what: &str| StateError::corrupt(path, what);
-        let file = File::open(path).map_err(|e| StateError::io(path, e))?;
-        let bytes = file.metadata().map_err(|e| StateError::io(path, e))?.len();
-        if bytes < FOOTER_LEN as u64 {
-            return Err(corrupt("file is shorter than its footer (truncated)"));
-        }
-        let map = map(&file).map_err(|e| StateError::io(path, e))?;
+        let local = LocalFile::open(path, FOOTER_LEN)?;
+        let map = map(&local.file).map_err(|e| StateError::io(path, e))?;
         let footer = Footer::decode(&map[map.len() - FOOTER_LEN..], path)?;
         let index = checked(&map, path, footer.index_offset, footer.index_len, "index")?;
         let bloom = checked(&map, path, footer.bloom_offset, footer.bloom_len, "filter")?;
@@ -81,15 +74,13 @@ impl RunFile {
             .map(|_| AtomicU64::new(0))
             .collect();
         Ok(RunFile {
-            path: path.to_path_buf(),
-            file,
+            local,
             map,
             footer,
             last_keys,
             blocks,
             verified,
             bloom,
-            obsolete: AtomicBool::new(false),
         })
     }
 
@@ -99,11 +90,12 @@ impl RunFile {
     }
 
     pub(crate) fn path(&self) -> &Path {
-        &self.path
+        self.local.path()
     }
 
-    pub(crate) fn mark_obsolete(&self) {
-        self.obsolete.store(true, Ordering::Relaxed);
+    /// The open file and what it shares with blob files.
+    pub(crate) fn local(&self) -> &LocalFile {
+        &self.local
     }
 
     /// Block `i`'s bytes, checked against its checksum on first use.
@@ -114,7 +106,7 @@ impl RunFile {
             let start = offset as usize;
             return Ok(&self.map[start..start + len as usize]);
         }
-        let bytes = checked(&self.map, &self.path, offset, len, "block")?;
+        let bytes = checked(&self.map, self.path(), offset, len, "block")?;
         word.fetch_or(bit, Ordering::Relaxed);
         Ok(bytes)
     }
@@ -122,11 +114,18 @@ impl RunFile {
     /// Block `i`'s bytes copied into `buf` and checked against their checksum.
     fn read_block(&self, i: usize, buf: &mut Vec<u8>) -> StateResult<()> {
         let (offset, len) = self.blocks[i];
-        read_checked(&self.file, &self.path, offset, len as usize, "block", buf)
+        read_checked(
+            &self.local.file,
+            self.path(),
+            offset,
+            len as usize,
+            "block",
+            buf,
+        )
     }
 
     fn malformed(&self) -> StateError {
-        StateError::corrupt(&self.path, "a block does not parse")
+        StateError::corrupt(self.path(), "a block does not parse")
     }
 
     /// The version of `key` (a composite key) this file holds, if any. `hash` is
@@ -147,14 +146,6 @@ impl RunFile {
         };
         let block = Block::new(self.block(i)?).map_err(|_| self.malformed())?;
         block.get(key).map_err(|_| self.malformed())
-    }
-}
-
-impl Drop for RunFile {
-    fn drop(&mut self) {
-        if self.obsolete.load(Ordering::Relaxed) {
-            let _ = std::fs::remove_file(&self.path);
-        }
     }
 }
 

@@ -105,7 +105,7 @@ fn obsolete_files_are_deleted_when_the_last_reader_lets_go() {
     let (summary, _) = write_run(dir.path(), 10);
     let run = Arc::new(RunFile::open(&summary.path).unwrap());
     let reader = run.clone();
-    run.mark_obsolete();
+    run.local().mark_obsolete();
     drop(run);
     assert!(summary.path.exists(), "a reader still holds it");
     drop(reader);

@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::CheckpointStore;
-use crate::run::{BlobFile, BlobRef, RunFile};
+use crate::run::{BlobFile, BlobRef, LocalFile, RunFile};
 use crate::{StateError, StateResult};
 
 /// What a manifest records of a run file, and what a table knows before opening it.
@@ -47,20 +47,15 @@ pub struct BlobUse {
 /// What a table opens lazily: a run file or a blob file.
 pub(crate) trait TableFile: Sized {
     fn open(path: &Path) -> StateResult<Self>;
-    fn path(&self) -> &Path;
-    /// Deletes the file once the last reader lets go.
-    fn mark_obsolete(&self);
+    fn local(&self) -> &LocalFile;
 }
 
 impl TableFile for RunFile {
     fn open(path: &Path) -> StateResult<RunFile> {
         RunFile::open(path)
     }
-    fn path(&self) -> &Path {
-        RunFile::path(self)
-    }
-    fn mark_obsolete(&self) {
-        RunFile::mark_obsolete(self)
+    fn local(&self) -> &LocalFile {
+        RunFile::local(self)
     }
 }
 
@@ -68,11 +63,8 @@ impl TableFile for BlobFile {
     fn open(path: &Path) -> StateResult<BlobFile> {
         BlobFile::open(path)
     }
-    fn path(&self) -> &Path {
-        BlobFile::path(self)
-    }
-    fn mark_obsolete(&self) {
-        BlobFile::mark_obsolete(self)
+    fn local(&self) -> &LocalFile {
+        BlobFile::local(self)
     }
 }
 
@@ -95,7 +87,7 @@ pub(crate) struct LazyFile<T: TableFile> {
 impl<T: TableFile> LazyFile<T> {
     /// A file just written, opened.
     fn written(name: String, file: T) -> LazyFile<T> {
-        let local = file.path().to_path_buf();
+        let local = file.local().path().to_path_buf();
         let cell = OnceLock::new();
         let _ = cell.set(Arc::new(file));
         LazyFile {
@@ -143,7 +135,7 @@ impl<T: TableFile> LazyFile<T> {
     fn retire(&self) {
         self.retired.store(true, Ordering::Relaxed);
         if let Some(f) = self.file.get() {
-            f.mark_obsolete();
+            f.local().mark_obsolete();
         }
     }
 }
@@ -155,7 +147,7 @@ impl<T: TableFile> Drop for LazyFile<T> {
         }
         match self.file.get() {
             // The open file deletes itself when its last reader lets go.
-            Some(f) => f.mark_obsolete(),
+            Some(f) => f.local().mark_obsolete(),
             None => {
                 let _ = std::fs::remove_file(&self.local);
             }
