@@ -81,18 +81,7 @@ impl Store for TieredTable {
     /// `budget` bytes of tier 0, nothing more: run files are read through a memory map, from
     /// the page cache (RocksDB gets a quarter more, for its block cache, and the page cache).
     fn open(budget: usize, dir: &Path) -> Self {
-        TieredTable::new(
-            KeyGroupRange {
-                start: 0,
-                end: GROUPS,
-            },
-            TableOptions {
-                memory_budget: budget,
-                dir: Some(dir.to_path_buf()),
-                ..TableOptions::default()
-            },
-        )
-        .unwrap()
+        gemini_table(budget, dir, TableOptions::default().blob_min_bytes)
     }
 
     fn read_many(
@@ -135,6 +124,36 @@ impl Store for TieredTable {
             s.stall_micros / 1000,
         );
     }
+}
+
+/// A gemini-state table of every key group with `budget` bytes of tier 0 in `dir`.
+fn gemini_table(budget: usize, dir: &Path, blob_min_bytes: Option<usize>) -> TieredTable {
+    TieredTable::new(
+        KeyGroupRange {
+            start: 0,
+            end: GROUPS,
+        },
+        TableOptions {
+            memory_budget: budget,
+            dir: Some(dir.to_path_buf()),
+            blob_min_bytes,
+            ..TableOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+/// YCSB A on one batch: reads the first half of its keys (summing each value's last byte,
+/// so the whole value is reached) and updates the second half with `values[half..]`.
+fn read_half_update_half<S: Store>(t: &mut S, batch: &Batch, values: &[&[u8]]) -> u64 {
+    let refs = batch.refs();
+    let half = BATCH / 2;
+    let mut sum = 0u64;
+    t.read_many(&batch.groups[..half], &refs[..half], &mut |_, v| {
+        sum += v.map_or(0, |v| u64::from(v[v.len() - 1]))
+    });
+    t.put_many(&batch.groups[half..], &refs[half..], &values[half..]);
+    sum
 }
 
 /// Writes records `0..records`, each with `value`.
@@ -231,6 +250,7 @@ fn ycsb_with<S: Store>(c: &mut Criterion) {
     load(&mut t, RECORDS, &[7u8; 64]);
     let mut rng = Rng(0x9876_5432);
     let values: Vec<[u8; 64]> = (0..BATCH).map(|i| [i as u8; 64]).collect();
+    let value_refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
     let mut group = c.benchmark_group("state_ycsb_10x_memory");
     group.sample_size(10);
     group.throughput(Throughput::Elements(BATCH as u64));
@@ -238,17 +258,7 @@ fn ycsb_with<S: Store>(c: &mut Criterion) {
     group.bench_function(format!("{}A_read_update", S::NAME), |b| {
         b.iter_batched(
             || Batch::random(&mut rng, RECORDS),
-            |batch| {
-                let refs = batch.refs();
-                let half = BATCH / 2;
-                let mut sum = 0u64;
-                t.read_many(&batch.groups[..half], &refs[..half], &mut |_, v| {
-                    sum += v.map_or(0, |v| u64::from(v[0]))
-                });
-                let vals: Vec<&[u8]> = values[half..].iter().map(|v| v.as_slice()).collect();
-                t.put_many(&batch.groups[half..], &refs[half..], &vals);
-                black_box(sum)
-            },
+            |batch| black_box(read_half_update_half(&mut t, &batch, &value_refs)),
             BatchSize::SmallInput,
         )
     });
@@ -289,19 +299,7 @@ fn large_values_with(c: &mut Criterion, size: usize, blob_min_bytes: Option<usiz
     const BUDGET: usize = 16 << 20;
     let records = (160 << 20) / (16 + size as u64);
     let dir = tempfile::tempdir().unwrap();
-    let mut t = TieredTable::new(
-        KeyGroupRange {
-            start: 0,
-            end: GROUPS,
-        },
-        TableOptions {
-            memory_budget: BUDGET,
-            dir: Some(dir.path().to_path_buf()),
-            blob_min_bytes,
-            ..TableOptions::default()
-        },
-    )
-    .unwrap();
+    let mut t = gemini_table(BUDGET, dir.path(), blob_min_bytes);
     load(&mut t, records, &vec![7u8; size]);
     let values: Vec<Vec<u8>> = (0..BATCH).map(|i| vec![i as u8; size]).collect();
     let value_refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
@@ -318,23 +316,7 @@ fn large_values_with(c: &mut Criterion, size: usize, blob_min_bytes: Option<usiz
     group.bench_function(&name, |b| {
         b.iter_batched(
             || Batch::random(&mut rng, records),
-            |batch| {
-                let refs = batch.refs();
-                let half = BATCH / 2;
-                let mut sum = 0u64;
-                StateTable::read_many(&mut t, &batch.groups[..half], &refs[..half], &mut |_, v| {
-                    sum += v.map_or(0, |v| u64::from(v[size - 1]))
-                })
-                .unwrap();
-                StateTable::put_many(
-                    &mut t,
-                    &batch.groups[half..],
-                    &refs[half..],
-                    &value_refs[half..],
-                )
-                .unwrap();
-                black_box(sum)
-            },
+            |batch| black_box(read_half_update_half(&mut t, &batch, &value_refs)),
             BatchSize::SmallInput,
         )
     });
