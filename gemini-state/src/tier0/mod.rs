@@ -182,8 +182,8 @@ impl Tier0 {
             .get(i + ENTRY_AHEAD)
             .and_then(|&h| self.index.first_with(h))
         {
-            // Entries are not line-aligned: a 32-byte header, a short key and a short
-            // value span two or three cache lines, and a prefetch loads one.
+            // A 32-byte header, a short key and a short value span two or three cache
+            // lines, and a prefetch loads one.
             let entry = self
                 .segment(loc.segment)
                 .data

@@ -216,19 +216,8 @@ impl Held {
     /// writer has let go of (then owned again).
     pub(crate) fn get_mut(&mut self) -> Option<&mut Segment> {
         if let Held::Shared(arc) = self {
-            if Arc::strong_count(arc) != 1 {
-                return None;
-            }
-            let Held::Shared(arc) = std::mem::replace(self, Held::Own(Segment::empty())) else {
-                unreachable!("matched above");
-            };
-            match Arc::try_unwrap(arc) {
-                Ok(seg) => *self = Held::Own(seg),
-                Err(arc) => {
-                    *self = Held::Shared(arc);
-                    return None;
-                }
-            }
+            let seg = std::mem::replace(Arc::get_mut(arc)?, Segment::empty());
+            *self = Held::Own(seg);
         }
         match self {
             Held::Own(s) => Some(s),
