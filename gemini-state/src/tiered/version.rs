@@ -112,6 +112,11 @@ impl<T: TableFile> LazyFile<T> {
         }
     }
 
+    /// Where the file is (or will be, once fetched) on local disk.
+    pub(crate) fn local_path(&self) -> &Path {
+        &self.local
+    }
+
     /// The open file, fetching and opening it on first use.
     pub(crate) fn get(&self) -> StateResult<&Arc<T>> {
         if let Some(f) = self.file.get() {
@@ -234,6 +239,11 @@ impl Run {
         self.file.get()
     }
 
+    /// Where the file is (or will be, once fetched) on local disk.
+    pub(crate) fn local_path(&self) -> &Path {
+        self.file.local_path()
+    }
+
     /// Whether the run may hold keys of key groups `[start, end)`.
     pub(crate) fn overlaps(&self, start: u16, end: u16) -> bool {
         self.meta.min_key_group < end && self.meta.max_key_group >= start
@@ -249,7 +259,7 @@ impl Run {
     pub(crate) fn read_blob(&self, reference: &[u8], buf: &mut Vec<u8>) -> StateResult<()> {
         let malformed = || {
             StateError::corrupt(
-                &self.file.local,
+                self.local_path(),
                 "a blob reference is malformed or names a blob file the run does not list",
             )
         };

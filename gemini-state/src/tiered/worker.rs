@@ -274,13 +274,13 @@ impl Shared {
             runs: version.runs.iter().map(|r| r.meta.clone()).collect(),
         };
         if let Some(store) = &self.store {
+            // By path, not by opening: a restored file not fetched yet is in the store
+            // already, and opening it would fetch it.
             for run in &version.runs {
-                let local = run.file()?.path().to_path_buf();
-                store.upload(&local, &run.meta.name)?;
+                store.upload(run.local_path(), &run.meta.name)?;
             }
             for (blob, _) in version.blobs().into_values() {
-                let local = blob.file.get()?.path().to_path_buf();
-                store.upload(&local, blob.name())?;
+                store.upload(blob.file.local_path(), blob.name())?;
             }
             store.write_manifest(&manifest)?;
             let mut retained = self.retained.lock();
