@@ -14,6 +14,7 @@ mod merge;
 mod version;
 mod worker;
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::sync::Arc;
@@ -446,8 +447,18 @@ impl TieredTable {
         self.settle(true);
         self.tier0 = Tier0::new();
         let mut runs = Vec::new();
-        // One object per blob file, however many restored runs reference it.
+        // One object per blob file, however many restored runs reference it (and one look
+        // in the store for it).
         let mut blobs: HashMap<u64, Arc<Blob>> = HashMap::new();
+        let require = |name: &str| -> Result<()> {
+            if store.contains_file(name)? {
+                return Ok(());
+            }
+            Err(StateError::store(
+                &store.file_location(name),
+                "a file named by a manifest is missing",
+            ))
+        };
         for m in manifests {
             if !overlaps(m.key_groups(), self.range) {
                 continue;
@@ -457,20 +468,17 @@ impl TieredTable {
                 {
                     continue;
                 }
+                require(&meta.name)?;
                 let mut run_blobs = Vec::with_capacity(meta.blobs.len());
-                for name in std::iter::once(&meta.name).chain(meta.blobs.iter().map(|b| &b.name)) {
-                    if !store.contains_file(name)? {
-                        return Err(StateError::store(
-                            &store.file_location(name),
-                            "a file named by a manifest is missing",
-                        ));
-                    }
-                }
                 for used in &meta.blobs {
-                    let blob = blobs.entry(used.id).or_insert_with(|| {
-                        let local = self.shared.dir.join(&used.name);
-                        Arc::new(Blob::restored(used, local, store.clone()))
-                    });
+                    let blob = match blobs.entry(used.id) {
+                        Entry::Occupied(known) => known.into_mut(),
+                        Entry::Vacant(new) => {
+                            require(&used.name)?;
+                            let local = self.shared.dir.join(&used.name);
+                            new.insert(Arc::new(Blob::restored(used, local, store.clone())))
+                        }
+                    };
                     run_blobs.push(blob.clone());
                 }
                 let local = self.shared.dir.join(&meta.name);

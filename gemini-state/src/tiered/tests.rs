@@ -439,3 +439,21 @@ fn a_damaged_blob_file_is_reported_with_its_path() {
     restore_and_read_damage(&mut r, &m, blob);
     assert_eq!(get(&mut r, 1, &key(1)), Some(large_value(1, 0)));
 }
+
+#[test]
+fn a_restore_refuses_a_manifest_whose_blob_file_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t =
+        TieredTable::new(KeyGroupRange { start: 0, end: 8 }, blob_options(dir.path())).unwrap();
+    for i in 0..20u32 {
+        t.put_many(&[1], &[&key(i)], &[&large_value(i, 0)]).unwrap();
+    }
+    let m = t.snapshot(1).unwrap().wait().unwrap();
+    drop(t);
+    let blob = &m.runs[0].blobs[0].name;
+    let store = CheckpointStore::local(dir.path().join("checkpoints")).unwrap();
+    std::fs::remove_file(store.file_location(blob)).unwrap();
+    let mut r = restored_with_blobs(dir.path());
+    let err = r.restore(std::slice::from_ref(&m)).unwrap_err().to_string();
+    assert!(err.contains(blob) && err.contains("missing"), "{err}");
+}
