@@ -43,9 +43,10 @@ pub struct GenerateArgs {
     /// timeline, so this changes timestamps).
     #[arg(long, default_value_t = 1)]
     pub parallelism: usize,
-    /// Leave out the CSV header row (Flink's and eddy's csv format read none).
+    /// Start each CSV file with a header row of column names, for tools that want one.
+    /// Flink's and eddy's csv format read none, so by default there is none.
     #[arg(long)]
-    pub no_header: bool,
+    pub header: bool,
 }
 
 const STREAMS: [(&str, i32); 3] = [("person", 0), ("auction", 1), ("bid", 2)];
@@ -79,7 +80,7 @@ pub fn run(args: GenerateArgs) -> Result<(), Failure> {
             let path = dir.join(format!("part-{split}.{ext}"));
             let f = File::create(&path)
                 .map_err(|e| Failure::User(format!("cannot create {}: {e}", path.display())))?;
-            writers.push((path, BufWriter::with_capacity(1 << 20, f), !args.no_header));
+            writers.push((path, BufWriter::with_capacity(1 << 20, f), args.header));
         }
         let mut generator = NexmarkGenerator::new(cfg.clone(), split, EventColumns::ALL);
         let mut buf = Vec::new();
@@ -95,10 +96,8 @@ pub fn run(args: GenerateArgs) -> Result<(), Failure> {
                 let (path, w, header) = &mut writers[k];
                 buf.clear();
                 match args.format {
-                    FileFormat::Csv => {
-                        kernel::connectors::write_csv(&stream, b',', *header, &mut buf)?
-                    }
-                    FileFormat::Json => kernel::connectors::write_json(&stream, &mut buf)?,
+                    FileFormat::Csv => formats::write_csv(&stream, b',', *header, &mut buf)?,
+                    FileFormat::Json => formats::write_json(&stream, &mut buf)?,
                 }
                 *header = false;
                 w.write_all(&buf)

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
-use kernel::connectors::MaterializeTarget;
+use connectors::{MaterializeConnector, MaterializeTarget};
 use kernel::metrics::JobMetrics;
-use kernel::runtime::run_job;
+use runtime::run_job;
 use sql_planner::{plan_script, PlanOptions, PlannedJob};
 
 use crate::progress::Progress;
@@ -20,6 +20,8 @@ pub struct RunArgs {
     pub file: PathBuf,
     #[command(flatten)]
     pub plan: PlanArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Args)]
@@ -30,6 +32,7 @@ pub struct ExplainArgs {
     pub plan: PlanArgs,
 }
 
+/// What decides a job's plan besides its SQL.
 #[derive(Args, Clone)]
 pub struct PlanArgs {
     /// Default parallelism of every operator [default: the number of cores].
@@ -38,6 +41,11 @@ pub struct PlanArgs {
     /// A setting, as `SET 'key' = 'value'` in the script would (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+}
+
+/// Where `eddy run` writes its rows.
+#[derive(Args, Clone, Default)]
+pub struct OutputArgs {
     /// Instead of writing rows to its sink, each INSERT (and SELECT) applies its changelog to
     /// a table and prints the final table when the input ends.
     #[arg(long)]
@@ -47,8 +55,20 @@ pub struct PlanArgs {
     pub materialize_dir: Option<PathBuf>,
 }
 
+impl OutputArgs {
+    /// The connector every sink goes to instead of its own, if any.
+    fn sinks_to(&self) -> Option<Arc<dyn kernel::connector::Connector>> {
+        let target = match (&self.materialize_dir, self.materialize) {
+            (Some(dir), _) => MaterializeTarget::Directory(dir.clone()),
+            (None, true) => MaterializeTarget::Stdout,
+            (None, false) => return None,
+        };
+        Some(Arc::new(MaterializeConnector { target }))
+    }
+}
+
 impl PlanArgs {
-    pub fn options(&self) -> Result<PlanOptions, Failure> {
+    pub fn options(&self, output: &OutputArgs) -> Result<PlanOptions, Failure> {
         let mut settings = Vec::new();
         for s in &self.set {
             let Some((k, v)) = s.split_once('=') else {
@@ -64,12 +84,8 @@ impl PlanArgs {
         Ok(PlanOptions {
             parallelism,
             settings,
-            connectors: crate::connectors(),
-            materialize: match (&self.materialize_dir, self.materialize) {
-                (Some(dir), _) => Some(MaterializeTarget::Directory(dir.clone())),
-                (None, true) => Some(MaterializeTarget::Stdout),
-                (None, false) => None,
-            },
+            connectors: Arc::new(crate::connectors()),
+            sinks_to: output.sinks_to(),
         })
     }
 }
@@ -79,9 +95,9 @@ pub fn read_script(path: &PathBuf) -> Result<String, Failure> {
         .map_err(|e| Failure::User(format!("cannot read {}: {e}", path.display())))
 }
 
-pub fn plan(path: &PathBuf, args: &PlanArgs) -> Result<PlannedJob, Failure> {
+pub fn plan(path: &PathBuf, args: &PlanArgs, output: &OutputArgs) -> Result<PlannedJob, Failure> {
     let sql = read_script(path)?;
-    plan_script(&sql, &args.options()?).map_err(|e| {
+    plan_script(&sql, &args.options(output)?).map_err(|e| {
         let mut f: Failure = e.into();
         if let Failure::User(m) = &mut f {
             *m = format!("{}: {m}", path.display());
@@ -91,9 +107,9 @@ pub fn plan(path: &PathBuf, args: &PlanArgs) -> Result<PlannedJob, Failure> {
 }
 
 pub fn explain(args: ExplainArgs) -> Result<(), Failure> {
-    let job = plan(&args.file, &args.plan)?;
+    let job = plan(&args.file, &args.plan, &OutputArgs::default())?;
     let mut text = job.graph.to_string();
-    let chains = kernel::runtime::plan_chains(&job.graph);
+    let chains = runtime::plan_chains(&job.graph);
     text.push_str(&format!("tasks: {} chains\n", chains.len()));
     for c in chains {
         let names: Vec<&str> = c
@@ -156,7 +172,7 @@ pub fn execute(
 }
 
 pub fn run(args: RunArgs) -> Result<(), Failure> {
-    let job = plan(&args.file, &args.plan)?;
+    let job = plan(&args.file, &args.plan, &args.output)?;
     let (metrics, wall) = execute(&job, None, "running")?;
     for note in metrics.notes() {
         eprintln!("note: {note}");

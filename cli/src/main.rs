@@ -13,7 +13,7 @@ mod suite;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use kernel::connectors::ConnectorRegistry;
+use connectors::ConnectorRegistry;
 use kernel::operator::CancelFlag;
 
 #[global_allocator]

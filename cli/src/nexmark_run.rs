@@ -6,7 +6,7 @@ use nexmark::queries::{job_script, JobSettings};
 use perf::{process_usage, RunRecord};
 use sql_planner::plan_script;
 
-use crate::job::PlanArgs;
+use crate::job::{OutputArgs, PlanArgs};
 use crate::Failure;
 
 /// What a Nexmark run generates and how wide it runs: shared by `nexmark run` and
@@ -40,7 +40,7 @@ impl Workload {
 
 #[derive(Args)]
 pub struct NexmarkRunArgs {
-    /// The query: q0 … q22.
+    /// The query: q0 … q23.
     #[arg(long, short = 'q')]
     pub query: String,
     #[command(flatten)]
@@ -76,10 +76,8 @@ pub fn run(args: NexmarkRunArgs) -> Result<(), Failure> {
     let plan_args = PlanArgs {
         parallelism: w.parallelism,
         set: args.set.clone(),
-        materialize: false,
-        materialize_dir: None,
     };
-    let options = plan_args.options()?;
+    let options = plan_args.options(&OutputArgs::default())?;
     let parallelism = options.parallelism;
     let job =
         plan_script(&script, &options).map_err(|e| Failure::from(e).with_prefix(&args.query))?;

@@ -15,7 +15,7 @@ use crate::Failure;
 
 #[derive(Args)]
 pub struct SuiteArgs {
-    /// Queries to run, comma-separated (q0,q5,q22), or `all` (q0 … q22).
+    /// Queries to run, comma-separated (q0,q5,q22), or `all` (q0 … q22, the original suite; q23 by name).
     #[arg(long, default_value = "all")]
     pub queries: String,
     #[command(flatten)]

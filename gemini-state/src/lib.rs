@@ -19,7 +19,7 @@ mod tier0;
 mod tiered;
 
 pub use checkpoint::{CheckpointStore, Manifest};
-pub use key_group::{subtask_for_key_group, KeyGroup, KeyGroupRange, DEFAULT_MAX_PARALLELISM};
+pub use key_group::{KeyGroup, KeyGroupRange};
 pub use table::Result as StateResult;
 pub use table::{StateError, StateSize, StateTable, TableOptions};
 pub use tiered::{BlobUse, PendingSnapshot, RunMeta, TieredStats, TieredTable};

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Int8Array, RecordBatch, RecordBatchOptions};
 use arrow::datatypes::{DataType, Field, Int8Type, Schema};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
 
 use crate::types::RowKind;
 use crate::{Error, Result};
@@ -74,6 +75,44 @@ pub fn accumulates(ops: Option<&ArrayRef>, n: usize) -> Vec<bool> {
         Some(ops) => ops.values().iter().map(|&k| is_accumulate(k)).collect(),
         None => vec![true; n],
     }
+}
+
+/// How Flink prints values: `null`, and timestamps as `LocalDateTime.toString()` renders
+/// them with milliseconds. Shared by the `print` sink, the CLI and tests.
+pub fn print_format_options() -> FormatOptions<'static> {
+    FormatOptions::default()
+        .with_null("null")
+        .with_timestamp_format(Some("%Y-%m-%dT%H:%M:%S%.3f"))
+        .with_display_error(true)
+}
+
+/// Formats each row of `batch` as Flink's `print` does, `+I[v1, v2, …]`, or with the row's
+/// kind (`-U[…]`) when the batch carries an op column.
+pub fn format_row_values(batch: &RecordBatch) -> Result<Vec<String>> {
+    let opts = print_format_options();
+    let kinds = row_kinds(batch);
+    let width = batch.num_columns() - usize::from(kinds.is_some());
+    let formatters = batch.columns()[..width]
+        .iter()
+        .map(|c| ArrayFormatter::try_new(c.as_ref(), &opts))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let mut rows = Vec::with_capacity(batch.num_rows());
+    for r in 0..batch.num_rows() {
+        let kind = match kinds {
+            Some(k) => kind_at(k, r)?,
+            None => RowKind::Insert,
+        };
+        let mut line = format!("{}[", kind.short());
+        for (i, f) in formatters.iter().enumerate() {
+            if i > 0 {
+                line.push_str(", ");
+            }
+            line.push_str(&f.value(r).to_string());
+        }
+        line.push(']');
+        rows.push(line);
+    }
+    Ok(rows)
 }
 
 #[cfg(test)]

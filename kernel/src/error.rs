@@ -26,8 +26,6 @@ pub enum Error {
     #[error(transparent)]
     DataFusion(#[from] DataFusionError),
     #[error(transparent)]
-    Partition(#[from] net_shuffle::PartitionError),
-    #[error(transparent)]
     State(#[from] gemini_state::StateError),
     /// A bug or a broken invariant inside eddy.
     #[error("internal error: {0}")]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::operator::{OperatorFactory, SourceFactory};
+use crate::sink::SinkFactory;
 use crate::types::StreamSchema;
 use crate::{Error, Result};
 
@@ -43,6 +44,8 @@ impl fmt::Display for Partitioning {
 pub enum NodeKind {
     Source(Arc<dyn SourceFactory>),
     Operator(Arc<dyn OperatorFactory>),
+    /// Where rows leave the job; it has no outputs.
+    Sink(Arc<dyn SinkFactory>),
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +120,7 @@ impl JobGraph {
             let kind = match &node.kind {
                 NodeKind::Source(s) => format!("source {s:?}"),
                 NodeKind::Operator(o) => format!("operator {o:?}"),
+                NodeKind::Sink(_) => continue,
             };
             let types: Vec<String> = node
                 .output
@@ -164,6 +168,20 @@ impl JobGraph {
         removed
     }
 
+    /// Checks that every node's parallelism fits `max_parallelism` key groups (a plan-time
+    /// error naming the node, not a failure once the job runs).
+    pub fn check_max_parallelism(&self, max_parallelism: usize) -> Result<()> {
+        for n in &self.nodes {
+            crate::keys::check_parallelism(&n.name, n.parallelism, max_parallelism)?;
+        }
+        Ok(())
+    }
+
+    /// The largest parallelism of any node (1 for an empty graph).
+    pub fn max_node_parallelism(&self) -> usize {
+        self.nodes.iter().map(|n| n.parallelism).max().unwrap_or(1)
+    }
+
     /// Checks the invariants the runtime relies on.
     pub fn validate(&self) -> Result<()> {
         if self.nodes.is_empty() {
@@ -201,14 +219,17 @@ impl JobGraph {
             }
             let has_inputs = self.inputs(id).next().is_some();
             match n.kind {
-                NodeKind::Source(_) if has_inputs => unreachable!("checked above"),
-                NodeKind::Operator(_) if !has_inputs => {
+                NodeKind::Operator(_) | NodeKind::Sink(_) if !has_inputs => {
                     return Err(Error::internal(format!("operator {} has no input", n.name)));
+                }
+                NodeKind::Sink(_) if self.outputs(id).next().is_some() => {
+                    return Err(Error::internal(format!("sink {} has an output", n.name)));
                 }
                 _ => {}
             }
         }
         // Edges always point from an earlier node to a later one: no cycles by construction.
+        // (Edges into sources were refused above.)
         if let Some(e) = self.edges.iter().find(|e| e.from >= e.to) {
             return Err(Error::internal(format!("edge {e:?} points backwards")));
         }
@@ -222,6 +243,7 @@ impl fmt::Display for JobGraph {
             let what = match &n.kind {
                 NodeKind::Source(s) => s.describe(),
                 NodeKind::Operator(o) => o.describe(),
+                NodeKind::Sink(s) => s.describe(),
             };
             writeln!(
                 f,

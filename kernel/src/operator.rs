@@ -1,4 +1,25 @@
-//! The operator and source traits, and the context the runtime hands them.
+//! The operator and source traits, the context the runtime hands them, and the checkpoint
+//! contract both keep.
+//!
+//! # The checkpoint contract
+//!
+//! The runtime, not each operator, drives checkpoints. It injects barrier `n` at every source
+//! subtask between two polls, after asking the source for its split positions
+//! ([`Source::snapshot`]). Barriers travel with the data; a task with several input channels
+//! aligns them (in `EXACTLY_ONCE` mode it stops reading a channel that delivered barrier `n`
+//! until every channel has), then calls [`Operator::on_barrier`] on each operator of its
+//! chain in order and forwards the barrier. Everything an operator received before the
+//! barrier is in its snapshot, nothing after. Checkpoint `n` is complete once every sink
+//! subtask has pre-committed it (see [`crate::sink::Sink`]) and its files are written; only
+//! then is it published, metadata last, and [`Operator::on_checkpoint_complete`] called
+//! everywhere. A checkpoint that fails or times out is aborted instead
+//! ([`Operator::on_checkpoint_aborted`]). After a failure the job restarts from the latest
+//! published checkpoint: sources resume from their split positions
+//! ([`SourceFactory::restore`]), operators find their state tables as of the barrier, and
+//! sinks commit what that checkpoint pre-committed again (commits are idempotent).
+//!
+//! Jobs take no checkpoints yet (`execution.checkpointing.interval` is the next step); these
+//! are the shapes every operator, source and sink is written against so that they can.
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
@@ -9,9 +30,10 @@ use std::time::Instant;
 use arrow::array::RecordBatch;
 use gemini_state::StateSize;
 
+use crate::checkpoint::{CheckpointId, SplitState};
 use crate::metrics::JobMetrics;
 use crate::types::{Barrier, EventTime, Message, Watermark};
-use crate::Result;
+use crate::{Error, Result};
 
 /// Where an operator sends what it produces: the next operator of its chain, or the task's
 /// router to downstream tasks.
@@ -102,12 +124,12 @@ impl OperatorContext {
     }
 
     /// The earliest processing-time timer registered.
-    pub(crate) fn next_processing_timer(&self) -> Option<Instant> {
+    pub fn next_processing_timer(&self) -> Option<Instant> {
         self.processing_timers.first().copied()
     }
 
     /// Removes and returns the processing-time timers due at `now`, in time order.
-    pub(crate) fn take_due_processing_timers(&mut self, now: Instant) -> Vec<Instant> {
+    pub fn take_due_processing_timers(&mut self, now: Instant) -> Vec<Instant> {
         let mut due = Vec::new();
         while let Some(&t) = self.processing_timers.first() {
             if t > now {
@@ -120,7 +142,7 @@ impl OperatorContext {
     }
 
     /// Removes and returns the timers due at watermark `wm`, in time order.
-    pub(crate) fn take_due_timers(&mut self, wm: EventTime) -> Vec<EventTime> {
+    pub fn take_due_timers(&mut self, wm: EventTime) -> Vec<EventTime> {
         let later = self.timers.split_off(&wm.saturating_add(1));
         let due = std::mem::replace(&mut self.timers, later);
         due.into_iter().collect()
@@ -131,6 +153,13 @@ impl OperatorContext {
 ///
 /// Defaults forward watermarks and do nothing else, so a stateless operator implements only
 /// `on_batch`. The runtime forwards barriers and the end marker itself, after the callback.
+///
+/// Callbacks run on the task's thread, one at a time, and must not block on I/O for long:
+/// async work belongs to sources, sinks and the state backend. An `Err` fails the job (it
+/// restarts from its latest checkpoint when restarts are configured); a bad input record is a
+/// user error, never a panic. Keyed state lives in `gemini-state` tables, keyed by the key
+/// group of [`crate::keys`], so that the runtime can snapshot and rescale it; anything else
+/// an operator buffers must be in a table or emitted by the time `on_barrier` returns.
 pub trait Operator: Send {
     fn name(&self) -> &str;
 
@@ -175,7 +204,11 @@ pub trait Operator: Send {
         Ok(())
     }
 
-    /// All inputs delivered `barrier`: snapshot state. The barrier is forwarded afterwards.
+    /// Every input delivered `barrier` (aligned): the operator's state as of this cut is
+    /// taken now. The operator moves what it buffers in memory into its state tables (or emits
+    /// it, if it must precede the barrier downstream); the runtime then freezes the tables
+    /// and writes their delta in the background, so this returns quickly. Timers are the
+    /// runtime's and are part of the snapshot. The barrier is forwarded after this returns.
     fn on_barrier(
         &mut self,
         _barrier: &Barrier,
@@ -185,10 +218,23 @@ pub trait Operator: Send {
         Ok(())
     }
 
-    /// Checkpoint `checkpoint_id` is complete everywhere: commit side effects (2-phase commit).
+    /// Checkpoint `checkpoint_id` is complete and published everywhere: side effects held
+    /// back for it may happen now (2-phase commit). Called at most once per checkpoint, in
+    /// checkpoint order; a later checkpoint's completion implies the earlier ones'.
     fn on_checkpoint_complete(
         &mut self,
-        _checkpoint_id: u64,
+        _checkpoint_id: CheckpointId,
+        _ctx: &mut OperatorContext,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Checkpoint `checkpoint_id` failed or timed out and will never complete. What the
+    /// operator held back for it stays pending and goes with the next checkpoint; nothing is
+    /// dropped.
+    fn on_checkpoint_aborted(
+        &mut self,
+        _checkpoint_id: CheckpointId,
         _ctx: &mut OperatorContext,
     ) -> Result<()> {
         Ok(())
@@ -207,8 +253,9 @@ pub trait Operator: Send {
     }
 }
 
-/// Records `op`'s state size in the job's metrics (`eddy run` prints the peaks).
-pub(crate) fn report_state(op: &dyn Operator, ctx: &OperatorContext) {
+/// Records `op`'s state size in the job's metrics (`eddy run` prints the peaks); the runtime
+/// calls it around watermarks, barriers and the end.
+pub fn report_state(op: &dyn Operator, ctx: &OperatorContext) {
     if let Some(s) = op.state_size() {
         ctx.metrics
             .report_state(ctx.node, ctx.subtask, &ctx.node_name, s.entries, s.bytes);
@@ -229,15 +276,63 @@ pub enum SourcePoll {
     End,
 }
 
-/// A source subtask: reads its share of the input as batches.
+/// A source subtask: reads its share of the input (its splits) as batches.
+///
+/// The runtime polls it from the task's thread and injects barriers between two polls, so
+/// a source never sees a barrier: it only answers [`snapshot`](Self::snapshot).
 pub trait Source: Send {
     fn name(&self) -> &str;
+
+    /// The next batch, or why there is none. Never blocks for long: a source waiting for
+    /// data answers [`SourcePoll::Idle`] and is polled again, so that barriers, timers and
+    /// cancellation are not held up.
     fn poll_next(&mut self, ctx: &mut OperatorContext) -> Result<SourcePoll>;
+
+    /// Where each of this subtask's splits stands after the last batch returned, for the
+    /// barrier of `checkpoint_id` that goes out next. Every row returned before is covered,
+    /// none after: restored from these positions ([`SourceFactory::restore`]), the source
+    /// continues with the first row it had not returned. Splits already finished are
+    /// reported as finished, not left out, so a restore does not read them again.
+    ///
+    /// The default says the source cannot resume; the runtime then refuses to checkpoint a
+    /// job that reads it, naming the source, rather than replay or lose its rows.
+    fn snapshot(&mut self, checkpoint_id: CheckpointId) -> Result<Vec<SplitState>> {
+        let _ = checkpoint_id;
+        Err(Error::user(format!(
+            "source '{}' cannot take part in a checkpoint: it cannot resume from a position",
+            self.name()
+        )))
+    }
+
+    /// Checkpoint `checkpoint_id` is complete: a source that acknowledges what it read (a
+    /// Kafka consumer group's offsets, a replication slot) may do so now.
+    fn notify_checkpoint_complete(&mut self, checkpoint_id: CheckpointId) -> Result<()> {
+        let _ = checkpoint_id;
+        Ok(())
+    }
 }
 
 /// Creates the subtasks of one source node. Factories are shared by all subtasks.
 pub trait SourceFactory: Send + Sync + Debug {
+    /// Subtask `subtask` of `parallelism`, reading its share from the beginning.
     fn create(&self, subtask: usize, parallelism: usize) -> Result<Box<dyn Source>>;
+
+    /// Subtask `subtask` of `parallelism`, resuming `splits` from where a checkpoint's
+    /// [`Source::snapshot`] left them. The parallelism may differ from the one that took the
+    /// checkpoint: the runtime hands each subtask its share of every split of the node.
+    fn restore(
+        &self,
+        subtask: usize,
+        parallelism: usize,
+        splits: Vec<SplitState>,
+    ) -> Result<Box<dyn Source>> {
+        let _ = (subtask, parallelism, splits);
+        Err(Error::user(format!(
+            "{} cannot resume from a checkpoint",
+            self.describe()
+        )))
+    }
+
     /// One line for `explain`.
     fn describe(&self) -> String;
 }

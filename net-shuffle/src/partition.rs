@@ -1,164 +1,13 @@
-//! Vectorized hash partitioning: key columns → hash → key group → subtask.
+//! Vectorized hash partitioning: rows → the subtask that owns their key group.
 //!
-//! Hashes are computed a column at a time over whole arrays, combined per row, then rows are
-//! bucketed by target subtask with one counting pass and gathered with arrow's `take`.
+//! Key columns are hashed a column at a time and placed by the one rule of `kernel::keys`;
+//! then rows are bucketed by target subtask with one counting pass and gathered with
+//! arrow's `take`.
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, UInt32Array};
+use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
 use arrow::compute::take_record_batch;
-use arrow::datatypes::{
-    ArrowPrimitiveType, DataType, Date32Type, Date64Type, Decimal128Type, Float32Type, Float64Type,
-    Int16Type, Int32Type, Int64Type, Int8Type, TimeUnit, TimestampMicrosecondType,
-    TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type,
-    UInt64Type, UInt8Type,
-};
-use arrow::error::ArrowError;
-
-#[derive(Debug, thiserror::Error)]
-pub enum PartitionError {
-    #[error("cannot hash-partition on a column of type {0}")]
-    UnsupportedType(DataType),
-    #[error(transparent)]
-    Arrow(#[from] ArrowError),
-}
-
-const NULL_HASH: u64 = 0x9e37_79b9_7f4a_7c15;
-
-/// A strong 64-bit finaliser (splitmix64's), so consecutive integers spread evenly.
-#[inline]
-fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-#[inline]
-fn hash_bytes(b: &[u8]) -> u64 {
-    // FNV-1a over 8-byte words, then mixed: keys are short (ids, names, channels).
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut chunks = b.chunks_exact(8);
-    for c in &mut chunks {
-        h = (h ^ u64::from_le_bytes(c.try_into().unwrap())).wrapping_mul(0x0100_0000_01b3);
-    }
-    for &x in chunks.remainder() {
-        h = (h ^ x as u64).wrapping_mul(0x0100_0000_01b3);
-    }
-    mix64(h ^ b.len() as u64)
-}
-
-#[inline]
-fn combine(acc: u64, h: u64) -> u64 {
-    mix64(acc.rotate_left(27) ^ h)
-}
-
-fn hash_primitive<T: ArrowPrimitiveType>(
-    col: &dyn Array,
-    hashes: &mut [u64],
-    to_bits: impl Fn(T::Native) -> u64,
-) {
-    let arr = col.as_primitive::<T>();
-    let values = arr.values();
-    match arr.nulls() {
-        None => {
-            for (h, v) in hashes.iter_mut().zip(values.iter()) {
-                *h = combine(*h, mix64(to_bits(*v)));
-            }
-        }
-        Some(nulls) => {
-            for (i, (h, v)) in hashes.iter_mut().zip(values.iter()).enumerate() {
-                let x = if nulls.is_valid(i) {
-                    mix64(to_bits(*v))
-                } else {
-                    NULL_HASH
-                };
-                *h = combine(*h, x);
-            }
-        }
-    }
-}
-
-fn hash_column(col: &ArrayRef, hashes: &mut [u64]) -> Result<(), PartitionError> {
-    macro_rules! prim {
-        ($t:ty) => {
-            hash_primitive::<$t>(col.as_ref(), hashes, |v| v as u64)
-        };
-    }
-    match col.data_type() {
-        DataType::Int8 => prim!(Int8Type),
-        DataType::Int16 => prim!(Int16Type),
-        DataType::Int32 => prim!(Int32Type),
-        DataType::Int64 => prim!(Int64Type),
-        DataType::UInt8 => prim!(UInt8Type),
-        DataType::UInt16 => prim!(UInt16Type),
-        DataType::UInt32 => prim!(UInt32Type),
-        DataType::UInt64 => prim!(UInt64Type),
-        DataType::Date32 => prim!(Date32Type),
-        DataType::Date64 => prim!(Date64Type),
-        DataType::Timestamp(TimeUnit::Second, _) => prim!(TimestampSecondType),
-        DataType::Timestamp(TimeUnit::Millisecond, _) => prim!(TimestampMillisecondType),
-        DataType::Timestamp(TimeUnit::Microsecond, _) => prim!(TimestampMicrosecondType),
-        DataType::Timestamp(TimeUnit::Nanosecond, _) => prim!(TimestampNanosecondType),
-        DataType::Float32 => {
-            hash_primitive::<Float32Type>(col.as_ref(), hashes, |v| v.to_bits() as u64)
-        }
-        DataType::Float64 => hash_primitive::<Float64Type>(col.as_ref(), hashes, |v| v.to_bits()),
-        DataType::Decimal128(_, _) => hash_primitive::<Decimal128Type>(col.as_ref(), hashes, |v| {
-            (v as u64) ^ ((v >> 64) as u64)
-        }),
-        DataType::Boolean => {
-            let arr: &BooleanArray = col.as_boolean();
-            for (i, h) in hashes.iter_mut().enumerate() {
-                let x = if arr.is_valid(i) {
-                    mix64(arr.value(i) as u64 + 1)
-                } else {
-                    NULL_HASH
-                };
-                *h = combine(*h, x);
-            }
-        }
-        DataType::Utf8 => bytes_rows(
-            col.as_string::<i32>().iter().map(|v| v.map(str::as_bytes)),
-            hashes,
-        ),
-        DataType::LargeUtf8 => bytes_rows(
-            col.as_string::<i64>().iter().map(|v| v.map(str::as_bytes)),
-            hashes,
-        ),
-        DataType::Utf8View => bytes_rows(
-            col.as_string_view().iter().map(|v| v.map(str::as_bytes)),
-            hashes,
-        ),
-        DataType::Binary => bytes_rows(col.as_binary::<i32>().iter(), hashes),
-        other => return Err(PartitionError::UnsupportedType(other.clone())),
-    }
-    Ok(())
-}
-
-fn bytes_rows<'a>(rows: impl Iterator<Item = Option<&'a [u8]>>, hashes: &mut [u64]) {
-    for (h, v) in hashes.iter_mut().zip(rows) {
-        *h = combine(*h, v.map_or(NULL_HASH, hash_bytes));
-    }
-}
-
-/// Hashes the given key columns of every row into `hashes` (cleared first).
-pub fn hash_rows(
-    columns: &[ArrayRef],
-    num_rows: usize,
-    hashes: &mut Vec<u64>,
-) -> Result<(), PartitionError> {
-    hashes.clear();
-    hashes.resize(num_rows, 0);
-    for col in columns {
-        hash_column(col, hashes)?;
-    }
-    Ok(())
-}
-
-/// The key group of a row hash.
-#[inline]
-pub fn key_group_of_hash(hash: u64, max_parallelism: usize) -> u16 {
-    // Fold the high bits in: `hash % n` alone would ignore them for powers of two.
-    ((hash ^ (hash >> 32)) % max_parallelism as u64) as u16
-}
+use kernel::keys::{hash_rows, subtask_of_hash};
+use kernel::Result;
 
 /// Splits `batch` by the hash of its `keys` columns into `parallelism` parts; part `i` holds the
 /// rows whose key group subtask `i` owns (`None` when it gets no rows).
@@ -167,7 +16,7 @@ pub fn hash_partition(
     keys: &[usize],
     max_parallelism: usize,
     parallelism: usize,
-) -> Result<Vec<Option<RecordBatch>>, PartitionError> {
+) -> Result<Vec<Option<RecordBatch>>> {
     if parallelism == 1 {
         return Ok(vec![Some(batch.clone())]);
     }
@@ -177,10 +26,7 @@ pub fn hash_partition(
     hash_rows(&columns, n, &mut hashes)?;
     let targets: Vec<u32> = hashes
         .iter()
-        .map(|&h| {
-            let kg = key_group_of_hash(h, max_parallelism) as usize;
-            (kg * parallelism / max_parallelism) as u32
-        })
+        .map(|&h| subtask_of_hash(h, max_parallelism, parallelism) as u32)
         .collect();
     // Counting sort of row indices by target.
     let mut counts = vec![0usize; parallelism + 1];
@@ -215,8 +61,8 @@ pub fn hash_partition(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{Int64Array, StringArray};
-    use arrow::datatypes::{Field, Schema};
+    use arrow::array::{AsArray, Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Int64Type, Schema};
     use std::collections::HashMap;
     use std::sync::Arc;
 
@@ -266,13 +112,23 @@ mod tests {
     }
 
     #[test]
-    fn nested_types_are_refused_with_their_name() {
+    fn each_row_goes_to_the_subtask_whose_key_groups_state_keeps_it_under() {
         let b = batch();
-        let col: ArrayRef = Arc::new(arrow::array::new_null_array(
-            &DataType::List(Arc::new(Field::new("x", DataType::Int32, true))),
-            b.num_rows(),
-        ));
-        let err = hash_rows(&[col], b.num_rows(), &mut Vec::new()).unwrap_err();
-        assert!(err.to_string().contains("List"), "{err}");
+        for parallelism in [2, 3, 7] {
+            let parts = hash_partition(&b, &[0], 128, parallelism).unwrap();
+            for (t, part) in parts.iter().enumerate() {
+                let Some(part) = part else { continue };
+                let range = kernel::keys::key_group_range(128, parallelism, t).unwrap();
+                let groups = kernel::keys::key_groups_of_rows(
+                    &[part.column(0).clone()],
+                    part.num_rows(),
+                    range,
+                    128,
+                    &mut Vec::new(),
+                )
+                .unwrap();
+                assert!(groups.iter().all(|&kg| range.contains(kg)));
+            }
+        }
     }
 }

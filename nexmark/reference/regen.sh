@@ -18,6 +18,6 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import duckdb' 2>/dev
 fi
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-(cd "$root" && cargo run --quiet --locked --bin eddy -- nexmark generate \
+(cd "$root" && cargo run --quiet --locked --bin eddy -- nexmark generate --header \
   --events "$EVENTS" --seed "$SEED" --rate "$RATE" --out "$work/events")
 "$venv/bin/python" "$here/regen.py" "$work/events" "$here" "$@"

@@ -1,6 +1,6 @@
 //! Generator settings, named after the Flink connector's options.
 
-use kernel::connectors::Options;
+use kernel::connector::Options;
 use kernel::{Error, Result};
 
 /// 2015-07-15 00:00:00 UTC: a fixed start of event time, so runs are repeatable (Flink uses
@@ -118,7 +118,7 @@ impl GeneratorConfig {
             None => d.base_time_ms,
             Some(v) => match v.parse::<i64>() {
                 Ok(ms) => ms,
-                Err(_) => kernel::connectors::parse_timestamp_ms(v.trim()).ok_or_else(|| {
+                Err(_) => formats::parse_timestamp_ms(v.trim()).ok_or_else(|| {
                     Error::user(format!(
                         "table '{table}': option 'base-time' = '{v}' is neither epoch milliseconds nor 'yyyy-MM-dd HH:mm:ss'"
                     ))

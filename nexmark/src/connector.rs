@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
-use kernel::connectors::{ColumnFilter, Connector, TableDescriptor};
+use kernel::connector::{ColumnFilter, Connector, TableDescriptor};
 use kernel::operator::{OperatorContext, Source, SourceFactory, SourcePoll};
 use kernel::types::sql_type_name;
 use kernel::{Error, Result};
@@ -91,7 +91,7 @@ fn event_types(filters: &[ColumnFilter]) -> [bool; 3] {
             .iter()
             .filter_map(|v| v.cast_to(&arrow::datatypes::DataType::Int64).ok())
             .filter_map(|v| match v {
-                kernel::connectors::ScalarValue::Int64(Some(x)) => Some(x),
+                kernel::connector::ScalarValue::Int64(Some(x)) => Some(x),
                 _ => None,
             })
             .collect();

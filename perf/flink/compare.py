@@ -275,7 +275,7 @@ def main():
     events = work / "events"
     gen = subprocess.run(
         [str(eddy), "nexmark", "generate", "--events", str(args.events), "--rate",
-         str(args.rate), "--parallelism", str(args.parallelism), "--no-header",
+         str(args.rate), "--parallelism", str(args.parallelism),
          "--out", str(events)],
         capture_output=True, text=True,
     )

@@ -14,7 +14,7 @@ use datafusion_expr::{
     TableProviderFilterPushDown, TableSource, WindowUDF,
 };
 use datafusion_optimizer::analyzer::Analyzer;
-use kernel::connectors::{ColumnFilter, Connector, ConnectorRegistry, Options, TableDescriptor};
+use kernel::connector::{ColumnFilter, Connector, ConnectorLookup, Options, TableDescriptor};
 
 use crate::script::{ColumnDef, TableDef};
 
@@ -246,7 +246,7 @@ impl Catalog {
     pub fn table_from_def(
         &self,
         def: &TableDef,
-        registry: &ConnectorRegistry,
+        registry: &dyn ConnectorLookup,
         plan_expr: &dyn Fn(&sqlparser::ast::Expr, &datafusion_common::DFSchema) -> DfResult<Expr>,
     ) -> kernel::Result<Option<FlinkTable>> {
         if self.exists(&def.name) {

@@ -2,6 +2,7 @@
 //! becomes a pipeline of the same job graph, as a Flink statement set.
 
 use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,10 +11,11 @@ use datafusion_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion_optimizer::analyzer::Analyzer;
 use datafusion_optimizer::optimizer::{Optimizer, OptimizerContext};
 use datafusion_sql::planner::{ParserOptions, PlannerContext, SqlToRel};
-use kernel::connectors::{parse_duration_ms, ConnectorRegistry, MaterializeTarget};
+use kernel::config::JobConfig;
+use kernel::connector::{parse_duration_ms, Connector, ConnectorLookup};
 use kernel::graph::JobGraph;
+use kernel::keys::{default_max_parallelism, UPPER_BOUND_MAX_PARALLELISM};
 use kernel::ops::group_agg::MiniBatch;
-use kernel::runtime::JobConfig;
 use sqlparser::ast::Statement;
 
 use crate::catalog::Catalog;
@@ -29,10 +31,12 @@ pub struct PlanOptions {
     pub parallelism: usize,
     /// `key=value` settings that apply before the script's own `SET`s.
     pub settings: Vec<(String, String)>,
-    pub connectors: ConnectorRegistry,
-    /// Every sink materializes its table and writes it when the input ends, instead of
-    /// writing rows as they come (`eddy run --materialize`; tests of updating queries).
-    pub materialize: Option<MaterializeTarget>,
+    /// The connectors tables may name.
+    pub connectors: Arc<dyn ConnectorLookup>,
+    /// When set, every INSERT target and bare SELECT is written through this connector
+    /// instead of its own, with the query's columns (the CLI's `--materialize`, which
+    /// applies the changelog and writes the final table at the end).
+    pub sinks_to: Option<Arc<dyn Connector>>,
 }
 
 /// A planned job: its graph, the effective settings, and the runtime settings they make.
@@ -106,6 +110,9 @@ fn memory_setting(
 }
 
 const IDLE_TIMEOUT: &str = "table.exec.source.idle-timeout";
+/// The number of key groups: the most subtasks any keyed operator can ever run as, also
+/// after a restore from a checkpoint.
+const MAX_PARALLELISM: &str = "pipeline.max-parallelism";
 /// Groups a window aggregation combines in memory before writing them to its state table.
 const WINDOW_BUFFER: &str = "table.exec.window-agg.buffer-size-limit";
 
@@ -293,6 +300,63 @@ fn text_hash(text: &str) -> u64 {
     })
 }
 
+/// Refuses a job whose sink writes where the job reads (the same path, or one inside the
+/// other): it would read its own output, and every run would add to the last one's.
+fn refuse_writing_what_is_read(
+    reads: &[(String, PathBuf)],
+    writes: &[((String, PathBuf), Location)],
+) -> Result<(), PlanError> {
+    for ((sink, written), at) in writes {
+        let w = normalized(written);
+        for (source, read) in reads {
+            let r = normalized(read);
+            if w.starts_with(&r) || r.starts_with(&w) {
+                return Err(PlanError::at(
+                    format!(
+                        "table '{sink}' writes to '{}', where table '{source}' of the same job \
+                         reads ('{}'): the job would read its own output; write somewhere else",
+                        written.display(),
+                        read.display()
+                    ),
+                    *at,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `path` absolute and without `.`, `..` or symbolic links where it exists, so that two
+/// spellings of one place compare equal.
+fn normalized(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut clean = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                clean.pop();
+            }
+            other => clean.push(other),
+        }
+    }
+    // Resolve links through the longest prefix that exists.
+    let mut existing = clean.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return clean,
+        }
+    }
+    let mut resolved = std::fs::canonicalize(existing).unwrap_or_else(|_| existing.to_path_buf());
+    resolved.extend(rest.iter().rev());
+    resolved
+}
+
 /// Parses and plans `sql`.
 pub fn plan_script(sql: &str, opts: &PlanOptions) -> Result<PlannedJob, PlanError> {
     let statements = parse_script(sql)?;
@@ -312,7 +376,7 @@ pub fn plan_script(sql: &str, opts: &PlanOptions) -> Result<PlannedJob, PlanErro
                             planner.sql_to_expr(e.clone(), schema, &mut PlannerContext::new())
                         };
                     catalog
-                        .table_from_def(def, &opts.connectors, &plan_expr)
+                        .table_from_def(def, opts.connectors.as_ref(), &plan_expr)
                         .map_err(|e| PlanError::from_kernel(e, at))?
                 };
                 if let Some(t) = table {
@@ -419,6 +483,8 @@ pub fn plan_script(sql: &str, opts: &PlanOptions) -> Result<PlannedJob, PlanErro
         ));
     }
     let mut graph = JobGraph::default();
+    let mut reads: Vec<(String, PathBuf)> = Vec::new();
+    let mut writes: Vec<((String, PathBuf), Location)> = Vec::new();
     for (plan, is_insert, at, hash) in &pipelines {
         let mut lowering = Lowering::new(&mut graph, parallelism, *hash);
         if let Some(n) = window_buffer_groups {
@@ -428,16 +494,36 @@ pub fn plan_script(sql: &str, opts: &PlanOptions) -> Result<PlannedJob, PlanErro
         lowering.joins_in_state_tables = settings.contains_key(STATE_MEMORY_BUDGET);
         lowering.mini_batch = mini_batch;
         lowering.split_distinct_buckets = split_distinct_buckets;
-        lowering.materialize = opts.materialize.clone();
+        lowering.sink_connector = opts.sinks_to.clone();
         let result = if *is_insert {
             lowering.insert(plan)
         } else {
-            lowering.select(plan, &opts.connectors)
+            lowering.select(plan, opts.connectors.as_ref())
         };
         result.map_err(|e| PlanError::from_kernel(e, *at))?;
+        reads.append(&mut lowering.reads);
+        writes.extend(lowering.writes.drain(..).map(|w| (w, *at)));
     }
+    refuse_writing_what_is_read(&reads, &writes)?;
     graph.reuse_duplicates();
-    let config = job_config(&settings)?;
+    let mut config = job_config(&settings)?;
+    config.max_parallelism = match setting(
+        &settings,
+        MAX_PARALLELISM,
+        |v| {
+            v.trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=UPPER_BOUND_MAX_PARALLELISM).contains(n))
+        },
+        "a whole number from 1 to 32768",
+    )? {
+        Some(n) => n,
+        None => default_max_parallelism(graph.max_node_parallelism()),
+    };
+    graph
+        .check_max_parallelism(config.max_parallelism)
+        .map_err(|e| PlanError::from_kernel(e, Location::default()))?;
     Ok(PlannedJob {
         graph,
         settings,

@@ -146,7 +146,7 @@ fn nexmark_run_json_prints_exactly_one_object() {
 }
 
 #[test]
-fn nexmark_generate_writes_streams_with_headers() {
+fn nexmark_generate_writes_streams_with_headers_on_request() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("events");
     let o = eddy(&[
@@ -158,6 +158,7 @@ fn nexmark_generate_writes_streams_with_headers() {
         out.to_str().unwrap(),
         "--seed",
         "3",
+        "--header",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let bid = fs::read_to_string(out.join("bid/part-0.csv")).unwrap();
@@ -189,12 +190,30 @@ fn nexmark_generate_writes_streams_with_headers() {
         again.to_str().unwrap(),
         "--seed",
         "3",
-        "--no-header",
     ]);
     assert_eq!(
         bid.split_once('\n').unwrap().1,
         fs::read_to_string(again.join("bid/part-0.csv")).unwrap(),
-        "same seed, same events; --no-header leaves out only the header"
+        "same seed, same events; without --header only the header is left out"
+    );
+    // What `generate` writes by default, `eddy run` reads as it is.
+    let job = script(
+        &d,
+        &format!(
+            "CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, \
+             url STRING, dateTime TIMESTAMP(3), extra STRING) WITH ('connector' = \
+             'filesystem', 'path' = '{}', 'format' = 'csv');\n\
+             CREATE TABLE n (a BIGINT) WITH ('connector' = 'blackhole');\n\
+             INSERT INTO n SELECT auction FROM bid;",
+            again.join("bid").display()
+        ),
+    );
+    let o = eddy(&["run", &job]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("4600 rows read, 4600 rows written"),
+        "{}",
+        stderr(&o)
     );
     let json = d.path().join("json");
     let o = eddy(&[

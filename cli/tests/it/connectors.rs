@@ -145,6 +145,48 @@ fn malformed_records_fail_the_job_naming_file_and_line_or_are_counted() {
 }
 
 #[test]
+fn an_unclosed_quote_is_reported_with_the_lines_it_took() {
+    let dir = tempfile::tempdir().unwrap();
+    // The quote opened on line 2 is never closed: csv reads the rest of the file as one
+    // field of one record, which is malformed. The note says how many lines went with it.
+    let mut text = "1,a\n\"2,open\n".to_string();
+    for i in 3..=10 {
+        text.push_str(&format!("{i},x\n"));
+    }
+    fs::write(dir.path().join("in.csv"), text).unwrap();
+    let m = run_sql(&bad_input_script(dir.path(), "csv", true), 1).unwrap();
+    assert_eq!(JobMetrics::get(&m.sink_rows), 1);
+    assert_eq!(JobMetrics::get(&m.skipped_records), 1);
+    let note = m.notes().join("\n");
+    assert!(
+        note.contains("skipped 1 malformed record (9 lines)")
+            && note.contains("the record at line 2 ran on for 9 lines"),
+        "{note}"
+    );
+}
+
+#[test]
+fn a_success_file_marks_a_table_without_partitions_once_its_input_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let sql = format!(
+        "CREATE TABLE gen (id BIGINT) WITH ('connector' = 'datagen', 'number-of-rows' = '10',
+            'rows-per-second' = '1000000');
+         CREATE TABLE out (id BIGINT) WITH ('connector' = 'filesystem', 'path' = '{}',
+            'format' = 'csv', 'sink.partition-commit.policy.kind' = 'success-file',
+            'sink.partition-commit.success-file.name' = '_DONE');
+         INSERT INTO out SELECT id FROM gen;",
+        out.display()
+    );
+    run_sql(&sql, 2).unwrap();
+    assert!(out.join("_DONE").exists());
+    assert_eq!(sorted_csv_rows(&out).len(), 10);
+    let bad = sql.replace("'success-file'", "'metastore'");
+    let err = run_sql(&bad, 1).unwrap_err();
+    assert!(err.contains("'metastore' is not supported"), "{err}");
+}
+
+#[test]
 fn print_sink_writes_flink_row_format_and_statement_sets_run_as_one_job() {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("job.sql");

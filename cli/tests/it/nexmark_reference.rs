@@ -172,8 +172,8 @@ fn q9_and_q20_match_their_reference_with_state_far_beyond_the_memory_budget() {
         let opts = PlanOptions {
             parallelism: 1,
             settings: vec![],
-            connectors: registry(),
-            materialize: None,
+            connectors: std::sync::Arc::new(registry()),
+            sinks_to: None,
         };
         let job = plan_script(&script, &opts).unwrap();
         assert!(
@@ -200,8 +200,8 @@ fn check(name: &str) {
         let opts = PlanOptions {
             parallelism: 1,
             settings: vec![],
-            connectors: registry(),
-            materialize: None,
+            connectors: std::sync::Arc::new(registry()),
+            sinks_to: None,
         };
         assert!(
             plan_script(&script, &opts).is_err(),

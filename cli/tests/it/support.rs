@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use kernel::connectors::{ConnectorRegistry, MaterializeTarget};
+use connectors::{ConnectorRegistry, MaterializeConnector, MaterializeTarget};
 use kernel::metrics::JobMetrics;
 use kernel::operator::CancelFlag;
-use kernel::runtime::run_job;
 use nexmark::queries::{job_script, JobSettings};
+use runtime::run_job;
 use sql_planner::{plan_script, PlanOptions};
 
 /// The Nexmark tables and views of a job script over `events` generated events at `rate`
@@ -65,8 +65,10 @@ fn options(parallelism: usize, materialize: Option<MaterializeTarget>) -> PlanOp
     PlanOptions {
         parallelism,
         settings: vec![],
-        connectors: registry(),
-        materialize,
+        connectors: Arc::new(registry()),
+        sinks_to: materialize.map(|target| {
+            Arc::new(MaterializeConnector { target }) as Arc<dyn kernel::connector::Connector>
+        }),
     }
 }
 

@@ -513,8 +513,8 @@ fn plan_bids_after(
     let opts = sql_planner::PlanOptions {
         parallelism: 1,
         settings: vec![],
-        connectors: crate::support::registry(),
-        materialize: None,
+        connectors: std::sync::Arc::new(crate::support::registry()),
+        sinks_to: None,
     };
     sql_planner::plan_script(&sql, &opts)
 }

@@ -9,8 +9,9 @@ use arrow::array::ArrayRef;
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use arrow::row::{RowConverter, SortField};
-use gemini_state::{KeyGroup, KeyGroupRange, StateError, StateTable, TableOptions, TieredTable};
+use gemini_state::{KeyGroup, KeyGroupRange, StateTable, TableOptions, TieredTable};
 
+use crate::keys;
 use crate::operator::OperatorContext;
 use crate::{Error, Result};
 
@@ -37,12 +38,13 @@ pub(crate) fn subtask_table_with(
     if let Some(min_bytes) = ctx.state_blob_min_bytes {
         options.blob_min_bytes = (min_bytes > 0).then_some(min_bytes);
     }
-    let range = KeyGroupRange::for_subtask(ctx.max_parallelism, ctx.parallelism, ctx.subtask);
+    let range = keys::key_group_range(ctx.max_parallelism, ctx.parallelism, ctx.subtask)?;
     Ok(Box::new(TieredTable::new(range, options)?))
 }
 
 /// The key group of each of `rows` rows by the hash of `hashed` (the columns the exchange
-/// hashed; empty for the range's first group), checked to be in `range`.
+/// hashed; empty for the range's first group). The exchange routed them here by the same
+/// rule, so they fall in `range`; the table checks it as it writes.
 pub(crate) fn key_groups(
     hashed: &[ArrayRef],
     rows: usize,
@@ -50,25 +52,7 @@ pub(crate) fn key_groups(
     ctx: &OperatorContext,
     hashes: &mut Vec<u64>,
 ) -> Result<Vec<KeyGroup>> {
-    if hashed.is_empty() {
-        return Ok(vec![range.start; rows]);
-    }
-    net_shuffle::hash_rows(hashed, rows, hashes)?;
-    hashes
-        .iter()
-        .map(|&h| {
-            let kg = net_shuffle::key_group_of_hash(h, ctx.max_parallelism);
-            if range.contains(kg) {
-                Ok(kg)
-            } else {
-                Err(StateError::ForeignKeyGroup {
-                    key_group: kg,
-                    range,
-                }
-                .into())
-            }
-        })
-        .collect()
+    keys::key_groups_of_rows(hashed, rows, range, ctx.max_parallelism, hashes)
 }
 
 /// `columns` cast to `types`: the row format gives dictionary columns back as their values.

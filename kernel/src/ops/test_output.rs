@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use arrow::array::RecordBatch;
 
-use crate::connectors::format_row_values;
+use crate::changelog::format_row_values;
 use crate::metrics::JobMetrics;
 use crate::operator::{Operator, OperatorContext, Output};
 use crate::types::Message;

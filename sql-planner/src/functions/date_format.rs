@@ -17,7 +17,7 @@ use datafusion_common::{exec_err, plan_err, Result};
 use datafusion_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDFImpl, Signature, Volatility};
 
 use super::{as_strings, scalar_str};
-use kernel::connectors::parse_timestamp_ms;
+use formats::parse_timestamp_ms;
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct DateFormat {

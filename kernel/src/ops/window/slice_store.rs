@@ -151,12 +151,18 @@ impl SliceStore {
             Some(conv) => Some(conv.convert_columns(&states)?),
             None => None,
         };
-        // One chunk per key group, by its place in the table's range (`key_groups` checked
-        // that each is in it).
+        // One chunk per key group, by its place in the table's range (the exchange routed
+        // the rows here by the same rule, so each is in it).
         let range = table.key_groups();
         let mut chunks: Vec<Vec<u8>> = vec![Vec::new(); range.len()];
         for (i, &kg) in key_groups.iter().enumerate() {
-            let chunk = &mut chunks[(kg - range.start) as usize];
+            let chunk = kg
+                .checked_sub(range.start)
+                .and_then(|at| chunks.get_mut(at as usize))
+                .ok_or(gemini_state::StateError::ForeignKeyGroup {
+                    key_group: kg,
+                    range,
+                })?;
             put_record(chunk, keys.as_ref().map_or(&[][..], |k| k.row(i).data()));
             put_record(chunk, states.as_ref().map_or(&[][..], |s| s.row(i).data()));
         }

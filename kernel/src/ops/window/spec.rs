@@ -48,7 +48,15 @@ impl WindowSpec {
             WindowKind::Tumble { size } => positive("size", size),
             WindowKind::Hop { size, slide } => {
                 positive("size", size)?;
-                positive("slide", slide)
+                positive("slide", slide)?;
+                if slide > size {
+                    // Rows between two windows would belong to none; Flink, which wants the
+                    // size to be a multiple of the slide, refuses it too.
+                    return Err(format!(
+                        "a HOP window's slide ({slide} ms) must not be larger than its size ({size} ms)"
+                    ));
+                }
+                Ok(())
             }
             WindowKind::Cumulate { size, step } => {
                 positive("size", size)?;
@@ -145,12 +153,14 @@ impl WindowSpec {
     }
 
     /// The end of the last window the slice ending at `slice_end` belongs to: the slice is
-    /// no longer needed once that window has fired.
+    /// no longer needed once that window has fired. A spec that passed
+    /// [`validate`](Self::validate) puts every slice in a window; were one in none, it would
+    /// be needed by no window, so it is done with at its own end.
     pub fn last_window_of_slice(&self, slice_end: i64) -> i64 {
-        *self
-            .windows_of_slice(slice_end)
+        self.windows_of_slice(slice_end)
             .last()
-            .expect("a slice belongs to at least one window")
+            .copied()
+            .unwrap_or(slice_end)
     }
 }
 
@@ -221,6 +231,26 @@ mod tests {
         let ends = w.end_grid();
         assert_eq!(ends.slice_end(12_000 - 1), 12_000);
         assert_eq!(ends.windows_of_slice(12_000), vec![12_000]);
+    }
+
+    #[test]
+    fn a_hop_that_slides_past_its_size_is_refused() {
+        let err = spec(WindowKind::Hop {
+            size: 2_000,
+            slide: 5_000,
+        })
+        .validate()
+        .unwrap_err();
+        assert!(
+            err.contains("slide (5000 ms) must not be larger than its size (2000 ms)"),
+            "{err}"
+        );
+        spec(WindowKind::Hop {
+            size: 5_000,
+            slide: 5_000,
+        })
+        .validate()
+        .unwrap();
     }
 
     #[test]
