@@ -341,63 +341,74 @@ fn type_bounds(t: &DataType) -> Bounds {
 /// `fields.<col>.min` and `.max` of a random column, checked: numbers of the column's type,
 /// within its range, min not above max. Flink refuses the same.
 fn random_bounds(t: &str, o: &Options, col: &str, ty: &DataType) -> Result<Bounds> {
-    let (min_key, max_key) = (format!("fields.{col}.min"), format!("fields.{col}.max"));
-    let type_name = sql_type_name(ty);
-    let out_of_range = |key: &str, v: &str| {
-        Error::user(format!(
-            "table '{t}': option '{key}' = '{v}' is outside the range of column '{col}' ({type_name})"
-        ))
-    };
+    let keys = (format!("fields.{col}.min"), format!("fields.{col}.max"));
+    let range = RangeOf { t, o, col, ty };
     match type_bounds(ty) {
         Bounds::None => {
-            if let Some(key) = [&min_key, &max_key]
-                .into_iter()
-                .find(|k| o.get(k).is_some())
-            {
+            if let Some(key) = [&keys.0, &keys.1].into_iter().find(|k| o.get(k).is_some()) {
                 return Err(Error::user(format!(
-                    "table '{t}': option '{key}' applies to number columns, not to '{col}' ({type_name})"
+                    "table '{t}': option '{key}' applies to number columns, not to '{col}' ({})",
+                    sql_type_name(ty)
                 )));
             }
             Ok(Bounds::None)
         }
         Bounds::Int(lo, hi) => {
-            let bound = |key: &str, default: i64| -> Result<i64> {
-                let Some(v) = o.parse::<i64>(t, key, "an integer")? else {
-                    return Ok(default);
-                };
-                if !(lo..=hi).contains(&v) {
-                    return Err(out_of_range(key, &v.to_string()));
-                }
-                Ok(v)
-            };
-            let (min, max) = (bound(&min_key, lo)?, bound(&max_key, hi)?);
-            if min > max {
-                return Err(Error::user(format!(
-                    "table '{t}': '{min_key}' = {min} is above '{max_key}' = {max}"
-                )));
-            }
+            let (min, max) = range.bounds(&keys, (lo, hi), (lo, hi), "an integer")?;
             Ok(Bounds::Int(min, max))
         }
+        // Without bounds, doubles are drawn from FLOAT's range, as floats are.
         Bounds::Float(lo, hi) => {
-            let bound = |key: &str, default: f64| -> Result<f64> {
-                let Some(v) = o.parse::<f64>(t, key, "a number")? else {
-                    return Ok(default);
-                };
-                if !v.is_finite() || v < lo || v > hi {
-                    return Err(out_of_range(key, &v.to_string()));
-                }
-                Ok(v)
-            };
-            // Without bounds, doubles are drawn from FLOAT's range, as floats are.
-            let (from, to) = (lo.max(f32::MIN as f64), hi.min(f32::MAX as f64));
-            let (min, max) = (bound(&min_key, from)?, bound(&max_key, to)?);
-            if min > max {
-                return Err(Error::user(format!(
-                    "table '{t}': '{min_key}' = {min} is above '{max_key}' = {max}"
-                )));
-            }
+            let default = (lo.max(f32::MIN as f64), hi.min(f32::MAX as f64));
+            let (min, max) = range.bounds(&keys, (lo, hi), default, "a number")?;
             Ok(Bounds::Float(min, max))
         }
+    }
+}
+
+/// Where the bounds of one random column are read.
+struct RangeOf<'a> {
+    t: &'a str,
+    o: &'a Options,
+    col: &'a str,
+    ty: &'a DataType,
+}
+
+impl RangeOf<'_> {
+    /// The `(min, max)` options named by `keys`, each within `range` (NaN and infinities
+    /// are not), `default` where unset.
+    fn bounds<T>(
+        &self,
+        keys: &(String, String),
+        range: (T, T),
+        default: (T, T),
+        what: &str,
+    ) -> Result<(T, T)>
+    where
+        T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display,
+    {
+        let t = self.t;
+        let bound = |key: &str, default: T| -> Result<T> {
+            let Some(v) = self.o.parse::<T>(t, key, what)? else {
+                return Ok(default);
+            };
+            if !(range.0 <= v && v <= range.1) {
+                return Err(Error::user(format!(
+                    "table '{t}': option '{key}' = '{v}' is outside the range of column '{}' ({})",
+                    self.col,
+                    sql_type_name(self.ty)
+                )));
+            }
+            Ok(v)
+        };
+        let (min, max) = (bound(&keys.0, default.0)?, bound(&keys.1, default.1)?);
+        if min > max {
+            return Err(Error::user(format!(
+                "table '{t}': '{}' = {min} is above '{}' = {max}",
+                keys.0, keys.1
+            )));
+        }
+        Ok((min, max))
     }
 }
 

@@ -96,17 +96,17 @@ impl ColumnBuilder {
     /// Strings are taken as they are; other types ignore surrounding blanks, and a blank
     /// field is null.
     pub fn append_text(&mut self, text: &str) -> AppendResult {
-        if let ColumnBuilder::Str(b) = self {
-            b.append_value(text);
-            return Ok(());
-        }
         let t = text.trim();
-        if t.is_empty() {
+        if t.is_empty() && !matches!(self, ColumnBuilder::Str(_)) {
             self.append_null();
             return Ok(());
         }
         let bad = |what: &str| format!("'{text}' is not {what}");
         let parsed = match self {
+            ColumnBuilder::Str(b) => {
+                b.append_value(text);
+                Ok(())
+            }
             ColumnBuilder::Bool(b) => match t.to_ascii_lowercase().as_str() {
                 "true" => Ok(true),
                 "false" => Ok(false),
@@ -135,7 +135,6 @@ impl ColumnBuilder {
                 .map(|d| b.append_value(days_since_epoch(d)))
                 .map_err(|_| bad("a DATE")),
             ColumnBuilder::Row(..) => Err("nested ROW values cannot be read from text".into()),
-            ColumnBuilder::Str(_) => Ok(()), // taken above
         };
         self.or_null(parsed)
     }

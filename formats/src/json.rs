@@ -59,37 +59,29 @@ fn append_json(b: &mut ColumnBuilder, v: &BorrowedValue<'_>) -> AppendResult {
     if let Some(s) = v.as_str() {
         return b.append_text(s);
     }
-    let cell = match b {
-        ColumnBuilder::Str(_) => Some(Cell::Str(v.encode().into())),
-        ColumnBuilder::Bool(_) => v.as_bool().map(Cell::Bool),
+    // The value as a cell of the column's kind, and what the column wanted if it is not one.
+    let (cell, wanted) = match b {
+        ColumnBuilder::Str(_) => (Some(Cell::Str(v.encode().into())), "a string"),
+        ColumnBuilder::Bool(_) => (v.as_bool().map(Cell::Bool), "a BOOLEAN"),
         ColumnBuilder::I8(_)
         | ColumnBuilder::I16(_)
         | ColumnBuilder::I32(_)
-        | ColumnBuilder::I64(_)
-        | ColumnBuilder::Timestamp(_) => v.as_i64().map(|n| match b {
-            ColumnBuilder::Timestamp(_) => Cell::Timestamp(n),
-            _ => Cell::Int(n),
-        }),
-        ColumnBuilder::F32(_) | ColumnBuilder::F64(_) => v.cast_f64().map(Cell::Float),
-        ColumnBuilder::Decimal(_, p, s) => parse_decimal(&v.encode(), *p, *s).map(Cell::Decimal),
-        ColumnBuilder::Date(_) | ColumnBuilder::Row(..) => None,
+        | ColumnBuilder::I64(_) => (v.as_i64().map(Cell::Int), "an integer"),
+        ColumnBuilder::Timestamp(_) => (v.as_i64().map(Cell::Timestamp), "a TIMESTAMP"),
+        ColumnBuilder::F32(_) | ColumnBuilder::F64(_) => {
+            (v.cast_f64().map(Cell::Float), "a number")
+        }
+        ColumnBuilder::Decimal(_, p, s) => (
+            parse_decimal(&v.encode(), *p, *s).map(Cell::Decimal),
+            "a DECIMAL",
+        ),
+        ColumnBuilder::Date(_) | ColumnBuilder::Row(..) => (None, "of the column type"),
     };
     match cell {
         Some(cell) => b.append_cell(&cell),
         None => {
-            let what = match b {
-                ColumnBuilder::Bool(_) => "a BOOLEAN",
-                ColumnBuilder::I8(_)
-                | ColumnBuilder::I16(_)
-                | ColumnBuilder::I32(_)
-                | ColumnBuilder::I64(_) => "an integer",
-                ColumnBuilder::F32(_) | ColumnBuilder::F64(_) => "a number",
-                ColumnBuilder::Decimal(..) => "a DECIMAL",
-                ColumnBuilder::Timestamp(_) => "a TIMESTAMP",
-                _ => "of the column type",
-            };
             b.append_null();
-            Err(format!("{} is not {what}", v.encode()))
+            Err(format!("{} is not {wanted}", v.encode()))
         }
     }
 }

@@ -94,7 +94,9 @@ impl Operator for SinkDriver {
     /// The end of bounded input stands for the job's last checkpoint: everything still
     /// pending is committed, then what the sink flushes at its end.
     fn on_end(&mut self, _ctx: &mut OperatorContext, _out: &mut dyn Output) -> Result<()> {
-        self.commit_through(CheckpointId::MAX - 1)?;
+        for (id, committables) in std::mem::take(&mut self.pending) {
+            self.sink.commit(id, committables)?;
+        }
         let rest = self.sink.finish()?;
         self.sink.commit(END_OF_INPUT, rest)
     }

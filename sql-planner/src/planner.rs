@@ -14,7 +14,7 @@ use datafusion_sql::planner::{ParserOptions, PlannerContext, SqlToRel};
 use kernel::config::JobConfig;
 use kernel::connector::{parse_duration_ms, Connector, ConnectorLookup};
 use kernel::graph::JobGraph;
-use kernel::keys::{default_max_parallelism, UPPER_BOUND_MAX_PARALLELISM};
+use kernel::keys::default_max_parallelism;
 use kernel::ops::group_agg::MiniBatch;
 use sqlparser::ast::Statement;
 
@@ -507,20 +507,9 @@ pub fn plan_script(sql: &str, opts: &PlanOptions) -> Result<PlannedJob, PlanErro
     refuse_writing_what_is_read(&reads, &writes)?;
     graph.reuse_duplicates();
     let mut config = job_config(&settings)?;
-    config.max_parallelism = match setting(
-        &settings,
-        MAX_PARALLELISM,
-        |v| {
-            v.trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=UPPER_BOUND_MAX_PARALLELISM).contains(n))
-        },
-        "a whole number from 1 to 32768",
-    )? {
-        Some(n) => n,
-        None => default_max_parallelism(graph.max_node_parallelism()),
-    };
+    // Its upper bound is checked with the parallelism of every node, just below.
+    config.max_parallelism = positive_setting(&settings, MAX_PARALLELISM)?
+        .unwrap_or_else(|| default_max_parallelism(graph.max_node_parallelism()));
     graph
         .check_max_parallelism(config.max_parallelism)
         .map_err(|e| PlanError::from_kernel(e, Location::default()))?;

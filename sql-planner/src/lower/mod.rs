@@ -118,6 +118,18 @@ pub(crate) fn projected_position(
         })
 }
 
+/// A table `name` of the query `input`'s columns, written by `connector` with no options:
+/// the sink of a bare SELECT, or of every INSERT under `--materialize`.
+fn query_table(name: &str, input: &Lowered, connector: &str) -> TableDescriptor {
+    let options = BTreeMap::from([("connector".to_string(), connector.to_string())]);
+    TableDescriptor {
+        name: name.to_string(),
+        schema: Arc::new(input.schema.as_arrow().clone()),
+        partition_keys: vec![],
+        options: Options::new(options),
+    }
+}
+
 /// The construct a plan node stands for, for "not supported yet" errors.
 fn construct(plan: &LogicalPlan) -> String {
     match plan {
@@ -242,14 +254,7 @@ impl<'a> Lowering<'a> {
         if let Some(redirect) = self.sink_connector.clone() {
             return self.redirected_sink(input, "select", redirect.as_ref());
         }
-        let mut options = BTreeMap::new();
-        options.insert("connector".to_string(), "print".to_string());
-        let descriptor = TableDescriptor {
-            name: "select".into(),
-            schema: Arc::new(input.schema.as_arrow().clone()),
-            partition_keys: vec![],
-            options: Options::new(options),
-        };
+        let descriptor = query_table("select", &input, "print");
         let connector = connectors.for_table(&descriptor)?;
         self.add_sink(input, connector.as_ref(), &descriptor)
     }
@@ -262,14 +267,7 @@ impl<'a> Lowering<'a> {
         name: &str,
         connector: &dyn Connector,
     ) -> Result<()> {
-        let mut options = BTreeMap::new();
-        options.insert("connector".to_string(), connector.name().to_string());
-        let descriptor = TableDescriptor {
-            name: name.to_string(),
-            schema: Arc::new(input.schema.as_arrow().clone()),
-            partition_keys: vec![],
-            options: Options::new(options),
-        };
+        let descriptor = query_table(name, &input, connector.name());
         self.add_sink(input, connector, &descriptor)
     }
 
