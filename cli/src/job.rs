@@ -8,7 +8,7 @@ use std::time::Instant;
 use clap::Args;
 use connectors::{MaterializeConnector, MaterializeTarget};
 use kernel::metrics::JobMetrics;
-use runtime::run_job;
+use runtime::{run_job, JobOutcome};
 use sql_planner::{plan_script, PlanOptions, PlannedJob};
 
 use crate::progress::Progress;
@@ -22,6 +22,15 @@ pub struct RunArgs {
     pub plan: PlanArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    /// Resume from a checkpoint: its directory (`…/<job-id>/chk-<n>`), a job's directory
+    /// (its newest checkpoint) or a checkpoint directory holding jobs (the newest of all).
+    /// As Flink's `execution.state-recovery.path`.
+    #[arg(long, value_name = "PATH")]
+    pub from: Option<String>,
+    /// With --from: drop checkpointed state that no operator of the job claims instead of
+    /// refusing to start (`execution.state-recovery.ignore-unclaimed-state`).
+    #[arg(long, requires = "from")]
+    pub allow_non_restored_state: bool,
 }
 
 #[derive(Args)]
@@ -154,12 +163,12 @@ pub fn state_lines(metrics: &JobMetrics) -> Vec<String> {
         .collect()
 }
 
-/// Runs a planned job with progress; returns the metrics and the wall time.
+/// Runs a planned job with progress; returns the metrics, the wall time and how it ended.
 pub fn execute(
     job: &PlannedJob,
     total: Option<u64>,
     label: &str,
-) -> Result<(Arc<JobMetrics>, f64), Failure> {
+) -> Result<(Arc<JobMetrics>, f64, JobOutcome), Failure> {
     let metrics = Arc::new(JobMetrics::default());
     let cancel = crate::cancel_on_ctrl_c();
     let progress = Progress::start(metrics.clone(), total, label);
@@ -167,23 +176,45 @@ pub fn execute(
     let result = run_job(&job.graph, &job.config, metrics.clone(), cancel);
     let wall = started.elapsed().as_secs_f64();
     progress.finish();
-    result?;
-    Ok((metrics, wall))
+    let outcome = result?;
+    Ok((metrics, wall, outcome))
 }
 
 pub fn run(args: RunArgs) -> Result<(), Failure> {
-    let job = plan(&args.file, &args.plan, &args.output)?;
-    let (metrics, wall) = execute(&job, None, "running")?;
+    let mut job = plan(&args.file, &args.plan, &args.output)?;
+    if let Some(from) = &args.from {
+        job.config.recovery = Some(kernel::config::RecoverySettings {
+            path: from.clone(),
+            allow_non_restored_state: args.allow_non_restored_state,
+        });
+    }
+    let (metrics, wall, outcome) = execute(&job, None, "running")?;
     for note in metrics.notes() {
         eprintln!("note: {note}");
     }
     for line in state_lines(&metrics) {
         eprintln!("state: {line}");
     }
-    eprintln!(
-        "finished in {wall:.2} s: {} rows read, {} rows written",
+    let mut summary = format!(
+        "{} rows read, {} rows written",
         JobMetrics::get(&metrics.source_rows),
         JobMetrics::get(&metrics.sink_rows)
     );
-    Ok(())
+    if job.config.checkpointing.is_some() {
+        summary.push_str(&format!(
+            ", {} checkpoints ({} failed), {} restarts",
+            JobMetrics::get(&metrics.checkpoints_completed),
+            JobMetrics::get(&metrics.checkpoints_failed),
+            JobMetrics::get(&metrics.restarts)
+        ));
+    }
+    match outcome {
+        JobOutcome::Finished => {
+            eprintln!("finished in {wall:.2} s: {summary}");
+            Ok(())
+        }
+        JobOutcome::Cancelled => Err(Failure::Cancelled(format!(
+            "after {wall:.2} s: {summary}; only what checkpoints committed is in the sinks"
+        ))),
+    }
 }

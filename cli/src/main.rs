@@ -59,6 +59,8 @@ pub enum Failure {
     User(String),
     /// A bug or an environment problem: exit 1.
     Internal(String),
+    /// Cancelled by Ctrl-C or SIGTERM before it finished: exit 130.
+    Cancelled(String),
 }
 
 impl From<kernel::Error> for Failure {
@@ -88,13 +90,14 @@ pub fn connectors() -> ConnectorRegistry {
     r
 }
 
-/// Cancels running jobs on Ctrl-C: sources stop, sinks flush, the job ends cleanly.
+/// Cancels running jobs on Ctrl-C or SIGTERM, as Flink's cancel: tasks stop where they
+/// are; nothing that no checkpoint holds is committed and no window fires early.
 pub fn cancel_on_ctrl_c() -> CancelFlag {
     let flag = CancelFlag::default();
     let f = flag.clone();
     // A second handler cannot be installed; one per process is all we need.
     let _ = ctrlc::set_handler(move || {
-        eprintln!("\nstopping: Ctrl-C received");
+        eprintln!("\ncancelling: interrupted (Ctrl-C or SIGTERM)");
         f.cancel();
     });
     flag
@@ -126,6 +129,10 @@ fn main() -> ExitCode {
         Err(Failure::Internal(msg)) => {
             eprintln!("internal error: {msg}");
             ExitCode::from(1)
+        }
+        Err(Failure::Cancelled(msg)) => {
+            eprintln!("cancelled: {msg}");
+            ExitCode::from(130)
         }
     }
 }

@@ -89,7 +89,7 @@ pub fn run(args: NexmarkRunArgs) -> Result<(), Failure> {
     } else if dir.exists() {
         eprintln!("output kept in {}", dir.display());
     }
-    let (metrics, wall) = result?;
+    let (metrics, wall, _) = result?;
     let mut record = RunRecord::new(
         &args.query,
         w.events,
@@ -130,6 +130,7 @@ impl Failure {
         match self {
             Failure::User(m) => Failure::User(format!("{what}: {m}")),
             Failure::Internal(m) => Failure::Internal(format!("{what}: {m}")),
+            Failure::Cancelled(m) => Failure::Cancelled(format!("{what}: {m}")),
         }
     }
 }

@@ -6,12 +6,16 @@
 //! `max-past` (random timestamps before now), `null-rate`, and `start`/`end` (sequences). A
 //! sequence ends the source when exhausted. Random values are seeded per subtask, so a run is
 //! repeatable (Flink's are not).
+//!
+//! A checkpoint records per subtask the rows emitted, the rows left and the random state;
+//! restored at the same parallelism, each subtask goes on with the rows it had not emitted.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::datatypes::{DataType, SchemaRef};
 use formats::{Cell, ColumnBuilder, RowsBuilder};
+use kernel::checkpoint::{CheckpointId, SplitState};
 use kernel::connector::{parse_duration_ms, ColumnFilter, Connector, Options, TableDescriptor};
 use kernel::operator::{OperatorContext, Source, SourceFactory, SourcePoll};
 use kernel::types::sql_type_name;
@@ -176,8 +180,9 @@ fn share(n: u64, parts: usize, i: usize) -> (u64, u64) {
     (i * base + i.min(extra), base + u64::from(i < extra))
 }
 
-impl SourceFactory for DatagenFactory {
-    fn create(&self, subtask: usize, parallelism: usize) -> Result<Box<dyn Source>> {
+impl DatagenFactory {
+    /// Subtask `subtask` of `parallelism`, from its first row.
+    fn subtask(&self, subtask: usize, parallelism: usize) -> Datagen {
         // Each subtask owns a contiguous block of every sequence and of the row count.
         let mut rows = self
             .number_of_rows
@@ -192,7 +197,7 @@ impl SourceFactory for DatagenFactory {
                 rows = Some(rows.map_or(n, |r| r.min(n)));
             }
         }
-        Ok(Box::new(Datagen {
+        Datagen {
             schema: self.schema.clone(),
             fields,
             rate: self.rows_per_second / parallelism as f64,
@@ -200,7 +205,49 @@ impl SourceFactory for DatagenFactory {
             emitted: 0,
             started: None,
             rng: SplitMix64(0x5eed ^ (subtask as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)),
-        }))
+            split: format!("subtask-{subtask}-of-{parallelism}"),
+        }
+    }
+}
+
+impl SourceFactory for DatagenFactory {
+    fn create(&self, subtask: usize, parallelism: usize) -> Result<Box<dyn Source>> {
+        Ok(Box::new(self.subtask(subtask, parallelism)))
+    }
+
+    fn restore(
+        &self,
+        subtask: usize,
+        parallelism: usize,
+        splits: Vec<SplitState>,
+    ) -> Result<Box<dyn Source>> {
+        let mut source = self.subtask(subtask, parallelism);
+        let [split] = splits.as_slice() else {
+            return Err(Error::user(format!(
+                "a datagen source resumes at the parallelism it ran with; subtask {subtask} of {parallelism} got {} of its splits",
+                splits.len()
+            )));
+        };
+        if split.split != source.split {
+            return Err(Error::user(format!(
+                "a datagen source resumes at the parallelism it ran with: the checkpoint has '{}' where this run has '{}'",
+                split.split, source.split
+            )));
+        }
+        let words: Vec<u64> = split
+            .position
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect();
+        let [emitted, remaining, rng] = words[..] else {
+            return Err(Error::user(
+                "a datagen source's checkpointed position does not parse",
+            ));
+        };
+        source.emitted = emitted;
+        source.remaining = source.remaining.map(|_| remaining);
+        source.rng = SplitMix64(rng);
+        Ok(Box::new(source))
     }
 
     fn describe(&self) -> String {
@@ -235,6 +282,8 @@ struct Datagen {
     emitted: u64,
     started: Option<Instant>,
     rng: SplitMix64,
+    /// This subtask's share, named for checkpoints.
+    split: String,
 }
 
 impl Datagen {
@@ -421,7 +470,14 @@ impl Source for Datagen {
         if self.remaining == Some(0) {
             return Ok(SourcePoll::End);
         }
-        let started = *self.started.get_or_insert_with(Instant::now);
+        // A restored source is due where it stopped, not at the stream's start.
+        let (emitted, rate) = (self.emitted, self.rate);
+        let started = *self.started.get_or_insert_with(|| {
+            let done = Duration::from_secs_f64(emitted as f64 / rate);
+            Instant::now()
+                .checked_sub(done)
+                .unwrap_or_else(Instant::now)
+        });
         // Pace to the rate: rows allowed so far, in batches of about a tenth of a second.
         let batch_target = ((self.rate / 10.0) as u64).clamp(1, 8192);
         let allowed = (started.elapsed().as_secs_f64() * self.rate) as u64 + batch_target;
@@ -450,6 +506,17 @@ impl Source for Datagen {
             *rem -= n as u64;
         }
         Ok(SourcePoll::Batch(rows.finish()?))
+    }
+
+    fn snapshot(&mut self, _checkpoint_id: CheckpointId) -> Result<Vec<SplitState>> {
+        let mut position = Vec::with_capacity(24);
+        for word in [self.emitted, self.remaining.unwrap_or(u64::MAX), self.rng.0] {
+            position.extend_from_slice(&word.to_le_bytes());
+        }
+        Ok(vec![SplitState {
+            split: self.split.clone(),
+            position,
+        }])
     }
 }
 

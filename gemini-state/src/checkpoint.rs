@@ -379,8 +379,10 @@ impl CheckpointStore {
     }
 
     /// Deletes the manifest of `released` and the files only it named among `retained`.
-    /// A file a failed delete leaves behind costs space, never correctness.
-    pub(crate) fn release(&self, released: &Manifest, retained: &[Manifest]) {
+    /// A file a failed delete leaves behind costs space, never correctness. A table with
+    /// `retained_checkpoints = 0` leaves this to its owner, who calls it once a later
+    /// checkpoint is complete.
+    pub fn release(&self, released: &Manifest, retained: &[Manifest]) {
         let keep: HashSet<&str> = retained.iter().flat_map(Manifest::files).collect();
         let mut doomed = vec![self.manifest_object(&released.table, released.checkpoint_id)];
         let mut uploaded = self.uploaded.lock();
@@ -401,6 +403,107 @@ impl CheckpointStore {
             }
             Ok(())
         });
+    }
+
+    /// Writes `bytes` as the object at `path` (relative to the location, `/`-separated),
+    /// whole or not at all: in a directory as temp file, fsync, rename, fsync of the
+    /// directory; in a bucket a PUT is atomic. The job's checkpoint metadata goes here.
+    pub fn put_object(&self, path: &str, bytes: Vec<u8>) -> StateResult<()> {
+        let object = self.object(path);
+        let Some(file) = self.local_path(&object) else {
+            let objects = self.objects.clone();
+            let location = self.describe(&object);
+            return self.run(async move {
+                let put = objects.put(&object, PutPayload::from(bytes)).await;
+                put.map(drop).map_err(|e| StateError::store(&location, e))
+            });
+        };
+        let dir = file.parent().expect("an object lies in a directory");
+        std::fs::create_dir_all(dir).map_err(|e| StateError::io(dir, e))?;
+        let tmp = file.with_extension("tmp");
+        let mut f = File::create(&tmp).map_err(|e| StateError::io(&tmp, e))?;
+        f.write_all(&bytes)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| StateError::io(&tmp, e))?;
+        std::fs::rename(&tmp, &file).map_err(|e| StateError::io(&file, e))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| StateError::io(dir, e))
+    }
+
+    /// The object at `path`, or `None` if there is none.
+    pub fn get_object(&self, path: &str) -> StateResult<Option<Vec<u8>>> {
+        let object = self.object(path);
+        let objects = self.objects.clone();
+        let what = self.describe(&object);
+        self.run(async move {
+            match objects.get(&object).await {
+                Ok(got) => {
+                    let bytes = got.bytes().await;
+                    bytes
+                        .map(|b| Some(b.to_vec()))
+                        .map_err(|e| StateError::store(&what, e))
+                }
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(StateError::store(&what, e)),
+            }
+        })
+    }
+
+    /// The names directly under `dir` (objects and folders), sorted.
+    pub fn list_names(&self, dir: &str) -> StateResult<Vec<String>> {
+        let prefix = self.object(dir);
+        let objects = self.objects.clone();
+        let location = self.location.clone();
+        let listed = self.run(async move {
+            let listed = objects.list_with_delimiter(Some(&prefix)).await;
+            listed.map_err(|e| StateError::store(&location, e))
+        })?;
+        let mut names: Vec<String> = listed
+            .common_prefixes
+            .iter()
+            .chain(listed.objects.iter().map(|o| &o.location))
+            .filter_map(|p| p.filename().map(str::to_string))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Deletes every object under `dir`; what a failed delete leaves costs space only.
+    pub fn delete_dir(&self, dir: &str) -> StateResult<()> {
+        let prefix = self.object(dir);
+        if let Some(path) = self.local_path(&prefix) {
+            return match std::fs::remove_dir_all(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StateError::io(&path, e)),
+                _ => Ok(()),
+            };
+        }
+        let objects = self.objects.clone();
+        let location = self.location.clone();
+        self.run(async move {
+            let mut listed = objects.list(Some(&prefix));
+            while let Some(meta) = listed.next().await {
+                let meta = meta.map_err(|e| StateError::store(&location, e))?;
+                if let Err(e) = objects.delete(&meta.location).await {
+                    tracing::warn!("could not delete {} from {location}: {e}", meta.location);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Where the object at `path` is, for messages (a path, for a local location).
+    pub fn object_location(&self, path: &str) -> String {
+        match self.local_path(&self.object(path)) {
+            Some(p) => p.display().to_string(),
+            None => self.describe(&self.object(path)),
+        }
+    }
+
+    fn object(&self, path: &str) -> ObjectPath {
+        path.split('/')
+            .filter(|part| !part.is_empty())
+            .fold(self.prefix.clone(), |p, part| p.join(part))
     }
 
     /// Runs `work` on the state's own I/O runtime and waits for it. Table threads are plain

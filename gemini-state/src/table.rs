@@ -63,7 +63,10 @@ pub struct TableOptions {
     /// The checkpoint location snapshots are copied to; `None`: snapshots only write run
     /// files locally.
     pub checkpoints: Option<CheckpointStore>,
-    /// Checkpoints kept in the location (Flink's `state.checkpoints.num-retained`).
+    /// Checkpoints kept in the location (Flink's `state.checkpoints.num-retained`); the
+    /// table releases older ones as it writes new ones. `0`: the table releases nothing and
+    /// its owner calls [`CheckpointStore::release`] once a checkpoint of the whole job is
+    /// complete (a table's own snapshot being written does not make a job's checkpoint).
     pub retained_checkpoints: usize,
     /// Names the table's files; unique per operator subtask. `None`: a process-unique name.
     pub name: Option<String>,

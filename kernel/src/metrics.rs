@@ -15,6 +15,11 @@ pub struct JobMetrics {
     pub late_rows: AtomicU64,
     /// Malformed input records skipped because the format was told to ignore parse errors.
     pub skipped_records: AtomicU64,
+    /// Checkpoints published, and those aborted (failed or timed out).
+    pub checkpoints_completed: AtomicU64,
+    pub checkpoints_failed: AtomicU64,
+    /// Times the job restarted from a checkpoint after a failure.
+    pub restarts: AtomicU64,
     /// Human-readable remarks for the end-of-job report (e.g. where records were skipped).
     notes: Mutex<Vec<String>>,
     /// Keyed state held by each stateful operator subtask, by (node, subtask).

@@ -18,17 +18,20 @@
 //! ([`SourceFactory::restore`]), operators find their state tables as of the barrier, and
 //! sinks commit what that checkpoint pre-committed again (commits are idempotent).
 //!
-//! Jobs take no checkpoints yet (`execution.checkpointing.interval` is the next step); these
-//! are the shapes every operator, source and sink is written against so that they can.
+//! An operator takes part in checkpoints by saying so ([`Operator::checkpointable`]): a
+//! stateless one has nothing more to do; a stateful one returns its state from
+//! [`Operator::snapshot_state`] and takes it back in [`Operator::restore_state`]. A job with
+//! checkpointing on that holds an operator that cannot is refused before it starts, naming
+//! the operator, rather than lose that operator's state on a restore.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::RecordBatch;
-use gemini_state::StateSize;
+use gemini_state::{CheckpointStore, Manifest, PendingSnapshot, StateSize};
 
 use crate::checkpoint::{CheckpointId, SplitState};
 use crate::metrics::JobMetrics;
@@ -66,6 +69,10 @@ pub struct OperatorContext {
     pub state_memory_budget: Option<usize>,
     /// Values at least this long go to blob files; `Some(0)`: none do (`None`: the default).
     pub state_blob_min_bytes: Option<usize>,
+    /// The node's stable id (see [`crate::graph::Node::uid`]): state tables are named by it.
+    pub uid: String,
+    /// Where state tables write their snapshots; `None` when the job takes no checkpoints.
+    pub checkpoints: Option<CheckpointStore>,
     timers: BTreeSet<EventTime>,
     processing_timers: BTreeSet<Instant>,
 }
@@ -87,6 +94,8 @@ impl OperatorContext {
             node_name: String::new(),
             state_memory_budget: None,
             state_blob_min_bytes: None,
+            uid: String::new(),
+            checkpoints: None,
             timers: BTreeSet::new(),
             processing_timers: BTreeSet::new(),
         }
@@ -97,6 +106,32 @@ impl OperatorContext {
         self.node = node;
         self.node_name = name.to_string();
         self
+    }
+
+    /// The same context, for the node of stable id `uid`, its tables writing snapshots to
+    /// `checkpoints`.
+    pub fn with_checkpoints(mut self, uid: &str, checkpoints: Option<CheckpointStore>) -> Self {
+        self.uid = uid.to_string();
+        self.checkpoints = checkpoints;
+        self
+    }
+
+    /// The name of this subtask's state table `table`: unique per job, stable across runs.
+    pub fn table_name(&self, table: &str) -> String {
+        format!("{}-{}-{table}", self.uid, self.subtask)
+    }
+
+    /// The event-time timers registered, in time order (the runtime checkpoints them).
+    pub fn event_timers(&self) -> Vec<EventTime> {
+        self.timers.iter().copied().collect()
+    }
+
+    /// The processing-time timers, as how long from now each is due.
+    pub fn processing_timers_from(&self, now: Instant) -> Vec<std::time::Duration> {
+        self.processing_timers
+            .iter()
+            .map(|t| t.saturating_duration_since(now))
+            .collect()
     }
 
     /// The same context, with state tables keeping `budget` bytes in memory.
@@ -240,6 +275,37 @@ pub trait Operator: Send {
         Ok(())
     }
 
+    /// Whether the operator keeps what it holds through a checkpoint and a restore: a
+    /// stateless operator, or one that implements [`snapshot_state`](Self::snapshot_state)
+    /// and [`restore_state`](Self::restore_state), says yes. The default, no, makes the
+    /// runtime refuse to checkpoint a job that runs this operator, naming it.
+    fn checkpointable(&self) -> bool {
+        false
+    }
+
+    /// Right after [`on_barrier`](Self::on_barrier): the operator's state as of the barrier,
+    /// its small state in its own encoding and the snapshots of its state tables (see
+    /// [`OperatorContext::table_name`]), which the runtime waits for in the background.
+    fn snapshot_state(
+        &mut self,
+        _checkpoint_id: CheckpointId,
+        _ctx: &mut OperatorContext,
+    ) -> Result<OperatorSnapshot> {
+        Ok(OperatorSnapshot::default())
+    }
+
+    /// Before the first input after a restore: what earlier subtasks of this operator saved
+    /// (see [`RestoredState`]). Timers are restored by the runtime.
+    fn restore_state(&mut self, restored: RestoredState, _ctx: &mut OperatorContext) -> Result<()> {
+        if restored.states.iter().all(Vec::is_empty) && restored.tables.is_empty() {
+            return Ok(());
+        }
+        Err(Error::internal(format!(
+            "operator '{}' saved state it cannot restore",
+            self.name()
+        )))
+    }
+
     /// Every input has ended: flush. The end marker is forwarded afterwards.
     fn on_end(&mut self, _ctx: &mut OperatorContext, _out: &mut dyn Output) -> Result<()> {
         Ok(())
@@ -251,6 +317,27 @@ pub trait Operator: Send {
     fn state_size(&self) -> Option<StateSize> {
         None
     }
+}
+
+/// What an operator subtask saves at a barrier.
+#[derive(Debug, Default)]
+pub struct OperatorSnapshot {
+    /// Small state, in the operator's own encoding (what it does not keep in tables).
+    pub state: Vec<u8>,
+    /// Its state tables' snapshots being written, by table (as passed to
+    /// [`OperatorContext::table_name`]).
+    pub tables: Vec<(String, PendingSnapshot)>,
+}
+
+/// What a restored operator subtask gets back from a checkpoint.
+#[derive(Debug, Default, Clone)]
+pub struct RestoredState {
+    /// The small states of the old subtasks handed to this one: its own at the same
+    /// parallelism, round-robin over the new subtasks after a rescale.
+    pub states: Vec<Vec<u8>>,
+    /// Per table, the manifests of every old subtask; a table keeps its own key groups of
+    /// them ([`gemini_state::StateTable::restore`]).
+    pub tables: BTreeMap<String, Vec<Manifest>>,
 }
 
 /// Records `op`'s state size in the job's metrics (`eddy run` prints the peaks); the runtime
@@ -343,16 +430,32 @@ pub trait OperatorFactory: Send + Sync + Debug {
     fn describe(&self) -> String;
 }
 
-/// Cooperative cancellation: set by Ctrl-C or by a failing task; sources poll it.
+/// Cooperative cancellation: set by Ctrl-C or by a failing task; sources poll it. A child
+/// flag (one attempt of a job) is cancelled with its parent, not the other way round.
 #[derive(Debug, Default, Clone)]
-pub struct CancelFlag(Arc<AtomicBool>);
+pub struct CancelFlag {
+    own: Arc<AtomicBool>,
+    parent: Option<Arc<AtomicBool>>,
+}
 
 impl CancelFlag {
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.own.store(true, Ordering::SeqCst);
     }
 
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.own.load(Ordering::Relaxed)
+            || self
+                .parent
+                .as_ref()
+                .is_some_and(|p| p.load(Ordering::Relaxed))
+    }
+
+    /// A flag cancelled by `cancel()` on it or on `self`.
+    pub fn child(&self) -> CancelFlag {
+        CancelFlag {
+            own: Arc::new(AtomicBool::new(false)),
+            parent: Some(self.own.clone()),
+        }
     }
 }

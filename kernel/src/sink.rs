@@ -65,6 +65,14 @@ pub trait Sink: Send {
 
 /// Creates the subtasks of one sink node. Factories are shared by all subtasks.
 pub trait SinkFactory: Send + Sync + Debug {
+    /// Once per run, before any subtask is created: `restored` are the committables of the
+    /// checkpoint the run resumes from (empty for a fresh start). A sink that leaves work
+    /// behind when killed (hidden in-progress files) removes what no committable names.
+    fn prepare(&self, restored: &[Committable]) -> Result<()> {
+        let _ = restored;
+        Ok(())
+    }
+
     fn create(&self, subtask: usize, parallelism: usize) -> Result<Box<dyn Sink>>;
     /// One line for `explain`.
     fn describe(&self) -> String;

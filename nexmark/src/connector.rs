@@ -1,9 +1,16 @@
 //! `'connector' = 'nexmark'`: the generator as a source of eddy's connector registry.
+//!
+//! As in Flink, each source subtask generates one split (its share of the event ids). A
+//! checkpoint records how many events of each split were produced; since an event is a
+//! function of its number, a restored split produces exactly the events it had not. Split
+//! `i` of `n` stays split `i` of `n` after a rescale, so a restored subtask may generate
+//! several splits (by event time in turn) or none.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::datatypes::SchemaRef;
+use kernel::checkpoint::{CheckpointId, SplitState};
 use kernel::connector::{ColumnFilter, Connector, TableDescriptor};
 use kernel::operator::{OperatorContext, Source, SourceFactory, SourcePoll};
 use kernel::types::sql_type_name;
@@ -112,23 +119,71 @@ struct NexmarkSourceFactory {
     output: SchemaRef,
 }
 
-impl SourceFactory for NexmarkSourceFactory {
-    fn create(&self, subtask: usize, parallelism: usize) -> Result<Box<dyn Source>> {
-        // As in Flink, one split per source subtask.
+impl NexmarkSourceFactory {
+    /// Split `index` of `num_splits`, from event `produced` of it.
+    fn split(&self, index: usize, num_splits: usize, produced: u64) -> SplitGenerator {
         let cfg = GeneratorConfig {
-            num_splits: parallelism,
+            num_splits,
             ..self.cfg.clone()
         };
+        let generator = NexmarkGenerator::new(Arc::new(cfg), index, self.columns)
+            .with_event_types(self.types)
+            .resume_at(produced);
+        SplitGenerator {
+            index,
+            num_splits,
+            generator,
+        }
+    }
+
+    fn source(&self, splits: Vec<SplitGenerator>) -> Box<dyn Source> {
         let identity = self.reorder.iter().enumerate().all(|(i, r)| i == *r);
-        Ok(Box::new(NexmarkSource {
-            base_time: cfg.base_time_ms,
-            paced: !cfg.max_emit_speed,
-            generator: NexmarkGenerator::new(Arc::new(cfg), subtask, self.columns)
-                .with_event_types(self.types),
+        Box::new(NexmarkSource {
+            base_time: self.cfg.base_time_ms,
+            paced: !self.cfg.max_emit_speed,
+            splits,
             reorder: (!identity).then(|| self.reorder.clone()),
             output: self.output.clone(),
             started: None,
-        }))
+        })
+    }
+}
+
+impl SourceFactory for NexmarkSourceFactory {
+    fn create(&self, subtask: usize, parallelism: usize) -> Result<Box<dyn Source>> {
+        // As in Flink, one split per source subtask.
+        Ok(self.source(vec![self.split(subtask, parallelism, 0)]))
+    }
+
+    fn restore(
+        &self,
+        _subtask: usize,
+        _parallelism: usize,
+        splits: Vec<SplitState>,
+    ) -> Result<Box<dyn Source>> {
+        let mut generators = Vec::new();
+        for s in splits {
+            let bad = || {
+                Error::user(format!(
+                    "the checkpointed nexmark split '{}' does not parse",
+                    s.split
+                ))
+            };
+            let (index, num_splits) = s
+                .split
+                .strip_prefix("split-")
+                .and_then(|rest| rest.split_once("-of-"))
+                .and_then(|(i, n)| Some((i.parse().ok()?, n.parse().ok()?)))
+                .ok_or_else(bad)?;
+            let produced = s
+                .position
+                .get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_le_bytes)
+                .ok_or_else(bad)?;
+            generators.push(self.split(index, num_splits, produced));
+        }
+        Ok(self.source(generators))
     }
 
     fn describe(&self) -> String {
@@ -144,12 +199,20 @@ impl SourceFactory for NexmarkSourceFactory {
     }
 }
 
-struct NexmarkSource {
+/// One split being generated.
+struct SplitGenerator {
+    index: usize,
+    num_splits: usize,
     generator: NexmarkGenerator,
+}
+
+struct NexmarkSource {
+    splits: Vec<SplitGenerator>,
     reorder: Option<Vec<usize>>,
     output: SchemaRef,
     base_time: i64,
     paced: bool,
+    /// When event time `base_time` was (or would have been) due, for pacing.
     started: Option<Instant>,
 }
 
@@ -159,11 +222,28 @@ impl Source for NexmarkSource {
     }
 
     fn poll_next(&mut self, _ctx: &mut OperatorContext) -> Result<SourcePoll> {
+        // The split furthest behind in event time goes next, so splits advance together.
+        let Some(split) = self
+            .splits
+            .iter_mut()
+            .filter(|s| s.generator.remaining() > 0)
+            .min_by_key(|s| s.generator.last_timestamp().unwrap_or(i64::MIN))
+        else {
+            return Ok(SourcePoll::End);
+        };
         if self.paced {
             // `max-emit-speed` = false: release events when the wall clock reaches their time.
-            let started = *self.started.get_or_insert_with(Instant::now);
-            if let Some(last) = self.generator.last_timestamp() {
-                let due = Duration::from_millis((last - self.base_time).max(0) as u64);
+            // A restored source is due where it stopped, not at the stream's start.
+            let base_time = self.base_time;
+            let last = split.generator.last_timestamp();
+            let started = *self.started.get_or_insert_with(|| {
+                let done = last.map_or(0, |t| (t - base_time).max(0) as u64);
+                Instant::now()
+                    .checked_sub(Duration::from_millis(done))
+                    .unwrap_or_else(Instant::now)
+            });
+            if let Some(last) = last {
+                let due = Duration::from_millis((last - base_time).max(0) as u64);
                 let elapsed = started.elapsed();
                 if due > elapsed {
                     std::thread::sleep((due - elapsed).min(Duration::from_millis(100)));
@@ -171,13 +251,26 @@ impl Source for NexmarkSource {
                 }
             }
         }
-        let Some(batch) = self.generator.next_batch() else {
-            return Ok(SourcePoll::End);
+        let Some(batch) = split.generator.next_batch() else {
+            return Ok(SourcePoll::Pending); // this split is done; the next poll finds another
         };
         let batch = match &self.reorder {
             None => batch,
             Some(order) => batch.project(order)?.with_schema(self.output.clone())?,
         };
         Ok(SourcePoll::Batch(batch))
+    }
+
+    /// Events produced per split (finished splits included, so a restore does not redo
+    /// them).
+    fn snapshot(&mut self, _checkpoint_id: CheckpointId) -> Result<Vec<SplitState>> {
+        Ok(self
+            .splits
+            .iter()
+            .map(|s| SplitState {
+                split: format!("split-{}-of-{}", s.index, s.num_splits),
+                position: s.generator.produced().to_le_bytes().to_vec(),
+            })
+            .collect())
     }
 }

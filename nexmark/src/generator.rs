@@ -416,6 +416,17 @@ impl NexmarkGenerator {
     }
 
     /// Events of this split still to come.
+    /// Events of this split produced so far: its position in a checkpoint.
+    pub fn produced(&self) -> u64 {
+        self.produced
+    }
+
+    /// Goes on from event `produced` of the split, as restored from a checkpoint.
+    pub fn resume_at(mut self, produced: u64) -> Self {
+        self.produced = produced.min(self.split.num_events);
+        self
+    }
+
     pub fn remaining(&self) -> u64 {
         self.split.num_events - self.produced
     }

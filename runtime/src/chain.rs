@@ -2,9 +2,13 @@
 
 use std::time::Instant;
 
+use kernel::checkpoint::CheckpointId;
 use kernel::operator::{report_state, Operator, OperatorContext, Output};
 use kernel::types::{Message, Watermark};
-use kernel::Result;
+use kernel::{Error, Result};
+
+use crate::checkpoint::restore::Restore;
+use crate::checkpoint::NodeSnapshot;
 
 pub(crate) struct Chain {
     ops: Vec<Box<dyn Operator>>,
@@ -27,6 +31,79 @@ impl Chain {
             input,
         }
         .deliver(msg)
+    }
+
+    /// Refuses a chain with an operator that cannot be checkpointed, naming it.
+    pub(crate) fn check_checkpointable(&self) -> Result<()> {
+        for (op, ctx) in self.ops.iter().zip(&self.ctxs) {
+            if !op.checkpointable() {
+                return Err(Error::user(format!(
+                    "checkpointing is on (execution.checkpointing.interval), but operator '{}' ({}) cannot be checkpointed yet; run this job without checkpoints",
+                    ctx.node_name,
+                    op.name()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every operator's state after barrier `checkpoint_id` passed it (it is called once
+    /// the barrier has gone through the whole chain; nothing else ran in between).
+    pub(crate) fn snapshot(&mut self, checkpoint_id: CheckpointId) -> Result<Vec<NodeSnapshot>> {
+        let now = Instant::now();
+        let mut taken = Vec::with_capacity(self.ops.len());
+        for (op, ctx) in self.ops.iter_mut().zip(self.ctxs.iter_mut()) {
+            let snap = op.snapshot_state(checkpoint_id, ctx)?;
+            taken.push(NodeSnapshot {
+                uid: ctx.uid.clone(),
+                name: ctx.node_name.clone(),
+                parallelism: ctx.parallelism,
+                subtask: ctx.subtask,
+                state: snap.state,
+                tables: snap.tables,
+                splits: Vec::new(),
+                event_timers: ctx.event_timers(),
+                processing_timers_ms: ctx
+                    .processing_timers_from(now)
+                    .iter()
+                    .map(|d| d.as_millis() as u64)
+                    .collect(),
+            });
+        }
+        Ok(taken)
+    }
+
+    /// Gives every operator its state and timers from `restore`.
+    pub(crate) fn restore(&mut self, restore: &Restore) -> Result<()> {
+        let now = Instant::now();
+        for (op, ctx) in self.ops.iter_mut().zip(self.ctxs.iter_mut()) {
+            let (state, event, processing) =
+                restore.operator(&ctx.uid, ctx.subtask, ctx.parallelism);
+            for t in event {
+                ctx.register_event_timer(t);
+            }
+            for ms in processing {
+                ctx.register_processing_timer(now + std::time::Duration::from_millis(ms));
+            }
+            op.restore_state(state, ctx)?;
+        }
+        Ok(())
+    }
+
+    /// Tells every operator that checkpoint `id` is published.
+    pub(crate) fn notify_complete(&mut self, id: CheckpointId) -> Result<()> {
+        for (op, ctx) in self.ops.iter_mut().zip(self.ctxs.iter_mut()) {
+            op.on_checkpoint_complete(id, ctx)?;
+        }
+        Ok(())
+    }
+
+    /// Tells every operator that checkpoint `id` was aborted.
+    pub(crate) fn notify_aborted(&mut self, id: CheckpointId) -> Result<()> {
+        for (op, ctx) in self.ops.iter_mut().zip(self.ctxs.iter_mut()) {
+            op.on_checkpoint_aborted(id, ctx)?;
+        }
+        Ok(())
     }
 
     /// The earliest processing-time timer any operator of the chain registered.

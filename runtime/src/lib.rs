@@ -6,30 +6,35 @@
 //! downstream subtask) pair, made by a `net-shuffle` transport. Sources are polled by their
 //! tasks, which is where barriers will be injected; operators with several input channels
 //! align barriers; timers belong to the runtime, which fires them; sinks are driven through
-//! their two-phase commit ([`sink`]). The checkpoint coordinator and restarts will live here.
-//! This crate knows no SQL and no connector: it runs the factories a graph names.
+//! their two-phase commit ([`sink`]). With `execution.checkpointing.interval` set, a
+//! coordinator takes checkpoints ([`checkpoint`]) and a failed job restarts from the newest
+//! one as its restart strategy allows ([`restart`]). This crate knows no SQL and no
+//! connector: it runs the factories a graph names.
 
+mod attempt;
 mod chain;
+pub mod checkpoint;
+mod restart;
 mod router;
 mod sink;
 mod task;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::thread;
 
-use kernel::config::JobConfig;
-use kernel::graph::{JobGraph, NodeId, NodeKind, Partitioning};
+use gemini_state::CheckpointStore;
+use kernel::config::{CheckpointConfig, CheckpointRetention, JobConfig};
+use kernel::graph::{JobGraph, NodeId, Partitioning};
 use kernel::metrics::JobMetrics;
-use kernel::operator::{CancelFlag, Operator, OperatorContext};
+use kernel::operator::CancelFlag;
 use kernel::{Error, Result};
-use net_shuffle::{ChannelSender, ChannelSpec, LocalTransport, Transport};
+use net_shuffle::{ChannelSpec, LocalTransport, Transport};
 use parking_lot::Mutex;
 
-use chain::Chain;
-use router::{EdgeSenders, Router};
-use sink::SinkDriver;
-use task::{OperatorTask, SourceTask};
+use attempt::{run_attempt, Checkpointing};
+use checkpoint::coordinator::Outcome;
+use checkpoint::metadata::CheckpointMetadata;
+use checkpoint::restore::Restore;
 
 /// Groups nodes into chains; returns each chain's nodes in order, heads first.
 pub fn plan_chains(graph: &JobGraph) -> Vec<Vec<NodeId>> {
@@ -63,7 +68,10 @@ pub fn plan_chains(graph: &JobGraph) -> Vec<Vec<NodeId>> {
 
 /// The channels of every edge that enters a chain head: for each (upstream subtask,
 /// downstream subtask) pair the edge connects, in edge order.
-fn channel_specs(graph: &JobGraph, chain_heads: &HashMap<NodeId, usize>) -> Vec<ChannelSpec> {
+pub(crate) fn channel_specs(
+    graph: &JobGraph,
+    chain_heads: &HashMap<NodeId, usize>,
+) -> Vec<ChannelSpec> {
     let mut specs = Vec::new();
     for (ei, e) in graph.edges.iter().enumerate() {
         if !chain_heads.contains_key(&e.to) {
@@ -94,14 +102,25 @@ fn channel_specs(graph: &JobGraph, chain_heads: &HashMap<NodeId, usize>) -> Vec<
     specs
 }
 
+/// How a job run ended without failing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobOutcome {
+    /// Bounded input ended and every sink committed.
+    Finished,
+    /// Cancelled (Ctrl-C, SIGTERM): stopped where it was; nothing that no checkpoint holds
+    /// was committed.
+    Cancelled,
+}
+
 /// Runs the job to completion in this process: until bounded input ends, `cancel` is set, or
-/// a task fails. The first failure is returned; failures it caused elsewhere are not.
+/// a task fails and the restart strategy gives up. The first failure is returned; failures
+/// it caused elsewhere are not.
 pub fn run_job(
     graph: &JobGraph,
     config: &JobConfig,
     metrics: Arc<JobMetrics>,
     cancel: CancelFlag,
-) -> Result<()> {
+) -> Result<JobOutcome> {
     run_job_with(&LocalTransport, graph, config, metrics, cancel)
 }
 
@@ -112,152 +131,147 @@ pub fn run_job_with(
     config: &JobConfig,
     metrics: Arc<JobMetrics>,
     cancel: CancelFlag,
-) -> Result<()> {
+) -> Result<JobOutcome> {
     graph.validate()?;
     graph.check_max_parallelism(config.max_parallelism)?;
-    let chains = plan_chains(graph);
-    let chain_of_head: HashMap<NodeId, usize> =
-        chains.iter().enumerate().map(|(i, c)| (c[0], i)).collect();
-
-    let specs = channel_specs(graph, &chain_of_head);
-    let endpoints = transport.connect(&specs, config.channel_capacity)?;
-    // senders[edge][upstream subtask][downstream subtask]
-    type SenderGrid = Vec<Vec<Option<Box<dyn ChannelSender>>>>;
-    let mut senders: HashMap<usize, SenderGrid> = HashMap::new();
-    // The head operator's input that each channel of a gate feeds, in the gate's order.
-    let mut gate_inputs: HashMap<(NodeId, usize), Vec<usize>> = HashMap::new();
-    for (spec, sender) in specs.iter().zip(endpoints.senders) {
-        let e = &graph.edges[spec.edge];
-        let grid = senders.entry(spec.edge).or_insert_with(|| {
-            let (pu, pd) = (
-                graph.nodes[e.from].parallelism,
-                graph.nodes[e.to].parallelism,
-            );
-            (0..pu).map(|_| (0..pd).map(|_| None).collect()).collect()
-        });
-        grid[spec.from_subtask][spec.to_subtask] = Some(sender);
-        gate_inputs
-            .entry((spec.to_node, spec.to_subtask))
-            .or_default()
-            .push(e.input);
-    }
-    let mut gates = endpoints.gates;
-
-    let first_error: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
-    let mut handles = Vec::new();
-    for chain_nodes in &chains {
-        let head = chain_nodes[0];
-        let tail = *chain_nodes.last().expect("chains are non-empty");
-        let p = graph.nodes[head].parallelism;
-        let out_edges: Vec<usize> = graph
-            .edges
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.from == tail)
-            .map(|(i, _)| i)
-            .collect();
-        for s in 0..p {
-            let ctx = |n: NodeId| {
-                OperatorContext::new(s, p, config.max_parallelism, metrics.clone())
-                    .for_node(n, &graph.nodes[n].name)
-                    .with_state_memory_budget(config.state_memory_budget)
-                    .with_state_blob_min_bytes(config.state_blob_min_bytes)
-            };
-            let mut ops: Vec<Box<dyn Operator>> = Vec::new();
-            let mut ctxs = Vec::new();
-            let mut source = None;
-            for &n in chain_nodes {
-                match &graph.nodes[n].kind {
-                    NodeKind::Source(f) => source = Some(f.create(s, p)?),
-                    NodeKind::Operator(f) => {
-                        ops.push(f.create(s, p)?);
-                        ctxs.push(ctx(n));
+    let mut restore = match &config.recovery {
+        Some(r) => {
+            let settings = store_settings(config);
+            let found = checkpoint::restore::locate(&r.path, &settings)?;
+            found.check(graph, config.max_parallelism, r.allow_non_restored_state)?;
+            Some(found)
+        }
+        None => None,
+    };
+    let job = match &config.checkpointing {
+        Some(cp) => Some(JobDirectory::open(cp, restore.as_ref())?),
+        None => None,
+    };
+    let mut restarts = restart::Restarts::new(config.restart.clone());
+    loop {
+        let outcome = Arc::new(Mutex::new(Outcome::default()));
+        let attempt_cancel = cancel.child();
+        let checkpointing = match (&config.checkpointing, &job) {
+            (Some(cp), Some(job)) => Some(Checkpointing {
+                config: cp,
+                store: job.store.clone(),
+                job_id: job.id.clone(),
+                retained: job.retained()?,
+                outcome: outcome.clone(),
+            }),
+            _ => None,
+        };
+        let result = run_attempt(
+            transport,
+            graph,
+            config,
+            metrics.clone(),
+            attempt_cancel,
+            restore.as_ref(),
+            checkpointing,
+        );
+        let latest = outcome.lock().latest.take();
+        if let (Some(meta), Some(job)) = (latest, &job) {
+            restore = Some(Restore {
+                meta,
+                job_dir: job.dir.clone(),
+            });
+        }
+        let ended = match result {
+            Ok(()) if cancel.is_cancelled() => Ok(JobOutcome::Cancelled),
+            Ok(()) => Ok(JobOutcome::Finished),
+            Err(_) if cancel.is_cancelled() => Ok(JobOutcome::Cancelled),
+            Err(e) => {
+                if let Some(delay) = restarts.next_delay() {
+                    let from = restore.as_ref().map_or("the beginning".to_string(), |r| {
+                        format!("checkpoint {}", r.meta.checkpoint_id)
+                    });
+                    tracing::warn!("job failed: {e}; restarting from {from} in {delay:?}");
+                    metrics.note(format!("restarted from {from} after: {e}"));
+                    JobMetrics::add(&metrics.restarts, 1);
+                    std::thread::sleep(delay);
+                    if cancel.is_cancelled() {
+                        Ok(JobOutcome::Cancelled)
+                    } else {
+                        restarts.restarted();
+                        continue;
                     }
-                    NodeKind::Sink(f) => {
-                        ops.push(Box::new(SinkDriver::new(f.create(s, p)?)));
-                        ctxs.push(ctx(n));
-                    }
+                } else {
+                    Err(e)
                 }
             }
-            let edges = out_edges
-                .iter()
-                .map(|&ei| {
-                    let grid = senders
-                        .get_mut(&ei)
-                        .ok_or_else(|| Error::internal("an unchained edge has no channels"))?;
-                    let row = std::mem::take(&mut grid[s]);
-                    Ok(EdgeSenders::new(
-                        graph.edges[ei].partitioning.clone(),
-                        row,
-                        config.max_parallelism,
-                        s,
-                    ))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let router = Router { edges };
-            let chain = Chain::new(ops, ctxs);
-            let name = format!("{} ({}/{})", graph.nodes[head].name, s + 1, p);
-            let errors = first_error.clone();
-            let cancel_on_error = cancel.clone();
-            let mut run: Box<dyn FnMut() -> Result<()> + Send> = match source {
-                Some(source) => {
-                    let mut t = SourceTask {
-                        source,
-                        ctx: ctx(head),
-                        chain,
-                        router,
-                        cancel: cancel.clone(),
-                        idle_timeout: config.source_idle_timeout,
-                    };
-                    Box::new(move || t.run())
-                }
-                None => {
-                    let gate = gates.remove(&(head, s)).ok_or_else(|| {
-                        Error::internal(format!("task {name} has no input channels"))
-                    })?;
-                    let inputs = gate_inputs.remove(&(head, s)).unwrap_or_default();
-                    let mut t = OperatorTask::new(gate, inputs, chain, router);
-                    Box::new(move || t.run())
-                }
-            };
-            let handle = thread::Builder::new()
-                .name(name.clone())
-                .spawn(move || {
-                    if let Err(e) = run() {
-                        // Record before the task's channels drop, so this is the root cause.
-                        let mut slot = errors.lock();
-                        if slot.is_none() {
-                            *slot = Some(e);
-                        }
-                        cancel_on_error.cancel();
-                    }
-                    drop(run);
-                })
-                .map_err(|e| Error::io(format!("starting task {name}"), e))?;
-            handles.push((name, handle));
+        };
+        if let (Some(job), Some(cp)) = (&job, &config.checkpointing) {
+            job.clean_up(cp.retention, &ended);
         }
+        return ended;
     }
-    drop(senders);
-    drop(gates);
+}
 
-    let mut panic = None;
-    for (name, h) in handles {
-        if let Err(p) = h.join() {
-            let what = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
-            cancel.cancel();
-            panic.get_or_insert(Error::internal(format!("task {name} panicked: {what}")));
+/// The location settings (`s3.*`) of the job's checkpoints.
+fn store_settings(config: &JobConfig) -> Vec<(&str, &str)> {
+    config
+        .checkpointing
+        .iter()
+        .flat_map(|c| c.store_settings.iter())
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+/// A job's directory in the checkpoint location: `<dir>/<job-id>/`, or the directory of the
+/// checkpoint the run resumed from.
+struct JobDirectory {
+    id: String,
+    dir: String,
+    store: CheckpointStore,
+}
+
+impl JobDirectory {
+    fn open(cp: &CheckpointConfig, restore: Option<&Restore>) -> Result<JobDirectory> {
+        let (id, dir) = match restore {
+            Some(r) => (r.meta.job_id.clone(), r.job_dir.clone()),
+            None => {
+                let id = checkpoint::coordinator::new_job_id();
+                let dir = format!("{}/{id}", cp.dir.trim_end_matches('/'));
+                (id, dir)
+            }
+        };
+        let settings: Vec<(&str, &str)> = cp
+            .store_settings
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let store = CheckpointStore::open(&dir, &settings)
+            .map_err(|e| Error::user(format!("checkpoint directory {dir}: {e}")))?;
+        Ok(JobDirectory { id, dir, store })
+    }
+
+    /// The published checkpoints of the job, oldest first.
+    fn retained(&self) -> Result<VecDeque<CheckpointMetadata>> {
+        let mut all = VecDeque::new();
+        for id in checkpoint::metadata::published(&self.store)? {
+            if let Some(m) = checkpoint::metadata::read(&self.store, id)? {
+                all.push_back(m);
+            }
         }
+        Ok(all)
     }
-    if let Some(e) = first_error.lock().take() {
-        return Err(e);
-    }
-    match panic {
-        Some(e) => Err(e),
-        None => Ok(()),
+
+    /// Deletes the job's checkpoints when its retention says so (Flink's rules: kept on
+    /// cancellation only with RETAIN_ON_CANCELLATION; kept after a failure unless not
+    /// externalized; a killed process deletes nothing).
+    fn clean_up(&self, retention: CheckpointRetention, ended: &Result<JobOutcome>) {
+        let delete = match (retention, ended) {
+            (CheckpointRetention::RetainOnCancellation, _) => false,
+            (CheckpointRetention::DeleteOnCancellation, Err(_)) => false,
+            (CheckpointRetention::NoExternalizedCheckpoints, _) => true,
+            (CheckpointRetention::DeleteOnCancellation, Ok(_)) => true,
+        };
+        if delete {
+            if let Err(e) = self.store.delete_dir("") {
+                tracing::warn!("could not delete checkpoints in {}: {e}", self.dir);
+            }
+        }
     }
 }
 

@@ -6,10 +6,27 @@ use std::collections::BTreeMap;
 use arrow::array::RecordBatch;
 use kernel::checkpoint::{CheckpointId, Committable, END_OF_INPUT};
 use kernel::metrics::JobMetrics;
-use kernel::operator::{Operator, OperatorContext, Output};
+use kernel::operator::{Operator, OperatorContext, OperatorSnapshot, Output, RestoredState};
 use kernel::sink::Sink;
 use kernel::types::{Barrier, Watermark};
-use kernel::Result;
+use kernel::{Error, Result};
+
+/// A sink subtask's checkpointed state: its committables not yet committed, by checkpoint.
+pub(crate) fn encode_pending(pending: &BTreeMap<CheckpointId, Vec<Committable>>) -> Vec<u8> {
+    if pending.is_empty() {
+        return Vec::new();
+    }
+    serde_json::to_vec(pending).expect("committables serialize")
+}
+
+/// The committables [`encode_pending`] wrote.
+pub(crate) fn decode_pending(bytes: &[u8]) -> Result<BTreeMap<CheckpointId, Vec<Committable>>> {
+    if bytes.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::user(format!("a sink's checkpointed commits do not parse: {e}")))
+}
 
 /// A sink at the end of a chain, seen by the chain as an operator.
 pub(crate) struct SinkDriver {
@@ -28,7 +45,10 @@ impl SinkDriver {
 
     /// Commits what checkpoints up to `upto` pre-committed, oldest first.
     fn commit_through(&mut self, upto: CheckpointId) -> Result<()> {
-        let later = self.pending.split_off(&upto.saturating_add(1));
+        let later = match upto.checked_add(1) {
+            Some(next) => self.pending.split_off(&next),
+            None => BTreeMap::new(), // END_OF_INPUT: everything
+        };
         for (id, committables) in std::mem::replace(&mut self.pending, later) {
             self.sink.commit(id, committables)?;
         }
@@ -91,9 +111,47 @@ impl Operator for SinkDriver {
         self.sink.abort(checkpoint_id)
     }
 
-    /// The end of bounded input stands for the job's last checkpoint: everything still
-    /// pending is committed, then what the sink flushes at its end.
-    fn on_end(&mut self, _ctx: &mut OperatorContext, _out: &mut dyn Output) -> Result<()> {
+    fn checkpointable(&self) -> bool {
+        true
+    }
+
+    /// What is pre-committed and not yet committed; a restore commits it.
+    fn snapshot_state(
+        &mut self,
+        _checkpoint_id: CheckpointId,
+        _ctx: &mut OperatorContext,
+    ) -> Result<OperatorSnapshot> {
+        Ok(OperatorSnapshot {
+            state: encode_pending(&self.pending),
+            tables: Vec::new(),
+        })
+    }
+
+    /// The restored checkpoint is complete, so what it had pending is committed now, again
+    /// if it was before (commits are idempotent).
+    fn restore_state(&mut self, restored: RestoredState, _ctx: &mut OperatorContext) -> Result<()> {
+        let mut all: BTreeMap<CheckpointId, Vec<Committable>> = BTreeMap::new();
+        for state in &restored.states {
+            for (id, list) in decode_pending(state)? {
+                all.entry(id).or_default().extend(list);
+            }
+        }
+        for (id, committables) in all {
+            self.sink.commit(id, committables)?;
+        }
+        Ok(())
+    }
+
+    /// With checkpoints, what the sink finishes with waits for the job's last checkpoint
+    /// (the runtime calls `on_checkpoint_complete(END_OF_INPUT)` once it is published), so a
+    /// crash before it loses nothing and doubles nothing. Without, the end of bounded input
+    /// stands for the last checkpoint: everything pending is committed, then the rest.
+    fn on_end(&mut self, ctx: &mut OperatorContext, _out: &mut dyn Output) -> Result<()> {
+        if ctx.checkpoints.is_some() {
+            let rest = self.sink.finish()?;
+            self.pending.entry(END_OF_INPUT).or_default().extend(rest);
+            return Ok(());
+        }
         for (id, committables) in std::mem::take(&mut self.pending) {
             self.sink.commit(id, committables)?;
         }

@@ -4,9 +4,18 @@
 //! its input channels, keeps the watermark as the minimum over inputs that are neither idle nor
 //! finished, aligns barriers (a channel that delivered the barrier is not read again until all
 //! have), and ends when every input has ended.
+//!
+//! With checkpoints, a source task injects the barriers the coordinator triggers between
+//! two polls; every task reports its chain's snapshot once a barrier has passed it, tells
+//! its operators of published and aborted checkpoints, and at its end reports its final
+//! state and waits until a published checkpoint holds it before its sinks commit. A
+//! cancelled task stops where it is: nothing is flushed, no window fires early and no sink
+//! commits what no checkpoint holds.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use kernel::checkpoint::{CheckpointId, END_OF_INPUT};
 use kernel::metrics::JobMetrics;
 use kernel::operator::{CancelFlag, OperatorContext, Source, SourcePoll};
 use kernel::types::{Barrier, EventTime, Message, Watermark};
@@ -14,7 +23,106 @@ use kernel::{Error, Result};
 use net_shuffle::InputGate;
 
 use super::chain::Chain;
+use super::checkpoint::{NodeSnapshot, Signals, TaskLink, TaskReport, SIGNAL_POLL};
 use super::router::Router;
+
+/// A task's side of checkpointing: the coordinator's signals as far as it has acted on them.
+pub(crate) struct TaskCheckpoints {
+    link: TaskLink,
+    /// The newest barrier injected (sources) or passed on.
+    pub passed: CheckpointId,
+    completed_seen: CheckpointId,
+    aborted_seen: CheckpointId,
+}
+
+impl TaskCheckpoints {
+    pub fn new(link: TaskLink) -> Self {
+        let start = Signals::get(&link.signals.completed);
+        TaskCheckpoints {
+            passed: Signals::get(&link.signals.trigger),
+            completed_seen: start,
+            aborted_seen: Signals::get(&link.signals.aborted),
+            link,
+        }
+    }
+
+    fn aligned(&self) -> bool {
+        self.link.signals.aligned
+    }
+
+    /// Tells the chain (and the source) of checkpoints published or aborted since last time.
+    fn poll(&mut self, chain: &mut Chain, source: Option<&mut Box<dyn Source>>) -> Result<()> {
+        let completed = Signals::get(&self.link.signals.completed);
+        if completed > self.completed_seen {
+            self.completed_seen = completed;
+            chain.notify_complete(completed)?;
+            if let Some(source) = source {
+                source.notify_checkpoint_complete(completed)?;
+            }
+        }
+        let aborted = Signals::get(&self.link.signals.aborted);
+        if aborted > self.aborted_seen {
+            self.aborted_seen = aborted;
+            chain.notify_aborted(aborted)?;
+        }
+        Ok(())
+    }
+
+    fn report(&self, checkpoint_id: CheckpointId, nodes: Vec<NodeSnapshot>) {
+        // A coordinator that has gone has given up on the job; the task learns it from the
+        // cancel flag.
+        let _ = self.link.reports.send(TaskReport::Snapshot {
+            checkpoint_id,
+            task: self.link.task,
+            nodes,
+        });
+    }
+
+    /// The task has ended: reports its final state and waits until a published checkpoint
+    /// holds it; then its sinks commit what they finished with. Cancelled meanwhile, it
+    /// exits without committing.
+    fn finish(
+        &mut self,
+        chain: &mut Chain,
+        mut nodes: Vec<NodeSnapshot>,
+        cancel: &CancelFlag,
+    ) -> Result<()> {
+        nodes.extend(chain.snapshot(END_OF_INPUT)?);
+        let _ = self.link.reports.send(TaskReport::Finished {
+            task: self.link.task,
+            nodes,
+        });
+        let published = &self.link.signals.final_published[self.link.task];
+        loop {
+            if published.load(Ordering::Acquire) {
+                return chain.notify_complete(END_OF_INPUT);
+            }
+            if cancel.is_cancelled() {
+                return Ok(());
+            }
+            std::thread::sleep(super::checkpoint::coordinator::WAIT_STEP);
+        }
+    }
+}
+
+/// The snapshot of a source subtask: where its splits stand.
+fn source_snapshot(
+    source: &mut dyn Source,
+    ctx: &OperatorContext,
+    id: CheckpointId,
+) -> Result<NodeSnapshot> {
+    Ok(NodeSnapshot {
+        uid: ctx.uid.clone(),
+        name: ctx.node_name.clone(),
+        parallelism: ctx.parallelism,
+        subtask: ctx.subtask,
+        state: Vec::new(),
+        tables: Vec::new(),
+        splits: source.snapshot(id)?,
+        event_timers: Vec::new(),
+        processing_timers_ms: Vec::new(),
+    })
+}
 
 pub(crate) struct SourceTask {
     pub source: Box<dyn Source>,
@@ -24,17 +132,44 @@ pub(crate) struct SourceTask {
     pub cancel: CancelFlag,
     /// Declare the subtask idle after this long without rows (`None`: never).
     pub idle_timeout: Option<Duration>,
+    pub checkpoints: Option<TaskCheckpoints>,
 }
 
 impl SourceTask {
+    /// Injects the barriers triggered since the last one, each after the source's
+    /// positions are taken.
+    fn inject_barriers(&mut self) -> Result<()> {
+        let Some(cp) = &mut self.checkpoints else {
+            return Ok(());
+        };
+        let trigger = Signals::get(&cp.link.signals.trigger);
+        while cp.passed < trigger {
+            let id = cp.passed + 1;
+            cp.passed = id;
+            let source = source_snapshot(self.source.as_mut(), &self.ctx, id)?;
+            self.chain.push(
+                0,
+                Message::Barrier(Barrier { checkpoint_id: id }),
+                &mut self.router,
+            )?;
+            let mut nodes = vec![source];
+            nodes.extend(self.chain.snapshot(id)?);
+            cp.report(id, nodes);
+        }
+        cp.poll(&mut self.chain, Some(&mut self.source))
+    }
+
     pub fn run(&mut self) -> Result<()> {
         let mut idle = false;
         let mut last_rows = Instant::now();
         loop {
             if self.cancel.is_cancelled() {
-                // Ctrl-C or a failure elsewhere: end cleanly without flushing event time.
-                return self.chain.push(0, Message::End, &mut self.router);
+                // Ctrl-C or a failure elsewhere: stop here. Nothing is flushed downstream
+                // (no window fires early, no sink commits); tasks downstream see the
+                // channels close and stop too.
+                return Ok(());
             }
+            self.inject_barriers()?;
             if let Some(due) = self.chain.next_processing_timer() {
                 let now = Instant::now();
                 if due <= now {
@@ -71,7 +206,12 @@ impl SourceTask {
                         Message::Watermark(Watermark::EventTime(EventTime::MAX)),
                         &mut self.router,
                     )?;
-                    return self.chain.push(0, Message::End, &mut self.router);
+                    self.chain.push(0, Message::End, &mut self.router)?;
+                    let Some(mut cp) = self.checkpoints.take() else {
+                        return Ok(());
+                    };
+                    let source = source_snapshot(self.source.as_mut(), &self.ctx, END_OF_INPUT)?;
+                    return cp.finish(&mut self.chain, vec![source], &self.cancel);
                 }
             }
         }
@@ -85,8 +225,8 @@ struct InputChannel {
     watermark: Option<EventTime>,
     idle: bool,
     ended: bool,
-    /// Delivered the pending barrier; not read until the barrier is aligned.
-    blocked: bool,
+    /// Delivered the pending barrier; when barriers are aligned, not read until all have.
+    has_barrier: bool,
 }
 
 impl InputChannel {
@@ -96,7 +236,7 @@ impl InputChannel {
             watermark: None,
             idle: false,
             ended: false,
-            blocked: false,
+            has_barrier: false,
         }
     }
 }
@@ -122,11 +262,20 @@ pub(crate) struct OperatorTask {
     /// Whether the last watermark forwarded was `Idle`.
     idle_emitted: bool,
     pending_barrier: Option<Barrier>,
+    cancel: CancelFlag,
+    checkpoints: Option<TaskCheckpoints>,
 }
 
 impl OperatorTask {
     /// A task reading `gate`, whose channel `k` feeds input `inputs[k]` of the chain's head.
-    pub fn new(gate: Box<dyn InputGate>, inputs: Vec<usize>, chain: Chain, router: Router) -> Self {
+    pub fn new(
+        gate: Box<dyn InputGate>,
+        inputs: Vec<usize>,
+        chain: Chain,
+        router: Router,
+        cancel: CancelFlag,
+        checkpoints: Option<TaskCheckpoints>,
+    ) -> Self {
         debug_assert_eq!(gate.num_channels(), inputs.len());
         OperatorTask {
             gate,
@@ -136,16 +285,31 @@ impl OperatorTask {
             last_time: None,
             idle_emitted: false,
             pending_barrier: None,
+            cancel,
+            checkpoints,
         }
+    }
+
+    /// A channel whose upstream can stop without finishing: only when the job is cancelled.
+    fn aligned(&self) -> bool {
+        self.checkpoints.as_ref().is_none_or(|c| c.aligned())
     }
 
     pub fn run(&mut self) -> Result<()> {
         loop {
+            if let Some(cp) = &mut self.checkpoints {
+                cp.poll(&mut self.chain, None)?;
+            }
             match self.next_ready()? {
                 Ready::Input(i) => {
-                    let msg = self.gate.recv(i).map_err(|_| {
-                        Error::internal("an upstream task stopped without finishing")
-                    })?;
+                    let Ok(msg) = self.gate.recv(i) else {
+                        if self.cancel.is_cancelled() {
+                            return Ok(()); // cancelled: stop without flushing
+                        }
+                        return Err(Error::internal(
+                            "an upstream task stopped without finishing",
+                        ));
+                    };
                     self.handle(i, msg)?;
                 }
                 Ready::Timers => {
@@ -155,14 +319,22 @@ impl OperatorTask {
                 Ready::Ended => break,
             }
         }
-        self.chain.push(0, Message::End, &mut self.router)
+        if self.cancel.is_cancelled() {
+            return Ok(());
+        }
+        self.chain.push(0, Message::End, &mut self.router)?;
+        match self.checkpoints.take() {
+            Some(mut cp) => cp.finish(&mut self.chain, Vec::new(), &self.cancel),
+            None => Ok(()),
+        }
     }
 
     /// Blocks until a readable channel has a message or a processing-time timer of the chain
     /// is due.
     fn next_ready(&mut self) -> Result<Ready> {
+        let aligned = self.aligned();
         let readable: Vec<usize> = (0..self.inputs.len())
-            .filter(|&i| !self.inputs[i].ended && !self.inputs[i].blocked)
+            .filter(|&i| !(self.inputs[i].ended || aligned && self.inputs[i].has_barrier))
             .collect();
         if readable.is_empty() {
             if self.inputs.iter().any(|c| !c.ended) {
@@ -170,9 +342,14 @@ impl OperatorTask {
             }
             return Ok(Ready::Ended);
         }
-        let deadline = self.chain.next_processing_timer();
+        let mut deadline = self.chain.next_processing_timer();
         if deadline.is_some_and(|d| d <= Instant::now()) {
             return Ok(Ready::Timers);
+        }
+        if self.checkpoints.is_some() || self.cancel.is_cancelled() {
+            // Wake up now and then to hear of published checkpoints.
+            let poll = Instant::now() + SIGNAL_POLL;
+            deadline = Some(deadline.map_or(poll, |d| d.min(poll)));
         }
         if readable.len() == 1 && deadline.is_none() {
             return Ok(Ready::Input(readable[0]));
@@ -201,6 +378,15 @@ impl OperatorTask {
             }
             Message::Barrier(b) => {
                 match self.pending_barrier {
+                    Some(p) if p.checkpoint_id < b.checkpoint_id && !self.aligned() => {
+                        // Not aligned: a newer barrier overtook on this channel; the older
+                        // checkpoint takes what has arrived so far (at least once).
+                        for c in &mut self.inputs {
+                            c.has_barrier = true;
+                        }
+                        self.maybe_release_barrier()?;
+                        self.pending_barrier = Some(b);
+                    }
                     Some(p) if p.checkpoint_id != b.checkpoint_id => {
                         return Err(Error::internal(format!(
                             "barrier {} arrived while aligning barrier {}",
@@ -209,7 +395,7 @@ impl OperatorTask {
                     }
                     _ => self.pending_barrier = Some(b),
                 }
-                self.inputs[i].blocked = true;
+                self.inputs[i].has_barrier = true;
                 self.maybe_release_barrier()
             }
             Message::End => {
@@ -224,12 +410,17 @@ impl OperatorTask {
         let Some(b) = self.pending_barrier else {
             return Ok(());
         };
-        if self.inputs.iter().all(|c| c.ended || c.blocked) {
+        if self.inputs.iter().all(|c| c.ended || c.has_barrier) {
             self.pending_barrier = None;
             for c in &mut self.inputs {
-                c.blocked = false;
+                c.has_barrier = false;
             }
             self.chain.push(0, Message::Barrier(b), &mut self.router)?;
+            if let Some(cp) = &mut self.checkpoints {
+                cp.passed = b.checkpoint_id;
+                let nodes = self.chain.snapshot(b.checkpoint_id)?;
+                cp.report(b.checkpoint_id, nodes);
+            }
         }
         Ok(())
     }

@@ -1,6 +1,7 @@
 //! Runtime tests: watermark propagation, barrier alignment, partitioned edges, failures.
 
 use std::sync::Arc;
+use std::thread;
 
 use arrow::array::{AsArray, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
@@ -16,6 +17,7 @@ use kernel::operator::{
 };
 use kernel::types::Message;
 use kernel::types::{Barrier, StreamSchema, Watermark};
+use net_shuffle::ChannelSender;
 
 /// What a recording operator saw, in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -112,7 +114,14 @@ fn task(n: usize) -> (Vec<Box<dyn ChannelSender>>, OperatorTask, Log) {
     let chain = Chain::new(vec![Box::new(Recorder(log.clone()))], vec![ctx]);
     (
         ends.senders,
-        OperatorTask::new(gate, vec![0; n], chain, Router { edges: vec![] }),
+        OperatorTask::new(
+            gate,
+            vec![0; n],
+            chain,
+            Router { edges: vec![] },
+            CancelFlag::default(),
+            None,
+        ),
         log,
     )
 }

@@ -7,6 +7,7 @@
 //! Anything eddy cannot run yet is refused at plan time with a message naming the construct.
 
 mod catalog;
+mod checkpoint_settings;
 mod dialect;
 mod error;
 pub mod functions;

@@ -66,6 +66,18 @@ fn job_config(settings: &BTreeMap<String, String>) -> Result<JobConfig, PlanErro
         parse_memory_size,
         "a memory size (as '1 kb', or '0' to keep every value in the run files)",
     )?;
+    // Without a directory, checkpoints go under the system's temp directory: enough for
+    // restarts within the run, as Flink's JobManager storage is.
+    let temp_dir = || {
+        std::env::temp_dir()
+            .join("eddy-checkpoints")
+            .display()
+            .to_string()
+    };
+    config.checkpointing = crate::checkpoint_settings::checkpoint_config(settings, temp_dir)?;
+    config.restart =
+        crate::checkpoint_settings::restart_strategy(settings, config.checkpointing.is_some())?;
+    config.recovery = crate::checkpoint_settings::recovery_settings(settings)?;
     Ok(config)
 }
 
@@ -167,7 +179,7 @@ fn split_distinct(settings: &BTreeMap<String, String>) -> Result<Option<u32>, Pl
 }
 
 /// The setting `key` read by `parse`, if set; an error says it is not `expected`.
-fn setting<T>(
+pub(crate) fn setting<T>(
     settings: &BTreeMap<String, String>,
     key: &str,
     parse: impl FnOnce(&str) -> Option<T>,
@@ -186,7 +198,10 @@ fn setting<T>(
 }
 
 /// The setting `key` as `true` or `false`, if set.
-fn bool_setting(settings: &BTreeMap<String, String>, key: &str) -> Result<Option<bool>, PlanError> {
+pub(crate) fn bool_setting(
+    settings: &BTreeMap<String, String>,
+    key: &str,
+) -> Result<Option<bool>, PlanError> {
     let parse = |v: &str| match v.trim().to_ascii_lowercase().as_str() {
         "true" => Some(true),
         "false" => Some(false),
@@ -196,7 +211,7 @@ fn bool_setting(settings: &BTreeMap<String, String>, key: &str) -> Result<Option
 }
 
 /// The setting `key` as a duration in milliseconds, if set.
-fn duration_setting(
+pub(crate) fn duration_setting(
     settings: &BTreeMap<String, String>,
     key: &str,
 ) -> Result<Option<i64>, PlanError> {
@@ -210,7 +225,7 @@ fn duration_setting(
 }
 
 /// The setting `key` as a positive whole number, if set.
-fn positive_setting(
+pub(crate) fn positive_setting(
     settings: &BTreeMap<String, String>,
     key: &str,
 ) -> Result<Option<usize>, PlanError> {

@@ -5,12 +5,18 @@
 //! synced and named in a committable (its in-progress and final path); the commit renames
 //! it, and a rename already done is skipped, so a commit can run again after a restore.
 //! Files rolled by size wait for the next barrier. `_SUCCESS` markers are written when the
-//! end of input is committed.
+//! end of input is committed, in every directory the sink committed files to.
+//!
+//! Every subtask of every run names its files with an id of its own, so a restarted job never
+//! writes over what an earlier attempt committed. Before a run starts, in-progress files that
+//! the restored checkpoint does not name (left by a killed run) are deleted: nothing but
+//! committed part files stays visible, and nothing piles up.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, RecordBatch, UInt32Array};
@@ -116,18 +122,66 @@ struct FsSinkFactory {
     run_id: String,
 }
 
+/// Tells apart the sinks one process creates (restarts make new ones).
+static SINK_SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// The in-progress files under `dir` and its partition directories.
+fn in_progress_files(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(format!("cannot list '{}'", dir.display()), e)),
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if path.is_dir() && !name.starts_with('.') {
+            in_progress_files(&path, found)?;
+        } else if name.starts_with(".part-") && name.ends_with(".inprogress") {
+            found.push(path);
+        }
+    }
+    Ok(())
+}
+
 impl SinkFactory for FsSinkFactory {
+    /// Deletes in-progress files no restored committable names: a killed run's leftovers.
+    fn prepare(&self, restored: &[Committable]) -> Result<()> {
+        let keep: BTreeSet<PathBuf> = restored
+            .iter()
+            .map(|c| PendingFile::decode(c).map(|f| f.in_progress))
+            .collect::<Result<_>>()?;
+        let mut found = Vec::new();
+        in_progress_files(&self.path, &mut found)?;
+        for path in found.into_iter().filter(|p| !keep.contains(p)) {
+            if let Err(e) = std::fs::remove_file(&path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    return Err(Error::io(format!("cannot delete '{}'", path.display()), e));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn create(&self, subtask: usize, _parallelism: usize) -> Result<Box<dyn Sink>> {
         std::fs::create_dir_all(&self.path)
             .map_err(|e| Error::io(format!("cannot create '{}'", self.path.display()), e))?;
         let data_schema = Arc::new(self.schema.project(&self.data_cols)?);
+        let run_id = format!(
+            "{}-{:x}",
+            self.run_id,
+            SINK_SEQ.fetch_add(1, Ordering::Relaxed)
+        );
         Ok(Box::new(FsSink {
             spec: self.params(),
+            run_id,
             subtask,
             data_schema,
             open: HashMap::new(),
             closed: Vec::new(),
             next_file: 0,
+            committed_dirs: BTreeSet::new(),
         }))
     }
 
@@ -219,6 +273,8 @@ fn close(part: PartFile) -> Result<PendingFile> {
 
 struct FsSink {
     spec: Arc<FsSinkFactory>,
+    /// Unique to this sink subtask in this run: it names the part files.
+    run_id: String,
     subtask: usize,
     data_schema: SchemaRef,
     /// Open part file per partition directory (relative; "" without partitions).
@@ -226,6 +282,8 @@ struct FsSink {
     /// Part files rolled by size, waiting for the next barrier.
     closed: Vec<PartFile>,
     next_file: u64,
+    /// Directories files were committed to, for the success markers.
+    committed_dirs: BTreeSet<PathBuf>,
 }
 
 /// Escapes a partition value for a path segment as Hive and Flink do (`:` → `%3A`, …).
@@ -270,7 +328,7 @@ impl FsSink {
                 .map_err(|e| Error::io(format!("cannot create '{}'", dir.display()), e))?;
             let name = format!(
                 "part-{}-{}-{}.{}",
-                self.spec.run_id,
+                self.run_id,
                 self.subtask,
                 self.next_file,
                 self.spec.opts.format.extension()
@@ -401,20 +459,19 @@ impl Sink for FsSink {
         checkpoint_id: CheckpointId,
         committables: Vec<Committable>,
     ) -> Result<()> {
-        let mut dirs: Vec<PathBuf> = Vec::new();
         for c in &committables {
             let file = PendingFile::decode(c)?;
             file.publish()?;
-            if !dirs.contains(&file.dir) {
-                dirs.push(file.dir);
-            }
+            self.committed_dirs.insert(file.dir);
         }
         // A partition is complete only when the input is: markers wait for its end. A
         // table without partitions is marked in its own directory.
         if self.spec.success_file && checkpoint_id == END_OF_INPUT {
-            if self.spec.partition_cols.is_empty() {
-                dirs = vec![self.spec.path.clone()];
-            }
+            let dirs = if self.spec.partition_cols.is_empty() {
+                BTreeSet::from([self.spec.path.clone()])
+            } else {
+                std::mem::take(&mut self.committed_dirs)
+            };
             for d in dirs {
                 let marker: &Path = &d.join(&self.spec.success_name);
                 File::create(marker)

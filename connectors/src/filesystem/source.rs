@@ -1,21 +1,39 @@
 //! The filesystem source: reads its share of the files, a batch at a time.
+//!
+//! Each file is a split. A checkpoint records, per file of the subtask, whether it is read
+//! through, and for the file being read the byte offset and line where the next record
+//! starts; restored, the source seeks there and goes on. Files are listed when the job
+//! first starts; a restored job reads the files its checkpoint names.
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use formats::csv::{append_csv_record, CsvRecords};
 use formats::json::append_json_line;
 use formats::{FormatOptions, RowsBuilder, TextFormat};
+use kernel::checkpoint::{CheckpointId, SplitState};
 use kernel::connector::TableDescriptor;
 use kernel::metrics::JobMetrics;
 use kernel::operator::{OperatorContext, Source, SourceFactory, SourcePoll};
 use kernel::{Error, Result};
+use serde::{Deserialize, Serialize};
 
 use super::{list_files, local_path};
+
+/// Where a file stands in a checkpoint.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+struct FilePosition {
+    /// Bytes read through the last record returned.
+    offset: u64,
+    /// The line the next record starts on.
+    line: u64,
+    /// Read to its end.
+    done: bool,
+}
 
 const BATCH_ROWS: usize = 8192;
 
@@ -73,28 +91,37 @@ struct FsSourceFactory {
 impl SourceFactory for FsSourceFactory {
     fn create(&self, subtask: usize, parallelism: usize) -> Result<Box<dyn Source>> {
         // Listed when the job starts, so files written until then are read.
-        let files: VecDeque<PathBuf> = list_files(&self.path)?
+        let files: VecDeque<(PathBuf, FilePosition)> = list_files(&self.path)?
             .into_iter()
             .enumerate()
             .filter(|(i, _)| i % parallelism == subtask)
-            .map(|(_, f)| f)
+            .map(|(_, f)| (f, FilePosition::default()))
             .collect();
-        let names = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        Ok(Box::new(FsSource {
-            files,
-            reader: None,
-            columns: self.columns.clone(),
-            names,
-            width: self.width,
-            schema: self.schema.clone(),
-            opts: self.opts.clone(),
-            skipped: Skipped::default(),
-        }))
+        Ok(Box::new(self.source(files, Vec::new())))
+    }
+
+    fn restore(
+        &self,
+        _subtask: usize,
+        _parallelism: usize,
+        splits: Vec<SplitState>,
+    ) -> Result<Box<dyn Source>> {
+        let mut files = VecDeque::new();
+        let mut done = Vec::new();
+        for split in splits {
+            let at: FilePosition = serde_json::from_slice(&split.position).map_err(|e| {
+                Error::user(format!(
+                    "the checkpointed position of file '{}' does not parse: {e}",
+                    split.split
+                ))
+            })?;
+            if at.done {
+                done.push(PathBuf::from(split.split));
+            } else {
+                files.push_back((PathBuf::from(split.split), at));
+            }
+        }
+        Ok(Box::new(self.source(files, done)))
     }
 
     fn describe(&self) -> String {
@@ -103,6 +130,28 @@ impl SourceFactory for FsSourceFactory {
             self.path.display(),
             self.opts.format
         )
+    }
+}
+
+impl FsSourceFactory {
+    fn source(&self, files: VecDeque<(PathBuf, FilePosition)>, done: Vec<PathBuf>) -> FsSource {
+        let names = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        FsSource {
+            files,
+            done,
+            reader: None,
+            columns: self.columns.clone(),
+            names,
+            width: self.width,
+            schema: self.schema.clone(),
+            opts: self.opts.clone(),
+            skipped: Skipped::default(),
+        }
     }
 }
 
@@ -117,11 +166,38 @@ enum Reader {
         rdr: BufReader<File>,
         line: Vec<u8>,
         line_no: u64,
+        offset: u64,
     },
 }
 
+impl Reader {
+    fn path(&self) -> &Path {
+        match self {
+            Reader::Csv { path, .. } | Reader::Json { path, .. } => path,
+        }
+    }
+
+    /// Where the next record starts.
+    fn position(&self) -> FilePosition {
+        let (offset, line) = match self {
+            Reader::Csv { rdr, .. } => rdr.position(),
+            Reader::Json {
+                offset, line_no, ..
+            } => (*offset, *line_no + 1),
+        };
+        FilePosition {
+            offset,
+            line,
+            done: false,
+        }
+    }
+}
+
 struct FsSource {
-    files: VecDeque<PathBuf>,
+    /// Files still to read, from where they stand.
+    files: VecDeque<(PathBuf, FilePosition)>,
+    /// Files read to their end.
+    done: Vec<PathBuf>,
     reader: Option<Reader>,
     columns: Vec<usize>,
     names: Vec<String>,
@@ -172,17 +248,24 @@ fn plural(n: u64, what: &str) -> String {
 }
 
 impl FsSource {
-    fn open(&self, path: PathBuf) -> Result<Reader> {
-        let file = File::open(&path)
+    fn open(&self, path: PathBuf, at: FilePosition) -> Result<Reader> {
+        let mut file = File::open(&path)
             .map_err(|e| Error::io(format!("cannot open '{}'", path.display()), e))?;
+        if at.offset > 0 {
+            file.seek(SeekFrom::Start(at.offset))
+                .map_err(|e| Error::io(format!("cannot seek in '{}'", path.display()), e))?;
+        }
+        let line = at.line.max(1);
         Ok(match self.opts.format {
             TextFormat::Csv => Reader::Csv {
                 path,
-                rdr: Box::new(CsvRecords::new(
+                rdr: Box::new(CsvRecords::resume(
                     file,
                     self.opts.delimiter,
                     self.opts.quote,
                     self.opts.allow_comments.then_some(b'#'),
+                    at.offset,
+                    line,
                 )),
                 record: ::csv::ByteRecord::new(),
             },
@@ -190,20 +273,15 @@ impl FsSource {
                 path,
                 rdr: BufReader::with_capacity(1 << 20, file),
                 line: Vec::new(),
-                line_no: 0,
+                line_no: line - 1,
+                offset: at.offset,
             },
         })
     }
 
     /// Handles a record that failed to parse, which started at `line` and took `lines`
     /// physical lines: skip and count it, or fail the job.
-    fn bad_record(
-        &mut self,
-        path: &std::path::Path,
-        line: u64,
-        lines: u64,
-        reason: String,
-    ) -> Result<()> {
+    fn bad_record(&mut self, path: &Path, line: u64, lines: u64, reason: String) -> Result<()> {
         if self.opts.ignore_parse_errors {
             self.skipped.add(line, lines);
             Ok(())
@@ -243,6 +321,7 @@ impl FsSource {
                     rdr,
                     line,
                     line_no,
+                    offset,
                 } => {
                     line.clear();
                     let n = rdr
@@ -251,6 +330,7 @@ impl FsSource {
                     if n == 0 {
                         break false;
                     }
+                    *offset += n as u64;
                     *line_no += 1;
                     while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                         line.pop();
@@ -269,10 +349,8 @@ impl FsSource {
         Ok(more)
     }
 
-    fn current_path(&self) -> Option<&std::path::Path> {
-        match self.reader.as_ref()? {
-            Reader::Csv { path, .. } | Reader::Json { path, .. } => Some(path),
-        }
+    fn current_path(&self) -> Option<&Path> {
+        self.reader.as_ref().map(Reader::path)
     }
 }
 
@@ -289,10 +367,10 @@ impl Source for FsSource {
         // malformed records is not held in memory whole.
         while rows.slots() < BATCH_ROWS {
             if self.reader.is_none() {
-                let Some(next) = self.files.pop_front() else {
+                let Some((next, at)) = self.files.pop_front() else {
                     break;
                 };
-                self.reader = Some(self.open(next)?);
+                self.reader = Some(self.open(next, at)?);
             }
             if !self.fill(&mut rows)? {
                 if self.skipped.records > 0 {
@@ -304,7 +382,9 @@ impl Source for FsSource {
                     ctx.metrics.note(self.skipped.note(&path));
                     self.skipped = Skipped::default();
                 }
-                self.reader = None;
+                if let Some(read) = self.reader.take() {
+                    self.done.push(read.path().to_path_buf());
+                }
             }
         }
         if rows.slots() == 0 {
@@ -315,5 +395,24 @@ impl Source for FsSource {
             return Ok(SourcePoll::Pending);
         }
         Ok(SourcePoll::Batch(rows.finish()?))
+    }
+
+    /// Every file of the subtask: read through, being read (from the next record), or not
+    /// yet opened (from where it stood).
+    fn snapshot(&mut self, _checkpoint_id: CheckpointId) -> Result<Vec<SplitState>> {
+        let split = |path: &Path, at: FilePosition| SplitState {
+            split: path.display().to_string(),
+            position: serde_json::to_vec(&at).expect("a position serializes"),
+        };
+        let done = FilePosition {
+            done: true,
+            ..FilePosition::default()
+        };
+        let mut splits: Vec<SplitState> = self.done.iter().map(|p| split(p, done)).collect();
+        if let Some(r) = &self.reader {
+            splits.push(split(r.path(), r.position()));
+        }
+        splits.extend(self.files.iter().map(|(p, at)| split(p, *at)));
+        Ok(splits)
     }
 }

@@ -28,6 +28,8 @@ pub struct CsvRecords<R> {
     quoted: csv_core::Reader,
     /// 1-based line at which the next record starts.
     line: u64,
+    /// Bytes of the input before `buf[0]`.
+    base: u64,
     /// The last byte consumed, to tell whether the text ended inside a line.
     last_byte: u8,
     /// csv_core's output: the unescaped fields of one record and their ends.
@@ -54,10 +56,32 @@ impl<R: Read> CsvRecords<R> {
             comment,
             quoted: b.build(),
             line: 1,
+            base: 0,
             last_byte: b'\n',
             out: vec![0; 1024],
             ends: vec![0; 64],
         }
+    }
+
+    /// Like [`CsvRecords::new`] for an input that starts at byte `offset` of the text, on
+    /// line `line`: where [`CsvRecords::position`] said a record ended.
+    pub fn resume(
+        input: R,
+        delimiter: u8,
+        quote: Option<u8>,
+        comment: Option<u8>,
+        offset: u64,
+        line: u64,
+    ) -> Self {
+        let mut r = CsvRecords::new(input, delimiter, quote, comment);
+        r.base = offset;
+        r.line = line;
+        r
+    }
+
+    /// Where the next record starts: its byte offset in the text and its line.
+    pub fn position(&self) -> (u64, u64) {
+        (self.base + self.pos as u64, self.line)
     }
 
     /// Reads the next record into `record`; returns the line it started on, `None` at the end.
@@ -155,6 +179,7 @@ impl<R: Read> CsvRecords<R> {
             return Ok(false);
         }
         self.buf.copy_within(self.pos..self.len, 0);
+        self.base += self.pos as u64;
         self.len -= self.pos;
         self.pos = 0;
         if self.len == self.buf.len() {
@@ -175,6 +200,29 @@ impl<R: Read> CsvRecords<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reader_resumed_at_a_position_reads_the_records_after_it() {
+        let text = "a,1\n\"b\nb\",2\n# c\nd,3\ne,4";
+        let mut whole = CsvRecords::new(text.as_bytes(), b',', Some(b'"'), Some(b'#'));
+        let mut record = ByteRecord::new();
+        whole.read(&mut record).unwrap();
+        whole.read(&mut record).unwrap();
+        let (offset, line) = whole.position();
+        let mut rest: Vec<(u64, String)> = Vec::new();
+        while let Some(l) = whole.read(&mut record).unwrap() {
+            rest.push((l, String::from_utf8_lossy(&record[0]).into_owned()));
+        }
+        let tail = &text.as_bytes()[offset as usize..];
+        let mut resumed = CsvRecords::resume(tail, b',', Some(b'"'), Some(b'#'), offset, line);
+        let mut again = Vec::new();
+        while let Some(l) = resumed.read(&mut record).unwrap() {
+            again.push((l, String::from_utf8_lossy(&record[0]).into_owned()));
+        }
+        assert_eq!(again, rest);
+        assert_eq!(rest, vec![(5, "d".to_string()), (6, "e".to_string())]);
+        assert_eq!(resumed.position().0, text.len() as u64);
+    }
 
     /// Every record as its fields and starting line, read through tiny
     /// reads so that records straddle refills.

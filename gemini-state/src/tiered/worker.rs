@@ -283,9 +283,12 @@ impl Shared {
                 store.upload(blob.file.local_path(), blob.name())?;
             }
             store.write_manifest(&manifest)?;
+            if self.retain == 0 {
+                return Ok(manifest); // the owner releases (see `TableOptions`)
+            }
             let mut retained = self.retained.lock();
             retained.push(manifest.clone());
-            while retained.len() > self.retain.max(1) {
+            while retained.len() > self.retain {
                 let old = retained.remove(0);
                 store.release(&old, &retained);
             }

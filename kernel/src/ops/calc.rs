@@ -94,6 +94,11 @@ impl Operator for Calc {
         "Calc"
     }
 
+    /// Stateless: nothing to save.
+    fn checkpointable(&self) -> bool {
+        true
+    }
+
     fn on_batch(
         &mut self,
         _input: usize,

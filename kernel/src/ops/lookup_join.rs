@@ -163,6 +163,11 @@ impl Operator for LookupJoin {
         "LookupJoin"
     }
 
+    /// The dimension table is read again on a restore: nothing to save.
+    fn checkpointable(&self) -> bool {
+        true
+    }
+
     fn on_batch(
         &mut self,
         _input: usize,

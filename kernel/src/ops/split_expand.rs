@@ -79,6 +79,11 @@ impl Operator for SplitExpand {
         "SplitDistinctExpand"
     }
 
+    /// Stateless: nothing to save.
+    fn checkpointable(&self) -> bool {
+        true
+    }
+
     fn on_batch(
         &mut self,
         _input: usize,

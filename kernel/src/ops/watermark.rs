@@ -69,6 +69,12 @@ impl Operator for WatermarkAssigner {
         "WatermarkAssigner"
     }
 
+    /// As in Flink, a watermark is not checkpointed: a restored job starts from no
+    /// watermark and the restored timers fire once the next one passes them.
+    fn checkpointable(&self) -> bool {
+        true
+    }
+
     fn on_batch(
         &mut self,
         _input: usize,

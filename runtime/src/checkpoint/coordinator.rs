@@ -1,0 +1,320 @@
+//! The checkpoint coordinator: triggers checkpoints at the configured interval, collects
+//! every task's snapshot, and publishes a checkpoint once all are in, metadata last.
+//!
+//! It runs on a thread of its own for one attempt of the job. A checkpoint is complete when
+//! every task has reported it, or has ended (its state after the end stands for it: as in
+//! Flink 2, checkpoints go on while some tasks have finished). The snapshots of state tables
+//! are waited for here, not in the tasks. A checkpoint not complete within the timeout, or
+//! whose files could not be written, is aborted; more aborted in a row than tolerated fail
+//! the job. When every task has ended, a last checkpoint holds the whole job's final state,
+//! and only after it is published do sinks commit what they finished with.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use gemini_state::{CheckpointStore, Manifest};
+use kernel::config::CheckpointConfig;
+use kernel::metrics::JobMetrics;
+use kernel::operator::CancelFlag;
+use kernel::{Error, Result};
+use parking_lot::Mutex;
+
+use super::metadata::{self, CheckpointMetadata, OperatorState, SubtaskState};
+use super::{NodeSnapshot, Signals, TaskReport};
+
+/// One node subtask's snapshot with its tables written.
+#[derive(Debug, Clone)]
+struct Resolved {
+    uid: String,
+    name: String,
+    parallelism: usize,
+    subtask: usize,
+    state: SubtaskState,
+}
+
+struct Pending {
+    started: Instant,
+    acks: HashMap<usize, Vec<Resolved>>,
+    failed: Option<String>,
+}
+
+/// What the coordinator leaves for the run loop: the newest published checkpoint, and the
+/// error that failed the job, if it did.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome {
+    pub latest: Option<CheckpointMetadata>,
+    pub failure: Option<Error>,
+}
+
+pub(crate) struct Coordinator {
+    pub config: CheckpointConfig,
+    /// The job's directory in the checkpoint location.
+    pub store: CheckpointStore,
+    pub job_id: String,
+    pub max_parallelism: usize,
+    pub signals: Arc<Signals>,
+    pub reports: Receiver<TaskReport>,
+    pub tasks: usize,
+    pub metrics: Arc<JobMetrics>,
+    pub cancel: CancelFlag,
+    /// Set when the job has stopped, for whatever reason.
+    pub stopped: Arc<AtomicBool>,
+    pub outcome: Arc<Mutex<Outcome>>,
+    /// Published checkpoints kept, oldest first (those of earlier runs of the job too).
+    pub retained: VecDeque<CheckpointMetadata>,
+    /// The last checkpoint id used (restored, or of an earlier attempt).
+    pub last_id: u64,
+}
+
+impl Coordinator {
+    pub fn run(mut self) {
+        let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
+        let mut finished: HashMap<usize, Vec<Resolved>> = HashMap::new();
+        let mut next_id = self.last_id;
+        let mut last_trigger = Instant::now();
+        let mut last_done = Instant::now() - self.config.min_pause;
+        let mut failures_in_a_row = 0u32;
+        loop {
+            if self.stopped.load(Ordering::Acquire) {
+                break;
+            }
+            let report = match self.reports.recv_timeout(super::SIGNAL_POLL) {
+                Ok(r) => Some(r),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            match report {
+                Some(TaskReport::Snapshot {
+                    checkpoint_id,
+                    task,
+                    nodes,
+                }) => {
+                    if let Some(p) = pending.get_mut(&checkpoint_id) {
+                        match resolve(nodes) {
+                            Ok(r) => {
+                                p.acks.insert(task, r);
+                            }
+                            Err(e) => p.failed = Some(e.to_string()),
+                        }
+                    }
+                }
+                Some(TaskReport::Finished { task, nodes }) => match resolve(nodes) {
+                    Ok(r) => {
+                        finished.insert(task, r);
+                    }
+                    Err(e) => return self.fail(e),
+                },
+                None => {}
+            }
+
+            // Complete, in order, what every task has reported or ended before.
+            let ids: Vec<u64> = pending.keys().copied().collect();
+            for id in ids {
+                let p = &pending[&id];
+                if let Some(why) = &p.failed {
+                    let why = why.clone();
+                    pending.remove(&id);
+                    if self.abort(id, &why, &mut failures_in_a_row).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                if p.started.elapsed() > self.config.timeout {
+                    pending.remove(&id);
+                    let why = format!("not complete after {:?}", self.config.timeout);
+                    if self.abort(id, &why, &mut failures_in_a_row).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                if !(0..self.tasks).all(|t| p.acks.contains_key(&t) || finished.contains_key(&t)) {
+                    break;
+                }
+                let p = pending.remove(&id).expect("present");
+                match self.publish(id, p.acks, &finished, false) {
+                    Ok(()) => {
+                        failures_in_a_row = 0;
+                        last_done = Instant::now();
+                    }
+                    Err(e) => {
+                        if self
+                            .abort(id, &e.to_string(), &mut failures_in_a_row)
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            }
+
+            if finished.len() == self.tasks {
+                // Everything has ended: one last checkpoint holds the final state, then
+                // sinks commit and tasks exit.
+                next_id += 1;
+                if let Err(e) = self.publish(next_id, HashMap::new(), &finished, true) {
+                    return self.fail(e);
+                }
+                for f in &self.signals.final_published {
+                    f.store(true, Ordering::Release);
+                }
+                break;
+            }
+
+            let due = last_trigger + self.config.interval;
+            let paused = last_done + self.config.min_pause;
+            let now = Instant::now();
+            if pending.len() < self.config.max_concurrent && now >= due && now >= paused {
+                next_id += 1;
+                last_trigger = now;
+                pending.insert(
+                    next_id,
+                    Pending {
+                        started: now,
+                        acks: HashMap::new(),
+                        failed: None,
+                    },
+                );
+                Signals::set(&self.signals.trigger, next_id);
+            }
+        }
+    }
+
+    /// Writes checkpoint `id` of `acks`, with the final state of ended tasks standing in
+    /// for those that did not report it.
+    fn publish(
+        &mut self,
+        id: u64,
+        mut acks: HashMap<usize, Vec<Resolved>>,
+        finished: &HashMap<usize, Vec<Resolved>>,
+        all_finished: bool,
+    ) -> Result<()> {
+        let mut stood_in = Vec::new();
+        for t in 0..self.tasks {
+            if let std::collections::hash_map::Entry::Vacant(slot) = acks.entry(t) {
+                slot.insert(finished[&t].clone());
+                stood_in.push(t);
+            }
+        }
+        let mut operators: BTreeMap<String, OperatorState> = BTreeMap::new();
+        for nodes in acks.into_values() {
+            for n in nodes {
+                let op = operators.entry(n.uid).or_insert_with(|| OperatorState {
+                    name: n.name.clone(),
+                    parallelism: n.parallelism,
+                    subtasks: vec![SubtaskState::default(); n.parallelism],
+                });
+                if let Some(slot) = op.subtasks.get_mut(n.subtask) {
+                    *slot = n.state;
+                }
+            }
+        }
+        let meta = CheckpointMetadata {
+            job_id: self.job_id.clone(),
+            checkpoint_id: id,
+            finished: all_finished,
+            max_parallelism: self.max_parallelism,
+            operators,
+        };
+        let path = metadata::publish(&self.store, &meta)?;
+        tracing::info!("checkpoint {id} published at {path}");
+        Signals::set(&self.signals.completed, id);
+        for t in stood_in {
+            self.signals.final_published[t].store(true, Ordering::Release);
+        }
+        JobMetrics::add(&self.metrics.checkpoints_completed, 1);
+        self.outcome.lock().latest = Some(meta.clone());
+        self.retained.push_back(meta);
+        self.release_old();
+        Ok(())
+    }
+
+    /// Drops the checkpoints beyond the number retained, with the files only they name.
+    fn release_old(&mut self) {
+        while self.retained.len() > self.config.num_retained {
+            let old = self.retained.pop_front().expect("non-empty");
+            let kept: Vec<Manifest> = self
+                .retained
+                .iter()
+                .flat_map(|m| m.manifests().cloned())
+                .collect();
+            for m in old.manifests() {
+                self.store.release(m, &kept);
+            }
+            let dir = metadata::checkpoint_dir(old.checkpoint_id);
+            if let Err(e) = self.store.delete_dir(&dir) {
+                tracing::warn!("could not delete checkpoint {dir}: {e}");
+            }
+        }
+    }
+
+    /// Aborts checkpoint `id`; past the tolerated number in a row, fails the job.
+    fn abort(&mut self, id: u64, why: &str, failures_in_a_row: &mut u32) -> Result<()> {
+        tracing::warn!("checkpoint {id} aborted: {why}");
+        Signals::set(&self.signals.aborted, id);
+        JobMetrics::add(&self.metrics.checkpoints_failed, 1);
+        *failures_in_a_row += 1;
+        if *failures_in_a_row > self.config.tolerable_failures {
+            self.fail(Error::user(format!(
+                "checkpoint {id} failed ({why}), and the job tolerates {} failed checkpoints \
+                 in a row (execution.checkpointing.tolerable-failed-checkpoints)",
+                self.config.tolerable_failures
+            )));
+            return Err(Error::internal("failed"));
+        }
+        Ok(())
+    }
+
+    fn fail(&self, e: Error) {
+        let mut outcome = self.outcome.lock();
+        outcome.failure.get_or_insert(e);
+        drop(outcome);
+        self.cancel.cancel();
+    }
+}
+
+/// Waits for the nodes' table snapshots.
+fn resolve(nodes: Vec<NodeSnapshot>) -> Result<Vec<Resolved>> {
+    nodes
+        .into_iter()
+        .map(|n| {
+            let mut tables = BTreeMap::new();
+            for (name, pending) in n.tables {
+                let manifest = pending
+                    .wait()
+                    .map_err(|e| Error::user(format!("writing state of '{}': {e}", n.name)))?;
+                tables.insert(name, manifest);
+            }
+            Ok(Resolved {
+                uid: n.uid,
+                name: n.name,
+                parallelism: n.parallelism,
+                subtask: n.subtask,
+                state: SubtaskState {
+                    state: n.state,
+                    splits: n.splits,
+                    tables,
+                    event_timers: n.event_timers,
+                    processing_timers_ms: n.processing_timers_ms,
+                },
+            })
+        })
+        .collect()
+}
+
+/// A new job id: 32 hex digits, as Flink's.
+pub(crate) fn new_job_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(nanos);
+    h.write_u32(std::process::id());
+    format!("{:016x}{:016x}", h.finish(), nanos as u64)
+}
+
+/// How long a task may wait for the coordinator before it looks again.
+pub(crate) const WAIT_STEP: Duration = Duration::from_millis(5);
