@@ -297,7 +297,7 @@ pub trait Operator: Send {
     /// Before the first input after a restore: what earlier subtasks of this operator saved
     /// (see [`RestoredState`]). Timers are restored by the runtime.
     fn restore_state(&mut self, restored: RestoredState, _ctx: &mut OperatorContext) -> Result<()> {
-        if restored.states.iter().all(Vec::is_empty) && restored.tables.is_empty() {
+        if restored.all_states.iter().all(Vec::is_empty) && restored.tables.is_empty() {
             return Ok(());
         }
         Err(Error::internal(format!(
@@ -335,6 +335,10 @@ pub struct RestoredState {
     /// The small states of the old subtasks handed to this one: its own at the same
     /// parallelism, round-robin over the new subtasks after a rescale.
     pub states: Vec<Vec<u8>>,
+    /// The small state of every old subtask, for keyed operators whose small state says
+    /// something about their key groups (which slices a key group has): each keeps what
+    /// concerns its own range.
+    pub all_states: Vec<Vec<u8>>,
     /// Per table, the manifests of every old subtask; a table keeps its own key groups of
     /// them ([`gemini_state::StateTable::restore`]).
     pub tables: BTreeMap<String, Vec<Manifest>>,

@@ -36,8 +36,18 @@ pub(crate) struct Checkpointing<'a> {
     pub outcome: Arc<Mutex<Outcome>>,
 }
 
+/// Why an attempt did not finish.
+pub(crate) enum AttemptError {
+    /// The job could not start (an operator that cannot be checkpointed, a source that
+    /// cannot resume, a sink that cannot clean up): restarting would not help.
+    Setup(Error),
+    /// A task failed while running.
+    Run(Error),
+}
+
 /// Runs `graph` once: until bounded input ends, `cancel` is set, or a task fails. Returns
-/// the first failure, and in `outcome` the newest checkpoint published.
+/// the first failure; the coordinator leaves the newest checkpoint published in its
+/// outcome. Every task is made before any starts, so a setup error starts nothing.
 pub(crate) fn run_attempt(
     transport: &dyn Transport,
     graph: &JobGraph,
@@ -46,7 +56,40 @@ pub(crate) fn run_attempt(
     cancel: CancelFlag,
     restore: Option<&Restore>,
     checkpointing: Option<Checkpointing<'_>>,
-) -> Result<()> {
+) -> std::result::Result<(), AttemptError> {
+    let (tasks, coordinator) = make_tasks(
+        transport,
+        graph,
+        config,
+        &metrics,
+        &cancel,
+        restore,
+        checkpointing,
+    )
+    .map_err(AttemptError::Setup)?;
+    run_tasks(tasks, coordinator, cancel).map_err(AttemptError::Run)
+}
+
+/// A task ready to start: its thread's name and what it runs.
+type ReadyTask = (String, Box<dyn FnMut() -> Result<()> + Send>);
+
+/// The coordinator of an attempt, with what the run needs to stop it and read its outcome.
+struct ReadyCoordinator {
+    coordinator: Coordinator,
+    stopped: Arc<AtomicBool>,
+    outcome: Arc<Mutex<Outcome>>,
+}
+
+/// Makes every task of the attempt (and its coordinator) without starting any.
+fn make_tasks(
+    transport: &dyn Transport,
+    graph: &JobGraph,
+    config: &JobConfig,
+    metrics: &Arc<JobMetrics>,
+    cancel: &CancelFlag,
+    restore: Option<&Restore>,
+    checkpointing: Option<Checkpointing<'_>>,
+) -> Result<(Vec<ReadyTask>, Option<ReadyCoordinator>)> {
     let chains = plan_chains(graph);
     let chain_of_head: HashMap<NodeId, usize> =
         chains.iter().enumerate().map(|(i, c)| (c[0], i)).collect();
@@ -95,8 +138,7 @@ pub(crate) fn run_attempt(
         Arc::new(Signals::new(tasks, aligned, last_id))
     });
 
-    let first_error: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
-    let mut handles = Vec::new();
+    let mut ready: Vec<ReadyTask> = Vec::new();
     let mut task_index = 0;
     for chain_nodes in &chains {
         let head = chain_nodes[0];
@@ -183,9 +225,7 @@ pub(crate) fn run_attempt(
             });
             task_index += 1;
             let name = format!("{} ({}/{})", graph.nodes[head].name, s + 1, p);
-            let errors = first_error.clone();
-            let cancel_on_error = cancel.clone();
-            let mut run: Box<dyn FnMut() -> Result<()> + Send> = match source {
+            let run: Box<dyn FnMut() -> Result<()> + Send> = match source {
                 Some(source) => {
                     let mut t = SourceTask {
                         source,
@@ -214,21 +254,7 @@ pub(crate) fn run_attempt(
                     Box::new(move || t.run())
                 }
             };
-            let handle = thread::Builder::new()
-                .name(name.clone())
-                .spawn(move || {
-                    if let Err(e) = run() {
-                        // Record before the task's channels drop, so this is the root cause.
-                        let mut slot = errors.lock();
-                        if slot.is_none() {
-                            *slot = Some(e);
-                        }
-                        cancel_on_error.cancel();
-                    }
-                    drop(run);
-                })
-                .map_err(|e| Error::io(format!("starting task {name}"), e))?;
-            handles.push((name, handle));
+            ready.push((name, run));
         }
     }
     drop(senders);
@@ -236,10 +262,11 @@ pub(crate) fn run_attempt(
     drop(report_tx);
 
     let stopped = Arc::new(AtomicBool::new(false));
-    let outcome = checkpointing.as_ref().map(|c| c.outcome.clone());
     let coordinator = match (checkpointing, signals) {
-        (Some(c), Some(signals)) => {
-            let coordinator = Coordinator {
+        (Some(c), Some(signals)) => Some(ReadyCoordinator {
+            outcome: c.outcome.clone(),
+            stopped: stopped.clone(),
+            coordinator: Coordinator {
                 config: c.config.clone(),
                 store: c.store,
                 job_id: c.job_id,
@@ -249,18 +276,72 @@ pub(crate) fn run_attempt(
                 tasks,
                 metrics: metrics.clone(),
                 cancel: cancel.clone(),
-                stopped: stopped.clone(),
+                stopped,
                 outcome: c.outcome,
                 retained: c.retained,
                 last_id,
-            };
+            },
+        }),
+        _ => None,
+    };
+    Ok((ready, coordinator))
+}
+
+/// Starts the tasks and the coordinator and waits for all of them.
+fn run_tasks(
+    tasks: Vec<ReadyTask>,
+    coordinator: Option<ReadyCoordinator>,
+    cancel: CancelFlag,
+) -> Result<()> {
+    let first_error: Arc<Mutex<Option<Error>>> = Arc::new(Mutex::new(None));
+    let mut handles = Vec::new();
+    for (name, mut run) in tasks {
+        let errors = first_error.clone();
+        let cancel_on_error = cancel.clone();
+        let handle = thread::Builder::new().name(name.clone()).spawn(move || {
+            if let Err(e) = run() {
+                // Record before the task's channels drop, so this is the root cause.
+                let mut slot = errors.lock();
+                if slot.is_none() {
+                    *slot = Some(e);
+                }
+                cancel_on_error.cancel();
+            }
+            drop(run);
+        });
+        match handle {
+            Ok(h) => handles.push((name, h)),
+            Err(e) => {
+                cancel.cancel();
+                first_error
+                    .lock()
+                    .get_or_insert(Error::io(format!("starting task {name}"), e));
+                break;
+            }
+        }
+    }
+    let (outcome, stopped) = match &coordinator {
+        Some(c) => (Some(c.outcome.clone()), Some(c.stopped.clone())),
+        None => (None, None),
+    };
+    let coordinator = match coordinator {
+        Some(c) => {
+            let run = c.coordinator;
             let handle = thread::Builder::new()
                 .name("checkpoint coordinator".into())
-                .spawn(move || coordinator.run())
-                .map_err(|e| Error::io("starting the checkpoint coordinator", e))?;
-            Some(handle)
+                .spawn(move || run.run());
+            match handle {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    cancel.cancel();
+                    first_error
+                        .lock()
+                        .get_or_insert(Error::io("starting the checkpoint coordinator", e));
+                    None
+                }
+            }
         }
-        _ => None,
+        None => None,
     };
 
     let mut panic = None;
@@ -275,7 +356,9 @@ pub(crate) fn run_attempt(
             panic.get_or_insert(Error::internal(format!("task {name} panicked: {what}")));
         }
     }
-    stopped.store(true, Ordering::Release);
+    if let Some(stopped) = stopped {
+        stopped.store(true, Ordering::Release);
+    }
     if let Some(h) = coordinator {
         if h.join().is_err() {
             panic.get_or_insert(Error::internal("the checkpoint coordinator panicked"));

@@ -31,7 +31,7 @@ use kernel::{Error, Result};
 use net_shuffle::{ChannelSpec, LocalTransport, Transport};
 use parking_lot::Mutex;
 
-use attempt::{run_attempt, Checkpointing};
+use attempt::{run_attempt, AttemptError, Checkpointing};
 use checkpoint::coordinator::Outcome;
 use checkpoint::metadata::CheckpointMetadata;
 use checkpoint::restore::Restore;
@@ -180,8 +180,9 @@ pub fn run_job_with(
         let ended = match result {
             Ok(()) if cancel.is_cancelled() => Ok(JobOutcome::Cancelled),
             Ok(()) => Ok(JobOutcome::Finished),
-            Err(_) if cancel.is_cancelled() => Ok(JobOutcome::Cancelled),
-            Err(e) => {
+            Err(AttemptError::Setup(e)) => return Err(e),
+            Err(AttemptError::Run(_)) if cancel.is_cancelled() => Ok(JobOutcome::Cancelled),
+            Err(AttemptError::Run(e)) => {
                 if let Some(delay) = restarts.next_delay() {
                     let from = restore.as_ref().map_or("the beginning".to_string(), |r| {
                         format!("checkpoint {}", r.meta.checkpoint_id)

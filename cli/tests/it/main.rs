@@ -2,6 +2,7 @@
 
 mod aggregate_settings;
 mod changelog;
+mod checkpoints;
 mod cli;
 mod connectors;
 mod examples;

@@ -229,13 +229,14 @@ impl ChangelogJoin {
     }
 
     fn ensure_tables(&mut self, ctx: &OperatorContext) -> Result<()> {
-        for side in &mut self.sides {
+        for (i, side) in self.sides.iter_mut().enumerate() {
             if side.table.is_none() {
                 let options = TableOptions {
                     ttl_ms: self.f.state_ttl_ms,
                     ..TableOptions::default()
                 };
-                side.table = Some(subtask_table_with(ctx, options)?);
+                let name = if i == 0 { "left" } else { "right" };
+                side.table = Some(subtask_table_with(ctx, name, options)?);
             }
         }
         Ok(())

@@ -15,23 +15,33 @@ use crate::keys;
 use crate::operator::OperatorContext;
 use crate::{Error, Result};
 
-/// The subtask's table in `slot`, made on first use over the key groups of `ctx`'s subtask.
+/// The subtask's table `name` in `slot`, made on first use over the key groups of `ctx`'s
+/// subtask.
 pub(crate) fn subtask_table<'a>(
     slot: &'a mut Option<Box<dyn StateTable>>,
+    name: &str,
     ctx: &OperatorContext,
 ) -> Result<&'a mut Box<dyn StateTable>> {
     if slot.is_none() {
-        *slot = Some(subtask_table_with(ctx, TableOptions::default())?);
+        *slot = Some(subtask_table_with(ctx, name, TableOptions::default())?);
     }
     Ok(slot.as_mut().expect("made above"))
 }
 
-/// A new table over the key groups of `ctx`'s subtask, with `options` (a TTL, say) and the
-/// job's memory budget and blob threshold.
+/// A new table `name` over the key groups of `ctx`'s subtask, with `options` (a TTL, say)
+/// and the job's memory budget and blob threshold. When the job takes checkpoints, the
+/// table writes its snapshots to the job's checkpoint location under a name stable across
+/// runs ([`OperatorContext::table_name`]) and leaves releasing them to the runtime.
 pub(crate) fn subtask_table_with(
     ctx: &OperatorContext,
+    name: &str,
     mut options: TableOptions,
 ) -> Result<Box<dyn StateTable>> {
+    if let Some(store) = &ctx.checkpoints {
+        options.checkpoints = Some(store.clone());
+        options.name = Some(ctx.table_name(name));
+        options.retained_checkpoints = 0;
+    }
     if let Some(budget) = ctx.state_memory_budget {
         options.memory_budget = budget;
     }

@@ -235,6 +235,7 @@ impl Restore {
                 .dealt(uid, subtask, parallelism)
                 .map(|s| s.state.clone())
                 .collect(),
+            all_states: old.iter().map(|s| s.state.clone()).collect(),
             tables: BTreeMap::new(),
         };
         for s in old {

@@ -29,12 +29,15 @@ use datafusion_expr::{EmitTo, GroupsAccumulator};
 use datafusion_physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion_physical_expr::{GroupsAccumulatorAdapter, PhysicalExpr};
 
-use super::slice_store::{Drained, SliceStore};
+use super::slice_store::{Drained, SliceStore, SliceStoreState};
 use super::spec::{rows_by_value, WindowKind, WindowSpec};
 use super::{drop_late, TimeAttribute};
 use gemini_state::StateSize;
 
-use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
+use crate::checkpoint::CheckpointId;
+use crate::operator::{
+    Operator, OperatorContext, OperatorFactory, OperatorSnapshot, Output, RestoredState,
+};
 use crate::ops::evaluate;
 use crate::ops::group_keys::GroupKeys;
 use crate::types::{Barrier, Message, Watermark};
@@ -198,6 +201,14 @@ impl Slice {
             columns,
         })
     }
+}
+
+/// What a checkpoint keeps of a window aggregation besides its table. The watermark is
+/// kept too, so that rows late before a failure are late after it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved {
+    watermark: Option<i64>,
+    store: SliceStoreState,
 }
 
 struct WindowAggregate {
@@ -576,6 +587,66 @@ impl Operator for WindowAggregate {
         out: &mut dyn Output,
     ) -> Result<()> {
         self.empty_buffer(ctx, out)
+    }
+
+    fn checkpointable(&self) -> bool {
+        true
+    }
+
+    /// After the barrier the buffer is in the table (`Local`: sent on), so the table's
+    /// snapshot, the slices it holds and the windows not fired are the whole state.
+    fn snapshot_state(
+        &mut self,
+        checkpoint_id: CheckpointId,
+        _ctx: &mut OperatorContext,
+    ) -> Result<OperatorSnapshot> {
+        if !self.open.is_empty() {
+            return Err(Error::internal("a window buffer outlived its barrier"));
+        }
+        let (store, table) = self.store.snapshot(checkpoint_id)?;
+        let saved = Saved {
+            watermark: self.watermark,
+            store,
+        };
+        Ok(OperatorSnapshot {
+            state: serde_json::to_vec(&saved).map_err(|e| Error::internal(e.to_string()))?,
+            tables: table.into_iter().collect(),
+        })
+    }
+
+    /// Every old subtask's slices of this subtask's key groups (one old subtask at the same
+    /// parallelism, several after a rescale). The windows still to fire are those of the
+    /// restored slices past the watermark, the lowest of the old subtasks'.
+    fn restore_state(&mut self, restored: RestoredState, ctx: &mut OperatorContext) -> Result<()> {
+        let mut stores = Vec::new();
+        let mut watermark: Option<Option<i64>> = None;
+        for bytes in &restored.all_states {
+            let saved: Saved = serde_json::from_slice(bytes).map_err(|e| {
+                Error::user(format!(
+                    "the checkpointed state of {} does not parse: {e}",
+                    self.name()
+                ))
+            })?;
+            watermark = Some(match watermark {
+                None => saved.watermark,
+                Some(w) => w.zip(saved.watermark).map(|(a, b)| a.min(b)),
+            });
+            stores.push(saved.store);
+        }
+        self.watermark = watermark.flatten();
+        self.store
+            .restore(stores, restored.tables.get("slices"), ctx)?;
+        if self.f.phase != AggregatePhase::Local {
+            let ends: Vec<i64> = self.store.ends().collect();
+            for end in ends {
+                for w in self.f.spec.windows_of_slice(end) {
+                    if self.watermark.is_none_or(|wm| w - 1 > wm) {
+                        self.pending.insert(w);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn on_end(&mut self, ctx: &mut OperatorContext, out: &mut dyn Output) -> Result<()> {

@@ -104,7 +104,7 @@ impl SessionStore {
         if n == 0 {
             return Ok(());
         }
-        let table = subtask_table(&mut self.table, ctx)?;
+        let table = subtask_table(&mut self.table, "sessions", ctx)?;
         // Keys met the first time: hashed and encoded together, once.
         let new: Vec<u32> = (0..n)
             .filter(|&i| i == 0 || key_ids[i] != key_ids[i - 1])

@@ -16,14 +16,27 @@ use std::collections::{BTreeMap, BTreeSet};
 use arrow::array::ArrayRef;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::row::RowConverter;
-use gemini_state::{KeyGroup, StateSize, StateTable};
+use gemini_state::{KeyGroup, Manifest, PendingSnapshot, StateSize, StateTable};
+use serde::{Deserialize, Serialize};
 
 use crate::ops::keyed_table::{
     cast_back, key_groups, next_record, put_record, row_converter, subtask_table, time_bytes,
 };
 
 use crate::operator::OperatorContext;
-use crate::Result;
+use crate::{Error, Result};
+
+/// The table's name within its operator.
+const TABLE: &str = "slices";
+
+/// What a checkpoint keeps of the store besides its table: which slices it holds and where.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(super) struct SliceStoreState {
+    /// Per slice end: its key groups, chunk writes and groups.
+    slices: Vec<(i64, Vec<KeyGroup>, u32, u64)>,
+    /// The state columns' types as Arrow writes them (`DataType`'s text form).
+    state_types: Option<Vec<String>>,
+}
 
 /// What a slice's groups come to: their number, their keys, and per call the accumulators'
 /// final values (one column) or states (one or more columns; what the store keeps).
@@ -34,7 +47,7 @@ pub(super) struct Drained {
 }
 
 /// What the store holds of one slice.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct StoredSlice {
     /// The key groups with chunks.
     key_groups: BTreeSet<KeyGroup>,
@@ -77,6 +90,78 @@ impl SliceStore {
         })
     }
 
+    /// The store as of a barrier: its table's snapshot (being written) and what else it
+    /// knows.
+    pub fn snapshot(
+        &mut self,
+        checkpoint_id: u64,
+    ) -> Result<(SliceStoreState, Option<(String, PendingSnapshot)>)> {
+        let state = SliceStoreState {
+            slices: self
+                .slices
+                .iter()
+                .map(|(end, s)| {
+                    let kgs = s.key_groups.iter().copied().collect();
+                    (*end, kgs, s.writes, s.groups)
+                })
+                .collect(),
+            state_types: self
+                .state_types
+                .as_ref()
+                .map(|t| t.iter().map(|d| d.to_string()).collect()),
+        };
+        let table = match self.table.as_mut() {
+            Some(t) => Some((TABLE.to_string(), t.snapshot(checkpoint_id)?)),
+            None => None,
+        };
+        Ok((state, table))
+    }
+
+    /// Takes back what [`SliceStore::snapshot`] saved: the states of old subtasks (one, or
+    /// several after a rescale, each keeping its slices' key groups) and the table's
+    /// manifests. Slices and key groups outside this subtask's range are left out.
+    pub fn restore(
+        &mut self,
+        states: Vec<SliceStoreState>,
+        manifests: Option<&Vec<Manifest>>,
+        ctx: &OperatorContext,
+    ) -> Result<()> {
+        let table = subtask_table(&mut self.table, TABLE, ctx)?;
+        let range = table.key_groups();
+        if let Some(manifests) = manifests {
+            table.restore(manifests)?;
+        }
+        for state in states {
+            if let Some(types) = state.state_types {
+                let parsed = types
+                    .iter()
+                    .map(|t| {
+                        t.parse::<DataType>().map_err(|e| {
+                            Error::user(format!(
+                                "a checkpointed state type '{t}' does not parse: {e}"
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                self.state_rows = row_converter(parsed.iter())?;
+                self.state_types = Some(parsed);
+            }
+            for (end, kgs, writes, groups) in state.slices {
+                let mine: BTreeSet<KeyGroup> =
+                    kgs.into_iter().filter(|kg| range.contains(*kg)).collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                let slice = self.slices.entry(end).or_default();
+                slice.key_groups.extend(mine);
+                slice.writes = slice.writes.max(writes);
+                slice.groups += groups;
+                self.groups += groups;
+            }
+        }
+        Ok(())
+    }
+
     /// The ends of the stored slices.
     pub fn ends(&self) -> impl Iterator<Item = i64> + '_ {
         self.slices.keys().copied()
@@ -93,7 +178,7 @@ impl SliceStore {
     /// Adds the states of `slice`'s groups to the slice ending at `end`, each group in the
     /// key group of its keys' hash.
     pub fn write(&mut self, end: i64, slice: &Drained, ctx: &OperatorContext) -> Result<()> {
-        let table = subtask_table(&mut self.table, ctx)?;
+        let table = subtask_table(&mut self.table, "slices", ctx)?;
         let kgs = key_groups(
             &slice.keys,
             slice.groups,
@@ -114,7 +199,7 @@ impl SliceStore {
         ctx: &OperatorContext,
     ) -> Result<()> {
         let n = rows.first().map_or(0, |c| c.len());
-        let table = subtask_table(&mut self.table, ctx)?;
+        let table = subtask_table(&mut self.table, "slices", ctx)?;
         let kgs = key_groups(hashed, n, table.key_groups(), ctx, &mut self.hashes)?;
         let slice = Drained {
             groups: n,
@@ -135,7 +220,7 @@ impl SliceStore {
         if n == 0 {
             return Ok(());
         }
-        let table = subtask_table(&mut self.table, ctx)?;
+        let table = subtask_table(&mut self.table, "slices", ctx)?;
         let keys = match &self.key_rows {
             None => None,
             Some(conv) => Some(conv.convert_columns(&slice.keys)?),

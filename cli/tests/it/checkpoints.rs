@@ -1,0 +1,403 @@
+//! Checkpoints and recovery, with real processes and real files: `eddy run` is killed with
+//! SIGKILL while it writes, resumed with `--from`, and its committed rows compared with a
+//! run that never failed; damaged checkpoints, unsupported operators and keys, and
+//! cancellation by SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{data_files, eddy, sorted_csv_rows, stderr};
+
+/// A paced Nexmark bid stream (about `events / rate` seconds of wall time) into a CSV
+/// filesystem sink at `out`, checkpointed every `interval` into `chk` unless `chk` is `None`.
+fn paced_job(dir: &Path, out: &Path, chk: Option<&Path>, events: u64, rate: u64) -> PathBuf {
+    let checkpoints = chk.map_or(String::new(), |c| {
+        format!(
+            "SET 'execution.checkpointing.interval' = '100 ms';\n\
+             SET 'execution.checkpointing.dir' = '{}';\n\
+             SET 'execution.checkpointing.externalized-checkpoint-retention' = 'RETAIN_ON_CANCELLATION';\n",
+            c.display()
+        )
+    });
+    let sql = format!(
+        "{checkpoints}\
+         CREATE TABLE bids (\n\
+           event_type INT,\n\
+           bid ROW<auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR, dateTime TIMESTAMP(3), extra VARCHAR>\n\
+         ) WITH ('connector' = 'nexmark', 'events.num' = '{events}', 'first-event.rate' = '{rate}', 'max-emit-speed' = 'false');\n\
+         CREATE TABLE out_t (auction BIGINT, bidder BIGINT, price BIGINT, url VARCHAR)\n\
+           WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv', 'sink.rolling-policy.file-size' = '64 kb');\n\
+         INSERT INTO out_t SELECT bid.auction, bid.bidder, bid.price, bid.url FROM bids WHERE event_type = 2;\n",
+        out.display()
+    );
+    let file = dir.join(if chk.is_some() { "job.sql" } else { "ref.sql" });
+    std::fs::write(&file, sql).unwrap();
+    file
+}
+
+fn spawn(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("eddy starts")
+}
+
+/// The published checkpoints under a checkpoint directory.
+fn published(chk: &Path) -> usize {
+    let Ok(jobs) = std::fs::read_dir(chk) else {
+        return 0;
+    };
+    jobs.flatten()
+        .filter_map(|j| std::fs::read_dir(j.path()).ok())
+        .flat_map(|d| d.flatten())
+        .filter(|c| c.path().join("_metadata").is_file())
+        .count()
+}
+
+/// Waits until a checkpoint newer than any seen before is published (the job has made
+/// progress), or the process ends.
+fn wait_for_new_checkpoint(child: &mut Child, chk: &Path) {
+    let newest = |chk: &Path| -> u64 {
+        let Ok(jobs) = std::fs::read_dir(chk) else {
+            return 0;
+        };
+        jobs.flatten()
+            .filter_map(|j| std::fs::read_dir(j.path()).ok())
+            .flat_map(|d| d.flatten())
+            .filter(|c| c.path().join("_metadata").is_file())
+            .filter_map(|c| c.file_name().to_str()?.strip_prefix("chk-")?.parse().ok())
+            .max()
+            .unwrap_or(0)
+    };
+    let before = newest(chk);
+    let give_up = Instant::now() + Duration::from_secs(120);
+    while newest(chk) <= before && Instant::now() < give_up {
+        if child.try_wait().unwrap().is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Every visible file is whole: each line has all four columns and the file ends with a
+/// line break (a partial file would be cut mid-line).
+fn assert_visible_files_whole(out: &Path) {
+    for f in data_files(out) {
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(
+            text.is_empty() || text.ends_with('\n'),
+            "{} is cut short",
+            f.display()
+        );
+        for line in text.lines() {
+            assert_eq!(line.split(',').count(), 4, "{}: {line}", f.display());
+        }
+    }
+}
+
+#[test]
+fn a_job_killed_twice_resumes_and_commits_every_row_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, chk, reference) = (
+        dir.path().join("out"),
+        dir.path().join("chk"),
+        dir.path().join("ref"),
+    );
+    let (events, rate) = (60_000, 20_000);
+    let ref_sql = paced_job(dir.path(), &reference, None, events, 10_000_000);
+    let done = eddy(&["run", ref_sql.to_str().unwrap(), "-p", "2"]);
+    assert!(done.status.success(), "{}", stderr(&done));
+    let want = sorted_csv_rows(&reference);
+    assert!(want.len() > 50_000, "{} rows", want.len());
+
+    let sql = paced_job(dir.path(), &out, Some(&chk), events, rate);
+    let sql = sql.to_str().unwrap();
+    let chk_arg = chk.to_str().unwrap();
+    let mut kills = 0;
+    let mut child = spawn(&["run", sql, "-p", "2"]);
+    loop {
+        wait_for_new_checkpoint(&mut child, &chk);
+        wait_for_new_checkpoint(&mut child, &chk);
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+        assert_visible_files_whole(&out);
+        let resume: Vec<&str> = vec!["run", sql, "-p", "2", "--from", chk_arg];
+        child = spawn(&resume);
+        if kills == 2 {
+            break;
+        }
+    }
+    let status = child.wait_with_output().unwrap();
+    assert!(
+        status.status.success(),
+        "{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(kills >= 1, "the job ended before it could be killed");
+    assert!(published(&chk) >= 1);
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".inprogress"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let got = sorted_csv_rows(&out);
+    assert_eq!(got.len(), want.len(), "after {kills} kills");
+    assert!(
+        got == want,
+        "the committed rows differ from a run without failures"
+    );
+}
+
+/// Copies a directory tree (the state of a killed run, to restore it twice).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_checkpoint_taken_at_parallelism_two_restores_at_one_and_three() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, chk, reference) = (
+        dir.path().join("out"),
+        dir.path().join("chk"),
+        dir.path().join("ref"),
+    );
+    let (events, rate) = (40_000, 20_000);
+    let ref_sql = paced_job(dir.path(), &reference, None, events, 10_000_000);
+    assert!(eddy(&["run", ref_sql.to_str().unwrap(), "-p", "2"])
+        .status
+        .success());
+    let want = sorted_csv_rows(&reference);
+
+    let sql = paced_job(dir.path(), &out, Some(&chk), events, rate);
+    let sql = sql.to_str().unwrap();
+    let mut child = spawn(&["run", sql, "-p", "2"]);
+    wait_for_new_checkpoint(&mut child, &chk);
+    wait_for_new_checkpoint(&mut child, &chk);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let saved = dir.path().join("saved");
+    copy_tree(&out, &saved.join("out"));
+    copy_tree(&chk, &saved.join("chk"));
+
+    for p in ["1", "3"] {
+        let _ = std::fs::remove_dir_all(&out);
+        let _ = std::fs::remove_dir_all(&chk);
+        copy_tree(&saved.join("out"), &out);
+        copy_tree(&saved.join("chk"), &chk);
+        let resumed = eddy(&["run", sql, "-p", p, "--from", chk.to_str().unwrap()]);
+        assert!(resumed.status.success(), "p={p}: {}", stderr(&resumed));
+        let got = sorted_csv_rows(&out);
+        assert_eq!(got.len(), want.len(), "restored at parallelism {p}");
+        assert!(got == want, "restored at parallelism {p}: rows differ");
+    }
+}
+
+/// The `_metadata` of the newest checkpoint under `chk`.
+fn newest_metadata(chk: &Path) -> PathBuf {
+    let job = std::fs::read_dir(chk)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    let mut chks: Vec<PathBuf> = std::fs::read_dir(&job)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("_metadata").is_file())
+        .collect();
+    chks.sort_by_key(|p| {
+        p.file_name().unwrap().to_str().unwrap()[4..]
+            .parse::<u64>()
+            .unwrap()
+    });
+    chks.last().unwrap().join("_metadata")
+}
+
+#[test]
+fn a_flipped_byte_or_a_cut_metadata_file_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, chk) = (dir.path().join("out"), dir.path().join("chk"));
+    let sql = paced_job(dir.path(), &out, Some(&chk), 2_000, 10_000_000);
+    let sql = sql.to_str().unwrap();
+    let done = eddy(&["run", sql, "-p", "1"]);
+    assert!(done.status.success(), "{}", stderr(&done));
+    let meta = newest_metadata(&chk);
+    let good = std::fs::read(&meta).unwrap();
+
+    let mut flipped = good.clone();
+    let at = flipped.len() / 2 + 40;
+    flipped[at] ^= 0x01;
+    std::fs::write(&meta, &flipped).unwrap();
+    let o = eddy(&["run", sql, "--from", chk.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(meta.to_str().unwrap()),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("checksum"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+
+    std::fs::write(&meta, &good[..good.len() / 3]).unwrap();
+    let o = eddy(&["run", sql, "--from", meta.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(meta.to_str().unwrap()),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = eddy(&[
+        "run",
+        sql,
+        "--from",
+        dir.path().join("nowhere").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("nowhere"), "{}", stderr(&o));
+}
+
+#[test]
+fn what_cannot_be_checkpointed_yet_is_refused_before_the_job_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("in.csv");
+    std::fs::write(&data, "a,1\nb,2\na,3\n").unwrap();
+    let sql = format!(
+        "SET 'execution.checkpointing.interval' = '1 s';\n\
+         CREATE TABLE t (k STRING, v BIGINT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');\n\
+         CREATE TABLE s (k STRING, n BIGINT) WITH ('connector' = 'print');\n\
+         INSERT INTO s SELECT k, COUNT(*) FROM t GROUP BY k;\n",
+        data.display()
+    );
+    let file = dir.path().join("agg.sql");
+    std::fs::write(&file, sql).unwrap();
+    let o = eddy(&["run", file.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot be checkpointed yet"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = eddy(&[
+        "run",
+        file.to_str().unwrap(),
+        "--set",
+        "execution.checkpointing.unaligned.enabled=true",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("execution.checkpointing.unaligned.enabled"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn sigterm_cancels_without_publishing_partial_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let sql = paced_job(dir.path(), &out, None, 1_000_000, 20_000);
+    let sql = std::fs::read_to_string(&sql).unwrap().replace(
+        "'format' = 'csv',",
+        "'format' = 'csv', 'sink.partition-commit.policy.kind' = 'success-file',",
+    );
+    let file = dir.path().join("long.sql");
+    std::fs::write(&file, sql).unwrap();
+    let mut child = spawn(&["run", file.to_str().unwrap(), "-p", "2"]);
+    // Wait until rows are being written (an in-progress file exists).
+    let give_up = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < give_up {
+        let writing = std::fs::read_dir(&out).is_ok_and(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".inprogress"))
+        });
+        if writing {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("cancelled"), "{err}");
+    assert!(data_files(&out).is_empty(), "visible files after a cancel");
+    assert!(!out.join("_SUCCESS").exists());
+}
+
+#[test]
+fn a_killed_two_phase_window_aggregation_resumes_at_another_parallelism_with_the_same_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, chk, reference) = (
+        dir.path().join("out"),
+        dir.path().join("chk"),
+        dir.path().join("ref"),
+    );
+    let job = |out: &Path, chk: Option<&Path>, rate: u64| {
+        let checkpoints = chk.map_or(String::new(), |c| {
+            format!(
+                "SET 'execution.checkpointing.interval' = '100 ms';\n\
+                 SET 'execution.checkpointing.dir' = '{}';\n",
+                c.display()
+            )
+        });
+        let pacing = if chk.is_some() { "false" } else { "true" };
+        format!(
+            "{checkpoints}\
+             CREATE TABLE bids (\n\
+               event_type INT,\n\
+               bid ROW<auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR, dateTime TIMESTAMP(3), extra VARCHAR>,\n\
+               ts AS bid.dateTime,\n\
+               WATERMARK FOR ts AS ts - INTERVAL '1' SECOND\n\
+             ) WITH ('connector' = 'nexmark', 'events.num' = '150000', 'first-event.rate' = '{rate}', 'max-emit-speed' = '{pacing}');\n\
+             CREATE TABLE out_t (auction BIGINT, wstart TIMESTAMP(3), n BIGINT, m BIGINT)\n\
+               WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');\n\
+             INSERT INTO out_t SELECT bid.auction, window_start, COUNT(*), MAX(bid.price)\n\
+             FROM TABLE(HOP(TABLE bids, DESCRIPTOR(ts), INTERVAL '200' MILLISECOND, INTERVAL '600' MILLISECOND))\n\
+             WHERE event_type = 2 GROUP BY bid.auction, window_start, window_end;\n",
+            out.display()
+        )
+    };
+    let ref_sql = dir.path().join("ref.sql");
+    std::fs::write(&ref_sql, job(&reference, None, 100_000)).unwrap();
+    let done = eddy(&["run", ref_sql.to_str().unwrap(), "-p", "2"]);
+    assert!(done.status.success(), "{}", stderr(&done));
+    let want = sorted_csv_rows(&reference);
+    assert!(want.len() > 10_000, "{} windows", want.len());
+
+    let sql = dir.path().join("job.sql");
+    std::fs::write(&sql, job(&out, Some(&chk), 100_000)).unwrap();
+    let sql = sql.to_str().unwrap();
+    let mut child = spawn(&["run", sql, "-p", "2"]);
+    wait_for_new_checkpoint(&mut child, &chk);
+    wait_for_new_checkpoint(&mut child, &chk);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let resumed = eddy(&["run", sql, "-p", "3", "--from", chk.to_str().unwrap()]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    let got = sorted_csv_rows(&out);
+    assert_eq!(got.len(), want.len());
+    assert!(got == want, "windows differ from a run without failures");
+}
