@@ -321,7 +321,7 @@ fn sigterm_cancels_without_publishing_partial_output() {
     );
     let file = dir.path().join("long.sql");
     std::fs::write(&file, sql).unwrap();
-    let mut child = spawn(&["run", file.to_str().unwrap(), "-p", "2"]);
+    let child = spawn(&["run", file.to_str().unwrap(), "-p", "2"]);
     // Wait until rows are being written (an in-progress file exists).
     let give_up = Instant::now() + Duration::from_secs(120);
     while Instant::now() < give_up {

@@ -95,3 +95,6 @@ pub(crate) struct TaskLink {
     pub signals: std::sync::Arc<Signals>,
     pub reports: crossbeam_channel::Sender<TaskReport>,
 }
+
+#[cfg(test)]
+mod tests;
