@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 
 use super::chain::Chain;
 use super::router::Router;
-use super::task::OperatorTask;
+use super::task::{OperatorTask, TaskCheckpoints};
 use super::*;
 use kernel::graph::{Node, NodeKind, Partitioning};
 use kernel::operator::{
@@ -99,6 +99,14 @@ fn batch(values: &[i64]) -> RecordBatch {
 
 /// An operator task over `n` channels feeding a recorder; returns the senders and the log.
 fn task(n: usize) -> (Vec<Box<dyn ChannelSender>>, OperatorTask, Log) {
+    task_with(n, None)
+}
+
+/// [`task`] taking part in checkpoints through `checkpoints`.
+fn task_with(
+    n: usize,
+    checkpoints: Option<TaskCheckpoints>,
+) -> (Vec<Box<dyn ChannelSender>>, OperatorTask, Log) {
     let log: Log = Arc::default();
     let specs: Vec<ChannelSpec> = (0..n)
         .map(|u| ChannelSpec {
@@ -120,7 +128,7 @@ fn task(n: usize) -> (Vec<Box<dyn ChannelSender>>, OperatorTask, Log) {
             chain,
             Router { edges: vec![] },
             CancelFlag::default(),
-            None,
+            checkpoints,
         ),
         log,
     )
@@ -201,6 +209,49 @@ fn barriers_are_aligned_before_the_operator_sees_them() {
     rows_before.sort();
     assert_eq!(rows_before, vec![1, 2]);
     assert!(seen[barrier_at..].contains(&Seen::Rows(0, vec![3])));
+}
+
+#[test]
+fn at_least_once_does_not_hold_an_input_back_behind_its_barrier() {
+    use super::checkpoint::{Signals, TaskLink};
+    let (reports, received) = crossbeam_channel::unbounded();
+    let signals = Arc::new(Signals::new(1, false, 0));
+    let link = TaskLink {
+        task: 0,
+        signals: signals.clone(),
+        reports,
+    };
+    let (tx, mut t, log) = task_with(2, Some(TaskCheckpoints::new(link)));
+    let runner = thread::spawn(move || t.run());
+    tx[0].send(Message::Batch(batch(&[1]))).unwrap();
+    tx[0]
+        .send(Message::Barrier(Barrier { checkpoint_id: 1 }))
+        .unwrap();
+    tx[0].send(Message::Batch(batch(&[3]))).unwrap();
+    // Not aligned: the row after input 0's barrier is read before input 1 sends its own
+    // (aligned, this would wait forever).
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !log.lock().contains(&Seen::Rows(0, vec![3])) {
+        assert!(std::time::Instant::now() < give_up, "input 0 was held back");
+        thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert!(!log.lock().contains(&Seen::Barrier(1)));
+    tx[1].send(Message::Batch(batch(&[2]))).unwrap();
+    tx[1]
+        .send(Message::Barrier(Barrier { checkpoint_id: 1 }))
+        .unwrap();
+    for s in &tx {
+        s.send(Message::End).unwrap();
+    }
+    drop(tx);
+    drop(received.recv().unwrap()); // the snapshot of checkpoint 1
+    let seen = log.lock().clone();
+    let barrier_at = seen.iter().position(|s| *s == Seen::Barrier(1)).unwrap();
+    assert!(seen[..barrier_at].contains(&Seen::Rows(0, vec![3])));
+    // The task has ended and waits for a checkpoint holding its final state.
+    drop(received.recv().unwrap());
+    signals.final_published[0].store(true, std::sync::atomic::Ordering::Release);
+    runner.join().unwrap().unwrap();
 }
 
 #[test]
