@@ -201,10 +201,15 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         JobMetrics::get(&metrics.sink_rows)
     );
     if job.config.checkpointing.is_some() {
+        let done = JobMetrics::get(&metrics.checkpoints_completed);
+        let avg_ms = JobMetrics::get(&metrics.checkpoint_ms_total) / done.max(1);
+        let kib = |b: &std::sync::atomic::AtomicU64| JobMetrics::get(b) as f64 / 1024.0;
         summary.push_str(&format!(
-            ", {} checkpoints ({} failed), {} restarts",
-            JobMetrics::get(&metrics.checkpoints_completed),
+            ", {done} checkpoints ({} failed, {avg_ms} ms on average, {:.1} KiB of state \
+             files written in all, at most {:.1} KiB in one), {} restarts",
             JobMetrics::get(&metrics.checkpoints_failed),
+            kib(&metrics.checkpoint_added_bytes),
+            kib(&metrics.checkpoint_peak_bytes),
             JobMetrics::get(&metrics.restarts)
         ));
     }

@@ -1,4 +1,5 @@
-//! Progress while a job runs: a bar on a terminal, nothing otherwise.
+//! Progress while a job runs: a bar on a terminal; on any stderr, the job's events (a
+//! restart and its cause, an aborted checkpoint) as they happen.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +20,21 @@ impl Progress {
     pub fn start(metrics: Arc<JobMetrics>, total: Option<u64>, label: &str) -> Self {
         let done = Arc::new(AtomicBool::new(false));
         if !std::io::stderr().is_terminal() {
-            return Progress { done, handle: None };
+            let d = done.clone();
+            let handle = std::thread::spawn(move || loop {
+                let last = d.load(Ordering::Relaxed);
+                for e in metrics.take_events() {
+                    eprintln!("{e}");
+                }
+                if last {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            });
+            return Progress {
+                done,
+                handle: Some(handle),
+            };
         }
         let bar = match total {
             Some(t) => ProgressBar::new(t).with_style(
@@ -39,9 +54,15 @@ impl Progress {
         let handle = std::thread::spawn(move || {
             while !d.load(Ordering::Relaxed) {
                 bar.set_position(JobMetrics::get(&metrics.source_rows));
+                for e in metrics.take_events() {
+                    bar.println(e);
+                }
                 std::thread::sleep(Duration::from_millis(100));
             }
             bar.finish_and_clear();
+            for e in metrics.take_events() {
+                eprintln!("{e}");
+            }
         });
         Progress {
             done,

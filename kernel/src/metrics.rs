@@ -20,8 +20,17 @@ pub struct JobMetrics {
     pub checkpoints_failed: AtomicU64,
     /// Times the job restarted from a checkpoint after a failure.
     pub restarts: AtomicU64,
+    /// Milliseconds from trigger to publication, summed over published checkpoints.
+    pub checkpoint_ms_total: AtomicU64,
+    /// Bytes of run files checkpoints added (each names its predecessor's files and adds
+    /// what changed), summed; and the most bytes of run files one checkpoint named.
+    pub checkpoint_added_bytes: AtomicU64,
+    pub checkpoint_peak_bytes: AtomicU64,
     /// Human-readable remarks for the end-of-job report (e.g. where records were skipped).
     notes: Mutex<Vec<String>>,
+    /// What happens while the job runs that its user should hear of at once (a restart and
+    /// its cause, an aborted checkpoint); the CLI prints them as they come.
+    events: Mutex<Vec<String>>,
     /// Keyed state held by each stateful operator subtask, by (node, subtask).
     state: Mutex<BTreeMap<(usize, usize), StateReport>>,
 }
@@ -48,6 +57,16 @@ impl JobMetrics {
 
     pub fn note(&self, text: impl Into<String>) {
         self.notes.lock().push(text.into());
+    }
+
+    /// Reports `text` while the job runs (see `events`).
+    pub fn event(&self, text: impl Into<String>) {
+        self.events.lock().push(text.into());
+    }
+
+    /// The events reported since the last call.
+    pub fn take_events(&self) -> Vec<String> {
+        std::mem::take(&mut *self.events.lock())
     }
 
     pub fn notes(&self) -> Vec<String> {

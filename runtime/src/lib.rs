@@ -187,8 +187,9 @@ pub fn run_job_with(
                     let from = restore.as_ref().map_or("the beginning".to_string(), |r| {
                         format!("checkpoint {}", r.meta.checkpoint_id)
                     });
-                    tracing::warn!("job failed: {e}; restarting from {from} in {delay:?}");
-                    metrics.note(format!("restarted from {from} after: {e}"));
+                    let text = format!("job failed: {e}; restarting from {from} in {delay:?}");
+                    tracing::warn!("{text}");
+                    metrics.event(text);
                     JobMetrics::add(&metrics.restarts, 1);
                     std::thread::sleep(delay);
                     if cancel.is_cancelled() {

@@ -134,7 +134,7 @@ impl Coordinator {
                     break;
                 }
                 let p = pending.remove(&id).expect("present");
-                match self.publish(id, p.acks, &finished, false) {
+                match self.publish(id, p.acks, &finished, false, p.started) {
                     Ok(()) => {
                         failures_in_a_row = 0;
                         last_done = Instant::now();
@@ -154,7 +154,8 @@ impl Coordinator {
                 // Everything has ended: one last checkpoint holds the final state, then
                 // sinks commit and tasks exit.
                 next_id += 1;
-                if let Err(e) = self.publish(next_id, HashMap::new(), &finished, true) {
+                let now = Instant::now();
+                if let Err(e) = self.publish(next_id, HashMap::new(), &finished, true, now) {
                     return self.fail(e);
                 }
                 for f in &self.signals.final_published {
@@ -190,6 +191,7 @@ impl Coordinator {
         mut acks: HashMap<usize, Vec<Resolved>>,
         finished: &HashMap<usize, Vec<Resolved>>,
         all_finished: bool,
+        started: Instant,
     ) -> Result<()> {
         let mut stood_in = Vec::new();
         for t in 0..self.tasks {
@@ -219,7 +221,9 @@ impl Coordinator {
             operators,
         };
         let path = metadata::publish(&self.store, &meta)?;
-        tracing::info!("checkpoint {id} published at {path}");
+        let took = started.elapsed();
+        tracing::info!("checkpoint {id} published at {path} in {took:?}");
+        self.record_size(&meta, took);
         Signals::set(&self.signals.completed, id);
         for t in stood_in {
             self.signals.final_published[t].store(true, Ordering::Release);
@@ -229,6 +233,29 @@ impl Coordinator {
         self.retained.push_back(meta);
         self.release_old();
         Ok(())
+    }
+
+    /// Records how long checkpoint `meta` took, and the bytes of run files it names and of
+    /// those the previous one did not (what it wrote: checkpoints are incremental).
+    fn record_size(&self, meta: &CheckpointMetadata, took: Duration) {
+        let runs = |m: &CheckpointMetadata| -> HashMap<String, u64> {
+            m.manifests()
+                .flat_map(|man| man.runs.iter())
+                .map(|r| (r.name.clone(), r.bytes))
+                .collect()
+        };
+        let now = runs(meta);
+        let before = self.retained.back().map(runs).unwrap_or_default();
+        let full: u64 = now.values().sum();
+        let added: u64 = now
+            .iter()
+            .filter(|(name, _)| !before.contains_key(*name))
+            .map(|(_, b)| b)
+            .sum();
+        let m = &self.metrics;
+        JobMetrics::add(&m.checkpoint_ms_total, took.as_millis() as u64);
+        JobMetrics::add(&m.checkpoint_added_bytes, added);
+        m.checkpoint_peak_bytes.fetch_max(full, Ordering::Relaxed);
     }
 
     /// Drops the checkpoints beyond the number retained, with the files only they name.
@@ -253,6 +280,8 @@ impl Coordinator {
     /// Aborts checkpoint `id`; past the tolerated number in a row, fails the job.
     fn abort(&mut self, id: u64, why: &str, failures_in_a_row: &mut u32) -> Result<()> {
         tracing::warn!("checkpoint {id} aborted: {why}");
+        self.metrics
+            .event(format!("checkpoint {id} aborted: {why}"));
         Signals::set(&self.signals.aborted, id);
         JobMetrics::add(&self.metrics.checkpoints_failed, 1);
         *failures_in_a_row += 1;
