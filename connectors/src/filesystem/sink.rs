@@ -125,6 +125,27 @@ struct FsSinkFactory {
 /// Tells apart the sinks one process creates (restarts make new ones).
 static SINK_SEQ: AtomicU64 = AtomicU64::new(0);
 
+/// The directories under `dir` (itself excluded) that hold committed part files.
+fn partition_dirs(dir: &Path, found: &mut BTreeSet<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(format!("cannot list '{}'", dir.display()), e))?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !path.is_dir() || entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let has_parts = std::fs::read_dir(&path).is_ok_and(|d| {
+            d.flatten()
+                .any(|f| f.file_name().to_string_lossy().starts_with("part-"))
+        });
+        if has_parts {
+            found.insert(path.clone());
+        }
+        partition_dirs(&path, found)?;
+    }
+    Ok(())
+}
+
 /// The in-progress files under `dir` and its partition directories.
 fn in_progress_files(dir: &Path, found: &mut Vec<PathBuf>) -> Result<()> {
     let entries = match std::fs::read_dir(dir) {
@@ -470,7 +491,11 @@ impl Sink for FsSink {
             let dirs = if self.spec.partition_cols.is_empty() {
                 BTreeSet::from([self.spec.path.clone()])
             } else {
-                std::mem::take(&mut self.committed_dirs)
+                // Partitions committed before a restart are in no committable of this run:
+                // every partition directory holding part files is complete now.
+                let mut dirs = std::mem::take(&mut self.committed_dirs);
+                partition_dirs(&self.spec.path, &mut dirs)?;
+                dirs
             };
             for d in dirs {
                 let marker: &Path = &d.join(&self.spec.success_name);
