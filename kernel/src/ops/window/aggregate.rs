@@ -136,7 +136,7 @@ impl OperatorFactory for WindowAggregateFactory {
         }
         Ok(Box::new(WindowAggregate {
             f: self.clone(),
-            store: SliceStore::new(self.key_schema.clone(), state_widths.clone())?,
+            store: SliceStore::new("slices", self.key_schema.clone(), state_widths.clone())?,
             state_widths,
             open: BTreeMap::new(),
             pending: BTreeSet::new(),
@@ -634,8 +634,7 @@ impl Operator for WindowAggregate {
             stores.push(saved.store);
         }
         self.watermark = watermark.flatten();
-        self.store
-            .restore(stores, restored.tables.get("slices"), ctx)?;
+        self.store.restore(stores, &restored.tables, ctx)?;
         if self.f.phase != AggregatePhase::Local {
             let ends: Vec<i64> = self.store.ends().collect();
             for end in ends {

@@ -25,9 +25,11 @@ use arrow::compute::{concat_batches, filter, filter_record_batch, take, take_rec
 use arrow::datatypes::{DataType, Int64Type, Schema, SchemaRef};
 use datafusion_physical_expr::PhysicalExpr;
 
-use super::slice_store::SliceStore;
+use super::slice_store::{SliceStore, SliceStoreState};
 use super::spec::rows_by_value;
 use super::{drop_late, nulls_false};
+use crate::checkpoint::CheckpointId;
+use crate::operator::{OperatorSnapshot, RestoredState};
 use crate::ops::keyed_table::cast_back;
 use gemini_state::StateSize;
 
@@ -82,11 +84,15 @@ pub struct WindowJoinFactory {
 
 impl OperatorFactory for WindowJoinFactory {
     fn create(&self, _subtask: usize, _parallelism: usize) -> Result<Box<dyn Operator>> {
-        let store = |side: &JoinSide| {
-            SliceStore::new(Arc::new(Schema::empty()), vec![side.schema.fields().len()])
+        let store = |name, side: &JoinSide| {
+            SliceStore::new(
+                name,
+                Arc::new(Schema::empty()),
+                vec![side.schema.fields().len()],
+            )
         };
         Ok(Box::new(WindowJoin {
-            stores: [store(&self.left)?, store(&self.right)?],
+            stores: [store("left", &self.left)?, store("right", &self.right)?],
             f: self.clone(),
             paired: paired_schema(&self.left.schema, &self.right.schema),
             windows: BTreeMap::new(),
@@ -114,6 +120,14 @@ impl OperatorFactory for WindowJoinFactory {
 #[derive(Default)]
 struct Window {
     sides: [Vec<RecordBatch>; 2],
+}
+
+/// What a checkpoint keeps of a window join besides its tables: the windows each side
+/// holds, and the watermark, so that rows late before a failure are late after it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved {
+    watermark: Option<i64>,
+    stores: [SliceStoreState; 2],
 }
 
 struct WindowJoin {
@@ -439,6 +453,56 @@ impl Operator for WindowJoin {
             self.fire(t, out)?;
         }
         out.emit(Message::Watermark(wm))
+    }
+
+    fn checkpointable(&self) -> bool {
+        true
+    }
+
+    /// After the barrier every buffered row is in the side tables.
+    fn snapshot_state(
+        &mut self,
+        checkpoint_id: CheckpointId,
+        _ctx: &mut OperatorContext,
+    ) -> Result<OperatorSnapshot> {
+        if !self.windows.is_empty() {
+            return Err(Error::internal("a window join buffer outlived its barrier"));
+        }
+        let (left, left_table) = self.stores[0].snapshot(checkpoint_id)?;
+        let (right, right_table) = self.stores[1].snapshot(checkpoint_id)?;
+        let saved = Saved {
+            watermark: self.watermark,
+            stores: [left, right],
+        };
+        Ok(OperatorSnapshot {
+            state: serde_json::to_vec(&saved).map_err(|e| Error::internal(e.to_string()))?,
+            tables: left_table.into_iter().chain(right_table).collect(),
+        })
+    }
+
+    /// Every old subtask's windows of this subtask's key groups; the watermark is the lowest
+    /// of the old subtasks'.
+    fn restore_state(&mut self, restored: RestoredState, ctx: &mut OperatorContext) -> Result<()> {
+        let (mut left, mut right) = (Vec::new(), Vec::new());
+        let mut watermark: Option<Option<i64>> = None;
+        for bytes in &restored.all_states {
+            let saved: Saved = serde_json::from_slice(bytes).map_err(|e| {
+                Error::user(format!(
+                    "the checkpointed state of a window join does not parse: {e}"
+                ))
+            })?;
+            watermark = Some(match watermark {
+                None => saved.watermark,
+                Some(w) => w.zip(saved.watermark).map(|(a, b)| a.min(b)),
+            });
+            let [l, r] = saved.stores;
+            left.push(l);
+            right.push(r);
+        }
+        self.watermark = watermark.flatten();
+        self.stores[0].restore(left, &restored.tables, ctx)?;
+        self.stores[1].restore(right, &restored.tables, ctx)?;
+        Ok(())
     }
 
     fn on_end(&mut self, ctx: &mut OperatorContext, out: &mut dyn Output) -> Result<()> {

@@ -26,9 +26,6 @@ use crate::ops::keyed_table::{
 use crate::operator::OperatorContext;
 use crate::{Error, Result};
 
-/// The table's name within its operator.
-const TABLE: &str = "slices";
-
 /// What a checkpoint keeps of the store besides its table: which slices it holds and where.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(super) struct SliceStoreState {
@@ -58,6 +55,8 @@ struct StoredSlice {
 }
 
 pub(super) struct SliceStore {
+    /// The table's name within its operator (an operator may have several stores).
+    name: &'static str,
     /// Created with the first write, which brings the subtask's key-group range.
     table: Option<Box<dyn StateTable>>,
     /// Group keys ↔ bytes (`None` without key columns: a slice has one group, key `[]`).
@@ -76,9 +75,14 @@ pub(super) struct SliceStore {
 }
 
 impl SliceStore {
-    pub fn new(key_schema: SchemaRef, state_widths: Vec<usize>) -> Result<Self> {
+    pub fn new(
+        name: &'static str,
+        key_schema: SchemaRef,
+        state_widths: Vec<usize>,
+    ) -> Result<Self> {
         let key_rows = row_converter(key_schema.fields().iter().map(|f| f.data_type()))?;
         Ok(SliceStore {
+            name,
             table: None,
             key_rows,
             state_types: None,
@@ -111,7 +115,7 @@ impl SliceStore {
                 .map(|t| t.iter().map(|d| d.to_string()).collect()),
         };
         let table = match self.table.as_mut() {
-            Some(t) => Some((TABLE.to_string(), t.snapshot(checkpoint_id)?)),
+            Some(t) => Some((self.name.to_string(), t.snapshot(checkpoint_id)?)),
             None => None,
         };
         Ok((state, table))
@@ -119,14 +123,16 @@ impl SliceStore {
 
     /// Takes back what [`SliceStore::snapshot`] saved: the states of old subtasks (one, or
     /// several after a rescale, each keeping its slices' key groups) and the table's
-    /// manifests. Slices and key groups outside this subtask's range are left out.
+    /// manifests (by table name). Slices and key groups outside this subtask's range are
+    /// left out.
     pub fn restore(
         &mut self,
         states: Vec<SliceStoreState>,
-        manifests: Option<&Vec<Manifest>>,
+        tables: &BTreeMap<String, Vec<Manifest>>,
         ctx: &OperatorContext,
     ) -> Result<()> {
-        let table = subtask_table(&mut self.table, TABLE, ctx)?;
+        let manifests = tables.get(self.name);
+        let table = subtask_table(&mut self.table, self.name, ctx)?;
         let range = table.key_groups();
         if let Some(manifests) = manifests {
             table.restore(manifests)?;
@@ -178,7 +184,7 @@ impl SliceStore {
     /// Adds the states of `slice`'s groups to the slice ending at `end`, each group in the
     /// key group of its keys' hash.
     pub fn write(&mut self, end: i64, slice: &Drained, ctx: &OperatorContext) -> Result<()> {
-        let table = subtask_table(&mut self.table, "slices", ctx)?;
+        let table = subtask_table(&mut self.table, self.name, ctx)?;
         let kgs = key_groups(
             &slice.keys,
             slice.groups,
@@ -199,7 +205,7 @@ impl SliceStore {
         ctx: &OperatorContext,
     ) -> Result<()> {
         let n = rows.first().map_or(0, |c| c.len());
-        let table = subtask_table(&mut self.table, "slices", ctx)?;
+        let table = subtask_table(&mut self.table, self.name, ctx)?;
         let kgs = key_groups(hashed, n, table.key_groups(), ctx, &mut self.hashes)?;
         let slice = Drained {
             groups: n,
@@ -220,7 +226,7 @@ impl SliceStore {
         if n == 0 {
             return Ok(());
         }
-        let table = subtask_table(&mut self.table, "slices", ctx)?;
+        let table = subtask_table(&mut self.table, self.name, ctx)?;
         let keys = match &self.key_rows {
             None => None,
             Some(conv) => Some(conv.convert_columns(&slice.keys)?),
