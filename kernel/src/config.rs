@@ -31,6 +31,9 @@ pub struct JobConfig {
     pub restart: RestartStrategy,
     /// Where the run resumes from; `None` starts afresh.
     pub recovery: Option<RecoverySettings>,
+    /// For tests of recovery (`eddy.test.fail-after-checkpoint`): the job's first attempt
+    /// fails right after it publishes this checkpoint, as a crashed task would.
+    pub fail_after_checkpoint: Option<u64>,
 }
 
 impl Default for JobConfig {
@@ -44,6 +47,7 @@ impl Default for JobConfig {
             checkpointing: None,
             restart: RestartStrategy::None,
             recovery: None,
+            fail_after_checkpoint: None,
         }
     }
 }

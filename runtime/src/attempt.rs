@@ -34,6 +34,8 @@ pub(crate) struct Checkpointing<'a> {
     pub retained: VecDeque<CheckpointMetadata>,
     /// Where the coordinator leaves the newest checkpoint and its failure.
     pub outcome: Arc<Mutex<Outcome>>,
+    /// Fail the attempt once this checkpoint is published (a test of recovery).
+    pub fail_after: Option<u64>,
 }
 
 /// Why an attempt did not finish.
@@ -280,6 +282,7 @@ fn make_tasks(
                 outcome: c.outcome,
                 retained: c.retained,
                 last_id,
+                fail_after: c.fail_after,
             },
         }),
         _ => None,

@@ -148,6 +148,7 @@ pub fn run_job_with(
         None => None,
     };
     let mut restarts = restart::Restarts::new(config.restart.clone());
+    let mut fail_after = config.fail_after_checkpoint;
     loop {
         let outcome = Arc::new(Mutex::new(Outcome::default()));
         let attempt_cancel = cancel.child();
@@ -158,6 +159,7 @@ pub fn run_job_with(
                 job_id: job.id.clone(),
                 retained: job.retained()?,
                 outcome: outcome.clone(),
+                fail_after: fail_after.take(),
             }),
             _ => None,
         };

@@ -78,6 +78,8 @@ fn job_config(settings: &BTreeMap<String, String>) -> Result<JobConfig, PlanErro
     config.restart =
         crate::checkpoint_settings::restart_strategy(settings, config.checkpointing.is_some())?;
     config.recovery = crate::checkpoint_settings::recovery_settings(settings)?;
+    config.fail_after_checkpoint =
+        positive_setting(settings, FAIL_AFTER_CHECKPOINT)?.map(|n| n as u64);
     Ok(config)
 }
 
@@ -122,6 +124,8 @@ fn memory_setting(
 }
 
 const IDLE_TIMEOUT: &str = "table.exec.source.idle-timeout";
+/// A test knob: the job's first attempt fails after publishing this checkpoint.
+const FAIL_AFTER_CHECKPOINT: &str = "eddy.test.fail-after-checkpoint";
 /// The number of key groups: the most subtasks any keyed operator can ever run as, also
 /// after a restore from a checkpoint.
 const MAX_PARALLELISM: &str = "pipeline.max-parallelism";

@@ -111,7 +111,25 @@ fn run(name: &str) -> Vec<Vec<String>> {
 
 /// As [`run`], with `prelude` ahead of the query's script.
 fn run_after(name: &str, prelude: &str) -> Vec<Vec<String>> {
-    let (dir, rows, _) = run_query_to_csv_after(name, settings, 1, prelude);
+    run_with(name, prelude, 1, settings).0
+}
+
+/// As [`run_after`], at `parallelism` with the event set of `settings`; also the metrics.
+fn run_with(
+    name: &str,
+    prelude: &str,
+    parallelism: usize,
+    settings: impl FnOnce(&Path) -> JobSettings,
+) -> (
+    Vec<Vec<String>>,
+    std::sync::Arc<kernel::metrics::JobMetrics>,
+) {
+    let (dir, rows, metrics) = run_query_to_csv_after(name, settings, parallelism, prelude);
+    (post_process(name, &dir, rows), metrics)
+}
+
+/// The rows a query's reference holds, from what eddy wrote.
+fn post_process(name: &str, dir: &tempfile::TempDir, rows: Vec<Vec<String>>) -> Vec<Vec<String>> {
     if name == "q10" {
         // q10 writes its own partitioned files.
         return partitioned_rows(&dir.path().join("data/output/reference/bid"));
@@ -211,15 +229,49 @@ fn check(name: &str) {
         eprintln!("{name}: pending ({why})");
         return;
     }
-    let got = run(name);
+    assert_matches_reference(name, &run(name));
+}
+
+fn assert_matches_reference(name: &str, got: &[Vec<String>]) {
     match expected(name) {
-        Expected::Rows(want) => assert_same_rows(name, &got, &want),
+        Expected::Rows(want) => assert_same_rows(name, got, &want),
         Expected::Digest { rows, sha256, head } => {
             let n = head.len().min(got.len());
             assert_same_rows(name, &got[..n], &head);
             assert_eq!(got.len(), rows, "{name}: rows from eddy vs the reference");
-            assert_eq!(digest(&got), sha256, "{name}: same count, different rows");
+            assert_eq!(digest(got), sha256, "{name}: same count, different rows");
         }
+    }
+}
+
+/// The queries whose every operator takes part in checkpoints, for now.
+const CHECKPOINTED: [&str; 11] = [
+    "q0", "q1", "q2", "q5", "q8", "q10", "q12", "q13", "q14", "q21", "q22",
+];
+
+/// Each query that can be checkpointed, at parallelism 2 (its source at 1, as the reference's
+/// one split), checkpointing every 20 ms, fails right after its third checkpoint, restarts
+/// from it in process and still gives exactly the reference's rows.
+#[test]
+fn queries_fail_after_a_checkpoint_restart_from_it_and_match_their_reference() {
+    let prelude = "SET 'execution.checkpointing.interval' = '20 ms';\n\
+                   SET 'restart-strategy.type' = 'fixed-delay';\n\
+                   SET 'restart-strategy.fixed-delay.delay' = '0 ms';\n\
+                   SET 'eddy.test.fail-after-checkpoint' = '3';\n";
+    for name in CHECKPOINTED {
+        let one_split = |dir: &Path| {
+            let mut s = settings(dir);
+            s.extra_options
+                .push(("scan.parallelism".into(), "1".into()));
+            s
+        };
+        let (got, metrics) = run_with(name, prelude, 2, one_split);
+        let restarts = kernel::metrics::JobMetrics::get(&metrics.restarts);
+        assert_eq!(
+            restarts, 1,
+            "{name}: the injected failure restarted the job once"
+        );
+        assert_matches_reference(name, &got);
     }
 }
 

@@ -114,7 +114,8 @@ pub fn run_query_to_csv(
     settings: impl FnOnce(&Path) -> JobSettings,
     parallelism: usize,
 ) -> (tempfile::TempDir, Vec<Vec<String>>, u64) {
-    run_query_to_csv_after(name, settings, parallelism, "")
+    let (dir, rows, metrics) = run_query_to_csv_after(name, settings, parallelism, "");
+    (dir, rows, JobMetrics::get(&metrics.sink_rows))
 }
 
 /// As [`run_query_to_csv`], with `prelude` (`SET` statements, say) ahead of the script.
@@ -123,7 +124,7 @@ pub fn run_query_to_csv_after(
     settings: impl FnOnce(&Path) -> JobSettings,
     parallelism: usize,
     prelude: &str,
-) -> (tempfile::TempDir, Vec<Vec<String>>, u64) {
+) -> (tempfile::TempDir, Vec<Vec<String>>, Arc<JobMetrics>) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let script = prelude.to_string() + &job_script(name, &settings(dir.path())).unwrap();
@@ -132,7 +133,7 @@ pub fn run_query_to_csv_after(
         let metrics = run_sql_materialized(&script, parallelism, &out)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let rows = sorted_csv_rows(&out);
-        return (dir, rows, JobMetrics::get(&metrics.sink_rows));
+        return (dir, rows, metrics);
     }
     let sink = format!(
         "'connector' = 'filesystem', 'path' = '{}', 'format' = 'csv'",
@@ -145,7 +146,7 @@ pub fn run_query_to_csv_after(
     } else {
         Vec::new()
     };
-    (dir, rows, JobMetrics::get(&metrics.sink_rows))
+    (dir, rows, metrics)
 }
 
 /// Runs the `eddy` binary.

@@ -67,6 +67,8 @@ pub(crate) struct Coordinator {
     pub retained: VecDeque<CheckpointMetadata>,
     /// The last checkpoint id used (restored, or of an earlier attempt).
     pub last_id: u64,
+    /// Fail the job once this checkpoint is published (a test of recovery).
+    pub fail_after: Option<u64>,
 }
 
 impl Coordinator {
@@ -232,6 +234,11 @@ impl Coordinator {
         self.outcome.lock().latest = Some(meta.clone());
         self.retained.push_back(meta);
         self.release_old();
+        if self.fail_after == Some(id) {
+            self.fail(Error::user(format!(
+                "a failure injected after checkpoint {id} (eddy.test.fail-after-checkpoint)"
+            )));
+        }
         Ok(())
     }
 
