@@ -242,14 +242,20 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Records how long checkpoint `meta` took, and the bytes of run files it names and of
-    /// those the previous one did not (what it wrote: checkpoints are incremental).
+    /// Records how long checkpoint `meta` took, and the bytes of the state files (runs and
+    /// blobs) it names and of those the previous one did not (what it wrote: checkpoints are
+    /// incremental).
     fn record_size(&self, meta: &CheckpointMetadata, took: Duration) {
+        // Run files and the blob files they reference, each once.
         let runs = |m: &CheckpointMetadata| -> HashMap<String, u64> {
-            m.manifests()
-                .flat_map(|man| man.runs.iter())
-                .map(|r| (r.name.clone(), r.bytes))
-                .collect()
+            let mut files = HashMap::new();
+            for run in m.manifests().flat_map(|man| man.runs.iter()) {
+                files.insert(run.name.clone(), run.bytes);
+                for blob in &run.blobs {
+                    files.insert(blob.name.clone(), blob.bytes);
+                }
+            }
+            files
         };
         let now = runs(meta);
         let before = self.retained.back().map(runs).unwrap_or_default();
