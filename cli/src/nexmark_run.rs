@@ -122,12 +122,11 @@ pub fn run(args: NexmarkRunArgs) -> Result<(), Failure> {
             println!("state            {line}");
         }
         let done = JobMetrics::get(&metrics.checkpoints_completed);
-        if done > 0 {
+        if let Some(avg_ms) = JobMetrics::get(&metrics.checkpoint_ms_total).checked_div(done) {
             let kib = |b: &std::sync::atomic::AtomicU64| JobMetrics::get(b) as f64 / 1024.0;
             println!(
-                "checkpoints      {done} ({} failed), {} ms on average, {:.1} KiB of state files written in all, at most {:.1} KiB in one",
+                "checkpoints      {done} ({} failed), {avg_ms} ms on average, {:.1} KiB of state files written in all, at most {:.1} KiB in one",
                 JobMetrics::get(&metrics.checkpoints_failed),
-                JobMetrics::get(&metrics.checkpoint_ms_total) / done,
                 kib(&metrics.checkpoint_added_bytes),
                 kib(&metrics.checkpoint_peak_bytes),
             );
