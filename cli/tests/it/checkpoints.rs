@@ -444,3 +444,14 @@ fn a_killed_window_join_resumes_at_another_parallelism_with_the_same_pairs() {
         20,
     );
 }
+
+#[test]
+fn a_killed_session_window_resumes_at_another_parallelism_with_the_same_sessions() {
+    killed_and_resumed_at_three_gives_the_same_rows(
+        (150_000, 100_000),
+        "bidder BIGINT, n BIGINT, sstart TIMESTAMP(3)",
+        "INSERT INTO out_t SELECT bid.bidder, COUNT(*), SESSION_START(ts, INTERVAL '50' MILLISECOND)\n\
+         FROM ev WHERE event_type = 2 GROUP BY bid.bidder, SESSION(ts, INTERVAL '50' MILLISECOND);",
+        1_000,
+    );
+}

@@ -245,8 +245,8 @@ fn assert_matches_reference(name: &str, got: &[Vec<String>]) {
 }
 
 /// The queries whose every operator takes part in checkpoints, for now.
-const CHECKPOINTED: [&str; 11] = [
-    "q0", "q1", "q2", "q5", "q8", "q10", "q12", "q13", "q14", "q21", "q22",
+const CHECKPOINTED: [&str; 12] = [
+    "q0", "q1", "q2", "q5", "q8", "q10", "q11", "q12", "q13", "q14", "q21", "q22",
 ];
 
 /// Each query that can be checkpointed, at parallelism 2 (its source at 1, as the reference's

@@ -31,7 +31,10 @@ use super::session_store::{SessionStore, StoredKey, TakenRows};
 use super::TimeAttribute;
 use gemini_state::StateSize;
 
-use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
+use crate::checkpoint::CheckpointId;
+use crate::operator::{
+    Operator, OperatorContext, OperatorFactory, OperatorSnapshot, Output, RestoredState,
+};
 use crate::ops::group_keys::GroupKeys;
 use crate::ops::{evaluate, HeldRows};
 use crate::types::{Barrier, Message, Watermark};
@@ -90,6 +93,24 @@ impl OperatorFactory for SessionAggregateFactory {
             super::keys_and_calls(&self.key_schema, &self.calls)
         )
     }
+}
+
+/// A key's open sessions in a checkpoint: where its rows are, and each session's start, end
+/// and rows written.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedKey {
+    key_group: gemini_state::KeyGroup,
+    key: Vec<u8>,
+    sessions: Vec<(i64, i64, usize)>,
+}
+
+/// What a checkpoint keeps of a session aggregation besides its table; the watermark too, so
+/// that rows late before a failure are late after it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved {
+    watermark: Option<i64>,
+    store: super::session_store::SessionStoreState,
+    keys: Vec<SavedKey>,
 }
 
 /// A stored row: (stored batch, row), packed.
@@ -495,6 +516,99 @@ impl Operator for SessionAggregate {
     fn on_end(&mut self, ctx: &mut OperatorContext, out: &mut dyn Output) -> Result<()> {
         self.fire(i64::MAX, out)?;
         super::note_late_rows(ctx, self.name(), self.late_rows);
+        Ok(())
+    }
+
+    fn checkpointable(&self) -> bool {
+        true
+    }
+
+    /// After the barrier every open session's rows are in the table: the sessions' bounds
+    /// and where their keys' rows are make the rest.
+    fn snapshot_state(
+        &mut self,
+        checkpoint_id: CheckpointId,
+        _ctx: &mut OperatorContext,
+    ) -> Result<OperatorSnapshot> {
+        let mut keys = Vec::new();
+        for (id, list) in self.sessions.iter().enumerate() {
+            if list.is_empty() {
+                continue;
+            }
+            if list.iter().any(|s| !s.rows.is_empty()) {
+                return Err(Error::internal("session rows outlived their barrier"));
+            }
+            let stored = self
+                .stored_keys
+                .get(id)
+                .and_then(Option::as_ref)
+                .ok_or_else(|| Error::internal("an open session has no rows in the state table"))?;
+            let (key_group, key) = stored.saved();
+            keys.push(SavedKey {
+                key_group,
+                key,
+                sessions: list.iter().map(|s| (s.start, s.end, s.written)).collect(),
+            });
+        }
+        let (store, table) = self.store.snapshot(checkpoint_id)?;
+        let saved = Saved {
+            watermark: self.watermark,
+            store,
+            keys,
+        };
+        Ok(OperatorSnapshot {
+            state: serde_json::to_vec(&saved).map_err(|e| Error::internal(e.to_string()))?,
+            tables: table.into_iter().collect(),
+        })
+    }
+
+    /// Every old subtask's open sessions of keys in this subtask's key groups; the watermark
+    /// is the lowest of the old subtasks'.
+    fn restore_state(&mut self, restored: RestoredState, ctx: &mut OperatorContext) -> Result<()> {
+        let mut stores = Vec::new();
+        let mut keys = Vec::new();
+        let mut watermark: Option<Option<i64>> = None;
+        for bytes in &restored.all_states {
+            let saved: Saved = serde_json::from_slice(bytes).map_err(|e| {
+                Error::user(format!(
+                    "the checkpointed state of a session window does not parse: {e}"
+                ))
+            })?;
+            watermark = Some(match watermark {
+                None => saved.watermark,
+                Some(w) => w.zip(saved.watermark).map(|(a, b)| a.min(b)),
+            });
+            stores.push(saved.store);
+            keys.extend(saved.keys);
+        }
+        self.watermark = watermark.flatten();
+        let range = self.store.restore(stores, &restored.tables, ctx)?;
+        keys.retain(|k| range.contains(k.key_group));
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let stored: Vec<StoredKey> = keys
+            .iter()
+            .map(|k| StoredKey::from_saved(k.key_group, k.key.clone()))
+            .collect();
+        let columns = self.store.decode_keys(&stored.iter().collect::<Vec<_>>())?;
+        let mut ids = Vec::new();
+        self.keys.intern(&columns, stored.len(), &mut ids)?;
+        let n = self.keys.len();
+        self.sessions.resize_with(n, Vec::new);
+        self.stored_keys.resize_with(n, || None);
+        for ((saved, stored), &id) in keys.into_iter().zip(stored).zip(&ids) {
+            for &(start, end, written) in &saved.sessions {
+                self.due.insert((end, id as u32));
+                self.sessions[id].push(Session {
+                    start,
+                    end,
+                    rows: Vec::new(),
+                    written,
+                });
+            }
+            self.stored_keys[id] = Some(stored);
+        }
         Ok(())
     }
 }

@@ -14,7 +14,9 @@ use arrow::array::{ArrayRef, Int64Array, UInt32Array};
 use arrow::compute::take;
 use arrow::datatypes::{DataType, SchemaRef};
 use arrow::row::RowConverter;
-use gemini_state::{KeyGroup, StateSize, StateTable};
+use gemini_state::{KeyGroup, KeyGroupRange, Manifest, PendingSnapshot, StateSize, StateTable};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 use crate::operator::OperatorContext;
 use crate::ops::keyed_table::{
@@ -27,6 +29,33 @@ pub(super) struct StoredKey {
     key_group: KeyGroup,
     key: Box<[u8]>,
 }
+
+impl StoredKey {
+    /// Its key group and bytes, for a checkpoint.
+    pub fn saved(&self) -> (KeyGroup, Vec<u8>) {
+        (self.key_group, self.key.to_vec())
+    }
+
+    /// The key [`StoredKey::saved`] described.
+    pub fn from_saved(key_group: KeyGroup, key: Vec<u8>) -> StoredKey {
+        StoredKey {
+            key_group,
+            key: key.into(),
+        }
+    }
+}
+
+/// What a checkpoint keeps of the store besides its table.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(super) struct SessionStoreState {
+    writes: u64,
+    rows: u64,
+    /// The value columns' types (`DataType`'s text form), once values were written.
+    value_types: Option<Vec<String>>,
+}
+
+/// The table's name within the operator.
+const TABLE: &str = "sessions";
 
 /// Rows read back from the table: their values' bytes, one after another.
 #[derive(Default)]
@@ -80,6 +109,62 @@ impl SessionStore {
         })
     }
 
+    /// The store as of a barrier: its table's snapshot (being written) and its counters.
+    pub fn snapshot(
+        &mut self,
+        checkpoint_id: u64,
+    ) -> Result<(SessionStoreState, Option<(String, PendingSnapshot)>)> {
+        let state = SessionStoreState {
+            writes: self.writes,
+            rows: self.rows,
+            value_types: self
+                .value_rows
+                .as_ref()
+                .map(|_| self.value_types.iter().map(|t| t.to_string()).collect()),
+        };
+        let table = match self.table.as_mut() {
+            Some(t) => Some((TABLE.to_string(), t.snapshot(checkpoint_id)?)),
+            None => None,
+        };
+        Ok((state, table))
+    }
+
+    /// Takes back what old subtasks' [`SessionStore::snapshot`]s saved, with the table's
+    /// manifests; returns this subtask's key groups, which the keys restored must be in.
+    pub fn restore(
+        &mut self,
+        states: Vec<SessionStoreState>,
+        tables: &BTreeMap<String, Vec<Manifest>>,
+        ctx: &OperatorContext,
+    ) -> Result<KeyGroupRange> {
+        let table = subtask_table(&mut self.table, TABLE, ctx)?;
+        let range = table.key_groups();
+        if let Some(manifests) = tables.get(TABLE) {
+            table.restore(manifests)?;
+        }
+        for state in states {
+            // Write numbers only keep one key's entries apart, and a key was in one old
+            // subtask: going on from the highest keeps them apart here.
+            self.writes = self.writes.max(state.writes);
+            self.rows += state.rows;
+            if let Some(types) = state.value_types {
+                let parsed = types
+                    .iter()
+                    .map(|t| {
+                        t.parse::<DataType>().map_err(|e| {
+                            Error::user(format!(
+                                "a checkpointed session value type '{t}' does not parse: {e}"
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                self.value_rows = row_converter(&parsed)?;
+                self.value_types = parsed;
+            }
+        }
+        Ok(range)
+    }
+
     /// Rows stored and the table's bytes.
     pub fn size(&self) -> StateSize {
         StateSize {
@@ -104,7 +189,7 @@ impl SessionStore {
         if n == 0 {
             return Ok(());
         }
-        let table = subtask_table(&mut self.table, "sessions", ctx)?;
+        let table = subtask_table(&mut self.table, TABLE, ctx)?;
         // Keys met the first time: hashed and encoded together, once.
         let new: Vec<u32> = (0..n)
             .filter(|&i| i == 0 || key_ids[i] != key_ids[i - 1])
