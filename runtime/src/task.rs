@@ -143,6 +143,10 @@ impl SourceTask {
             return Ok(());
         };
         let trigger = Signals::get(&cp.link.signals.trigger);
+        // Checkpoints aborted meanwhile are skipped: their barriers would only hold the
+        // job back (downstream, a newer barrier supersedes an older one).
+        let aborted = Signals::get(&cp.link.signals.aborted);
+        cp.passed = cp.passed.max(aborted.min(trigger));
         while cp.passed < trigger {
             let id = cp.passed + 1;
             cp.passed = id;
@@ -262,6 +266,8 @@ pub(crate) struct OperatorTask {
     /// Whether the last watermark forwarded was `Idle`.
     idle_emitted: bool,
     pending_barrier: Option<Barrier>,
+    /// The newest checkpoint whose barrier was passed on or given up on.
+    released: CheckpointId,
     cancel: CancelFlag,
     checkpoints: Option<TaskCheckpoints>,
 }
@@ -285,6 +291,7 @@ impl OperatorTask {
             last_time: None,
             idle_emitted: false,
             pending_barrier: None,
+            released: 0,
             cancel,
             checkpoints,
         }
@@ -377,21 +384,29 @@ impl OperatorTask {
                 self.advance_watermark()
             }
             Message::Barrier(b) => {
+                if b.checkpoint_id <= self.released {
+                    return Ok(()); // a checkpoint already passed on, or given up on
+                }
                 match self.pending_barrier {
-                    Some(p) if p.checkpoint_id < b.checkpoint_id && !self.aligned() => {
-                        // Not aligned: a newer barrier overtook on this channel; the older
-                        // checkpoint takes what has arrived so far (at least once).
-                        for c in &mut self.inputs {
-                            c.has_barrier = true;
+                    // An older checkpoint than the one being aligned: given up on.
+                    Some(p) if b.checkpoint_id < p.checkpoint_id => return Ok(()),
+                    Some(p) if b.checkpoint_id > p.checkpoint_id => {
+                        if self.aligned() {
+                            // A newer checkpoint supersedes the one being aligned (a source
+                            // skipped it after it was aborted): align the newer one.
+                            for c in &mut self.inputs {
+                                c.has_barrier = false;
+                            }
+                            self.released = p.checkpoint_id;
+                        } else {
+                            // Not aligned: the older checkpoint takes what has arrived so
+                            // far (at least once).
+                            for c in &mut self.inputs {
+                                c.has_barrier = true;
+                            }
+                            self.maybe_release_barrier()?;
                         }
-                        self.maybe_release_barrier()?;
                         self.pending_barrier = Some(b);
-                    }
-                    Some(p) if p.checkpoint_id != b.checkpoint_id => {
-                        return Err(Error::internal(format!(
-                            "barrier {} arrived while aligning barrier {}",
-                            b.checkpoint_id, p.checkpoint_id
-                        )))
                     }
                     _ => self.pending_barrier = Some(b),
                 }
@@ -412,6 +427,7 @@ impl OperatorTask {
         };
         if self.inputs.iter().all(|c| c.ended || c.has_barrier) {
             self.pending_barrier = None;
+            self.released = b.checkpoint_id;
             for c in &mut self.inputs {
                 c.has_barrier = false;
             }

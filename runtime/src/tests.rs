@@ -255,6 +255,30 @@ fn at_least_once_does_not_hold_an_input_back_behind_its_barrier() {
 }
 
 #[test]
+fn a_newer_barrier_supersedes_the_one_being_aligned() {
+    use super::checkpoint::{Signals, TaskLink, TaskReport};
+    let (reports, received) = crossbeam_channel::unbounded();
+    let link = TaskLink {
+        task: 0,
+        signals: Arc::new(Signals::new(1, true, 0)),
+        reports,
+    };
+    let (_tx, mut t, log) = task_with(2, Some(TaskCheckpoints::new(link)));
+    let barrier = |id| Message::Barrier(Barrier { checkpoint_id: id });
+    // Input 1's source skipped checkpoint 1 (aborted); input 0's barrier 1 arrives late.
+    t.handle(0, barrier(1)).unwrap();
+    t.handle(1, barrier(2)).unwrap();
+    t.handle(0, barrier(2)).unwrap();
+    t.handle(1, barrier(1)).unwrap();
+    assert_eq!(log.lock().clone(), vec![Seen::Barrier(2)]);
+    let Ok(TaskReport::Snapshot { checkpoint_id, .. }) = received.try_recv() else {
+        panic!("no snapshot reported");
+    };
+    assert_eq!(checkpoint_id, 2);
+    assert!(received.try_recv().is_err(), "checkpoint 1 was given up on");
+}
+
+#[test]
 fn an_upstream_that_vanishes_without_end_is_an_error() {
     let (tx, mut t, _log) = task(1);
     drop(tx);

@@ -277,3 +277,111 @@ fn without_restarts_a_failure_fails_the_job_and_commits_nothing_after_its_checkp
     let rows = sink.rows.lock().len();
     assert!(rows < 5_000, "{rows} rows committed by a job that failed");
 }
+
+/// Takes `delay` over every barrier, so that checkpoints time out.
+#[derive(Debug)]
+struct SlowBarriers(Duration);
+
+struct SlowBarriersOp(Duration);
+
+impl Operator for SlowBarriersOp {
+    fn name(&self) -> &str {
+        "SlowBarriers"
+    }
+    fn on_batch(
+        &mut self,
+        _input: usize,
+        batch: RecordBatch,
+        _ctx: &mut OperatorContext,
+        out: &mut dyn Output,
+    ) -> Result<()> {
+        out.batch(batch)
+    }
+    fn on_barrier(
+        &mut self,
+        _barrier: &kernel::types::Barrier,
+        _ctx: &mut OperatorContext,
+        _out: &mut dyn Output,
+    ) -> Result<()> {
+        std::thread::sleep(self.0);
+        Ok(())
+    }
+    fn checkpointable(&self) -> bool {
+        true
+    }
+}
+
+impl OperatorFactory for SlowBarriers {
+    fn create(&self, _subtask: usize, _parallelism: usize) -> Result<Box<dyn Operator>> {
+        Ok(Box::new(SlowBarriersOp(self.0)))
+    }
+    fn describe(&self) -> String {
+        "slow barriers".into()
+    }
+}
+
+fn slow_job(rows: i64, sink: Arc<Committed>) -> JobGraph {
+    let mut g = JobGraph::default();
+    let node = |uid: &str, kind| Node {
+        uid: uid.into(),
+        name: uid.into(),
+        parallelism: 1,
+        kind,
+        output: StreamSchema::append_only(schema()),
+    };
+    let s = g.add_node(node("src", NodeKind::Source(Arc::new(Numbers(rows)))));
+    let slow = SlowBarriers(Duration::from_millis(60));
+    let f = g.add_node(node("slow", NodeKind::Operator(Arc::new(slow))));
+    let k = g.add_node(node("sink", NodeKind::Sink(Arc::new(CollectSink(sink)))));
+    g.connect(s, f, 0, Partitioning::Rebalance);
+    g.connect(f, k, 0, Partitioning::Forward);
+    g
+}
+
+#[test]
+fn checkpoints_that_time_out_are_aborted_and_fail_the_job_past_the_tolerated_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let timing_out = |tolerable| CheckpointConfig {
+        timeout: Duration::from_millis(20),
+        tolerable_failures: tolerable,
+        ..checkpointing(dir.path())
+    };
+    // Tolerating none: the first timeout fails the job, naming the setting.
+    let sink = Arc::new(Committed::default());
+    let config = JobConfig {
+        checkpointing: Some(timing_out(0)),
+        ..JobConfig::default()
+    };
+    let err = run_job(
+        &slow_job(3_000, sink),
+        &config,
+        Arc::default(),
+        CancelFlag::default(),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("tolerable-failed-checkpoints"),
+        "{err}"
+    );
+
+    // Tolerating them: the job finishes, and what aborted checkpoints held back is
+    // committed with the next one, once.
+    let sink = Arc::new(Committed::default());
+    let config = JobConfig {
+        checkpointing: Some(timing_out(u32::MAX)),
+        ..JobConfig::default()
+    };
+    let metrics = Arc::new(JobMetrics::default());
+    let outcome = run_job(
+        &slow_job(3_000, sink.clone()),
+        &config,
+        metrics.clone(),
+        CancelFlag::default(),
+    )
+    .unwrap();
+    assert_eq!(outcome, JobOutcome::Finished);
+    assert!(JobMetrics::get(&metrics.checkpoints_failed) >= 1);
+    let mut rows = sink.rows.lock().clone();
+    rows.sort_unstable();
+    assert_eq!(rows, (0..3_000).collect::<Vec<_>>());
+}
