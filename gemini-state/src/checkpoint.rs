@@ -418,7 +418,9 @@ impl CheckpointStore {
                 put.map(drop).map_err(|e| StateError::store(&location, e))
             });
         };
-        let dir = file.parent().expect("an object lies in a directory");
+        let Some(dir) = file.parent() else {
+            return Err(StateError::store(&self.location, "an object needs a path"));
+        };
         std::fs::create_dir_all(dir).map_err(|e| StateError::io(dir, e))?;
         let tmp = file.with_extension("tmp");
         let mut f = File::create(&tmp).map_err(|e| StateError::io(&tmp, e))?;

@@ -136,7 +136,7 @@ pub fn run_job_with(
     graph.check_max_parallelism(config.max_parallelism)?;
     let mut restore = match &config.recovery {
         Some(r) => {
-            let settings = store_settings(config);
+            let settings = store_settings(config.checkpointing.as_ref());
             let found = checkpoint::restore::locate(&r.path, &settings)?;
             found.check(graph, config.max_parallelism, r.allow_non_restored_state)?;
             Some(found)
@@ -213,9 +213,8 @@ pub fn run_job_with(
 }
 
 /// The location settings (`s3.*`) of the job's checkpoints.
-fn store_settings(config: &JobConfig) -> Vec<(&str, &str)> {
+fn store_settings(config: Option<&CheckpointConfig>) -> Vec<(&str, &str)> {
     config
-        .checkpointing
         .iter()
         .flat_map(|c| c.store_settings.iter())
         .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -240,12 +239,7 @@ impl JobDirectory {
                 (id, dir)
             }
         };
-        let settings: Vec<(&str, &str)> = cp
-            .store_settings
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let store = CheckpointStore::open(&dir, &settings)
+        let store = CheckpointStore::open(&dir, &store_settings(Some(cp)))
             .map_err(|e| Error::user(format!("checkpoint directory {dir}: {e}")))?;
         Ok(JobDirectory { id, dir, store })
     }

@@ -80,6 +80,25 @@ pub(crate) fn cast_back(columns: Vec<ArrayRef>, types: &[DataType]) -> Result<Ve
         .collect()
 }
 
+/// Column types as a checkpoint keeps them: `DataType`'s text form.
+pub(crate) fn type_names(types: &[DataType]) -> Vec<String> {
+    types.iter().map(|t| t.to_string()).collect()
+}
+
+/// The types [`type_names`] wrote.
+pub(crate) fn parse_type_names(names: &[String]) -> Result<Vec<DataType>> {
+    names
+        .iter()
+        .map(|t| {
+            t.parse::<DataType>().map_err(|e| {
+                Error::user(format!(
+                    "a checkpointed column type '{t}' does not parse: {e}"
+                ))
+            })
+        })
+        .collect()
+}
+
 /// A converter to and from the row format for columns of `types`; `None` for no columns.
 pub(crate) fn row_converter<'a>(
     types: impl IntoIterator<Item = &'a DataType>,

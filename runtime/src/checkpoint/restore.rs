@@ -142,7 +142,12 @@ fn locate_in_store(path: &str, settings: &[(&str, &str)]) -> Result<Restore> {
             "cannot restore from {path}: it holds no published checkpoint"
         ))
     })?;
-    let meta = metadata::read(&store, id)?.expect("listed as published");
+    // Listed as published a moment ago; deleted since only if another run released it.
+    let meta = metadata::read(&store, id)?.ok_or_else(|| {
+        Error::user(format!(
+            "cannot restore from {path}: checkpoint {id} was deleted meanwhile"
+        ))
+    })?;
     Ok(Restore {
         meta,
         job_dir: trimmed.to_string(),
@@ -152,7 +157,7 @@ fn locate_in_store(path: &str, settings: &[(&str, &str)]) -> Result<Restore> {
 impl Restore {
     /// Checks that the checkpoint's state maps onto `graph`: every operator it holds state
     /// for is in the job (unless `allow_non_restored` drops the rest), and the key groups
-    /// are the same.
+    /// are the same (the nodes' parallelism is checked against them with the graph).
     pub fn check(
         &self,
         graph: &JobGraph,
@@ -168,14 +173,6 @@ impl Restore {
                 max_parallelism,
                 self.meta.max_parallelism
             )));
-        }
-        for node in &graph.nodes {
-            if node.parallelism > max_parallelism {
-                return Err(Error::user(format!(
-                    "'{}' has parallelism {} above the max parallelism {max_parallelism}",
-                    node.name, node.parallelism
-                )));
-            }
         }
         let unclaimed: Vec<String> = self
             .meta

@@ -609,7 +609,7 @@ impl Operator for WindowAggregate {
             store,
         };
         Ok(OperatorSnapshot {
-            state: serde_json::to_vec(&saved).map_err(|e| Error::internal(e.to_string()))?,
+            state: super::encode_saved(&saved)?,
             tables: table.into_iter().collect(),
         })
     }
@@ -618,22 +618,9 @@ impl Operator for WindowAggregate {
     /// parallelism, several after a rescale). The windows still to fire are those of the
     /// restored slices past the watermark, the lowest of the old subtasks'.
     fn restore_state(&mut self, restored: RestoredState, ctx: &mut OperatorContext) -> Result<()> {
-        let mut stores = Vec::new();
-        let mut watermark: Option<Option<i64>> = None;
-        for bytes in &restored.all_states {
-            let saved: Saved = serde_json::from_slice(bytes).map_err(|e| {
-                Error::user(format!(
-                    "the checkpointed state of {} does not parse: {e}",
-                    self.name()
-                ))
-            })?;
-            watermark = Some(match watermark {
-                None => saved.watermark,
-                Some(w) => w.zip(saved.watermark).map(|(a, b)| a.min(b)),
-            });
-            stores.push(saved.store);
-        }
-        self.watermark = watermark.flatten();
+        let saved: Vec<Saved> = super::decode_saved(&restored.all_states, self.name())?;
+        self.watermark = super::lowest_watermark(saved.iter().map(|s| s.watermark));
+        let stores = saved.into_iter().map(|s| s.store).collect();
         self.store.restore(stores, &restored.tables, ctx)?;
         if self.f.phase != AggregatePhase::Local {
             let ends: Vec<i64> = self.store.ends().collect();

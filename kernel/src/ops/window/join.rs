@@ -475,7 +475,7 @@ impl Operator for WindowJoin {
             stores: [left, right],
         };
         Ok(OperatorSnapshot {
-            state: serde_json::to_vec(&saved).map_err(|e| Error::internal(e.to_string()))?,
+            state: super::encode_saved(&saved)?,
             tables: left_table.into_iter().chain(right_table).collect(),
         })
     }
@@ -483,23 +483,9 @@ impl Operator for WindowJoin {
     /// Every old subtask's windows of this subtask's key groups; the watermark is the lowest
     /// of the old subtasks'.
     fn restore_state(&mut self, restored: RestoredState, ctx: &mut OperatorContext) -> Result<()> {
-        let (mut left, mut right) = (Vec::new(), Vec::new());
-        let mut watermark: Option<Option<i64>> = None;
-        for bytes in &restored.all_states {
-            let saved: Saved = serde_json::from_slice(bytes).map_err(|e| {
-                Error::user(format!(
-                    "the checkpointed state of a window join does not parse: {e}"
-                ))
-            })?;
-            watermark = Some(match watermark {
-                None => saved.watermark,
-                Some(w) => w.zip(saved.watermark).map(|(a, b)| a.min(b)),
-            });
-            let [l, r] = saved.stores;
-            left.push(l);
-            right.push(r);
-        }
-        self.watermark = watermark.flatten();
+        let saved: Vec<Saved> = super::decode_saved(&restored.all_states, self.name())?;
+        self.watermark = super::lowest_watermark(saved.iter().map(|s| s.watermark));
+        let (left, right) = saved.into_iter().map(|s| s.stores.into()).unzip();
         self.stores[0].restore(left, &restored.tables, ctx)?;
         self.stores[1].restore(right, &restored.tables, ctx)?;
         Ok(())

@@ -28,7 +28,7 @@ use crate::metrics::JobMetrics;
 use crate::operator::OperatorContext;
 use crate::ops::evaluate;
 use crate::types::wall_clock_ms;
-use crate::Result;
+use crate::{Error, Result};
 
 /// What assigns a row to its windows.
 #[derive(Debug, Clone)]
@@ -138,3 +138,38 @@ mod join_tests;
 mod session_tests;
 #[cfg(test)]
 mod tests;
+
+/// A window operator's small checkpoint state, as JSON.
+pub(crate) fn encode_saved<T: serde::Serialize>(saved: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(saved).map_err(|e| Error::internal(format!("encoding state: {e}")))
+}
+
+/// Every old subtask's small state (see [`encode_saved`]) of `operator`.
+pub(crate) fn decode_saved<T: serde::de::DeserializeOwned>(
+    states: &[Vec<u8>],
+    operator: &str,
+) -> Result<Vec<T>> {
+    states
+        .iter()
+        .map(|bytes| {
+            serde_json::from_slice(bytes).map_err(|e| {
+                Error::user(format!(
+                    "the checkpointed state of {operator} does not parse: {e}"
+                ))
+            })
+        })
+        .collect()
+}
+
+/// The watermark a restored subtask starts from: the lowest of its old subtasks', none if
+/// any of them had none (or there were none).
+pub(crate) fn lowest_watermark(watermarks: impl IntoIterator<Item = Option<i64>>) -> Option<i64> {
+    let mut lowest: Option<Option<i64>> = None;
+    for w in watermarks {
+        lowest = Some(match lowest {
+            None => w,
+            Some(l) => l.zip(w).map(|(a, b)| a.min(b)),
+        });
+    }
+    lowest.flatten()
+}

@@ -557,7 +557,7 @@ impl Operator for SessionAggregate {
             keys,
         };
         Ok(OperatorSnapshot {
-            state: serde_json::to_vec(&saved).map_err(|e| Error::internal(e.to_string()))?,
+            state: super::encode_saved(&saved)?,
             tables: table.into_iter().collect(),
         })
     }
@@ -565,23 +565,10 @@ impl Operator for SessionAggregate {
     /// Every old subtask's open sessions of keys in this subtask's key groups; the watermark
     /// is the lowest of the old subtasks'.
     fn restore_state(&mut self, restored: RestoredState, ctx: &mut OperatorContext) -> Result<()> {
-        let mut stores = Vec::new();
-        let mut keys = Vec::new();
-        let mut watermark: Option<Option<i64>> = None;
-        for bytes in &restored.all_states {
-            let saved: Saved = serde_json::from_slice(bytes).map_err(|e| {
-                Error::user(format!(
-                    "the checkpointed state of a session window does not parse: {e}"
-                ))
-            })?;
-            watermark = Some(match watermark {
-                None => saved.watermark,
-                Some(w) => w.zip(saved.watermark).map(|(a, b)| a.min(b)),
-            });
-            stores.push(saved.store);
-            keys.extend(saved.keys);
-        }
-        self.watermark = watermark.flatten();
+        let saved: Vec<Saved> = super::decode_saved(&restored.all_states, self.name())?;
+        self.watermark = super::lowest_watermark(saved.iter().map(|s| s.watermark));
+        let (stores, keys): (Vec<_>, Vec<_>) = saved.into_iter().map(|s| (s.store, s.keys)).unzip();
+        let mut keys: Vec<SavedKey> = keys.into_iter().flatten().collect();
         let range = self.store.restore(stores, &restored.tables, ctx)?;
         keys.retain(|k| range.contains(k.key_group));
         if keys.is_empty() {

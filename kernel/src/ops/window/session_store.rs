@@ -20,7 +20,8 @@ use std::collections::BTreeMap;
 
 use crate::operator::OperatorContext;
 use crate::ops::keyed_table::{
-    cast_back, key_groups, next_record, put_record, row_converter, subtask_table,
+    cast_back, key_groups, next_record, parse_type_names, put_record, row_converter, subtask_table,
+    type_names,
 };
 use crate::{Error, Result};
 
@@ -120,7 +121,7 @@ impl SessionStore {
             value_types: self
                 .value_rows
                 .as_ref()
-                .map(|_| self.value_types.iter().map(|t| t.to_string()).collect()),
+                .map(|_| type_names(&self.value_types)),
         };
         let table = match self.table.as_mut() {
             Some(t) => Some((TABLE.to_string(), t.snapshot(checkpoint_id)?)),
@@ -148,16 +149,7 @@ impl SessionStore {
             self.writes = self.writes.max(state.writes);
             self.rows += state.rows;
             if let Some(types) = state.value_types {
-                let parsed = types
-                    .iter()
-                    .map(|t| {
-                        t.parse::<DataType>().map_err(|e| {
-                            Error::user(format!(
-                                "a checkpointed session value type '{t}' does not parse: {e}"
-                            ))
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
+                let parsed = parse_type_names(&types)?;
                 self.value_rows = row_converter(&parsed)?;
                 self.value_types = parsed;
             }

@@ -20,11 +20,12 @@ use gemini_state::{KeyGroup, Manifest, PendingSnapshot, StateSize, StateTable};
 use serde::{Deserialize, Serialize};
 
 use crate::ops::keyed_table::{
-    cast_back, key_groups, next_record, put_record, row_converter, subtask_table, time_bytes,
+    cast_back, key_groups, next_record, parse_type_names, put_record, row_converter, subtask_table,
+    time_bytes, type_names,
 };
 
 use crate::operator::OperatorContext;
-use crate::{Error, Result};
+use crate::Result;
 
 /// What a checkpoint keeps of the store besides its table: which slices it holds and where.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -109,10 +110,7 @@ impl SliceStore {
                     (*end, kgs, s.writes, s.groups)
                 })
                 .collect(),
-            state_types: self
-                .state_types
-                .as_ref()
-                .map(|t| t.iter().map(|d| d.to_string()).collect()),
+            state_types: self.state_types.as_ref().map(|t| type_names(t)),
         };
         let table = match self.table.as_mut() {
             Some(t) => Some((self.name.to_string(), t.snapshot(checkpoint_id)?)),
@@ -139,16 +137,7 @@ impl SliceStore {
         }
         for state in states {
             if let Some(types) = state.state_types {
-                let parsed = types
-                    .iter()
-                    .map(|t| {
-                        t.parse::<DataType>().map_err(|e| {
-                            Error::user(format!(
-                                "a checkpointed state type '{t}' does not parse: {e}"
-                            ))
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
+                let parsed = parse_type_names(&types)?;
                 self.state_rows = row_converter(parsed.iter())?;
                 self.state_types = Some(parsed);
             }
