@@ -115,10 +115,11 @@ struct Materialize {
 }
 
 impl Materialize {
-    /// The final table, rows sorted (by their memcomparable bytes).
-    fn final_table(&mut self) -> Result<RecordBatch> {
-        let mut held: Vec<(OwnedRow, u64)> = self.rows.drain().collect();
-        held.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    /// The final table, rows sorted (by their memcomparable bytes). The rows stay: the job's
+    /// last checkpoint holds them, and a restore from it writes the same table again.
+    fn final_table(&self) -> Result<RecordBatch> {
+        let mut held: Vec<(&OwnedRow, u64)> = self.rows.iter().map(|(r, n)| (r, *n)).collect();
+        held.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let mut rows = self.converter.empty_rows(held.len(), 0);
         let mut repeat = Vec::new();
         for (i, (row, n)) in held.iter().enumerate() {
@@ -227,6 +228,45 @@ impl Sink for Materialize {
                         shown[0].trim_start_matches("+I")
                     )));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// The table as it stands (every checkpoint holds all of it: this sink is for final
+    /// tables of tests and small jobs): per distinct row, its bytes (length first) and how
+    /// many times the table holds it.
+    fn snapshot_state(&mut self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for (row, n) in &self.rows {
+            let bytes = row.row().data();
+            out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            out.extend_from_slice(bytes);
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        Ok(out)
+    }
+
+    fn restore_state(&mut self, states: &[Vec<u8>]) -> Result<()> {
+        let corrupt = || {
+            Error::user(format!(
+                "the checkpointed rows of table '{}' are cut short",
+                self.table
+            ))
+        };
+        let parser = self.converter.parser();
+        for state in states {
+            let mut at = 0;
+            while at < state.len() {
+                let mut take = |n: usize| -> Result<&[u8]> {
+                    let bytes = state.get(at..at + n).ok_or_else(corrupt)?;
+                    at += n;
+                    Ok(bytes)
+                };
+                let len = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
+                let row = parser.parse(take(len)?).owned();
+                let n = u64::from_le_bytes(take(8)?.try_into().expect("8 bytes"));
+                *self.rows.entry(row).or_insert(0) += n;
             }
         }
         Ok(())

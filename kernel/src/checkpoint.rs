@@ -9,6 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::{Error, Result};
+
 /// The number of a checkpoint: 1, 2, … in the order they are taken within a job.
 pub type CheckpointId = u64;
 
@@ -29,3 +31,25 @@ pub struct SplitState {
 /// transaction to commit. The sink encodes it; the checkpoint keeps it until `commit`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Committable(pub Vec<u8>);
+
+/// An operator's small checkpoint state (beside its tables), as JSON.
+pub(crate) fn encode_saved<T: Serialize>(saved: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(saved).map_err(|e| Error::internal(format!("encoding state: {e}")))
+}
+
+/// Every old subtask's small state (see [`encode_saved`]) of `operator`.
+pub(crate) fn decode_saved<T: serde::de::DeserializeOwned>(
+    states: &[Vec<u8>],
+    operator: &str,
+) -> Result<Vec<T>> {
+    states
+        .iter()
+        .map(|bytes| {
+            serde_json::from_slice(bytes).map_err(|e| {
+                Error::user(format!(
+                    "the checkpointed state of {operator} does not parse: {e}"
+                ))
+            })
+        })
+        .collect()
+}

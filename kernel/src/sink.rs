@@ -56,6 +56,25 @@ pub trait Sink: Send {
         Ok(())
     }
 
+    /// Right after [`pre_commit`](Self::pre_commit): what the sink keeps itself besides its
+    /// committables (the rows of a materialized table), to be handed back by
+    /// [`restore_state`](Self::restore_state). Most sinks keep nothing.
+    fn snapshot_state(&mut self) -> Result<Vec<u8>> {
+        Ok(Vec::new())
+    }
+
+    /// Before the first row after a restore: what [`snapshot_state`](Self::snapshot_state)
+    /// returned in the old subtasks handed to this one.
+    fn restore_state(&mut self, states: &[Vec<u8>]) -> Result<()> {
+        if states.iter().all(Vec::is_empty) {
+            return Ok(());
+        }
+        Err(crate::Error::internal(format!(
+            "sink '{}' saved state it cannot restore",
+            self.name()
+        )))
+    }
+
     /// Bounded input has ended: flushes what is left and returns its committables, which
     /// the runtime commits with the job's last checkpoint, or at once without checkpoints.
     fn finish(&mut self) -> Result<Vec<Committable>> {

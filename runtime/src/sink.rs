@@ -11,28 +11,60 @@ use kernel::sink::Sink;
 use kernel::types::{Barrier, Watermark};
 use kernel::{Error, Result};
 
-/// A sink subtask's checkpointed state: its committables not yet committed, by checkpoint.
-pub(crate) fn encode_pending(pending: &BTreeMap<CheckpointId, Vec<Committable>>) -> Vec<u8> {
-    if pending.is_empty() {
-        return Vec::new();
+/// Committables pre-committed and not yet committed, by checkpoint.
+type Pending = BTreeMap<CheckpointId, Vec<Committable>>;
+
+/// A sink subtask's checkpointed state: its committables not yet committed, by checkpoint,
+/// as JSON, and the sink's own state when it keeps one, after a frame: a zero byte, the
+/// JSON's length (`u32`, little-endian), the JSON, the sink's state.
+pub(crate) fn encode_sink_state(pending: &Pending, own: Vec<u8>) -> Vec<u8> {
+    let json = if pending.is_empty() {
+        Vec::new()
+    } else {
+        serde_json::to_vec(pending).expect("committables serialize")
+    };
+    if own.is_empty() {
+        return json;
     }
-    serde_json::to_vec(pending).expect("committables serialize")
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    framed.extend_from_slice(&json);
+    framed.extend_from_slice(&own);
+    framed
 }
 
-/// The committables [`encode_pending`] wrote.
-pub(crate) fn decode_pending(bytes: &[u8]) -> Result<BTreeMap<CheckpointId, Vec<Committable>>> {
-    if bytes.is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    serde_json::from_slice(bytes)
-        .map_err(|e| Error::user(format!("a sink's checkpointed commits do not parse: {e}")))
+/// The committables and the sink's own state [`encode_sink_state`] wrote.
+pub(crate) fn decode_sink_state(bytes: &[u8]) -> Result<(Pending, &[u8])> {
+    let corrupt =
+        |e: String| Error::user(format!("a sink's checkpointed state does not parse: {e}"));
+    let (json, own) = match bytes.first() {
+        None => return Ok((BTreeMap::new(), &[])),
+        Some(0) => {
+            let len: [u8; 4] = bytes
+                .get(1..5)
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| corrupt("cut short".into()))?;
+            let end = 5 + u32::from_le_bytes(len) as usize;
+            let json = bytes
+                .get(5..end)
+                .ok_or_else(|| corrupt("cut short".into()))?;
+            (json, &bytes[end..])
+        }
+        Some(_) => (bytes, &[][..]),
+    };
+    let pending = if json.is_empty() {
+        BTreeMap::new()
+    } else {
+        serde_json::from_slice(json).map_err(|e| corrupt(e.to_string()))?
+    };
+    Ok((pending, own))
 }
 
 /// A sink at the end of a chain, seen by the chain as an operator.
 pub(crate) struct SinkDriver {
     sink: Box<dyn Sink>,
     /// Committables pre-committed at barriers, by checkpoint, until it completes.
-    pending: BTreeMap<CheckpointId, Vec<Committable>>,
+    pending: Pending,
 }
 
 impl SinkDriver {
@@ -115,14 +147,16 @@ impl Operator for SinkDriver {
         true
     }
 
-    /// What is pre-committed and not yet committed; a restore commits it.
+    /// What is pre-committed and not yet committed (a restore commits it), and the sink's
+    /// own state.
     fn snapshot_state(
         &mut self,
         _checkpoint_id: CheckpointId,
         _ctx: &mut OperatorContext,
     ) -> Result<OperatorSnapshot> {
+        let own = self.sink.snapshot_state()?;
         Ok(OperatorSnapshot {
-            state: encode_pending(&self.pending),
+            state: encode_sink_state(&self.pending, own),
             tables: Vec::new(),
         })
     }
@@ -131,11 +165,15 @@ impl Operator for SinkDriver {
     /// if it was before (commits are idempotent).
     fn restore_state(&mut self, restored: RestoredState, _ctx: &mut OperatorContext) -> Result<()> {
         let mut all: BTreeMap<CheckpointId, Vec<Committable>> = BTreeMap::new();
+        let mut own = Vec::new();
         for state in &restored.states {
-            for (id, list) in decode_pending(state)? {
+            let (pending, state) = decode_sink_state(state)?;
+            for (id, list) in pending {
                 all.entry(id).or_default().extend(list);
             }
+            own.push(state.to_vec());
         }
+        self.sink.restore_state(&own)?;
         for (id, committables) in all {
             self.sink.commit(id, committables)?;
         }

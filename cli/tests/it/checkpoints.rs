@@ -283,7 +283,7 @@ fn what_cannot_be_checkpointed_yet_is_refused_before_the_job_starts() {
         "SET 'execution.checkpointing.interval' = '1 s';\n\
          CREATE TABLE t (k STRING, v BIGINT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');\n\
          CREATE TABLE s (k STRING, n BIGINT) WITH ('connector' = 'print');\n\
-         INSERT INTO s SELECT k, COUNT(*) FROM t GROUP BY k;\n",
+         INSERT INTO s SELECT a.k, b.v FROM t a JOIN t b ON a.k = b.k;\n",
         data.display()
     );
     let file = dir.path().join("agg.sql");
@@ -351,10 +351,22 @@ fn sigterm_cancels_without_publishing_partial_output() {
 /// failures, then with checkpoints at parallelism 2, kills it after two checkpoints and
 /// resumes it at parallelism 3: the committed rows must be the same.
 fn killed_and_resumed_at_three_gives_the_same_rows(
+    events: (u64, u64),
+    columns: &str,
+    query: &str,
+    min_rows: usize,
+) {
+    killed_and_resumed_at_three(events, columns, query, min_rows, false)
+}
+
+/// As [`killed_and_resumed_at_three_gives_the_same_rows`]; with `materialize` the (updating)
+/// results go to `--materialize-dir` and the final tables are compared.
+fn killed_and_resumed_at_three(
     (events, rate): (u64, u64),
     columns: &str,
     query: &str,
     min_rows: usize,
+    materialize: bool,
 ) {
     let dir = tempfile::tempdir().unwrap();
     let (out, chk, reference) = (
@@ -387,9 +399,25 @@ fn killed_and_resumed_at_three_gives_the_same_rows(
             out.display()
         )
     };
+    let materialized = |out: &Path| -> Vec<String> {
+        if materialize {
+            vec!["--materialize-dir".into(), out.display().to_string()]
+        } else {
+            Vec::new()
+        }
+    };
+    let run_args = |sql: &str, p: &str, out: &Path, from: Option<&Path>| -> Vec<String> {
+        let mut args: Vec<String> = vec!["run".into(), sql.into(), "-p".into(), p.into()];
+        args.extend(materialized(out));
+        if let Some(from) = from {
+            args.extend(["--from".into(), from.display().to_string()]);
+        }
+        args
+    };
     let ref_sql = dir.path().join("ref.sql");
     std::fs::write(&ref_sql, job(&reference, None)).unwrap();
-    let done = eddy(&["run", ref_sql.to_str().unwrap(), "-p", "2"]);
+    let args = run_args(ref_sql.to_str().unwrap(), "2", &reference, None);
+    let done = eddy(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(done.status.success(), "{}", stderr(&done));
     let want = sorted_csv_rows(&reference);
     assert!(want.len() >= min_rows, "{} rows", want.len());
@@ -397,7 +425,8 @@ fn killed_and_resumed_at_three_gives_the_same_rows(
     let sql = dir.path().join("job.sql");
     std::fs::write(&sql, job(&out, Some(&chk))).unwrap();
     let sql = sql.to_str().unwrap();
-    let mut child = spawn(&["run", sql, "-p", "2"]);
+    let args = run_args(sql, "2", &out, None);
+    let mut child = spawn(&args.iter().map(String::as_str).collect::<Vec<_>>());
     wait_for_new_checkpoint(&mut child, &chk);
     wait_for_new_checkpoint(&mut child, &chk);
     assert!(
@@ -406,7 +435,8 @@ fn killed_and_resumed_at_three_gives_the_same_rows(
     );
     child.kill().unwrap();
     child.wait().unwrap();
-    let resumed = eddy(&["run", sql, "-p", "3", "--from", chk.to_str().unwrap()]);
+    let args = run_args(sql, "3", &out, Some(&chk));
+    let resumed = eddy(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     let got = sorted_csv_rows(&out);
     assert_eq!(got.len(), want.len());
@@ -453,5 +483,40 @@ fn a_killed_session_window_resumes_at_another_parallelism_with_the_same_sessions
         "INSERT INTO out_t SELECT bid.bidder, COUNT(*), SESSION_START(ts, INTERVAL '50' MILLISECOND)\n\
          FROM ev WHERE event_type = 2 GROUP BY bid.bidder, SESSION(ts, INTERVAL '50' MILLISECOND);",
         1_000,
+    );
+}
+
+#[test]
+fn a_killed_group_aggregation_resumes_at_another_parallelism_with_the_same_final_table() {
+    // Updating results: MIN/MAX over an updating input keep multisets, COUNT DISTINCT its
+    // values; the inner aggregate's -U/+U reach the outer one.
+    killed_and_resumed_at_three(
+        (150_000, 100_000),
+        "c BIGINT, n BIGINT, lo BIGINT, hi BIGINT, d BIGINT",
+        "INSERT INTO out_t SELECT bids % 7, COUNT(*), MIN(top), MAX(top), COUNT(DISTINCT channel)
+         FROM (SELECT bid.auction AS auction, COUNT(*) AS bids, MAX(bid.price) AS top,
+                      MAX(bid.channel) AS channel
+               FROM ev WHERE event_type = 2 GROUP BY bid.auction)
+         GROUP BY bids % 7;",
+        7,
+        true,
+    );
+}
+
+#[test]
+fn a_killed_mini_batch_split_distinct_aggregation_resumes_with_the_same_final_table() {
+    // Split distinct: a bucketed aggregate feeding a merging one; mini-batches are sent at
+    // every barrier.
+    killed_and_resumed_at_three(
+        (150_000, 100_000),
+        "c VARCHAR, n BIGINT, d BIGINT, s BIGINT",
+        "SET 'table.optimizer.distinct-agg.split.enabled' = 'true';\n\
+         SET 'table.exec.mini-batch.enabled' = 'true';\n\
+         SET 'table.exec.mini-batch.allow-latency' = '50 ms';\n\
+         SET 'table.exec.mini-batch.size' = '5000';\n\
+         INSERT INTO out_t SELECT bid.channel, COUNT(*), COUNT(DISTINCT bid.bidder), SUM(bid.price)\n\
+         FROM ev WHERE event_type = 2 GROUP BY bid.channel;",
+        4,
+        true,
     );
 }

@@ -217,6 +217,27 @@ impl GroupKeys {
         Ok(())
     }
 
+    /// The keys of `groups`, in that order, as columns (a checkpoint writes the keys of the
+    /// groups it changed).
+    pub fn keys_of(&self, groups: &[usize]) -> Result<Vec<ArrayRef>> {
+        Ok(match &self.inner {
+            Inner::Unit { .. } => vec![],
+            Inner::Int64 {
+                values, null_group, ..
+            } => {
+                let null = null_group.map(|g| g as usize);
+                let column: Int64Array = groups
+                    .iter()
+                    .map(|&g| (Some(g) != null).then(|| values[g]))
+                    .collect();
+                vec![Arc::new(column) as ArrayRef]
+            }
+            Inner::Rows {
+                converter, rows, ..
+            } => converter.convert_rows(groups.iter().map(|&g| rows.row(g)))?,
+        })
+    }
+
     /// The keys of all groups in group order, as columns; the keys are emptied.
     pub fn take(&mut self) -> Result<Vec<ArrayRef>> {
         Ok(match &mut self.inner {

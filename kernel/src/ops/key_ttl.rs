@@ -94,6 +94,15 @@ impl KeyTtl {
         expired
     }
 
+    /// `restored` of `keys` keys hold state a restore brought back: their TTL starts again
+    /// now (a checkpoint does not keep when keys were written).
+    pub fn restored(&mut self, keys: usize, restored: &[usize]) {
+        self.start_batch(keys);
+        for &key in restored {
+            self.written(key);
+        }
+    }
+
     /// Marks `key`'s state written by this batch.
     pub fn written(&mut self, key: usize) {
         self.written[key] = self.now;

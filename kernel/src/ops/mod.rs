@@ -4,6 +4,7 @@ mod calc;
 pub mod changelog_join;
 pub mod group_agg;
 pub(crate) mod group_keys;
+pub(crate) mod group_state;
 pub(crate) mod key_ttl;
 pub(crate) mod keyed_table;
 pub mod lookup_join;

@@ -31,12 +31,17 @@ use gemini_state::StateSize;
 use hashbrown::HashTable;
 
 use crate::changelog::{accumulates, split_row_kinds, with_row_kinds};
-use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
+use crate::checkpoint::{decode_saved, encode_saved, CheckpointId};
+use crate::operator::{
+    Operator, OperatorContext, OperatorFactory, OperatorSnapshot, Output, RestoredState,
+};
 use crate::ops::group_keys::GroupKeys;
+use crate::ops::group_state::{GroupStateTable, GroupValue, ValueReader};
 use crate::ops::key_ttl::{describe_ttl, KeyTtl};
+use crate::ops::keyed_table::put_record;
 use crate::ops::{whole_row_converter, SortKeys};
 use crate::types::RowKind;
-use crate::Result;
+use crate::{Error, Result};
 
 #[derive(Debug, Clone)]
 pub struct RankFactory {
@@ -68,6 +73,7 @@ impl OperatorFactory for RankFactory {
         Ok(Box::new(Rank {
             f: self.clone(),
             keys: GroupKeys::new(self.key_schema.clone())?,
+            state: GroupStateTable::new("partitions", &self.key_schema)?,
             order: SortKeys::new(&self.order, &self.input)?,
             rows: whole_row_converter(&self.input)?,
             tops: Vec::new(),
@@ -131,6 +137,8 @@ struct Slot {
 struct Rank {
     f: RankFactory,
     keys: GroupKeys,
+    /// The checkpointed copy of the partitions' rows.
+    state: GroupStateTable,
     order: SortKeys,
     rows: RowConverter,
     /// Insert-only input: per partition, its top rows (slot ids), best first.
@@ -167,13 +175,7 @@ impl Rank {
     /// partitions whose TTL passed, among all (at a sweep) and those of `groups`.
     fn start_batch(&mut self, batch: &RecordBatch, groups: &mut Vec<usize>) -> Result<()> {
         self.keys.intern_batch(&self.f.partition, batch, groups)?;
-        let partitions = self.keys.len();
-        if self.f.updating_input {
-            self.ranked.resize_with(partitions, BTreeMap::new);
-        } else {
-            self.tops.resize_with(partitions, Vec::new);
-        }
-        self.stamp.resize(partitions, 0);
+        let partitions = self.grow_partitions();
         self.batches = self.batches.wrapping_add(1).max(1);
         let Some(ttl) = &mut self.ttl else {
             return Ok(());
@@ -185,6 +187,7 @@ impl Rank {
             }
         }
         for g in expired {
+            self.state.touch(g);
             if self.f.updating_input {
                 for ((order, _), id) in std::mem::take(&mut self.ranked[g]) {
                     self.held_bytes -= order.len() + POS_BYTES;
@@ -201,6 +204,18 @@ impl Rank {
             }
         }
         Ok(())
+    }
+
+    /// Makes room for every interned partition; their number.
+    fn grow_partitions(&mut self) -> usize {
+        let partitions = self.keys.len();
+        if self.f.updating_input {
+            self.ranked.resize_with(partitions, BTreeMap::new);
+        } else {
+            self.tops.resize_with(partitions, Vec::new);
+        }
+        self.stamp.resize(partitions, 0);
+        partitions
     }
 
     /// Partition `g`'s top N, best first (borrowed for an insert-only input, which keeps
@@ -223,6 +238,9 @@ impl Rank {
     fn first_touch(&mut self, g: usize) -> bool {
         let first = self.stamp[g] != self.batches;
         self.stamp[g] = self.batches;
+        if first {
+            self.state.touch(g);
+        }
         first
     }
 
@@ -283,6 +301,20 @@ impl Rank {
         } else {
             seq
         }
+    }
+
+    /// Updating input: holds `row` (its bytes' hash `hash`) in partition `g` at `order`,
+    /// arrived as number `seq`.
+    fn hold_ranked(&mut self, g: usize, order: Box<[u8]>, row: Box<[u8]>, hash: u64, seq: u64) {
+        self.held_bytes += order.len() + POS_BYTES;
+        let id = self.store(Slot {
+            order: Box::default(),
+            row,
+            seq,
+        });
+        let tie = self.tie(seq);
+        self.ranked[g].insert((order, tie), id);
+        self.by_row.insert_unique(hash, (hash, id), |&(h, _)| h);
     }
 
     /// Whether slots `a` and `b` hold the same row (the same slot, or a row retracted and
@@ -444,15 +476,7 @@ impl Rank {
             let hash = row_hash(row);
             if adds[i] {
                 self.seq += 1;
-                let id = self.store(Slot {
-                    order: Box::default(),
-                    row: row.into(),
-                    seq: self.seq,
-                });
-                self.held_bytes += key.len() + POS_BYTES;
-                let tie = self.tie(self.seq);
-                self.ranked[g].insert((key.into(), tie), id);
-                self.by_row.insert_unique(hash, (hash, id), |&(h, _)| h);
+                self.hold_ranked(g, key.into(), row.into(), hash, self.seq);
                 continue;
             }
             // The earliest equal row held, as Flink retracts the first of equal rows.
@@ -485,10 +509,11 @@ impl Operator for Rank {
         &mut self,
         _input: usize,
         batch: RecordBatch,
-        _ctx: &mut OperatorContext,
+        ctx: &mut OperatorContext,
         out: &mut dyn Output,
     ) -> Result<()> {
         let (batch, ops) = split_row_kinds(batch)?;
+        self.state.track(ctx);
         let mut groups = std::mem::take(&mut self.groups);
         self.start_batch(&batch, &mut groups)?;
         // Each touched partition's top before the batch, and the slots the batch freed.
@@ -518,6 +543,67 @@ impl Operator for Rank {
         result
     }
 
+    fn checkpointable(&self) -> bool {
+        true
+    }
+
+    /// Results are sent per batch, so the partitions changed since the last barrier are all
+    /// there is to write; the table's snapshot is the state.
+    fn snapshot_state(
+        &mut self,
+        checkpoint_id: CheckpointId,
+        ctx: &mut OperatorContext,
+    ) -> Result<OperatorSnapshot> {
+        let changed = self.state.take_changed();
+        let values: Vec<GroupValue> = changed.iter().map(|&g| self.encode(g)).collect();
+        let state = encode_saved(&Saved {
+            updating_input: self.f.updating_input,
+            limit: self.f.limit,
+        })?;
+        self.state
+            .checkpoint(&self.keys, &changed, &values, state, checkpoint_id, ctx)
+    }
+
+    /// The partitions of this subtask's key groups, read back from the old subtasks' tables.
+    fn restore_state(&mut self, restored: RestoredState, ctx: &mut OperatorContext) -> Result<()> {
+        let saved: Vec<Saved> = decode_saved(&restored.all_states, self.name())?;
+        if let Some(s) = saved
+            .iter()
+            .find(|s| s.updating_input != self.f.updating_input || s.limit != self.f.limit)
+        {
+            return Err(Error::user(format!(
+                "the checkpoint's Rank kept the top {}{}, this job's keeps the top {}{}",
+                s.limit,
+                if s.updating_input {
+                    " of an updating input"
+                } else {
+                    ""
+                },
+                self.f.limit,
+                if self.f.updating_input {
+                    " of an updating input"
+                } else {
+                    ""
+                },
+            )));
+        }
+        let restored = self.state.restore(&restored.tables, ctx)?;
+        let n = restored.values.len();
+        if n == 0 {
+            return Ok(());
+        }
+        let mut groups = Vec::new();
+        self.keys.intern(&restored.keys, n, &mut groups)?;
+        let partitions = self.grow_partitions();
+        for (&g, value) in groups.iter().zip(&restored.values) {
+            self.decode(g, value)?;
+        }
+        if let Some(ttl) = &mut self.ttl {
+            ttl.restored(partitions, &groups);
+        }
+        Ok(())
+    }
+
     fn state_size(&self) -> Option<StateSize> {
         Some(StateSize {
             entries: (self.slots.len() - self.free.len()) as u64,
@@ -525,6 +611,64 @@ impl Operator for Rank {
                 + self.keys.memory_size()
                 + (self.tops.len() + self.ranked.len()) * 24) as u64,
         })
+    }
+}
+
+/// What a checkpoint keeps besides the table: the shape of the state, to refuse a restore
+/// into another one.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved {
+    updating_input: bool,
+    limit: usize,
+}
+
+impl Rank {
+    /// Partition `g`'s rows for the state table, best first: their number, then per row its
+    /// order bytes, its whole-row bytes and its arrival number. `None` for a partition that
+    /// holds nothing.
+    fn encode(&self, g: usize) -> GroupValue {
+        let held: Vec<(&[u8], u32)> = if self.f.updating_input {
+            self.ranked[g]
+                .iter()
+                .map(|((order, _), &id)| (&order[..], id))
+                .collect()
+        } else {
+            self.tops[g]
+                .iter()
+                .map(|&id| (&self.slots[id as usize].order[..], id))
+                .collect()
+        };
+        if held.is_empty() {
+            return None;
+        }
+        let mut buf = (held.len() as u32).to_le_bytes().to_vec();
+        for (order, id) in held {
+            let slot = &self.slots[id as usize];
+            put_record(&mut buf, order);
+            put_record(&mut buf, &slot.row);
+            buf.extend_from_slice(&slot.seq.to_le_bytes());
+        }
+        Some(buf)
+    }
+
+    /// Takes back partition `g`'s rows as [`Rank::encode`] wrote them; new rows arrive after
+    /// every restored one.
+    fn decode(&mut self, g: usize, value: &[u8]) -> Result<()> {
+        let mut r = ValueReader::new(value);
+        for _ in 0..r.u32()? {
+            let order: Box<[u8]> = r.sized()?.into();
+            let row: Box<[u8]> = r.sized()?.into();
+            let seq = r.u64()?;
+            self.seq = self.seq.max(seq);
+            if self.f.updating_input {
+                let hash = row_hash(&row);
+                self.hold_ranked(g, order, row, hash, seq);
+            } else {
+                let id = self.store(Slot { order, row, seq });
+                self.tops[g].push(id);
+            }
+        }
+        Ok(())
     }
 }
 

@@ -10,7 +10,9 @@ use datafusion_physical_expr::expressions::Column;
 use datafusion_physical_expr::PhysicalExpr;
 
 use super::*;
-use crate::ops::test_output::{lines_per_batch, lines_per_batch_apart};
+use crate::ops::test_output::{
+    lines_per_batch, lines_per_batch_apart, restores_as_if_uninterrupted,
+};
 
 /// Rows of (k, v, id).
 fn input() -> SchemaRef {
@@ -334,5 +336,67 @@ fn over_updating_input_a_retraction_removes_the_earliest_of_equal_rows() {
             "+U[1, 5, 7, 2]",
             "-D[1, 5, 7, 3]"
         ]
+    );
+}
+
+#[test]
+fn a_restored_top_n_continues_as_if_it_had_not_stopped() {
+    let batches = [
+        batch(&[(1, 50, 1), (2, 9, 2), (1, 30, 3), (3, 1, 4)]),
+        batch(&[(1, 40, 5), (2, 9, 6)]),
+        batch(&[(1, 45, 7), (2, 10, 8), (3, 0, 9)]),
+        batch(&[(1, 60, 10), (3, 2, 11)]),
+        batch(&[(1, 41, 12), (2, 11, 13), (3, 3, 14), (4, 1, 15)]),
+    ];
+    restores_as_if_uninterrupted(
+        |s, p| factory(2, true, false).create(s, p).unwrap(),
+        &batches,
+    );
+    // Deduplication keeping the last row per key (ties go to the newest).
+    restores_as_if_uninterrupted(
+        |s, p| {
+            RankFactory {
+                order: Vec::new(),
+                ..factory(1, false, true)
+            }
+            .create(s, p)
+            .unwrap()
+        },
+        &batches,
+    );
+}
+
+#[test]
+fn a_restored_top_n_of_an_updating_input_continues_as_if_it_had_not_stopped() {
+    use RowKind::*;
+    let batches = [
+        changes(&[
+            ((1, 50, 1), Insert),
+            ((1, 30, 2), Insert),
+            ((2, 5, 3), Insert),
+        ]),
+        changes(&[((1, 20, 4), Insert), ((2, 7, 5), Insert)]),
+        changes(&[
+            ((1, 50, 1), UpdateBefore),
+            ((1, 55, 1), UpdateAfter),
+            ((2, 5, 3), Delete),
+        ]),
+        changes(&[((1, 55, 1), Delete), ((3, 1, 6), Insert)]),
+        changes(&[
+            ((1, 30, 2), Delete),
+            ((2, 7, 5), Delete),
+            ((3, 2, 7), Insert),
+        ]),
+    ];
+    restores_as_if_uninterrupted(
+        |s, p| {
+            RankFactory {
+                updating_input: true,
+                ..factory(2, true, false)
+            }
+            .create(s, p)
+            .unwrap()
+        },
+        &batches,
     );
 }

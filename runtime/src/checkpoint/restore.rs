@@ -283,7 +283,7 @@ impl Restore {
     pub fn sink_committables(&self, uid: &str) -> Result<Vec<Committable>> {
         let mut all = Vec::new();
         for s in self.subtasks(uid) {
-            for list in crate::sink::decode_pending(&s.state)?.into_values() {
+            for list in crate::sink::decode_sink_state(&s.state)?.0.into_values() {
                 all.extend(list);
             }
         }

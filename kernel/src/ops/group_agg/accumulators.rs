@@ -26,6 +26,8 @@ use foldhash::fast::FixedState;
 use hashbrown::hash_map::Entry;
 use hashbrown::HashMap;
 
+use crate::ops::group_state::ValueReader;
+use crate::ops::keyed_table::put_record;
 use crate::{Error, Result};
 
 /// What an aggregate call computes.
@@ -55,6 +57,13 @@ pub(crate) trait GroupAccumulator: Send {
 
     /// Bytes held.
     fn memory_size(&self) -> usize;
+
+    /// Appends the state of each of `groups` to its buffer `out[i]` (checkpoints).
+    fn save(&self, groups: &[usize], out: &mut [Vec<u8>]);
+
+    /// Sets the state of each of `groups` (holding none) from what [`save`](Self::save)
+    /// wrote, reading on from `values[i]`.
+    fn load(&mut self, groups: &[usize], values: &mut [ValueReader]) -> Result<()>;
 }
 
 /// The accumulator of `kind` over arguments of type `arg` (already in the canonical types of
@@ -180,6 +189,21 @@ impl GroupAccumulator for Count {
 
     fn memory_size(&self) -> usize {
         self.counts.capacity() * 8
+    }
+
+    fn save(&self, groups: &[usize], out: &mut [Vec<u8>]) {
+        for (&g, buf) in groups.iter().zip(out) {
+            let c = self.counts.get(g).copied().unwrap_or(0);
+            buf.extend_from_slice(&c.to_le_bytes());
+        }
+    }
+
+    fn load(&mut self, groups: &[usize], values: &mut [ValueReader]) -> Result<()> {
+        grow(&mut self.counts, groups, 0);
+        for (&g, v) in groups.iter().zip(values) {
+            self.counts[g] = v.i64()?;
+        }
+        Ok(())
     }
 }
 
@@ -322,6 +346,43 @@ impl GroupAccumulator for SumAvg {
         };
         sums + self.counts.capacity() * 8
     }
+
+    fn save(&self, groups: &[usize], out: &mut [Vec<u8>]) {
+        for (&g, buf) in groups.iter().zip(out) {
+            let count = self.counts.get(g).copied().unwrap_or(0);
+            match &self.values {
+                Sums::Int(v) => {
+                    buf.extend_from_slice(&v.get(g).copied().unwrap_or(0).to_le_bytes())
+                }
+                Sums::Float(v) => {
+                    let sum = v.get(g).copied().unwrap_or(0.0);
+                    buf.extend_from_slice(&sum.to_bits().to_le_bytes())
+                }
+                Sums::Decimal(v, _) => {
+                    buf.extend_from_slice(&v.get(g).copied().unwrap_or(0).to_le_bytes())
+                }
+            }
+            buf.extend_from_slice(&count.to_le_bytes());
+        }
+    }
+
+    fn load(&mut self, groups: &[usize], values: &mut [ValueReader]) -> Result<()> {
+        grow(&mut self.counts, groups, 0);
+        match &mut self.values {
+            Sums::Int(v) => grow(v, groups, 0),
+            Sums::Float(v) => grow(v, groups, 0.0),
+            Sums::Decimal(v, _) => grow(v, groups, 0),
+        }
+        for (&g, r) in groups.iter().zip(values) {
+            match &mut self.values {
+                Sums::Int(v) => v[g] = r.i64()?,
+                Sums::Float(v) => v[g] = f64::from_bits(r.u64()?),
+                Sums::Decimal(v, _) => v[g] = r.i128()?,
+            }
+            self.counts[g] = r.i64()?;
+        }
+        Ok(())
+    }
 }
 
 /// How MIN, MAX and DISTINCT values are held: integers as themselves, anything else as
@@ -346,6 +407,10 @@ trait Key: Ord + Hash + Eq + Clone + Send + 'static {
     fn at(values: &Values, i: usize) -> Option<Self>;
     fn write(codec: &Codec, keys: &[Option<&Self>]) -> Result<ArrayRef>;
     fn size(&self) -> usize;
+    /// Appends the value to a checkpointed state.
+    fn put(&self, buf: &mut Vec<u8>);
+    /// The value [`put`](Key::put) wrote.
+    fn get(r: &mut ValueReader) -> Result<Self>;
 }
 
 enum Values {
@@ -373,6 +438,14 @@ impl Key for i64 {
 
     fn size(&self) -> usize {
         8
+    }
+
+    fn put(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(&self.to_le_bytes());
+    }
+
+    fn get(r: &mut ValueReader) -> Result<Self> {
+        r.i64()
     }
 }
 
@@ -416,6 +489,14 @@ impl Key for Box<[u8]> {
 
     fn size(&self) -> usize {
         self.len() + 16
+    }
+
+    fn put(&self, buf: &mut Vec<u8>) {
+        put_record(buf, self);
+    }
+
+    fn get(r: &mut ValueReader) -> Result<Self> {
+        Ok(r.sized()?.into())
     }
 }
 
@@ -522,6 +603,56 @@ impl<K: Key> GroupAccumulator for MinMax<K> {
             .as_ref()
             .map_or(0, |sets| sets.capacity() * 32);
         self.value_bytes + self.best.capacity() * size_of::<Option<K>>() + sets
+    }
+
+    /// Insert-only: a flag and the best value. Updating: the multiset's size, then each
+    /// value and its count.
+    fn save(&self, groups: &[usize], out: &mut [Vec<u8>]) {
+        for (&g, buf) in groups.iter().zip(out) {
+            match &self.multisets {
+                None => match self.best.get(g).and_then(|b| b.as_ref()) {
+                    None => buf.push(0),
+                    Some(v) => {
+                        buf.push(1);
+                        v.put(buf);
+                    }
+                },
+                Some(sets) => {
+                    let set = sets.get(g);
+                    buf.extend_from_slice(&(set.map_or(0, |s| s.len()) as u32).to_le_bytes());
+                    for (v, n) in set.into_iter().flatten() {
+                        v.put(buf);
+                        buf.extend_from_slice(&n.to_le_bytes());
+                    }
+                }
+            }
+        }
+    }
+
+    fn load(&mut self, groups: &[usize], values: &mut [ValueReader]) -> Result<()> {
+        match &mut self.multisets {
+            None => {
+                grow(&mut self.best, groups, None);
+                for (&g, r) in groups.iter().zip(values) {
+                    if r.u8()? == 1 {
+                        let v = K::get(r)?;
+                        self.value_bytes += v.size();
+                        self.best[g] = Some(v);
+                    }
+                }
+            }
+            Some(sets) => {
+                grow(sets, groups, BTreeMap::new());
+                for (&g, r) in groups.iter().zip(values) {
+                    for _ in 0..r.u32()? {
+                        let v = K::get(r)?;
+                        self.value_bytes += v.size() + MULTISET_ENTRY;
+                        sets[g].insert(v, r.u64()?);
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -644,5 +775,57 @@ impl<K: Key> GroupAccumulator for Distinct<K> {
                 .iter()
                 .map(|d| d.capacity() * 8)
                 .sum::<usize>()
+    }
+
+    /// The number of values, then each value and its counters. The values of a group are
+    /// found with one pass over all (group, value) slots.
+    fn save(&self, groups: &[usize], out: &mut [Vec<u8>]) {
+        let at: HashMap<u32, usize, FixedState> = groups
+            .iter()
+            .enumerate()
+            .map(|(i, &g)| (g as u32, i))
+            .collect();
+        let mut held: Vec<Vec<(&K, u32)>> = vec![Vec::new(); groups.len()];
+        for ((g, v), &slot) in &self.slots {
+            if let Some(&i) = at.get(g) {
+                held[i].push((v, slot));
+            }
+        }
+        for (values, buf) in held.iter_mut().zip(out) {
+            values.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            buf.extend_from_slice(&(values.len() as u32).to_le_bytes());
+            for (v, slot) in values.iter() {
+                v.put(buf);
+                let start = *slot as usize * self.calls;
+                for c in &self.counters[start..start + self.calls] {
+                    buf.extend_from_slice(&c.to_le_bytes());
+                }
+            }
+        }
+    }
+
+    fn load(&mut self, groups: &[usize], values: &mut [ValueReader]) -> Result<()> {
+        for d in &mut self.distinct {
+            grow(d, groups, 0);
+        }
+        for (&g, r) in groups.iter().zip(values) {
+            for _ in 0..r.u32()? {
+                let v = K::get(r)?;
+                self.key_bytes += v.size() + 4;
+                let slot = self.free.pop().unwrap_or_else(|| {
+                    self.counters.resize(self.counters.len() + self.calls, 0);
+                    (self.counters.len() / self.calls - 1) as u32
+                });
+                for c in 0..self.calls {
+                    let n = r.u32()?;
+                    self.counters[slot as usize * self.calls + c] = n;
+                    if n > 0 {
+                        self.distinct[c][g] += 1;
+                    }
+                }
+                self.slots.insert((g as u32, v), slot);
+            }
+        }
+        Ok(())
     }
 }

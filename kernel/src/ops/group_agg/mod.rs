@@ -31,12 +31,16 @@ use accumulators::{accumulator, GroupAccumulator};
 pub use accumulators::{canonical_arg, AggregateKind};
 
 use crate::changelog::{is_accumulate, split_row_kinds, with_row_kinds};
-use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
+use crate::checkpoint::{decode_saved, encode_saved, CheckpointId};
+use crate::operator::{
+    Operator, OperatorContext, OperatorFactory, OperatorSnapshot, Output, RestoredState,
+};
 use crate::ops::evaluate;
 use crate::ops::group_keys::GroupKeys;
+use crate::ops::group_state::{GroupStateTable, GroupValue, ValueReader};
 use crate::ops::key_ttl::{describe_ttl, KeyTtl};
 use crate::types::{Barrier, EventTime, Message, RowKind, Watermark};
-use crate::Result;
+use crate::{Error, Result};
 
 /// One aggregate call.
 #[derive(Debug, Clone)]
@@ -139,6 +143,7 @@ impl OperatorFactory for GroupAggregateFactory {
         Ok(Box::new(GroupAggregate {
             f: self.clone(),
             keys: GroupKeys::new(self.key_schema.clone())?,
+            state: GroupStateTable::new("groups", &self.key_schema)?,
             units,
             outputs,
             row_counts: Vec::new(),
@@ -190,6 +195,8 @@ impl OperatorFactory for GroupAggregateFactory {
 struct GroupAggregate {
     f: GroupAggregateFactory,
     keys: GroupKeys,
+    /// The checkpointed copy of the groups' state.
+    state: GroupStateTable,
     units: Vec<Unit>,
     /// Per call: its unit and the unit's output.
     outputs: Vec<(usize, usize)>,
@@ -313,6 +320,9 @@ impl GroupAggregate {
                 }
                 ttl.written(g);
             }
+        }
+        for &g in expired.iter().chain(&touched) {
+            self.state.touch(g);
         }
         for g in expired {
             self.clear(g);
@@ -474,6 +484,29 @@ impl GroupAggregate {
     }
 }
 
+/// What a checkpoint keeps besides the table: the calls, to refuse a restore into other ones.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved {
+    calls: Vec<String>,
+}
+
+impl GroupAggregateFactory {
+    /// Each call's kind and argument type, as a checkpoint names them.
+    fn saved_calls(&self) -> Vec<String> {
+        self.calls
+            .iter()
+            .map(|c| {
+                let arg = c
+                    .arg
+                    .as_ref()
+                    .and_then(|a| a.data_type(&self.input).ok())
+                    .map_or("*".to_string(), |t| t.to_string());
+                format!("{:?}({arg})", c.kind)
+            })
+            .collect()
+    }
+}
+
 /// The pending groups' keys and their results before the mini-batch.
 struct Pending {
     /// Key columns, and per group the row of them holding its keys.
@@ -547,6 +580,7 @@ impl Operator for GroupAggregate {
         ctx: &mut OperatorContext,
         out: &mut dyn Output,
     ) -> Result<()> {
+        self.state.track(ctx);
         self.absorb(batch)?;
         let Some(mini_batch) = self.f.mini_batch else {
             return self.flush(out);
@@ -600,6 +634,89 @@ impl Operator for GroupAggregate {
 
     fn on_end(&mut self, _ctx: &mut OperatorContext, out: &mut dyn Output) -> Result<()> {
         self.flush(out)
+    }
+
+    fn checkpointable(&self) -> bool {
+        true
+    }
+
+    /// The barrier sent the mini-batch on, so the groups changed since the last barrier are
+    /// written to the table (emptied ones deleted) and the table's snapshot is the state.
+    fn snapshot_state(
+        &mut self,
+        checkpoint_id: CheckpointId,
+        ctx: &mut OperatorContext,
+    ) -> Result<OperatorSnapshot> {
+        if !self.pending.is_empty() {
+            return Err(Error::internal("a mini-batch outlived its barrier"));
+        }
+        let changed = self.state.take_changed();
+        let alive: Vec<usize> = changed
+            .iter()
+            .copied()
+            .filter(|&g| self.row_counts[g] > 0)
+            .collect();
+        let mut buffers: Vec<Vec<u8>> = alive
+            .iter()
+            .map(|&g| {
+                let mut buf = self.row_counts[g].to_le_bytes().to_vec();
+                buf.push(u8::from(self.emitted[g]));
+                buf
+            })
+            .collect();
+        for unit in &self.units {
+            unit.acc.save(&alive, &mut buffers);
+        }
+        let mut buffers = buffers.into_iter();
+        let values: Vec<GroupValue> = changed
+            .iter()
+            .map(|&g| (self.row_counts[g] > 0).then(|| buffers.next()).flatten())
+            .collect();
+        let state = encode_saved(&Saved {
+            calls: self.f.saved_calls(),
+        })?;
+        self.state
+            .checkpoint(&self.keys, &changed, &values, state, checkpoint_id, ctx)
+    }
+
+    /// The groups of this subtask's key groups, read back from the old subtasks' tables.
+    fn restore_state(&mut self, restored: RestoredState, ctx: &mut OperatorContext) -> Result<()> {
+        let saved: Vec<Saved> = decode_saved(&restored.all_states, self.name())?;
+        let calls = self.f.saved_calls();
+        if let Some(other) = saved.iter().find(|s| s.calls != calls) {
+            return Err(Error::user(format!(
+                "the checkpoint's GroupAggregate computed [{}], this job's computes [{}]",
+                other.calls.join(", "),
+                calls.join(", ")
+            )));
+        }
+        let restored = self.state.restore(&restored.tables, ctx)?;
+        let rows = restored.values.len();
+        if rows == 0 {
+            return Ok(());
+        }
+        let mut groups = Vec::new();
+        self.keys.intern(&restored.keys, rows, &mut groups)?;
+        let n = self.keys.len();
+        self.row_counts.resize(n, 0);
+        self.emitted.resize(n, false);
+        self.stamp.resize(n, 0);
+        let mut readers: Vec<ValueReader> = restored
+            .values
+            .iter()
+            .map(|v| ValueReader::new(v))
+            .collect();
+        for (&g, r) in groups.iter().zip(readers.iter_mut()) {
+            self.row_counts[g] = r.i64()?;
+            self.emitted[g] = r.u8()? == 1;
+        }
+        for unit in &mut self.units {
+            unit.acc.load(&groups, &mut readers)?;
+        }
+        if let Some(ttl) = &mut self.ttl {
+            ttl.restored(n, &groups);
+        }
+        Ok(())
     }
 
     fn state_size(&self) -> Option<StateSize> {

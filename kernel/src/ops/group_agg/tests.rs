@@ -13,7 +13,9 @@ use datafusion_physical_expr::PhysicalExpr;
 use super::*;
 use crate::changelog::with_row_kinds;
 use crate::operator::OperatorFactory;
-use crate::ops::test_output::{lines_per_batch, lines_per_batch_apart};
+use crate::ops::test_output::{
+    lines_per_batch, lines_per_batch_apart, restores_as_if_uninterrupted,
+};
 
 /// Rows of (k STRING, v BIGINT).
 fn input() -> SchemaRef {
@@ -353,4 +355,66 @@ fn a_mini_batch_is_sent_when_its_latency_has_passed() {
     assert!(out.0.is_empty(), "an early timer sends nothing");
     op.on_processing_timer(due[0], &mut ctx, &mut out).unwrap();
     assert_eq!(out.0, ["+I[a, 3]"]);
+}
+
+/// MAX and MIN over multisets, a shared COUNT DISTINCT, SUM and COUNT(*) of a retracting
+/// input, so every accumulator's state goes through the table.
+fn checkpoint_operator(subtask: usize, parallelism: usize) -> Box<dyn Operator> {
+    let calls = vec![
+        call(AggregateKind::Max, true, None),
+        call(AggregateKind::Min, true, None),
+        call(AggregateKind::CountDistinct, true, None),
+        call(AggregateKind::Sum, true, None),
+        call(AggregateKind::Count, false, None),
+    ];
+    let mut fields = vec![Field::new("k", DataType::Utf8, true)];
+    fields.extend((0..calls.len()).map(|i| Field::new(format!("c{i}"), DataType::Int64, true)));
+    GroupAggregateFactory {
+        keys: vec![col(0)],
+        key_schema: Arc::new(Schema::new(vec![Field::new("$key0", DataType::Utf8, true)])),
+        calls,
+        output: Arc::new(Schema::new(fields)),
+        input: input(),
+        retracting: true,
+        state_ttl_ms: None,
+        mini_batch: None,
+    }
+    .create(subtask, parallelism)
+    .unwrap()
+}
+
+fn checkpoint_batches() -> Vec<RecordBatch> {
+    vec![
+        batch(&[
+            ("+I", "a", Some(5)),
+            ("+I", "a", Some(7)),
+            ("+I", "b", Some(1)),
+            ("+I", "c", Some(2)),
+        ]),
+        batch(&[
+            ("+I", "a", Some(7)),
+            ("-D", "c", Some(2)),
+            ("+I", "d", None),
+        ]),
+        batch(&[
+            ("-U", "a", Some(7)),
+            ("+U", "a", Some(3)),
+            ("+I", "b", Some(1)),
+        ]),
+        batch(&[
+            ("-D", "a", Some(7)),
+            ("+I", "c", Some(9)),
+            ("-D", "b", Some(1)),
+        ]),
+        batch(&[
+            ("-D", "b", Some(1)),
+            ("+I", "a", Some(1)),
+            ("+I", "d", Some(4)),
+        ]),
+    ]
+}
+
+#[test]
+fn a_restored_group_aggregation_continues_as_if_it_had_not_stopped() {
+    restores_as_if_uninterrupted(checkpoint_operator, &checkpoint_batches());
 }

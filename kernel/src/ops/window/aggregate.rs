@@ -609,7 +609,7 @@ impl Operator for WindowAggregate {
             store,
         };
         Ok(OperatorSnapshot {
-            state: super::encode_saved(&saved)?,
+            state: crate::checkpoint::encode_saved(&saved)?,
             tables: table.into_iter().collect(),
         })
     }
@@ -618,7 +618,7 @@ impl Operator for WindowAggregate {
     /// parallelism, several after a rescale). The windows still to fire are those of the
     /// restored slices past the watermark, the lowest of the old subtasks'.
     fn restore_state(&mut self, restored: RestoredState, ctx: &mut OperatorContext) -> Result<()> {
-        let saved: Vec<Saved> = super::decode_saved(&restored.all_states, self.name())?;
+        let saved: Vec<Saved> = crate::checkpoint::decode_saved(&restored.all_states, self.name())?;
         self.watermark = super::lowest_watermark(saved.iter().map(|s| s.watermark));
         let stores = saved.into_iter().map(|s| s.store).collect();
         self.store.restore(stores, &restored.tables, ctx)?;

@@ -475,7 +475,7 @@ impl Operator for WindowJoin {
             stores: [left, right],
         };
         Ok(OperatorSnapshot {
-            state: super::encode_saved(&saved)?,
+            state: crate::checkpoint::encode_saved(&saved)?,
             tables: left_table.into_iter().chain(right_table).collect(),
         })
     }
@@ -483,7 +483,7 @@ impl Operator for WindowJoin {
     /// Every old subtask's windows of this subtask's key groups; the watermark is the lowest
     /// of the old subtasks'.
     fn restore_state(&mut self, restored: RestoredState, ctx: &mut OperatorContext) -> Result<()> {
-        let saved: Vec<Saved> = super::decode_saved(&restored.all_states, self.name())?;
+        let saved: Vec<Saved> = crate::checkpoint::decode_saved(&restored.all_states, self.name())?;
         self.watermark = super::lowest_watermark(saved.iter().map(|s| s.watermark));
         let (left, right) = saved.into_iter().map(|s| s.stores.into()).unzip();
         self.stores[0].restore(left, &restored.tables, ctx)?;

@@ -28,7 +28,7 @@ use crate::metrics::JobMetrics;
 use crate::operator::OperatorContext;
 use crate::ops::evaluate;
 use crate::types::wall_clock_ms;
-use crate::{Error, Result};
+use crate::Result;
 
 /// What assigns a row to its windows.
 #[derive(Debug, Clone)]
@@ -138,28 +138,6 @@ mod join_tests;
 mod session_tests;
 #[cfg(test)]
 mod tests;
-
-/// A window operator's small checkpoint state, as JSON.
-pub(crate) fn encode_saved<T: serde::Serialize>(saved: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(saved).map_err(|e| Error::internal(format!("encoding state: {e}")))
-}
-
-/// Every old subtask's small state (see [`encode_saved`]) of `operator`.
-pub(crate) fn decode_saved<T: serde::de::DeserializeOwned>(
-    states: &[Vec<u8>],
-    operator: &str,
-) -> Result<Vec<T>> {
-    states
-        .iter()
-        .map(|bytes| {
-            serde_json::from_slice(bytes).map_err(|e| {
-                Error::user(format!(
-                    "the checkpointed state of {operator} does not parse: {e}"
-                ))
-            })
-        })
-        .collect()
-}
 
 /// The watermark a restored subtask starts from: the lowest of its old subtasks', none if
 /// any of them had none (or there were none).

@@ -557,7 +557,7 @@ impl Operator for SessionAggregate {
             keys,
         };
         Ok(OperatorSnapshot {
-            state: super::encode_saved(&saved)?,
+            state: crate::checkpoint::encode_saved(&saved)?,
             tables: table.into_iter().collect(),
         })
     }
@@ -565,7 +565,7 @@ impl Operator for SessionAggregate {
     /// Every old subtask's open sessions of keys in this subtask's key groups; the watermark
     /// is the lowest of the old subtasks'.
     fn restore_state(&mut self, restored: RestoredState, ctx: &mut OperatorContext) -> Result<()> {
-        let saved: Vec<Saved> = super::decode_saved(&restored.all_states, self.name())?;
+        let saved: Vec<Saved> = crate::checkpoint::decode_saved(&restored.all_states, self.name())?;
         self.watermark = super::lowest_watermark(saved.iter().map(|s| s.watermark));
         let (stores, keys): (Vec<_>, Vec<_>) = saved.into_iter().map(|s| (s.store, s.keys)).unzip();
         let mut keys: Vec<SavedKey> = keys.into_iter().flatten().collect();
