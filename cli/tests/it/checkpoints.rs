@@ -283,7 +283,8 @@ fn what_cannot_be_checkpointed_yet_is_refused_before_the_job_starts() {
         "SET 'execution.checkpointing.interval' = '1 s';\n\
          CREATE TABLE t (k STRING, v BIGINT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');\n\
          CREATE TABLE s (k STRING, n BIGINT) WITH ('connector' = 'print');\n\
-         INSERT INTO s SELECT a.k, b.v FROM t a JOIN t b ON a.k = b.k;\n",
+         INSERT INTO s SELECT a.k, b.n FROM (SELECT k, COUNT(*) AS n FROM t GROUP BY k) a\n\
+         JOIN (SELECT k, COUNT(*) AS n FROM t GROUP BY k) b ON a.k = b.k;\n",
         data.display()
     );
     let file = dir.path().join("agg.sql");
@@ -518,5 +519,18 @@ fn a_killed_mini_batch_split_distinct_aggregation_resumes_with_the_same_final_ta
          FROM ev WHERE event_type = 2 GROUP BY bid.channel;",
         4,
         true,
+    );
+}
+
+#[test]
+fn a_killed_stream_join_resumes_at_another_parallelism_with_the_same_pairs() {
+    // A regular inner join of auctions with their sellers: both sides keep every row.
+    killed_and_resumed_at_three_gives_the_same_rows(
+        (400_000, 100_000),
+        "id BIGINT, name VARCHAR, item VARCHAR",
+        "INSERT INTO out_t SELECT P.person.id, P.person.name, A.auction.itemName\n\
+         FROM ev AS A JOIN ev AS P ON A.auction.seller = P.person.id\n\
+         WHERE A.event_type = 1 AND P.event_type = 0;",
+        1_000,
     );
 }

@@ -12,6 +12,7 @@ pub mod over_agg;
 pub mod rank;
 pub mod split_expand;
 pub mod stream_join;
+mod stream_join_state;
 pub mod temporal_join;
 #[cfg(test)]
 pub(crate) mod test_output;

@@ -11,7 +11,7 @@ use datafusion_physical_expr::PhysicalExpr;
 
 use super::*;
 use crate::ops::test_output::{
-    lines_per_batch, lines_per_batch_apart, restores_as_if_uninterrupted,
+    lines_per_batch, lines_per_batch_apart, on_input_0, restores_as_if_uninterrupted,
 };
 
 /// Rows of (k, v, id).
@@ -350,7 +350,7 @@ fn a_restored_top_n_continues_as_if_it_had_not_stopped() {
     ];
     restores_as_if_uninterrupted(
         |s, p| factory(2, true, false).create(s, p).unwrap(),
-        &batches,
+        &on_input_0(&batches),
     );
     // Deduplication keeping the last row per key (ties go to the newest).
     restores_as_if_uninterrupted(
@@ -362,7 +362,7 @@ fn a_restored_top_n_continues_as_if_it_had_not_stopped() {
             .create(s, p)
             .unwrap()
         },
-        &batches,
+        &on_input_0(&batches),
     );
 }
 
@@ -397,6 +397,6 @@ fn a_restored_top_n_of_an_updating_input_continues_as_if_it_had_not_stopped() {
             .create(s, p)
             .unwrap()
         },
-        &batches,
+        &on_input_0(&batches),
     );
 }

@@ -31,10 +31,14 @@ use datafusion_physical_expr::PhysicalExpr;
 
 use gemini_state::StateSize;
 
-use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
+use crate::checkpoint::{decode_saved, encode_saved, CheckpointId};
+use crate::operator::{
+    Operator, OperatorContext, OperatorFactory, OperatorSnapshot, Output, RestoredState,
+};
 use crate::ops::changelog_join::RegularJoinType;
 use crate::ops::group_keys::{join_keys, key_names, keys_valid, paired_schema, GroupKeys};
 use crate::ops::key_ttl::{describe_ttl, TtlSweep};
+use crate::ops::stream_join_state::{BatchToWrite, SideTable};
 use crate::ops::window::nulls_false;
 use crate::ops::{evaluate, timestamp_millis, HeldRows};
 use crate::types::{wall_clock_ms, Message, Watermark};
@@ -88,8 +92,8 @@ impl OperatorFactory for StreamJoinFactory {
         Ok(Box::new(StreamJoin {
             paired: paired_schema(&self.left.schema, &self.right.schema),
             sides: [
-                SideState::new(self.key_schema.clone())?,
-                SideState::new(self.key_schema.clone())?,
+                SideState::new(self.key_schema.clone(), "left", &self.left.schema)?,
+                SideState::new(self.key_schema.clone(), "right", &self.right.schema)?,
             ],
             f: self.clone(),
             groups: Vec::new(),
@@ -140,6 +144,12 @@ fn row_ref(batch: usize, row: usize) -> RowRef {
 
 /// A batch kept by one side.
 struct Stored {
+    /// Its number on its side, for the state table: never reused.
+    number: u64,
+    /// Written to the state table (as of the last barrier).
+    saved: bool,
+    /// Its match flags changed since it was written.
+    rewrite: bool,
     batch: RecordBatch,
     keys: Vec<ArrayRef>,
     /// The latest time of its rows, for expiry.
@@ -164,10 +174,16 @@ struct SideState {
     dropped_rows: usize,
     /// What the live batches hold.
     held: HeldRows,
+    /// The checkpointed copy of the batches.
+    table: SideTable,
+    /// The next stored batch's number.
+    next_number: u64,
+    /// Batches written to the table and dropped since the last barrier.
+    dropped_numbers: Vec<u64>,
 }
 
 impl SideState {
-    fn new(key_schema: SchemaRef) -> Result<Self> {
+    fn new(key_schema: SchemaRef, name: &'static str, schema: &SchemaRef) -> Result<Self> {
         Ok(SideState {
             keys: GroupKeys::new(key_schema.clone())?,
             key_schema,
@@ -176,7 +192,39 @@ impl SideState {
             live_rows: 0,
             dropped_rows: 0,
             held: HeldRows::default(),
+            table: SideTable::new(name, schema.clone())?,
+            next_number: 0,
+            dropped_numbers: Vec::new(),
         })
+    }
+
+    /// Checkpoints the side: deletes the dropped batches from its table, writes the batches
+    /// stored (or re-flagged) since the last barrier, and snapshots the table.
+    fn checkpoint(
+        &mut self,
+        checkpoint_id: CheckpointId,
+        ctx: &OperatorContext,
+    ) -> Result<Option<(String, gemini_state::PendingSnapshot)>> {
+        self.table
+            .delete(&std::mem::take(&mut self.dropped_numbers))?;
+        for stored in self.batches.iter_mut().flatten() {
+            if stored.saved && !stored.rewrite {
+                continue;
+            }
+            self.table.write(
+                BatchToWrite {
+                    number: stored.number,
+                    batch: &stored.batch,
+                    keys: &stored.keys,
+                    arrived: stored.arrived,
+                    matched: stored.matched.as_deref(),
+                },
+                ctx,
+            )?;
+            stored.saved = true;
+            stored.rewrite = false;
+        }
+        self.table.snapshot(checkpoint_id)
     }
 
     /// Adds the rows of `stored`, whose keys are all non-null.
@@ -214,6 +262,9 @@ impl SideState {
         for slot in &mut self.batches {
             if slot.as_ref().is_some_and(&gone) {
                 if let Some(s) = slot.take() {
+                    if s.saved {
+                        self.dropped_numbers.push(s.number);
+                    }
                     dropped += s.batch.num_rows();
                     self.held.remove(s.batch.num_rows(), s.batch.columns());
                     if s.matched.is_some() {
@@ -376,11 +427,11 @@ impl StreamJoin {
                 met[row as usize] = true;
             }
             if other_outer {
-                if let Some(matched) = other.batches[sources[source]]
-                    .as_mut()
-                    .and_then(|s| s.matched.as_mut())
-                {
-                    matched[r] = true;
+                if let Some(stored) = other.batches[sources[source]].as_mut() {
+                    if let Some(matched) = stored.matched.as_mut() {
+                        stored.rewrite |= stored.saved && !matched[r];
+                        matched[r] = true;
+                    }
                 }
             }
         }
@@ -450,6 +501,7 @@ impl StreamJoin {
                 if t < bound {
                     *m = true;
                     send[i] = true;
+                    stored.rewrite |= stored.saved;
                 } else {
                     pending_min = Some(pending_min.map_or(t, |p| p.min(t)));
                 }
@@ -481,6 +533,12 @@ impl StreamJoin {
         }
         Ok(())
     }
+}
+
+/// What a checkpoint keeps besides the sides' tables.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved {
+    watermark: Option<i64>,
 }
 
 /// True for the rows that met nothing.
@@ -552,7 +610,11 @@ impl Operator for StreamJoin {
             Some(e) if outer => min(&timestamp_millis(batch.column(e.column))?),
             _ => None,
         };
+        let side = &mut self.sides[input];
         let stored = Stored {
+            number: side.next_number,
+            saved: false,
+            rewrite: false,
             batch,
             keys,
             max_time,
@@ -560,7 +622,8 @@ impl Operator for StreamJoin {
             matched: met,
             pending_min,
         };
-        self.sides[input].add(stored, &mut self.groups)
+        side.next_number += 1;
+        side.add(stored, &mut self.groups)
     }
 
     fn on_watermark(
@@ -583,6 +646,71 @@ impl Operator for StreamJoin {
             return out.emit(Message::Watermark(Watermark::EventTime(held)));
         }
         out.emit(Message::Watermark(wm))
+    }
+
+    fn checkpointable(&self) -> bool {
+        true
+    }
+
+    /// Each side's table holds its live batches as of the barrier; the watermark (which
+    /// drives expiry) is the small state.
+    fn snapshot_state(
+        &mut self,
+        checkpoint_id: CheckpointId,
+        ctx: &mut OperatorContext,
+    ) -> Result<OperatorSnapshot> {
+        let mut tables = Vec::new();
+        for side in &mut self.sides {
+            tables.extend(side.checkpoint(checkpoint_id, ctx)?);
+        }
+        Ok(OperatorSnapshot {
+            state: encode_saved(&Saved {
+                watermark: self.watermark,
+            })?,
+            tables,
+        })
+    }
+
+    /// Each side's batches of this subtask's key groups; the watermark is the lowest of the
+    /// old subtasks'.
+    fn restore_state(&mut self, restored: RestoredState, ctx: &mut OperatorContext) -> Result<()> {
+        let saved: Vec<Saved> = decode_saved(&restored.all_states, self.name())?;
+        self.watermark = crate::ops::window::lowest_watermark(saved.iter().map(|s| s.watermark));
+        for input in 0..2 {
+            let batches = self.sides[input].table.restore(&restored.tables, ctx)?;
+            for b in batches {
+                let keys = self.keys(input, &b.batch)?;
+                let expiry = self.side(input).expiry;
+                let times = match expiry {
+                    Some(e) => Some(timestamp_millis(b.batch.column(e.column))?),
+                    None => None,
+                };
+                let max_time = times.as_ref().and_then(max);
+                // An outer side's earliest row still waiting for a partner or its padding.
+                let pending_min = match (&times, &b.matched) {
+                    (Some(t), Some(m)) => (0..t.len())
+                        .filter(|&i| !m[i] && t.is_valid(i))
+                        .map(|i| t.value(i))
+                        .min(),
+                    _ => None,
+                };
+                let side = &mut self.sides[input];
+                side.next_number = side.next_number.max(b.number + 1);
+                let stored = Stored {
+                    number: b.number,
+                    saved: true,
+                    rewrite: false,
+                    batch: b.batch,
+                    keys,
+                    max_time,
+                    arrived: b.arrived,
+                    matched: b.matched,
+                    pending_min,
+                };
+                side.add(stored, &mut self.groups)?;
+            }
+        }
+        Ok(())
     }
 
     /// Both sides' live rows, with their keys and row lists (a row reference per live row,

@@ -208,8 +208,8 @@ fn expired_rows_are_forgotten_and_the_rest_still_meet() {
         let mut op = StreamJoin {
             paired: Arc::new(Schema::empty()),
             sides: [
-                SideState::new(f.key_schema.clone()).unwrap(),
-                SideState::new(f.key_schema.clone()).unwrap(),
+                SideState::new(f.key_schema.clone(), "left", &f.left.schema).unwrap(),
+                SideState::new(f.key_schema.clone(), "right", &f.right.schema).unwrap(),
             ],
             f: f.clone(),
             groups: Vec::new(),
@@ -335,4 +335,67 @@ fn a_full_interval_join_pads_both_sides_by_the_end() {
             [Some(2), Some(10), None, None],
         ]
     );
+}
+
+#[test]
+fn a_restored_stream_join_continues_as_if_it_had_not_stopped() {
+    use crate::ops::test_output::{restores_as_if_uninterrupted, Step};
+    let (l, r) = (side_schema("l"), side_schema("r"));
+    let left = |rows: &[(Option<i64>, i64)]| Step::Batch(0, batch(l.clone(), rows));
+    let right = |rows: &[(Option<i64>, i64)]| Step::Batch(1, batch(r.clone(), rows));
+    let steps = || {
+        vec![
+            vec![
+                left(&[(Some(1), 10), (Some(2), 20), (None, 5)]),
+                right(&[(Some(1), 11)]),
+            ],
+            vec![
+                right(&[(Some(2), 21), (Some(3), 30)]),
+                left(&[(Some(6), 35)]),
+                Step::Watermark(15),
+            ],
+            // (6, 35) was checkpointed unmatched and meets a row now.
+            vec![
+                left(&[(Some(3), 31), (Some(1), 16)]),
+                right(&[(Some(1), 17), (Some(6), 36)]),
+            ],
+            // Left rows below watermark + 1 expire: (1, 10) meets no later row.
+            vec![Step::Watermark(25), right(&[(Some(1), 40), (Some(2), 41)])],
+            // Everything expires at the end: (5, 46) never met a row, (6, 35) did.
+            vec![
+                left(&[(Some(2), 42), (Some(4), 43), (Some(5), 46)]),
+                right(&[(Some(3), 44), (Some(4), 45)]),
+                Step::Watermark(100),
+            ],
+        ]
+    };
+    // Inner, with left rows expiring by the watermark.
+    let expiring = factory(
+        false,
+        Some(Expiry {
+            column: 1,
+            offset: 1,
+        }),
+    );
+    restores_as_if_uninterrupted(|s, p| expiring.create(s, p).unwrap(), &steps());
+    // Left outer, both sides expiring: unmatched left rows are sent padded when they expire,
+    // so their match flags go through the checkpoint.
+    let outer = StreamJoinFactory {
+        join_type: RegularJoinType::Left,
+        right: StreamJoinSide {
+            expiry: Some(Expiry {
+                column: 1,
+                offset: 1,
+            }),
+            ..factory(false, None).right
+        },
+        ..factory(
+            false,
+            Some(Expiry {
+                column: 1,
+                offset: 1,
+            }),
+        )
+    };
+    restores_as_if_uninterrupted(|s, p| outer.create(s, p).unwrap(), &steps());
 }

@@ -72,14 +72,6 @@ impl Checkpointed {
         Checkpointed { op, ctx }
     }
 
-    pub fn feed(&mut self, b: &RecordBatch) -> Vec<String> {
-        let mut out = Lines::default();
-        self.op
-            .on_batch(0, b.clone(), &mut self.ctx, &mut out)
-            .unwrap();
-        out.0
-    }
-
     /// Checkpoint `id`: the small state and the tables' manifests.
     pub fn checkpoint(&mut self, id: u64) -> Taken {
         let mut out = Lines::default();
@@ -138,34 +130,74 @@ pub(crate) fn own_rows(
     arrow::compute::filter_record_batch(b, &keep).unwrap()
 }
 
-/// Feeds `batches` to `make(subtask, parallelism)`: a checkpoint after the first two, a
+/// One input event of [`restores_as_if_uninterrupted`].
+pub(crate) enum Step {
+    /// A batch on input `0` or `1`.
+    Batch(usize, RecordBatch),
+    Watermark(i64),
+}
+
+/// Batches on input 0, one step each.
+pub(crate) fn on_input_0(batches: &[RecordBatch]) -> Vec<Vec<Step>> {
+    batches
+        .iter()
+        .map(|b| vec![Step::Batch(0, b.clone())])
+        .collect()
+}
+
+impl Checkpointed {
+    /// The lines `steps` make the operator send (of the rows the exchange sends this
+    /// subtask, by their first column).
+    pub fn steps(&mut self, steps: &[Step]) -> Vec<String> {
+        let mut out = Lines::default();
+        for step in steps {
+            match step {
+                Step::Batch(input, b) => {
+                    let (subtask, parallelism) = (self.ctx.subtask, self.ctx.parallelism);
+                    let mine = own_rows(b, 0, subtask, parallelism);
+                    self.op
+                        .on_batch(*input, mine, &mut self.ctx, &mut out)
+                        .unwrap();
+                }
+                Step::Watermark(t) => {
+                    let wm = crate::types::Watermark::EventTime(*t);
+                    self.op.on_watermark(wm, &mut self.ctx, &mut out).unwrap();
+                }
+            }
+        }
+        out.0
+    }
+}
+
+/// Feeds `steps` to `make(subtask, parallelism)`: a checkpoint after the first two, a
 /// failure after the third; restored, the third and fourth give what a run without failure
 /// gave, and restored again at parallelism 2 from a checkpoint after the fourth, the last
-/// batch does too (rows hashed by their first column, as the exchange would).
+/// step does too (rows hashed by their first column, as the exchange would).
 pub(crate) fn restores_as_if_uninterrupted(
     make: impl Fn(usize, usize) -> Box<dyn Operator>,
-    batches: &[RecordBatch],
+    steps: &[Vec<Step>],
 ) {
-    let mut straight = make(0, 1);
-    let expected = lines_per_batch(straight.as_mut(), batches);
+    let dir = tempfile::tempdir().unwrap();
+    let store = gemini_state::CheckpointStore::local(dir.path()).unwrap();
+    let mut straight = Checkpointed::new(&store, make(0, 1), 0, 1);
+    straight.ctx.checkpoints = None;
+    let expected: Vec<Vec<String>> = steps.iter().map(|s| straight.steps(s)).collect();
     assert!(
         expected[2..].iter().all(|lines| !lines.is_empty()),
         "{expected:?}"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let store = gemini_state::CheckpointStore::local(dir.path()).unwrap();
 
     let mut first = Checkpointed::new(&store, make(0, 1), 0, 1);
-    first.feed(&batches[0]);
-    first.feed(&batches[1]);
+    first.steps(&steps[0]);
+    first.steps(&steps[1]);
     let one = first.checkpoint(1);
-    first.feed(&batches[2]);
+    first.steps(&steps[2]);
     drop(first);
 
     let mut second = Checkpointed::new(&store, make(0, 1), 0, 1);
     second.restore(std::slice::from_ref(&one));
-    assert_eq!(second.feed(&batches[2]), expected[2]);
-    assert_eq!(second.feed(&batches[3]), expected[3]);
+    assert_eq!(second.steps(&steps[2]), expected[2]);
+    assert_eq!(second.steps(&steps[3]), expected[3]);
     let two = second.checkpoint(2);
     drop(second);
 
@@ -173,7 +205,7 @@ pub(crate) fn restores_as_if_uninterrupted(
     for subtask in 0..2 {
         let mut part = Checkpointed::new(&store, make(subtask, 2), subtask, 2);
         part.restore(std::slice::from_ref(&two));
-        got.extend(part.feed(&own_rows(&batches[4], 0, subtask, 2)));
+        got.extend(part.steps(&steps[4]));
     }
     got.sort();
     let mut want = expected[4].clone();

@@ -14,7 +14,7 @@ use super::*;
 use crate::changelog::with_row_kinds;
 use crate::operator::OperatorFactory;
 use crate::ops::test_output::{
-    lines_per_batch, lines_per_batch_apart, restores_as_if_uninterrupted,
+    lines_per_batch, lines_per_batch_apart, on_input_0, restores_as_if_uninterrupted,
 };
 
 /// Rows of (k STRING, v BIGINT).
@@ -416,5 +416,5 @@ fn checkpoint_batches() -> Vec<RecordBatch> {
 
 #[test]
 fn a_restored_group_aggregation_continues_as_if_it_had_not_stopped() {
-    restores_as_if_uninterrupted(checkpoint_operator, &checkpoint_batches());
+    restores_as_if_uninterrupted(checkpoint_operator, &on_input_0(&checkpoint_batches()));
 }
