@@ -281,10 +281,10 @@ fn what_cannot_be_checkpointed_yet_is_refused_before_the_job_starts() {
     std::fs::write(&data, "a,1\nb,2\na,3\n").unwrap();
     let sql = format!(
         "SET 'execution.checkpointing.interval' = '1 s';\n\
-         CREATE TABLE t (k STRING, v BIGINT) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');\n\
+         CREATE TABLE t (k STRING, v BIGINT, pt AS PROCTIME()) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');\n\
          CREATE TABLE s (k STRING, n BIGINT) WITH ('connector' = 'print');\n\
-         INSERT INTO s SELECT a.k, b.n FROM (SELECT k, COUNT(*) AS n FROM t GROUP BY k) a\n\
-         JOIN (SELECT k, COUNT(*) AS n FROM t GROUP BY k) b ON a.k = b.k;\n",
+         INSERT INTO s SELECT k, COUNT(*) OVER (PARTITION BY k ORDER BY pt\n\
+           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) FROM t;\n",
         data.display()
     );
     let file = dir.path().join("agg.sql");
@@ -532,5 +532,21 @@ fn a_killed_stream_join_resumes_at_another_parallelism_with_the_same_pairs() {
          FROM ev AS A JOIN ev AS P ON A.auction.seller = P.person.id\n\
          WHERE A.event_type = 1 AND P.event_type = 0;",
         1_000,
+    );
+}
+
+#[test]
+fn a_killed_join_of_updating_inputs_resumes_at_another_parallelism_with_the_same_final_table() {
+    // A LEFT JOIN of two aggregates (ChangelogJoin): both sides retract and re-insert.
+    killed_and_resumed_at_three(
+        (150_000, 100_000),
+        "auction BIGINT, n BIGINT, m BIGINT",
+        "INSERT INTO out_t SELECT a.auction, a.n, b.m\n\
+         FROM (SELECT bid.auction AS auction, COUNT(*) AS n FROM ev WHERE event_type = 2\n\
+               GROUP BY bid.auction) a\n\
+         LEFT JOIN (SELECT auction.id AS auction, COUNT(*) AS m FROM ev WHERE event_type = 1\n\
+               GROUP BY auction.id) b ON a.auction = b.auction;",
+        100,
+        true,
     );
 }

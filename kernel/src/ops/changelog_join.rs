@@ -30,7 +30,10 @@ use datafusion_physical_expr::PhysicalExpr;
 use gemini_state::{KeyGroup, StateSize, StateTable, TableOptions};
 
 use crate::changelog::{accumulates, split_row_kinds, with_row_kinds};
-use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
+use crate::checkpoint::CheckpointId;
+use crate::operator::{
+    Operator, OperatorContext, OperatorFactory, OperatorSnapshot, Output, RestoredState,
+};
 use crate::ops::evaluate;
 use crate::ops::group_keys::{join_keys, key_names, keys_valid, paired_schema};
 use crate::ops::key_ttl::{describe_ttl, TtlSweep};
@@ -207,6 +210,9 @@ impl Emitted {
     }
 }
 
+/// The sides' table names.
+const SIDE_TABLES: [&str; 2] = ["left", "right"];
+
 struct ChangelogJoin {
     f: ChangelogJoinFactory,
     /// The schema the condition reads: left columns, then right ones.
@@ -235,8 +241,7 @@ impl ChangelogJoin {
                     ttl_ms: self.f.state_ttl_ms,
                     ..TableOptions::default()
                 };
-                let name = if i == 0 { "left" } else { "right" };
-                side.table = Some(subtask_table_with(ctx, name, options)?);
+                side.table = Some(subtask_table_with(ctx, SIDE_TABLES[i], options)?);
             }
         }
         Ok(())
@@ -598,6 +603,42 @@ impl Operator for ChangelogJoin {
         }
         let (data, ops) = split_row_kinds(batch)?;
         self.on_rows(input, data, ops, ctx, out)
+    }
+
+    fn checkpointable(&self) -> bool {
+        true
+    }
+
+    /// Every row is in the sides' tables as it is written: their snapshots are the state.
+    fn snapshot_state(
+        &mut self,
+        checkpoint_id: CheckpointId,
+        ctx: &mut OperatorContext,
+    ) -> Result<OperatorSnapshot> {
+        self.ensure_tables(ctx)?;
+        let mut tables = Vec::new();
+        for (i, side) in self.sides.iter_mut().enumerate() {
+            if let Some(table) = side.table.as_mut() {
+                tables.push((SIDE_TABLES[i].to_string(), table.snapshot(checkpoint_id)?));
+            }
+        }
+        Ok(OperatorSnapshot {
+            state: Vec::new(),
+            tables,
+        })
+    }
+
+    /// Each side's table takes back the entries of this subtask's key groups.
+    fn restore_state(&mut self, restored: RestoredState, ctx: &mut OperatorContext) -> Result<()> {
+        self.ensure_tables(ctx)?;
+        for (i, side) in self.sides.iter_mut().enumerate() {
+            if let (Some(table), Some(manifests)) =
+                (side.table.as_mut(), restored.tables.get(SIDE_TABLES[i]))
+            {
+                table.restore(manifests)?;
+            }
+        }
+        Ok(())
     }
 
     fn state_size(&self) -> Option<StateSize> {

@@ -245,3 +245,36 @@ fn state_ttl_drops_rows_not_written_for_that_long() {
     assert_eq!(out.0, vec!["+I[1, 1, null, null]", "+I[null, null, 1, 1]"]);
     assert_eq!(op.state_size().unwrap().entries, 1);
 }
+
+#[test]
+fn a_restored_changelog_join_continues_as_if_it_had_not_stopped() {
+    use crate::ops::test_output::{restores_as_if_uninterrupted, Step};
+    let left = |rows: &[Row]| Step::Batch(0, batch("l", rows, true));
+    let right = |rows: &[Row]| Step::Batch(1, batch("r", rows, true));
+    let steps = || {
+        vec![
+            vec![
+                left(&[(I, Some(1), 10), (I, Some(2), 20)]),
+                right(&[(I, Some(1), 11)]),
+            ],
+            vec![left(&[(I, Some(3), 30)]), right(&[(I, Some(2), 21)])],
+            // Retractions on both sides: (1, 10) loses its match, (2, 21) is replaced.
+            vec![
+                right(&[(UB, Some(1), 11), (D, Some(2), 21)]),
+                right(&[(I, Some(2), 22)]),
+            ],
+            vec![
+                right(&[(I, Some(1), 12), (I, Some(3), 31)]),
+                left(&[(D, Some(2), 20)]),
+            ],
+            vec![
+                left(&[(I, Some(2), 23), (I, Some(4), 40)]),
+                right(&[(I, Some(4), 41)]),
+            ],
+        ]
+    };
+    for join_type in [RegularJoinType::Inner, RegularJoinType::Full] {
+        let f = factory(join_type, false);
+        restores_as_if_uninterrupted(|s, p| f.create(s, p).unwrap(), &steps());
+    }
+}
