@@ -25,10 +25,10 @@ use crate::{Error, Result};
 /// One group's state as the operator encodes it; `None` deletes the group's entry.
 pub(crate) type GroupValue = Option<Vec<u8>>;
 
-/// What a restore read back: the groups' keys (one column per key column, `values.len()`
-/// rows) and their encoded states.
+/// What a restore read back: the groups, interned into the operator's keys, and their encoded
+/// states, in the same order.
 pub(crate) struct RestoredGroups {
-    pub keys: Vec<ArrayRef>,
+    pub groups: Vec<usize>,
     pub values: Vec<Vec<u8>>,
 }
 
@@ -165,9 +165,11 @@ impl GroupStateTable {
     }
 
     /// Restores the table from its manifests (by table name; none if the old subtasks wrote
-    /// nothing) and reads back every group of this subtask's key groups.
+    /// nothing) and reads back every group of this subtask's key groups, interning their keys
+    /// into `group_keys`.
     pub fn restore(
         &mut self,
+        group_keys: &mut GroupKeys,
         tables: &BTreeMap<String, Vec<Manifest>>,
         ctx: &OperatorContext,
     ) -> Result<RestoredGroups> {
@@ -185,7 +187,7 @@ impl GroupStateTable {
                 true
             })?;
         }
-        let keys = match &self.key_rows {
+        let columns = match &self.key_rows {
             None => Vec::new(),
             Some(conv) => {
                 let parser = conv.parser();
@@ -193,7 +195,11 @@ impl GroupStateTable {
                 cast_back(rows, &self.key_types)?
             }
         };
-        Ok(RestoredGroups { keys, values })
+        let mut groups = Vec::new();
+        if !values.is_empty() {
+            group_keys.intern(&columns, values.len(), &mut groups)?;
+        }
+        Ok(RestoredGroups { groups, values })
     }
 }
 

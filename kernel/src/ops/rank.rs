@@ -587,13 +587,11 @@ impl Operator for Rank {
                 },
             )));
         }
-        let restored = self.state.restore(&restored.tables, ctx)?;
-        let n = restored.values.len();
-        if n == 0 {
+        let restored = self.state.restore(&mut self.keys, &restored.tables, ctx)?;
+        if restored.values.is_empty() {
             return Ok(());
         }
-        let mut groups = Vec::new();
-        self.keys.intern(&restored.keys, n, &mut groups)?;
+        let groups = restored.groups;
         let partitions = self.grow_partitions();
         for (&g, value) in groups.iter().zip(&restored.values) {
             self.decode(g, value)?;

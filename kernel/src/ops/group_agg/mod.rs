@@ -690,13 +690,11 @@ impl Operator for GroupAggregate {
                 calls.join(", ")
             )));
         }
-        let restored = self.state.restore(&restored.tables, ctx)?;
-        let rows = restored.values.len();
-        if rows == 0 {
+        let restored = self.state.restore(&mut self.keys, &restored.tables, ctx)?;
+        if restored.values.is_empty() {
             return Ok(());
         }
-        let mut groups = Vec::new();
-        self.keys.intern(&restored.keys, rows, &mut groups)?;
+        let groups = restored.groups;
         let n = self.keys.len();
         self.row_counts.resize(n, 0);
         self.emitted.resize(n, false);

@@ -97,6 +97,35 @@ impl Num {
         }
     }
 
+    /// Appends `v` to a checkpointed state: a tag (none, integer, double), then its bits.
+    fn put(v: Option<Num>, buf: &mut Vec<u8>) {
+        match v {
+            None => buf.push(0),
+            Some(Num::Int(i)) => {
+                buf.push(1);
+                buf.extend_from_slice(&i.to_le_bytes());
+            }
+            Some(Num::Float(f)) => {
+                buf.push(2);
+                buf.extend_from_slice(&f.to_bits().to_le_bytes());
+            }
+        }
+    }
+
+    /// The value [`Num::put`] wrote.
+    fn get(r: &mut crate::ops::group_state::ValueReader) -> Result<Option<Num>> {
+        Ok(match r.u8()? {
+            0 => None,
+            1 => Some(Num::Int(r.i64()?)),
+            2 => Some(Num::Float(f64::from_bits(r.u64()?))),
+            t => {
+                return Err(Error::user(format!(
+                    "a checkpointed OVER argument has an unknown tag {t}"
+                )))
+            }
+        })
+    }
+
     fn sub(a: Num, b: Num) -> Num {
         match (a, b) {
             (Num::Int(a), Num::Int(b)) => Num::Int(a.wrapping_sub(b)),

@@ -23,9 +23,14 @@ use datafusion_physical_expr::PhysicalExpr;
 use gemini_state::StateSize;
 
 use crate::changelog::{accumulates, split_row_kinds, with_row_kinds};
-use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
+use crate::checkpoint::CheckpointId;
+use crate::operator::{
+    Operator, OperatorContext, OperatorFactory, OperatorSnapshot, Output, RestoredState,
+};
 use crate::ops::group_keys::GroupKeys;
+use crate::ops::group_state::{GroupStateTable, GroupValue, ValueReader};
 use crate::ops::key_ttl::{describe_ttl, KeyTtl};
+use crate::ops::keyed_table::put_record;
 use crate::ops::{whole_row_converter, SortKeys};
 use crate::types::RowKind;
 use crate::{Error, Result};
@@ -64,6 +69,7 @@ impl OperatorFactory for OverAggregateFactory {
         }
         Ok(Box::new(OverAggregate {
             keys: GroupKeys::new(self.key_schema.clone())?,
+            state: GroupStateTable::new("partitions", &self.key_schema)?,
             order: SortKeys::new(&self.order, &self.input)?,
             rows: whole_row_converter(&self.input)?,
             f: self.clone(),
@@ -132,6 +138,8 @@ impl Accumulator {
 struct OverAggregate {
     f: OverAggregateFactory,
     keys: GroupKeys,
+    /// The checkpointed copy of the partitions' rows.
+    state: GroupStateTable,
     order: SortKeys,
     rows: RowConverter,
     /// Per partition, its rows in ORDER BY order.
@@ -183,13 +191,14 @@ impl Operator for OverAggregate {
         &mut self,
         _input: usize,
         batch: RecordBatch,
-        _ctx: &mut OperatorContext,
+        ctx: &mut OperatorContext,
         out: &mut dyn Output,
     ) -> Result<()> {
         let n = batch.num_rows();
         if n == 0 {
             return Ok(());
         }
+        self.state.track(ctx);
         let (data, ops) = split_row_kinds(batch)?;
         let accumulate = accumulates(ops.as_ref(), n);
         let mut groups = std::mem::take(&mut self.groups);
@@ -224,6 +233,7 @@ impl Operator for OverAggregate {
                 ttl.written(g);
             }
             for g in expired {
+                self.state.touch(g);
                 for e in std::mem::take(&mut self.partitions[g]) {
                     self.bytes -= (e.order.len() + e.row.len()) as u64;
                     self.entries -= 1;
@@ -233,6 +243,7 @@ impl Operator for OverAggregate {
 
         let (mut gone, mut came): (Vec<Result_>, Vec<Result_>) = (Vec::new(), Vec::new());
         for g in touched {
+            self.state.touch(g);
             let list = &per_partition[&g];
             let entries = &mut self.partitions[g];
             // Where the first change lands among the old rows: nothing before it changes.
@@ -340,11 +351,97 @@ impl Operator for OverAggregate {
         out.batch(with_row_kinds(batch, Arc::new(Int8Array::from(kinds)))?)
     }
 
+    fn checkpointable(&self) -> bool {
+        true
+    }
+
+    /// Results are sent per batch: the partitions changed since the last barrier are all
+    /// there is to write.
+    fn snapshot_state(
+        &mut self,
+        checkpoint_id: CheckpointId,
+        ctx: &mut OperatorContext,
+    ) -> Result<OperatorSnapshot> {
+        let changed = self.state.take_changed();
+        let values: Vec<GroupValue> = changed.iter().map(|&g| self.encode(g)).collect();
+        self.state.checkpoint(
+            &self.keys,
+            &changed,
+            &values,
+            Vec::new(),
+            checkpoint_id,
+            ctx,
+        )
+    }
+
+    /// The partitions of this subtask's key groups, read back from the old subtasks' tables.
+    fn restore_state(&mut self, restored: RestoredState, ctx: &mut OperatorContext) -> Result<()> {
+        let restored = self.state.restore(&mut self.keys, &restored.tables, ctx)?;
+        if restored.values.is_empty() {
+            return Ok(());
+        }
+        let groups = restored.groups;
+        let partitions = self.keys.len();
+        self.partitions.resize_with(partitions, Vec::new);
+        for (&g, value) in groups.iter().zip(&restored.values) {
+            self.decode(g, value)?;
+        }
+        if let Some(ttl) = &mut self.ttl {
+            ttl.restored(partitions, &groups);
+        }
+        Ok(())
+    }
+
     fn state_size(&self) -> Option<StateSize> {
         Some(StateSize {
             entries: self.entries,
             bytes: self.bytes + self.keys.memory_size() as u64,
         })
+    }
+}
+
+impl OverAggregate {
+    /// Partition `g`'s rows in order for the state table: their number, then per row its
+    /// order bytes, row bytes, arrival number and argument values; `None` when it holds none.
+    fn encode(&self, g: usize) -> GroupValue {
+        let entries = &self.partitions[g];
+        if entries.is_empty() {
+            return None;
+        }
+        let mut buf = (entries.len() as u32).to_le_bytes().to_vec();
+        for e in entries {
+            put_record(&mut buf, &e.order);
+            put_record(&mut buf, &e.row);
+            buf.extend_from_slice(&e.seq.to_le_bytes());
+            for &a in &e.args {
+                Num::put(a, &mut buf);
+            }
+        }
+        Some(buf)
+    }
+
+    /// Takes back partition `g`'s rows as [`OverAggregate::encode`] wrote them; new rows
+    /// arrive after every restored one.
+    fn decode(&mut self, g: usize, value: &[u8]) -> Result<()> {
+        let mut r = ValueReader::new(value);
+        for _ in 0..r.u32()? {
+            let order: Box<[u8]> = r.sized()?.into();
+            let row: Box<[u8]> = r.sized()?.into();
+            let seq = r.u64()?;
+            let args = (0..self.f.calls.len())
+                .map(|_| Num::get(&mut r))
+                .collect::<Result<Vec<_>>>()?;
+            self.seq = self.seq.max(seq + 1);
+            self.bytes += (order.len() + row.len()) as u64;
+            self.entries += 1;
+            self.partitions[g].push(Entry {
+                order,
+                seq,
+                row,
+                args,
+            });
+        }
+        Ok(())
     }
 }
 

@@ -128,3 +128,24 @@ fn a_partition_idle_past_the_state_ttl_frames_from_nothing() {
     // Row 1 is forgotten: row 2's frame holds only itself.
     assert_eq!(run(10)[1], ["+I[a, 2, 20, 20]"]);
 }
+
+#[test]
+fn a_restored_over_aggregate_continues_as_if_it_had_not_stopped() {
+    use crate::ops::test_output::{on_input_0, restores_as_if_uninterrupted};
+    let batches = [
+        batch(&[(I, "a", 1, 10), (I, "a", 3, 30), (I, "b", 1, 5)]),
+        batch(&[(I, "a", 2, 20), (I, "c", 7, 70)]),
+        batch(&[(D, "a", 1, 10), (I, "b", 2, 6), (I, "a", 4, 40)]),
+        batch(&[(I, "a", 0, 1), (D, "b", 1, 5), (I, "c", 6, 60)]),
+        batch(&[
+            (I, "a", 5, 50),
+            (I, "b", 0, 4),
+            (D, "c", 7, 70),
+            (I, "d", 1, 1),
+        ]),
+    ];
+    for function in [OverFunction::Sum, OverFunction::Max] {
+        let f = factory(function, DataType::Int64);
+        restores_as_if_uninterrupted(|s, p| f.create(s, p).unwrap(), &on_input_0(&batches));
+    }
+}
