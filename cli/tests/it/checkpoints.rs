@@ -277,15 +277,22 @@ fn a_flipped_byte_or_a_cut_metadata_file_is_an_error_naming_it() {
 #[test]
 fn what_cannot_be_checkpointed_yet_is_refused_before_the_job_starts() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("in.csv");
-    std::fs::write(&data, "a,1\nb,2\na,3\n").unwrap();
+    let (data, rates) = (dir.path().join("in.csv"), dir.path().join("rates.csv"));
+    std::fs::write(&data, "a,1,2020-01-01 10:00:00\n").unwrap();
+    std::fs::write(&rates, "a,5,2020-01-01 09:00:00\n").unwrap();
+    // An event-time temporal join, which cannot be checkpointed yet.
     let sql = format!(
         "SET 'execution.checkpointing.interval' = '1 s';\n\
-         CREATE TABLE t (k STRING, v BIGINT, pt AS PROCTIME()) WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');\n\
+         CREATE TABLE t (k STRING, v BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts)\n\
+           WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');\n\
+         CREATE TABLE r (k STRING, rate BIGINT, ts TIMESTAMP(3), WATERMARK FOR ts AS ts,\n\
+           PRIMARY KEY (k) NOT ENFORCED)\n\
+           WITH ('connector' = 'filesystem', 'path' = '{}', 'format' = 'csv');\n\
          CREATE TABLE s (k STRING, n BIGINT) WITH ('connector' = 'print');\n\
-         INSERT INTO s SELECT k, COUNT(*) OVER (PARTITION BY k ORDER BY pt\n\
-           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) FROM t;\n",
-        data.display()
+         INSERT INTO s SELECT t.k, t.v * r.rate FROM t JOIN r FOR SYSTEM_TIME AS OF t.ts\n\
+           ON t.k = r.k;\n",
+        data.display(),
+        rates.display()
     );
     let file = dir.path().join("agg.sql");
     std::fs::write(&file, sql).unwrap();
@@ -548,5 +555,18 @@ fn a_killed_join_of_updating_inputs_resumes_at_another_parallelism_with_the_same
                GROUP BY auction.id) b ON a.auction = b.auction;",
         100,
         true,
+    );
+}
+
+#[test]
+fn a_killed_over_window_resumes_at_another_parallelism_with_the_same_rows() {
+    // Rows wait for the watermark in their partitions across the kill.
+    killed_and_resumed_at_three_gives_the_same_rows(
+        (150_000, 100_000),
+        "auction BIGINT, price BIGINT, m BIGINT",
+        "INSERT INTO out_t SELECT bid.auction, bid.price, MAX(bid.price) OVER (\n\
+           PARTITION BY bid.auction ORDER BY ts ROWS BETWEEN 2 PRECEDING AND CURRENT ROW)\n\
+         FROM ev WHERE event_type = 2;",
+        10_000,
     );
 }

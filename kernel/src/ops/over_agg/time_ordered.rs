@@ -24,10 +24,16 @@ use arrow::datatypes::SchemaRef;
 use datafusion_physical_expr::PhysicalExpr;
 use gemini_state::StateSize;
 
-use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
+use crate::checkpoint::CheckpointId;
+use crate::operator::{
+    Operator, OperatorContext, OperatorFactory, OperatorSnapshot, Output, RestoredState,
+};
 use crate::ops::group_keys::GroupKeys;
+use crate::ops::group_state::{GroupStateTable, GroupValue, ValueReader};
 use crate::ops::key_ttl::{describe_ttl, KeyTtl};
+use crate::ops::keyed_table::put_record;
 use crate::ops::timestamp_millis;
+use crate::ops::whole_row_converter;
 use crate::ops::window::{count_late, note_late_rows};
 use crate::types::{wall_clock_ms, Message, Watermark};
 use crate::{Error, Result};
@@ -75,6 +81,7 @@ impl OperatorFactory for TimeOverAggregateFactory {
         }
         Ok(Box::new(TimeOverAggregate {
             keys: GroupKeys::new(self.key_schema.clone())?,
+            state: GroupStateTable::new("partitions", &self.key_schema)?,
             f: self.clone(),
             frame,
             partitions: Vec::new(),
@@ -251,6 +258,8 @@ struct Waiting {
 struct TimeOverAggregate {
     f: TimeOverAggregateFactory,
     keys: GroupKeys,
+    /// The checkpointed copy of the partitions' frames and waiting rows.
+    state: GroupStateTable,
     frame: OverFrame,
     partitions: Vec<Partition>,
     groups: Vec<usize>,
@@ -269,6 +278,7 @@ struct TimeOverAggregate {
 impl TimeOverAggregate {
     /// Partition `g`'s state TTL passed: its frames start again from nothing.
     fn forget(&mut self, g: usize) {
+        self.state.touch(g);
         self.frame_rows -= self.partitions[g].rows.len() as u64;
         self.partitions[g] = Partition::new(&self.f.calls, self.frame);
     }
@@ -284,6 +294,7 @@ impl TimeOverAggregate {
         let mut i = 0;
         while i < rows.len() {
             let (g, time) = (rows[i].group as usize, rows[i].time);
+            self.state.touch(g);
             let peers = rows[i..]
                 .iter()
                 .take_while(|r| r.group as usize == g && r.time == time)
@@ -431,6 +442,7 @@ impl Operator for TimeOverAggregate {
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        self.state.track(ctx);
         let mut groups = std::mem::take(&mut self.groups);
         self.keys
             .intern_batch(&self.f.partition, &batch, &mut groups)?;
@@ -470,6 +482,7 @@ impl Operator for TimeOverAggregate {
                     let last = self.partitions[g].last_time;
                     match time {
                         Some(time) if last.is_none_or(|l| time > l) => {
+                            self.state.touch(g);
                             self.earliest = self.earliest.min(time);
                             self.waiting.push(Waiting {
                                 time,
@@ -509,6 +522,82 @@ impl Operator for TimeOverAggregate {
         Ok(())
     }
 
+    fn checkpointable(&self) -> bool {
+        true
+    }
+
+    /// The partitions changed since the last barrier (their frames and the rows waiting in
+    /// them for the watermark) go to the table.
+    fn snapshot_state(
+        &mut self,
+        checkpoint_id: CheckpointId,
+        ctx: &mut OperatorContext,
+    ) -> Result<OperatorSnapshot> {
+        let changed = self.state.take_changed();
+        let values = self.encode(&changed)?;
+        self.state.checkpoint(
+            &self.keys,
+            &changed,
+            &values,
+            Vec::new(),
+            checkpoint_id,
+            ctx,
+        )
+    }
+
+    /// The partitions of this subtask's key groups; their waiting rows are held again, in one
+    /// batch.
+    fn restore_state(&mut self, restored: RestoredState, ctx: &mut OperatorContext) -> Result<()> {
+        let restored = self.state.restore(&mut self.keys, &restored.tables, ctx)?;
+        if restored.values.is_empty() {
+            return Ok(());
+        }
+        let (calls, frame) = (&self.f.calls, self.frame);
+        let n = self.keys.len();
+        self.partitions
+            .resize_with(n, || Partition::new(calls, frame));
+        let converter = whole_row_converter(&self.f.input)?;
+        let parser = converter.parser();
+        let mut waiting_rows = Vec::new();
+        for (&g, value) in restored.groups.iter().zip(&restored.values) {
+            let mut r = ValueReader::new(value);
+            let partition = decode_partition(&mut r, &self.f.calls, self.frame)?;
+            self.frame_rows += partition.rows.len() as u64;
+            self.partitions[g] = partition;
+            for _ in 0..r.u32()? {
+                let time = r.i64()?;
+                waiting_rows.push(parser.parse(r.sized()?));
+                self.waiting.push(Waiting {
+                    time,
+                    group: g as u32,
+                    batch: 0,
+                    row: (waiting_rows.len() - 1) as u32,
+                });
+                self.earliest = self.earliest.min(time);
+            }
+        }
+        if !waiting_rows.is_empty() {
+            let columns = converter.convert_rows(waiting_rows)?;
+            let columns = crate::ops::keyed_table::cast_back(
+                columns,
+                &self
+                    .f
+                    .input
+                    .fields()
+                    .iter()
+                    .map(|f| f.data_type().clone())
+                    .collect::<Vec<_>>(),
+            )?;
+            let batch = RecordBatch::try_new(self.f.input.clone(), columns)?;
+            let args = argument_columns(&self.f.calls, &batch)?;
+            self.held = vec![Held { batch, args }];
+        }
+        if let Some(ttl) = &mut self.ttl {
+            ttl.restored(n, &restored.groups);
+        }
+        Ok(())
+    }
+
     fn state_size(&self) -> Option<StateSize> {
         let held: usize = self
             .held
@@ -529,6 +618,113 @@ impl Operator for TimeOverAggregate {
                 + self.keys.memory_size()) as u64,
         })
     }
+}
+
+impl TimeOverAggregate {
+    /// The table values of partitions `groups`: each one's frame ([`encode_partition`]),
+    /// then the rows waiting in it, each its time and its row bytes.
+    fn encode(&self, groups: &[usize]) -> Result<Vec<GroupValue>> {
+        let mut values: Vec<Vec<u8>> = groups
+            .iter()
+            .map(|&g| encode_partition(&self.partitions[g]))
+            .collect();
+        let at: std::collections::HashMap<u32, usize> = groups
+            .iter()
+            .enumerate()
+            .map(|(i, &g)| (g as u32, i))
+            .collect();
+        let mut waiting: Vec<Vec<&Waiting>> = vec![Vec::new(); groups.len()];
+        for w in &self.waiting {
+            if let Some(&i) = at.get(&w.group) {
+                waiting[i].push(w);
+            }
+        }
+        let held_rows = if waiting.iter().any(|w| !w.is_empty()) {
+            let converter = whole_row_converter(&self.f.input)?;
+            self.held
+                .iter()
+                .map(|h| Ok(converter.convert_columns(h.batch.columns())?))
+                .collect::<Result<Vec<_>>>()?
+        } else {
+            Vec::new()
+        };
+        for (value, rows) in values.iter_mut().zip(&waiting) {
+            value.extend_from_slice(&(rows.len() as u32).to_le_bytes());
+            for w in rows {
+                value.extend_from_slice(&w.time.to_le_bytes());
+                put_record(
+                    value,
+                    held_rows[w.batch as usize].row(w.row as usize).data(),
+                );
+            }
+        }
+        Ok(values.into_iter().map(Some).collect())
+    }
+}
+
+/// A partition's frame: per call its count, sum and MIN/MAX candidates; the rows in a bounded
+/// frame and their arguments; the next row id and the last time taken.
+fn encode_partition(p: &Partition) -> Vec<u8> {
+    let mut buf = Vec::new();
+    for agg in &p.aggs {
+        buf.extend_from_slice(&agg.count.to_le_bytes());
+        Num::put(agg.sum, &mut buf);
+        buf.extend_from_slice(&(agg.best.len() as u32).to_le_bytes());
+        for &(id, v) in &agg.best {
+            buf.extend_from_slice(&id.to_le_bytes());
+            Num::put(Some(v), &mut buf);
+        }
+    }
+    buf.extend_from_slice(&(p.rows.len() as u32).to_le_bytes());
+    for &(time, id) in &p.rows {
+        buf.extend_from_slice(&time.to_le_bytes());
+        buf.extend_from_slice(&id.to_le_bytes());
+    }
+    buf.extend_from_slice(&(p.args.len() as u32).to_le_bytes());
+    for &a in &p.args {
+        Num::put(a, &mut buf);
+    }
+    buf.extend_from_slice(&p.next_id.to_le_bytes());
+    match p.last_time {
+        None => buf.push(0),
+        Some(t) => {
+            buf.push(1);
+            buf.extend_from_slice(&t.to_le_bytes());
+        }
+    }
+    buf
+}
+
+/// The frame [`encode_partition`] wrote.
+fn decode_partition(
+    r: &mut ValueReader,
+    calls: &[OverCall],
+    frame: OverFrame,
+) -> Result<Partition> {
+    let mut p = Partition::new(calls, frame);
+    for agg in &mut p.aggs {
+        agg.count = r.i64()?;
+        agg.sum = Num::get(r)?;
+        for _ in 0..r.u32()? {
+            let id = r.u64()?;
+            let v = Num::get(r)?
+                .ok_or_else(|| Error::user("a checkpointed OVER extreme is missing its value"))?;
+            agg.best.push_back((id, v));
+        }
+    }
+    for _ in 0..r.u32()? {
+        let time = r.i64()?;
+        p.rows.push_back((time, r.u64()?));
+    }
+    for _ in 0..r.u32()? {
+        p.args.push_back(Num::get(r)?);
+    }
+    p.next_id = r.u64()?;
+    p.last_time = match r.u8()? {
+        0 => None,
+        _ => Some(r.i64()?),
+    };
+    Ok(p)
 }
 
 #[cfg(test)]

@@ -266,3 +266,41 @@ fn sliding_folds_match_a_fold_of_each_frame() {
         assert_eq!(out.0.len(), want.len(), "{frame}");
     }
 }
+
+#[test]
+fn a_restored_over_window_continues_as_if_it_had_not_stopped() {
+    use crate::ops::test_output::{restores_as_if_uninterrupted, Step as S};
+    let rows = |r: &[(&str, i64, Option<i64>)]| S::Batch(0, batch(r));
+    // Rows wait across the checkpoints (the watermark trails), MIN/MAX keep candidates.
+    let steps = || {
+        vec![
+            vec![rows(&[
+                ("a", 1, Some(5)),
+                ("b", 2, Some(7)),
+                ("a", 3, Some(2)),
+            ])],
+            vec![rows(&[("a", 4, Some(9)), ("c", 4, None)]), S::Watermark(2)],
+            vec![
+                rows(&[("b", 5, Some(1)), ("a", 6, Some(4))]),
+                S::Watermark(4),
+            ],
+            vec![
+                rows(&[("a", 7, Some(3)), ("b", 8, Some(8))]),
+                S::Watermark(6),
+            ],
+            vec![
+                rows(&[("a", 9, Some(6)), ("c", 9, Some(1))]),
+                S::Watermark(10),
+            ],
+        ]
+    };
+    let functions = [OverFunction::Sum, OverFunction::Min, OverFunction::Max];
+    for frame in [
+        OverFrame::Rows(Some(2)),
+        OverFrame::Rows(None),
+        OverFrame::Range(Some(3)),
+    ] {
+        let f = factory(&functions, frame, ROWTIME);
+        restores_as_if_uninterrupted(|s, p| f.create(s, p).unwrap(), &steps());
+    }
+}
