@@ -5,7 +5,8 @@
 //! A side only ever adds batches and drops whole batches, so at a barrier the batches stored
 //! since the last one are written and the dropped ones deleted; an outer side's batch whose
 //! rows met a partner since it was written is written again, for its match flags. A restore
-//! reads the entries of the subtask's key groups back into one batch per number.
+//! reads the entries of the subtask's key groups back into one batch per number. (The
+//! temporal join keeps its waiting stream rows the same way.)
 
 use std::collections::BTreeMap;
 

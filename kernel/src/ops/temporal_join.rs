@@ -24,8 +24,14 @@ use datafusion_physical_expr::PhysicalExpr;
 use gemini_state::StateSize;
 
 use crate::changelog::{accumulates, split_row_kinds};
-use crate::operator::{Operator, OperatorContext, OperatorFactory, Output};
+use crate::checkpoint::CheckpointId;
+use crate::operator::{
+    Operator, OperatorContext, OperatorFactory, OperatorSnapshot, Output, RestoredState,
+};
 use crate::ops::group_keys::{join_keys, key_names, keys_valid, paired_schema, GroupKeys};
+use crate::ops::group_state::{GroupStateTable, GroupValue, ValueReader};
+use crate::ops::keyed_table::put_record;
+use crate::ops::stream_join_state::{BatchToWrite, SideTable};
 use crate::ops::window::nulls_false;
 use crate::ops::{evaluate, timestamp_millis, whole_row_converter};
 use crate::types::{Message, RowKind, Watermark};
@@ -58,6 +64,10 @@ impl OperatorFactory for TemporalJoinFactory {
         Ok(Box::new(TemporalJoin {
             paired: paired_schema(&self.left_schema, &self.right_schema),
             keys: GroupKeys::new(self.key_schema.clone())?,
+            state: GroupStateTable::new("versions", &self.key_schema)?,
+            pending_table: SideTable::new("pending", self.left_schema.clone())?,
+            pending_saved: Vec::new(),
+            next_pending: 0,
             rows: whole_row_converter(&self.right_schema)?,
             f: self.clone(),
             versions: Vec::new(),
@@ -96,6 +106,13 @@ struct TemporalJoin {
     paired: SchemaRef,
     /// The table's keys, interned; `versions` is indexed by them.
     keys: GroupKeys,
+    /// The checkpointed copy of the versions, per key.
+    state: GroupStateTable,
+    /// The checkpointed copy of the waiting stream rows, rewritten at every barrier under a
+    /// new number; the numbers written last (deleted at the next barrier).
+    pending_table: SideTable,
+    pending_saved: Vec<u64>,
+    next_pending: u64,
     rows: RowConverter,
     /// Per key, its versions in time order (ties in arrival order).
     versions: Vec<Vec<Version>>,
@@ -144,6 +161,7 @@ impl TemporalJoin {
             let time = times.value(i);
             self.version_bytes += row.as_ref().map_or(0, |r| r.len()) + size_of::<Version>();
             self.version_count += 1;
+            self.state.touch(g);
             let list = &mut self.versions[g];
             let at = list.partition_point(|v| v.time <= time);
             list.insert(at, Version { time, row });
@@ -263,6 +281,9 @@ impl TemporalJoin {
             if at > 0 && list[at - 1].row.is_none() {
                 gone = at;
             }
+            if gone > 0 {
+                self.state.touch(g);
+            }
             for v in list.drain(..gone) {
                 self.version_bytes -= v.row.as_ref().map_or(0, |r| r.len()) + size_of::<Version>();
                 self.version_count -= 1;
@@ -285,12 +306,13 @@ impl Operator for TemporalJoin {
         &mut self,
         input: usize,
         batch: RecordBatch,
-        _ctx: &mut OperatorContext,
+        ctx: &mut OperatorContext,
         _out: &mut dyn Output,
     ) -> Result<()> {
         if batch.num_rows() == 0 {
             return Ok(());
         }
+        self.state.track(ctx);
         match input {
             0 => {
                 self.pending.push(batch);
@@ -319,6 +341,70 @@ impl Operator for TemporalJoin {
         self.emit_until(i64::MAX, out)
     }
 
+    fn checkpointable(&self) -> bool {
+        true
+    }
+
+    /// The keys whose versions changed since the last barrier go to the versions table; the
+    /// waiting stream rows replace those written at the last barrier, by the key group of
+    /// their join keys.
+    fn snapshot_state(
+        &mut self,
+        checkpoint_id: CheckpointId,
+        ctx: &mut OperatorContext,
+    ) -> Result<OperatorSnapshot> {
+        let changed = self.state.take_changed();
+        let values: Vec<GroupValue> = changed.iter().map(|&g| self.encode(g)).collect();
+        let mut snapshot = self.state.checkpoint(
+            &self.keys,
+            &changed,
+            &values,
+            Vec::new(),
+            checkpoint_id,
+            ctx,
+        )?;
+        self.pending_table
+            .delete(&std::mem::take(&mut self.pending_saved))?;
+        if !self.pending.is_empty() {
+            let waiting = concat_batches(&self.f.left_schema, &self.pending)?;
+            let keys = join_keys(&self.f.left_keys, &self.f.key_schema, &waiting)?;
+            let number = self.next_pending;
+            self.next_pending += 1;
+            self.pending_table.write(
+                BatchToWrite {
+                    number,
+                    batch: &waiting,
+                    keys: &keys,
+                    arrived: 0,
+                    matched: None,
+                },
+                ctx,
+            )?;
+            self.pending_saved.push(number);
+        }
+        snapshot
+            .tables
+            .extend(self.pending_table.snapshot(checkpoint_id)?);
+        Ok(snapshot)
+    }
+
+    /// The versions of this subtask's keys and the stream rows of its key groups that were
+    /// waiting.
+    fn restore_state(&mut self, restored: RestoredState, ctx: &mut OperatorContext) -> Result<()> {
+        let versions = self.state.restore(&mut self.keys, &restored.tables, ctx)?;
+        self.versions.resize_with(self.keys.len(), Vec::new);
+        self.is_dirty.resize(self.keys.len(), false);
+        for (&g, value) in versions.groups.iter().zip(&versions.values) {
+            self.decode(g, value)?;
+        }
+        for b in self.pending_table.restore(&restored.tables, ctx)? {
+            self.next_pending = self.next_pending.max(b.number + 1);
+            self.pending_saved.push(b.number);
+            self.pending.push(b.batch);
+        }
+        Ok(())
+    }
+
     fn state_size(&self) -> Option<StateSize> {
         let pending: usize = self.pending.iter().map(|b| b.get_array_memory_size()).sum();
         Some(StateSize {
@@ -326,6 +412,50 @@ impl Operator for TemporalJoin {
                 as u64,
             bytes: (self.version_bytes + pending + self.keys.memory_size()) as u64,
         })
+    }
+}
+
+impl TemporalJoin {
+    /// Key `g`'s versions for the table, in time order: their number, then per version its
+    /// time and its row (a flag, then the bytes; none for a deletion). `None` when it has none.
+    fn encode(&self, g: usize) -> GroupValue {
+        let list = &self.versions[g];
+        if list.is_empty() {
+            return None;
+        }
+        let mut buf = (list.len() as u32).to_le_bytes().to_vec();
+        for v in list {
+            buf.extend_from_slice(&v.time.to_le_bytes());
+            match &v.row {
+                None => buf.push(0),
+                Some(row) => {
+                    buf.push(1);
+                    put_record(&mut buf, row);
+                }
+            }
+        }
+        Some(buf)
+    }
+
+    /// Takes back key `g`'s versions as [`TemporalJoin::encode`] wrote them.
+    fn decode(&mut self, g: usize, value: &[u8]) -> Result<()> {
+        let mut r = ValueReader::new(value);
+        for _ in 0..r.u32()? {
+            let time = r.i64()?;
+            let row: Option<Box<[u8]>> = match r.u8()? {
+                0 => None,
+                _ => Some(r.sized()?.into()),
+            };
+            self.version_bytes += row.as_ref().map_or(0, |r| r.len()) + size_of::<Version>();
+            self.version_count += 1;
+            self.versions[g].push(Version { time, row });
+        }
+        let list = &self.versions[g];
+        if (list.len() > 1 || list.first().is_some_and(|v| v.row.is_none())) && !self.is_dirty[g] {
+            self.is_dirty[g] = true;
+            self.dirty.push(g);
+        }
+        Ok(())
     }
 }
 

@@ -138,3 +138,40 @@ fn rows_still_waiting_at_the_end_are_joined() {
     op.on_end(&mut ctx, &mut out).unwrap();
     assert_eq!(out.0, ["+I[1, 100, 1, 10]"]);
 }
+
+#[test]
+fn a_restored_temporal_join_continues_as_if_it_had_not_stopped() {
+    use crate::ops::test_output::{restores_as_if_uninterrupted, Step};
+    use RowKind::{Delete, Insert, UpdateAfter, UpdateBefore};
+    let rows = |r: &[(i64, i64)]| Step::Batch(0, stream(r));
+    let versions = |r: &[(RowKind, i64, i64, i64)]| Step::Batch(1, table(r));
+    // Stream rows wait across both checkpoints; versions change and are dropped.
+    let steps = || {
+        vec![
+            vec![
+                versions(&[(Insert, 1, 10, 0), (Insert, 2, 20, 0), (Insert, 3, 30, 0)]),
+                rows(&[(1, 5), (2, 6)]),
+            ],
+            vec![
+                versions(&[(UpdateBefore, 1, 10, 0), (UpdateAfter, 1, 11, 8)]),
+                rows(&[(1, 9), (3, 12)]),
+                Step::Watermark(6),
+            ],
+            vec![
+                versions(&[(Delete, 2, 20, 10), (Insert, 4, 40, 3)]),
+                rows(&[(2, 11), (4, 13)]),
+                Step::Watermark(10),
+            ],
+            vec![rows(&[(1, 14), (2, 15)]), Step::Watermark(13)],
+            vec![
+                versions(&[(UpdateBefore, 1, 11, 8), (UpdateAfter, 1, 12, 16)]),
+                rows(&[(1, 17), (3, 18), (4, 19)]),
+                Step::Watermark(20),
+            ],
+        ]
+    };
+    for left_outer in [false, true] {
+        let f = factory(left_outer);
+        restores_as_if_uninterrupted(|s, p| f.create(s, p).unwrap(), &steps());
+    }
+}

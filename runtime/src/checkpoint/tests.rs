@@ -321,6 +321,17 @@ impl OperatorFactory for SlowBarriers {
 }
 
 fn slow_job(rows: i64, sink: Arc<Committed>) -> JobGraph {
+    let slow = SlowBarriers(Duration::from_millis(60));
+    line_job(rows, "slow", Arc::new(slow), sink)
+}
+
+/// `rows` numbers through the operator `uid` of `factory` into `sink`, all at parallelism 1.
+fn line_job(
+    rows: i64,
+    uid: &str,
+    factory: Arc<dyn OperatorFactory>,
+    sink: Arc<Committed>,
+) -> JobGraph {
     let mut g = JobGraph::default();
     let node = |uid: &str, kind| Node {
         uid: uid.into(),
@@ -330,8 +341,7 @@ fn slow_job(rows: i64, sink: Arc<Committed>) -> JobGraph {
         output: StreamSchema::append_only(schema()),
     };
     let s = g.add_node(node("src", NodeKind::Source(Arc::new(Numbers(rows)))));
-    let slow = SlowBarriers(Duration::from_millis(60));
-    let f = g.add_node(node("slow", NodeKind::Operator(Arc::new(slow))));
+    let f = g.add_node(node(uid, NodeKind::Operator(factory)));
     let k = g.add_node(node("sink", NodeKind::Sink(Arc::new(CollectSink(sink)))));
     g.connect(s, f, 0, Partitioning::Rebalance);
     g.connect(f, k, 0, Partitioning::Forward);
@@ -384,4 +394,61 @@ fn checkpoints_that_time_out_are_aborted_and_fail_the_job_past_the_tolerated_num
     let mut rows = sink.rows.lock().clone();
     rows.sort_unstable();
     assert_eq!(rows, (0..3_000).collect::<Vec<_>>());
+}
+
+/// An operator that keeps the trait's default: it cannot be checkpointed.
+#[derive(Debug)]
+struct Unsaved;
+
+struct UnsavedOp;
+
+impl Operator for UnsavedOp {
+    fn name(&self) -> &str {
+        "Unsaved"
+    }
+    fn on_batch(
+        &mut self,
+        _input: usize,
+        batch: RecordBatch,
+        _ctx: &mut OperatorContext,
+        out: &mut dyn Output,
+    ) -> Result<()> {
+        out.batch(batch)
+    }
+}
+
+impl OperatorFactory for Unsaved {
+    fn create(&self, _subtask: usize, _parallelism: usize) -> Result<Box<dyn Operator>> {
+        Ok(Box::new(UnsavedOp))
+    }
+    fn describe(&self) -> String {
+        "unsaved".into()
+    }
+}
+
+#[test]
+fn an_operator_that_cannot_be_checkpointed_is_refused_before_the_job_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Arc::new(Committed::default());
+    let g = line_job(100, "unsaved", Arc::new(Unsaved), sink.clone());
+    let config = JobConfig {
+        checkpointing: Some(checkpointing(dir.path())),
+        ..JobConfig::default()
+    };
+    let err = run_job(&g, &config, Arc::default(), CancelFlag::default()).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("'unsaved' (Unsaved) cannot be checkpointed yet"),
+        "{text}"
+    );
+    assert!(sink.rows.lock().is_empty(), "nothing ran");
+    // Without checkpoints it runs.
+    run_job(
+        &g,
+        &JobConfig::default(),
+        Arc::default(),
+        CancelFlag::default(),
+    )
+    .unwrap();
+    assert_eq!(sink.rows.lock().len(), 100);
 }
