@@ -206,9 +206,11 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         let kib = |b: &std::sync::atomic::AtomicU64| JobMetrics::get(b) as f64 / 1024.0;
         summary.push_str(&format!(
             ", {done} checkpoints ({} failed, {avg_ms} ms on average, {:.1} KiB of state \
-             files written in all, at most {:.1} KiB in one), {} restarts",
+             files written in all, at most {:.1} KiB by one, the largest {:.1} KiB in all), \
+             {} restarts",
             JobMetrics::get(&metrics.checkpoints_failed),
             kib(&metrics.checkpoint_added_bytes),
+            kib(&metrics.checkpoint_peak_added_bytes),
             kib(&metrics.checkpoint_peak_bytes),
             JobMetrics::get(&metrics.restarts)
         ));

@@ -125,9 +125,10 @@ pub fn run(args: NexmarkRunArgs) -> Result<(), Failure> {
         if let Some(avg_ms) = JobMetrics::get(&metrics.checkpoint_ms_total).checked_div(done) {
             let kib = |b: &std::sync::atomic::AtomicU64| JobMetrics::get(b) as f64 / 1024.0;
             println!(
-                "checkpoints      {done} ({} failed), {avg_ms} ms on average, {:.1} KiB of state files written in all, at most {:.1} KiB in one",
+                "checkpoints      {done} ({} failed), {avg_ms} ms on average, {:.1} KiB of state files written in all, at most {:.1} KiB by one, the largest {:.1} KiB in all",
                 JobMetrics::get(&metrics.checkpoints_failed),
                 kib(&metrics.checkpoint_added_bytes),
+                kib(&metrics.checkpoint_peak_added_bytes),
                 kib(&metrics.checkpoint_peak_bytes),
             );
         }

@@ -22,9 +22,11 @@ pub struct JobMetrics {
     pub restarts: AtomicU64,
     /// Milliseconds from trigger to publication, summed over published checkpoints.
     pub checkpoint_ms_total: AtomicU64,
-    /// Bytes of run files checkpoints added (each names its predecessor's files and adds
-    /// what changed), summed; and the most bytes of run files one checkpoint named.
+    /// Bytes of state files (runs and blobs) checkpoints added (each names its predecessor's
+    /// files and adds what changed), summed; the most one checkpoint added; and the most
+    /// bytes of state files one checkpoint named (its whole state).
     pub checkpoint_added_bytes: AtomicU64,
+    pub checkpoint_peak_added_bytes: AtomicU64,
     pub checkpoint_peak_bytes: AtomicU64,
     /// Human-readable remarks for the end-of-job report (e.g. where records were skipped).
     notes: Mutex<Vec<String>>,

@@ -268,6 +268,8 @@ impl Coordinator {
         let m = &self.metrics;
         JobMetrics::add(&m.checkpoint_ms_total, took.as_millis() as u64);
         JobMetrics::add(&m.checkpoint_added_bytes, added);
+        m.checkpoint_peak_added_bytes
+            .fetch_max(added, Ordering::Relaxed);
         m.checkpoint_peak_bytes.fetch_max(full, Ordering::Relaxed);
     }
 
