@@ -17,7 +17,7 @@ use arrow::row::{OwnedRow, RowConverter, SortField};
 use arrow::util::display::ArrayFormatter;
 use formats::write_csv;
 use kernel::changelog::{format_row_values, is_accumulate, print_format_options, split_row_kinds};
-use kernel::checkpoint::Committable;
+use kernel::checkpoint::{Committable, ValueReader};
 use kernel::connector::{Connector, TableDescriptor};
 use kernel::sink::{Sink, SinkFactory};
 use kernel::{Error, Result};
@@ -248,25 +248,12 @@ impl Sink for Materialize {
     }
 
     fn restore_state(&mut self, states: &[Vec<u8>]) -> Result<()> {
-        let corrupt = || {
-            Error::user(format!(
-                "the checkpointed rows of table '{}' are cut short",
-                self.table
-            ))
-        };
         let parser = self.converter.parser();
         for state in states {
-            let mut at = 0;
-            while at < state.len() {
-                let mut take = |n: usize| -> Result<&[u8]> {
-                    let bytes = state.get(at..at + n).ok_or_else(corrupt)?;
-                    at += n;
-                    Ok(bytes)
-                };
-                let len = u32::from_le_bytes(take(4)?.try_into().expect("4 bytes")) as usize;
-                let row = parser.parse(take(len)?).owned();
-                let n = u64::from_le_bytes(take(8)?.try_into().expect("8 bytes"));
-                *self.rows.entry(row).or_insert(0) += n;
+            let mut r = ValueReader::new(state);
+            while r.remaining() > 0 {
+                let row = parser.parse(r.sized()?).owned();
+                *self.rows.entry(row).or_insert(0) += r.u64()?;
             }
         }
         Ok(())

@@ -53,3 +53,60 @@ pub(crate) fn decode_saved<T: serde::de::DeserializeOwned>(
         })
         .collect()
 }
+
+/// Reads a checkpointed state an operator or sink encoded, front to back, with a clear error
+/// when it is cut short.
+pub struct ValueReader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> ValueReader<'a> {
+    pub fn new(bytes: &'a [u8]) -> Self {
+        ValueReader { bytes, at: 0 }
+    }
+
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> usize {
+        self.bytes.len() - self.at
+    }
+
+    /// The next `n` bytes.
+    pub fn bytes(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let end = end.ok_or_else(|| Error::user("a checkpointed state is cut short"))?;
+        let out = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(out)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        Ok(self.bytes(N)?.try_into().expect("N bytes"))
+    }
+
+    pub fn u8(&mut self) -> Result<u8> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    pub fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    pub fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    pub fn i64(&mut self) -> Result<i64> {
+        Ok(i64::from_le_bytes(self.array()?))
+    }
+
+    pub fn i128(&mut self) -> Result<i128> {
+        Ok(i128::from_le_bytes(self.array()?))
+    }
+
+    /// Bytes written with a `u32` length in front (`keyed_table::put_record`).
+    pub fn sized(&mut self) -> Result<&'a [u8]> {
+        let n = self.u32()? as usize;
+        self.bytes(n)
+    }
+}

@@ -31,12 +31,12 @@ use gemini_state::StateSize;
 use hashbrown::HashTable;
 
 use crate::changelog::{accumulates, split_row_kinds, with_row_kinds};
-use crate::checkpoint::{decode_saved, encode_saved, CheckpointId};
+use crate::checkpoint::{decode_saved, encode_saved, CheckpointId, ValueReader};
 use crate::operator::{
     Operator, OperatorContext, OperatorFactory, OperatorSnapshot, Output, RestoredState,
 };
 use crate::ops::group_keys::GroupKeys;
-use crate::ops::group_state::{GroupStateTable, GroupValue, ValueReader};
+use crate::ops::group_state::{GroupStateTable, GroupValue};
 use crate::ops::key_ttl::{describe_ttl, KeyTtl};
 use crate::ops::keyed_table::put_record;
 use crate::ops::{whole_row_converter, SortKeys};

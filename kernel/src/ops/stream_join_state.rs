@@ -16,8 +16,8 @@ use arrow::row::RowConverter;
 use gemini_state::{KeyGroup, Manifest, PendingSnapshot, StateTable};
 
 use crate::checkpoint::CheckpointId;
+use crate::checkpoint::ValueReader;
 use crate::operator::OperatorContext;
-use crate::ops::group_state::ValueReader;
 use crate::ops::keyed_table::{cast_back, key_groups, put_record, subtask_table};
 use crate::ops::whole_row_converter;
 use crate::{Error, Result};

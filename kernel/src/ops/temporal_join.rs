@@ -24,12 +24,12 @@ use datafusion_physical_expr::PhysicalExpr;
 use gemini_state::StateSize;
 
 use crate::changelog::{accumulates, split_row_kinds};
-use crate::checkpoint::CheckpointId;
+use crate::checkpoint::{CheckpointId, ValueReader};
 use crate::operator::{
     Operator, OperatorContext, OperatorFactory, OperatorSnapshot, Output, RestoredState,
 };
 use crate::ops::group_keys::{join_keys, key_names, keys_valid, paired_schema, GroupKeys};
-use crate::ops::group_state::{GroupStateTable, GroupValue, ValueReader};
+use crate::ops::group_state::{GroupStateTable, GroupValue};
 use crate::ops::keyed_table::put_record;
 use crate::ops::stream_join_state::{BatchToWrite, SideTable};
 use crate::ops::window::nulls_false;

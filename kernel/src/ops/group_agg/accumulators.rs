@@ -26,7 +26,7 @@ use foldhash::fast::FixedState;
 use hashbrown::hash_map::Entry;
 use hashbrown::HashMap;
 
-use crate::ops::group_state::ValueReader;
+use crate::checkpoint::ValueReader;
 use crate::ops::keyed_table::put_record;
 use crate::{Error, Result};
 

@@ -31,13 +31,13 @@ use accumulators::{accumulator, GroupAccumulator};
 pub use accumulators::{canonical_arg, AggregateKind};
 
 use crate::changelog::{is_accumulate, split_row_kinds, with_row_kinds};
-use crate::checkpoint::{decode_saved, encode_saved, CheckpointId};
+use crate::checkpoint::{decode_saved, encode_saved, CheckpointId, ValueReader};
 use crate::operator::{
     Operator, OperatorContext, OperatorFactory, OperatorSnapshot, Output, RestoredState,
 };
 use crate::ops::evaluate;
 use crate::ops::group_keys::GroupKeys;
-use crate::ops::group_state::{GroupStateTable, GroupValue, ValueReader};
+use crate::ops::group_state::{GroupStateTable, GroupValue};
 use crate::ops::key_ttl::{describe_ttl, KeyTtl};
 use crate::types::{Barrier, EventTime, Message, RowKind, Watermark};
 use crate::{Error, Result};

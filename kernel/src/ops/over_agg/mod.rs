@@ -113,7 +113,7 @@ impl Num {
     }
 
     /// The value [`Num::put`] wrote.
-    fn get(r: &mut crate::ops::group_state::ValueReader) -> Result<Option<Num>> {
+    fn get(r: &mut crate::checkpoint::ValueReader) -> Result<Option<Num>> {
         Ok(match r.u8()? {
             0 => None,
             1 => Some(Num::Int(r.i64()?)),

@@ -24,12 +24,12 @@ use arrow::datatypes::SchemaRef;
 use datafusion_physical_expr::PhysicalExpr;
 use gemini_state::StateSize;
 
-use crate::checkpoint::CheckpointId;
+use crate::checkpoint::{CheckpointId, ValueReader};
 use crate::operator::{
     Operator, OperatorContext, OperatorFactory, OperatorSnapshot, Output, RestoredState,
 };
 use crate::ops::group_keys::GroupKeys;
-use crate::ops::group_state::{GroupStateTable, GroupValue, ValueReader};
+use crate::ops::group_state::{GroupStateTable, GroupValue};
 use crate::ops::key_ttl::{describe_ttl, KeyTtl};
 use crate::ops::keyed_table::put_record;
 use crate::ops::timestamp_millis;
