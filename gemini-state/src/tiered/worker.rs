@@ -438,6 +438,13 @@ impl Shared {
         Ok((passed_on, relocate))
     }
 
+    /// Whether the compactor has work left on the current version (in flight or not yet
+    /// started: a compaction in flight has not yet replaced its inputs).
+    #[cfg(test)]
+    pub(crate) fn compaction_pending(&self) -> bool {
+        self.pick(&self.version()).is_some()
+    }
+
     /// The runs to merge next and the tier of the result.
     fn pick(&self, version: &Version) -> Option<(Vec<Arc<Run>>, u8)> {
         let policy = self.policy;
