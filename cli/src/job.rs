@@ -31,6 +31,11 @@ pub struct RunArgs {
     /// refusing to start (`execution.state-recovery.ignore-unclaimed-state`).
     #[arg(long, requires = "from")]
     pub allow_non_restored_state: bool,
+    /// Ctrl-C or SIGTERM stops the job with a savepoint written under DIR (sinks commit
+    /// everything before it) and prints its path; a second one cancels. As Flink's
+    /// `execution.checkpointing.savepoint-dir` with `flink stop`.
+    #[arg(long, value_name = "DIR")]
+    pub savepoint_dir: Option<String>,
 }
 
 #[derive(Args)]
@@ -170,7 +175,12 @@ pub fn execute(
     label: &str,
 ) -> Result<(Arc<JobMetrics>, f64, JobOutcome), Failure> {
     let metrics = Arc::new(JobMetrics::default());
-    let cancel = crate::cancel_on_ctrl_c();
+    let savepoints = job
+        .config
+        .checkpointing
+        .as_ref()
+        .is_some_and(|c| c.savepoint_dir.is_some());
+    let cancel = crate::cancel_on_ctrl_c(savepoints);
     let progress = Progress::start(metrics.clone(), total, label);
     let started = Instant::now();
     let result = run_job(&job.graph, &job.config, metrics.clone(), cancel);
@@ -181,13 +191,23 @@ pub fn execute(
 }
 
 pub fn run(args: RunArgs) -> Result<(), Failure> {
-    let mut job = plan(&args.file, &args.plan, &args.output)?;
-    if let Some(from) = &args.from {
-        job.config.recovery = Some(kernel::config::RecoverySettings {
-            path: from.clone(),
-            allow_non_restored_state: args.allow_non_restored_state,
-        });
+    let mut plan_args = args.plan.clone();
+    if let Some(dir) = &args.savepoint_dir {
+        plan_args
+            .set
+            .push(format!("execution.checkpointing.savepoint-dir={dir}"));
     }
+    if let Some(from) = &args.from {
+        plan_args
+            .set
+            .push(format!("execution.state-recovery.path={from}"));
+        if args.allow_non_restored_state {
+            plan_args
+                .set
+                .push("execution.state-recovery.ignore-unclaimed-state=true".into());
+        }
+    }
+    let job = plan(&args.file, &plan_args, &args.output)?;
     let (metrics, wall, outcome) = execute(&job, None, "running")?;
     for note in metrics.notes() {
         eprintln!("note: {note}");
@@ -218,6 +238,11 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     match outcome {
         JobOutcome::Finished => {
             eprintln!("finished in {wall:.2} s: {summary}");
+            Ok(())
+        }
+        JobOutcome::Stopped { savepoint } => {
+            eprintln!("stopped with a savepoint after {wall:.2} s: {summary}");
+            eprintln!("savepoint: {savepoint}");
             Ok(())
         }
         JobOutcome::Cancelled => Err(Failure::Cancelled(format!(

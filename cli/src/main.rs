@@ -91,14 +91,25 @@ pub fn connectors() -> ConnectorRegistry {
 }
 
 /// Cancels running jobs on Ctrl-C or SIGTERM, as Flink's cancel: tasks stop where they
-/// are; nothing that no checkpoint holds is committed and no window fires early.
-pub fn cancel_on_ctrl_c() -> CancelFlag {
+/// are; nothing that no checkpoint holds is committed and no window fires early. With
+/// `savepoints`, the first signal stops the job with a savepoint instead (Flink's stop) and
+/// a second one cancels it.
+pub fn cancel_on_ctrl_c(savepoints: bool) -> CancelFlag {
     let flag = CancelFlag::default();
     let f = flag.clone();
     // A second handler cannot be installed; one per process is all we need.
+    let signals = std::sync::atomic::AtomicUsize::new(0);
     let _ = ctrlc::set_handler(move || {
-        eprintln!("\ncancelling: interrupted (Ctrl-C or SIGTERM)");
-        f.cancel();
+        let first = signals.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+        if savepoints && first {
+            eprintln!(
+                "\nstopping with a savepoint: interrupted (Ctrl-C or SIGTERM; again cancels)"
+            );
+            f.request_stop();
+        } else {
+            eprintln!("\ncancelling: interrupted (Ctrl-C or SIGTERM)");
+            f.cancel();
+        }
     });
     flag
 }

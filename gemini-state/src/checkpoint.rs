@@ -317,6 +317,23 @@ impl CheckpointStore {
         })
     }
 
+    /// Copies the shared file `name` into `dest` unless it is there already: a hard link
+    /// between directories of one file system, otherwise a copy (through a temporary local
+    /// file when this location is a bucket). Savepoints are made and imported this way.
+    pub fn copy_file_to(&self, name: &str, dest: &CheckpointStore) -> StateResult<()> {
+        if dest.contains_file(name)? {
+            return Ok(());
+        }
+        if let Some(local) = self.local_path(&self.file_object(name)) {
+            return dest.upload(&local, name);
+        }
+        let tmp = std::env::temp_dir().join(format!("eddy-copy-{}-{name}", std::process::id()));
+        self.download(name, &tmp)?;
+        let copied = dest.upload(&tmp, name);
+        let _ = std::fs::remove_file(&tmp);
+        copied
+    }
+
     /// Writes `manifest` atomically.
     pub(crate) fn write_manifest(&self, manifest: &Manifest) -> StateResult<()> {
         let bytes = serde_json::to_vec_pretty(manifest).expect("manifests serialize");

@@ -255,3 +255,41 @@ fn a_run_file_larger_than_one_put_goes_up_in_parts() {
         assert_eq!(got, Some(big(i)), "key {i}");
     }
 }
+
+#[test]
+fn files_copied_into_a_bucket_and_out_to_another_directory_restore_there() {
+    // As a savepoint travels: written to a local checkpoint directory, copied into a
+    // bucket, copied from there into another job's directory, and restored from that.
+    let server = S3Server::start();
+    server.create_bucket("eddy-savepoints");
+    let dir = tempfile::tempdir().unwrap();
+    let first = CheckpointStore::local(dir.path().join("job-a")).unwrap();
+    let mut t = table(&dir.path().join("writer"), &first, 64 << 10);
+    for i in 0..5_000u32 {
+        t.put_many(&[group(i)], &[&key(i)], &[&value(i, 3)])
+            .unwrap();
+    }
+    let manifest = t.snapshot(4).unwrap().wait().unwrap();
+    drop(t);
+    let files = manifest.files();
+    assert!(files.len() > 1, "{files:?}");
+
+    let bucket = server.store("s3://eddy-savepoints/savepoint-1");
+    let second = CheckpointStore::local(dir.path().join("job-b")).unwrap();
+    for name in &files {
+        first.copy_file_to(name, &bucket).unwrap();
+        assert!(bucket.contains_file(name).unwrap(), "{name}");
+        // Through a fresh connection, as the resuming process would.
+        let from = server.store("s3://eddy-savepoints/savepoint-1");
+        from.copy_file_to(name, &second).unwrap();
+        // A file already there is not copied again.
+        from.copy_file_to(name, &second).unwrap();
+    }
+    std::fs::remove_dir_all(dir.path().join("job-a")).unwrap();
+
+    let mut restored = table(&dir.path().join("reader"), &second, 64 << 10);
+    restored.restore(std::slice::from_ref(&manifest)).unwrap();
+    for (i, got) in read_all(&mut restored, 0..5_000u32) {
+        assert_eq!(got, Some(value(i, 3)), "key {i}");
+    }
+}

@@ -25,7 +25,8 @@ pub struct JobConfig {
     /// files; `Some(0)` keeps every value in the run files; `None` keeps gemini-state's
     /// default.
     pub state_blob_min_bytes: Option<usize>,
-    /// `None`: no checkpoints (`execution.checkpointing.interval` unset).
+    /// `None`: no checkpoints (neither `execution.checkpointing.interval` nor a savepoint
+    /// directory is set).
     pub checkpointing: Option<CheckpointConfig>,
     /// How the job restarts after a failure.
     pub restart: RestartStrategy,
@@ -78,7 +79,9 @@ pub enum CheckpointRetention {
 /// Checkpointing of one job run (Flink's `execution.checkpointing.*` keys).
 #[derive(Debug, Clone)]
 pub struct CheckpointConfig {
-    pub interval: Duration,
+    /// `None`: no periodic checkpoints, only the savepoint taken when the job is stopped
+    /// (a savepoint directory is set, `execution.checkpointing.interval` is not).
+    pub interval: Option<Duration>,
     pub mode: CheckpointingMode,
     /// A checkpoint not complete after this long is aborted (default 10 min).
     pub timeout: Duration,
@@ -132,4 +135,6 @@ pub struct RecoverySettings {
     /// State that maps to no operator of the job is dropped instead of refused
     /// (`execution.state-recovery.ignore-unclaimed-state`).
     pub allow_non_restored_state: bool,
+    /// Settings of its location (`s3.*` keys), as given.
+    pub store_settings: Vec<(String, String)>,
 }

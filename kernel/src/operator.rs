@@ -71,8 +71,12 @@ pub struct OperatorContext {
     pub state_blob_min_bytes: Option<usize>,
     /// The node's stable id (see [`crate::graph::Node::uid`]): state tables are named by it.
     pub uid: String,
-    /// Where state tables write their snapshots; `None` when the job takes no checkpoints.
+    /// Where state tables write their snapshots (and read restored files from); `None`
+    /// when the job takes no checkpoints and restores none.
     pub checkpoints: Option<CheckpointStore>,
+    /// The job takes checkpoints (a job that only restores one reads `checkpoints` and
+    /// never writes it).
+    pub takes_checkpoints: bool,
     timers: BTreeSet<EventTime>,
     processing_timers: BTreeSet<Instant>,
 }
@@ -96,6 +100,7 @@ impl OperatorContext {
             state_blob_min_bytes: None,
             uid: String::new(),
             checkpoints: None,
+            takes_checkpoints: false,
             timers: BTreeSet::new(),
             processing_timers: BTreeSet::new(),
         }
@@ -112,7 +117,17 @@ impl OperatorContext {
     /// `checkpoints`.
     pub fn with_checkpoints(mut self, uid: &str, checkpoints: Option<CheckpointStore>) -> Self {
         self.uid = uid.to_string();
+        self.takes_checkpoints = checkpoints.is_some();
         self.checkpoints = checkpoints;
+        self
+    }
+
+    /// The same context, for the node of stable id `uid` in a job that takes no checkpoints
+    /// but restores one: its tables read the restored files from `restored`.
+    pub fn reading_restored_state(mut self, uid: &str, restored: Option<CheckpointStore>) -> Self {
+        self.uid = uid.to_string();
+        self.takes_checkpoints = false;
+        self.checkpoints = restored;
         self
     }
 
@@ -436,10 +451,15 @@ pub trait OperatorFactory: Send + Sync + Debug {
 
 /// Cooperative cancellation: set by Ctrl-C or by a failing task; sources poll it. A child
 /// flag (one attempt of a job) is cancelled with its parent, not the other way round.
+///
+/// It also carries a request to stop with a savepoint (Flink's `stop`), shared by a flag
+/// and all its children: the job takes a savepoint, its sinks commit, and it ends without
+/// flushing; a job that has no savepoint directory treats the request as a cancel.
 #[derive(Debug, Default, Clone)]
 pub struct CancelFlag {
     own: Arc<AtomicBool>,
     parent: Option<Arc<AtomicBool>>,
+    stop: Arc<AtomicBool>,
 }
 
 impl CancelFlag {
@@ -455,11 +475,26 @@ impl CancelFlag {
                 .is_some_and(|p| p.load(Ordering::Relaxed))
     }
 
+    /// Asks the job to stop with a savepoint.
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Withdraws the request (the savepoint failed and the job goes on).
+    pub fn withdraw_stop(&self) {
+        self.stop.store(false, Ordering::SeqCst);
+    }
+
+    pub fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
     /// A flag cancelled by `cancel()` on it or on `self`.
     pub fn child(&self) -> CancelFlag {
         CancelFlag {
             own: Arc::new(AtomicBool::new(false)),
             parent: Some(self.own.clone()),
+            stop: self.stop.clone(),
         }
     }
 }

@@ -133,6 +133,7 @@ fn make_tasks(
 
     let tasks: usize = chains.iter().map(|c| graph.nodes[c[0]].parallelism).sum();
     let store = checkpointing.as_ref().map(|c| c.store.clone());
+    let restored_files = restore.and_then(|r| r.read_from.clone());
     let last_id = restore.map_or(0, |r| r.meta.checkpoint_id);
     let (report_tx, report_rx) = crossbeam_channel::unbounded();
     let signals = checkpointing.as_ref().map(|c| {
@@ -159,7 +160,12 @@ fn make_tasks(
                     .for_node(n, &graph.nodes[n].name)
                     .with_state_memory_budget(config.state_memory_budget)
                     .with_state_blob_min_bytes(config.state_blob_min_bytes)
-                    .with_checkpoints(&graph.nodes[n].uid, store.clone())
+            };
+            let ctx = |n: NodeId| match (&store, &restored_files) {
+                (None, Some(files)) => {
+                    ctx(n).reading_restored_state(&graph.nodes[n].uid, Some(files.clone()))
+                }
+                _ => ctx(n).with_checkpoints(&graph.nodes[n].uid, store.clone()),
             };
             let mut ops: Vec<Box<dyn Operator>> = Vec::new();
             let mut ctxs = Vec::new();

@@ -8,7 +8,8 @@
 //! align barriers; timers belong to the runtime, which fires them; sinks are driven through
 //! their two-phase commit ([`sink`]). With `execution.checkpointing.interval` set, a
 //! coordinator takes checkpoints ([`checkpoint`]) and a failed job restarts from the newest
-//! one as its restart strategy allows ([`restart`]). This crate knows no SQL and no
+//! one as its restart strategy allows ([`restart`]); with a savepoint directory, a stop
+//! request ([`CancelFlag::request_stop`]) stops it with a savepoint. This crate knows no SQL and no
 //! connector: it runs the factories a graph names.
 
 mod attempt;
@@ -103,13 +104,16 @@ pub(crate) fn channel_specs(
 }
 
 /// How a job run ended without failing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobOutcome {
     /// Bounded input ended and every sink committed.
     Finished,
     /// Cancelled (Ctrl-C, SIGTERM): stopped where it was; nothing that no checkpoint holds
     /// was committed.
     Cancelled,
+    /// Stopped with a savepoint (Ctrl-C or SIGTERM with a savepoint directory): sinks
+    /// committed everything before it, and `eddy run --from <savepoint>` goes on from it.
+    Stopped { savepoint: String },
 }
 
 /// Runs the job to completion in this process: until bounded input ends, `cancel` is set, or
@@ -136,15 +140,30 @@ pub fn run_job_with(
     graph.check_max_parallelism(config.max_parallelism)?;
     let mut restore = match &config.recovery {
         Some(r) => {
-            let settings = store_settings(config.checkpointing.as_ref());
-            let found = checkpoint::restore::locate(&r.path, &settings)?;
+            let settings: Vec<(&str, &str)> = r
+                .store_settings
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let mut found = checkpoint::restore::locate(&r.path, &settings)?;
             found.check(graph, config.max_parallelism, r.allow_non_restored_state)?;
+            if config.checkpointing.is_none() {
+                // A job that takes no checkpoints reads the restored state where it is.
+                let files = if found.meta.savepoint {
+                    &found.dir
+                } else {
+                    &found.job_dir
+                };
+                let store = CheckpointStore::open(files, &settings)
+                    .map_err(|e| Error::user(format!("cannot restore from {files}: {e}")))?;
+                found.read_from = Some(store);
+            }
             Some(found)
         }
         None => None,
     };
     let job = match &config.checkpointing {
-        Some(cp) => Some(JobDirectory::open(cp, restore.as_ref())?),
+        Some(cp) => Some(JobDirectory::open(cp, restore.as_mut())?),
         None => None,
     };
     let mut restarts = restart::Restarts::new(config.restart.clone());
@@ -173,14 +192,24 @@ pub fn run_job_with(
             checkpointing,
         );
         let latest = outcome.lock().latest.take();
+        let savepoint = outcome.lock().savepoint.take();
         if let (Some(meta), Some(job)) = (latest, &job) {
             restore = Some(Restore {
+                dir: format!(
+                    "{}/{}",
+                    job.dir,
+                    checkpoint::metadata::checkpoint_dir(meta.checkpoint_id)
+                ),
                 meta,
                 job_dir: job.dir.clone(),
+                read_from: None,
             });
         }
         let ended = match result {
             Ok(()) if cancel.is_cancelled() => Ok(JobOutcome::Cancelled),
+            Ok(()) if savepoint.is_some() => Ok(JobOutcome::Stopped {
+                savepoint: savepoint.unwrap_or_default(),
+            }),
             Ok(()) => Ok(JobOutcome::Finished),
             Err(AttemptError::Setup(e)) => return Err(e),
             Err(AttemptError::Run(_)) if cancel.is_cancelled() => Ok(JobOutcome::Cancelled),
@@ -230,17 +259,32 @@ struct JobDirectory {
 }
 
 impl JobDirectory {
-    fn open(cp: &CheckpointConfig, restore: Option<&Restore>) -> Result<JobDirectory> {
-        let (id, dir) = match restore {
-            Some(r) => (r.meta.job_id.clone(), r.job_dir.clone()),
-            None => {
+    /// The directory of a checkpoint's job (CLAIM mode), or a new one. A savepoint's files
+    /// are copied into the new one, and `restore` then reads them there.
+    fn open(cp: &CheckpointConfig, restore: Option<&mut Restore>) -> Result<JobDirectory> {
+        let settings = store_settings(Some(cp));
+        let (id, dir) = match &restore {
+            Some(r) if !r.meta.savepoint => (r.meta.job_id.clone(), r.job_dir.clone()),
+            _ => {
                 let id = checkpoint::coordinator::new_job_id();
                 let dir = format!("{}/{id}", cp.dir.trim_end_matches('/'));
                 (id, dir)
             }
         };
-        let store = CheckpointStore::open(&dir, &store_settings(Some(cp)))
+        let store = CheckpointStore::open(&dir, &settings)
             .map_err(|e| Error::user(format!("checkpoint directory {dir}: {e}")))?;
+        if let Some(r) = restore.filter(|r| r.meta.savepoint) {
+            let savepoint = CheckpointStore::open(&r.dir, &settings)
+                .map_err(|e| Error::user(format!("savepoint {}: {e}", r.dir)))?;
+            for manifest in r.meta.manifests() {
+                for name in manifest.files() {
+                    savepoint.copy_file_to(name, &store).map_err(|e| {
+                        Error::user(format!("copying {name} out of savepoint {}: {e}", r.dir))
+                    })?;
+                }
+            }
+            r.job_dir = dir.clone();
+        }
         Ok(JobDirectory { id, dir, store })
     }
 

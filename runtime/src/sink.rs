@@ -185,7 +185,7 @@ impl Operator for SinkDriver {
     /// crash before it loses nothing and doubles nothing. Without, the end of bounded input
     /// stands for the last checkpoint: everything pending is committed, then the rest.
     fn on_end(&mut self, ctx: &mut OperatorContext, _out: &mut dyn Output) -> Result<()> {
-        if ctx.checkpoints.is_some() {
+        if ctx.takes_checkpoints {
             let rest = self.sink.finish()?;
             self.pending.entry(END_OF_INPUT).or_default().extend(rest);
             return Ok(());

@@ -10,7 +10,9 @@
 //! its operators of published and aborted checkpoints, and at its end reports its final
 //! state and waits until a published checkpoint holds it before its sinks commit. A
 //! cancelled task stops where it is: nothing is flushed, no window fires early and no sink
-//! commits what no checkpoint holds.
+//! commits what no checkpoint holds. A job stopped with a savepoint stops the same way,
+//! once the savepoint is published and its sinks have committed: sources read nothing
+//! after its barrier.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -48,6 +50,22 @@ impl TaskCheckpoints {
 
     fn aligned(&self) -> bool {
         self.link.signals.aligned
+    }
+
+    /// The savepoint being stopped with, if any.
+    fn stop_at(&self) -> Option<CheckpointId> {
+        Some(Signals::get(&self.link.signals.stop_at)).filter(|&id| id > 0)
+    }
+
+    /// A source has passed the barrier of the savepoint being stopped with: it reads no more.
+    fn stopping(&self) -> bool {
+        self.stop_at().is_some_and(|id| self.passed >= id)
+    }
+
+    /// The savepoint being stopped with is published and the operators have heard of it
+    /// (sinks committed): the task ends here.
+    fn stop_reached(&self) -> bool {
+        self.stop_at().is_some_and(|id| self.completed_seen >= id)
     }
 
     /// Tells the chain (and the source) of checkpoints published or aborted since last time.
@@ -174,6 +192,17 @@ impl SourceTask {
                 return Ok(());
             }
             self.inject_barriers()?;
+            if let Some(cp) = &self.checkpoints {
+                if cp.stop_reached() {
+                    return Ok(()); // stopped with a savepoint: nothing is flushed
+                }
+                if cp.stopping() {
+                    // Past the savepoint's barrier nothing more is read; waiting for it to
+                    // be published (or given up on, and then the source reads on).
+                    std::thread::sleep(super::checkpoint::coordinator::WAIT_STEP);
+                    continue;
+                }
+            }
             if let Some(due) = self.chain.next_processing_timer() {
                 let now = Instant::now();
                 if due <= now {
@@ -306,12 +335,22 @@ impl OperatorTask {
         loop {
             if let Some(cp) = &mut self.checkpoints {
                 cp.poll(&mut self.chain, None)?;
+                if cp.stop_reached() {
+                    return Ok(()); // stopped with a savepoint: nothing is flushed
+                }
             }
             match self.next_ready()? {
                 Ready::Input(i) => {
                     let Ok(msg) = self.gate.recv(i) else {
                         if self.cancel.is_cancelled() {
                             return Ok(()); // cancelled: stop without flushing
+                        }
+                        if let Some(cp) = &mut self.checkpoints {
+                            // The upstream task ended at the savepoint the job stops with.
+                            cp.poll(&mut self.chain, None)?;
+                            if cp.stop_reached() {
+                                return Ok(());
+                            }
                         }
                         return Err(Error::internal(
                             "an upstream task stopped without finishing",

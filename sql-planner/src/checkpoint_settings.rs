@@ -60,7 +60,8 @@ fn either<'a>(
 }
 
 /// The checkpointing of the job: `None` unless `execution.checkpointing.interval` is set to
-/// a positive duration.
+/// a positive duration or a savepoint directory is set (then the job takes the savepoint
+/// it is stopped with, and periodic checkpoints only with an interval).
 pub(crate) fn checkpoint_config(
     settings: &BTreeMap<String, String>,
     job_dir_default: impl FnOnce() -> String,
@@ -78,7 +79,10 @@ pub(crate) fn checkpoint_config(
         }
     }
     let interval = duration_setting(settings, INTERVAL)?.unwrap_or(0);
-    if interval <= 0 {
+    let savepoint_dir = either(settings, SAVEPOINT_DIR)
+        .map(|(_, v)| v.trim().to_string())
+        .filter(|d| !d.is_empty());
+    if interval <= 0 && savepoint_dir.is_none() {
         return Ok(None);
     }
     let mode = match settings.get(MODE).map(|v| v.trim().to_ascii_uppercase()) {
@@ -129,13 +133,9 @@ pub(crate) fn checkpoint_config(
     let dir = either(settings, DIR)
         .map(|(_, v)| v.trim().to_string())
         .unwrap_or_else(job_dir_default);
-    let store_settings = settings
-        .iter()
-        .filter(|(k, _)| k.starts_with("s3."))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let store_settings = location_settings(settings);
     Ok(Some(CheckpointConfig {
-        interval: ms(interval),
+        interval: (interval > 0).then(|| ms(interval)),
         mode,
         timeout: ms(timeout),
         min_pause: ms(duration_setting(settings, MIN_PAUSE)?.unwrap_or(0)),
@@ -144,9 +144,18 @@ pub(crate) fn checkpoint_config(
         dir,
         store_settings,
         num_retained,
-        savepoint_dir: either(settings, SAVEPOINT_DIR).map(|(_, v)| v.trim().to_string()),
+        savepoint_dir,
         retention,
     }))
+}
+
+/// The settings of a checkpoint location (`s3.*`).
+fn location_settings(settings: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    settings
+        .iter()
+        .filter(|(k, _)| k.starts_with("s3."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// Where the run resumes from, if `execution.state-recovery.path` is set.
@@ -171,6 +180,7 @@ pub(crate) fn recovery_settings(
     Ok(Some(RecoverySettings {
         path: path.trim().to_string(),
         allow_non_restored_state: allow,
+        store_settings: location_settings(settings),
     }))
 }
 
@@ -274,13 +284,22 @@ mod tests {
     fn checkpointing_follows_flinks_keys_and_defaults() {
         let none = checkpoint_config(&settings(&[]), || "d".into()).unwrap();
         assert!(none.is_none());
+        let stop_only = settings(&[("state.savepoints.dir", "/tmp/sp")]);
+        let c = checkpoint_config(&stop_only, || "d".into())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            c.interval, None,
+            "a savepoint directory alone takes no periodic ones"
+        );
+        assert_eq!(c.savepoint_dir.as_deref(), Some("/tmp/sp"));
         let s = settings(&[
             (INTERVAL, "500 ms"),
             ("state.checkpoints.dir", "file:///tmp/x"),
             ("state.checkpoints.num-retained", "3"),
         ]);
         let c = checkpoint_config(&s, || "d".into()).unwrap().unwrap();
-        assert_eq!(c.interval, Duration::from_millis(500));
+        assert_eq!(c.interval, Some(Duration::from_millis(500)));
         assert_eq!(c.mode, CheckpointingMode::ExactlyOnce);
         assert_eq!(c.timeout, Duration::from_secs(600));
         assert_eq!(c.dir, "file:///tmp/x");

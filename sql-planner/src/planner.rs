@@ -75,8 +75,12 @@ fn job_config(settings: &BTreeMap<String, String>) -> Result<JobConfig, PlanErro
             .to_string()
     };
     config.checkpointing = crate::checkpoint_settings::checkpoint_config(settings, temp_dir)?;
-    config.restart =
-        crate::checkpoint_settings::restart_strategy(settings, config.checkpointing.is_some())?;
+    // As Flink's: the default restart strategy follows periodic checkpointing.
+    let periodic = config
+        .checkpointing
+        .as_ref()
+        .is_some_and(|c| c.interval.is_some());
+    config.restart = crate::checkpoint_settings::restart_strategy(settings, periodic)?;
     config.recovery = crate::checkpoint_settings::recovery_settings(settings)?;
     config.fail_after_checkpoint =
         positive_setting(settings, FAIL_AFTER_CHECKPOINT)?.map(|n| n as u64);

@@ -13,6 +13,7 @@ mod nexmark_reference;
 mod over_window;
 mod readme;
 mod reference;
+mod savepoints;
 mod support;
 mod temporal_join;
 mod windows;

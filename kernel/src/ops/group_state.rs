@@ -68,7 +68,7 @@ impl GroupStateTable {
 
     /// Starts tracking changes if the job takes checkpoints (cheap; called per batch).
     pub fn track(&mut self, ctx: &OperatorContext) {
-        self.tracking = ctx.checkpoints.is_some();
+        self.tracking = ctx.takes_checkpoints;
     }
 
     /// Marks `group` changed since the last barrier.

@@ -8,6 +8,12 @@
 //! whose files could not be written, is aborted; more aborted in a row than tolerated fail
 //! the job. When every task has ended, a last checkpoint holds the whole job's final state,
 //! and only after it is published do sinks commit what they finished with.
+//!
+//! Asked to stop with a savepoint, it triggers one more checkpoint and no periodic ones
+//! after it. Sources read nothing after its barrier; once every task has reported it, its
+//! files are copied into a savepoint directory of their own with its metadata last, it is
+//! published as a checkpoint of the job too, and the tasks, told so, commit and end. A
+//! savepoint that fails leaves the job running, as Flink's stop does.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,12 +47,24 @@ struct Pending {
     failed: Option<String>,
 }
 
+impl Pending {
+    fn new() -> Pending {
+        Pending {
+            started: Instant::now(),
+            acks: HashMap::new(),
+            failed: None,
+        }
+    }
+}
+
 /// What the coordinator leaves for the run loop: the newest published checkpoint, and the
 /// error that failed the job, if it did.
 #[derive(Debug, Default)]
 pub(crate) struct Outcome {
     pub latest: Option<CheckpointMetadata>,
     pub failure: Option<Error>,
+    /// Where the savepoint the job stopped with was written.
+    pub savepoint: Option<String>,
 }
 
 pub(crate) struct Coordinator {
@@ -79,9 +97,25 @@ impl Coordinator {
         let mut last_trigger = Instant::now();
         let mut last_done = Instant::now() - self.config.min_pause;
         let mut failures_in_a_row = 0u32;
+        // The savepoint being stopped with.
+        let mut savepoint: Option<u64> = None;
         loop {
             if self.stopped.load(Ordering::Acquire) {
                 break;
+            }
+            if savepoint.is_none() && self.cancel.stop_requested() {
+                if self.config.savepoint_dir.is_none() {
+                    // Nowhere to put a savepoint: a stop is a cancel.
+                    self.cancel.cancel();
+                } else if finished.len() < self.tasks {
+                    next_id += 1;
+                    savepoint = Some(next_id);
+                    tracing::info!("stopping with savepoint {next_id}");
+                    // Sources learn where to stop before they see the trigger.
+                    self.signals.stop_at.store(next_id, Ordering::SeqCst);
+                    pending.insert(next_id, Pending::new());
+                    Signals::set(&self.signals.trigger, next_id);
+                }
             }
             let report = match self.reports.recv_timeout(super::SIGNAL_POLL) {
                 Ok(r) => Some(r),
@@ -116,18 +150,19 @@ impl Coordinator {
             let ids: Vec<u64> = pending.keys().copied().collect();
             for id in ids {
                 let p = &pending[&id];
-                if let Some(why) = &p.failed {
-                    let why = why.clone();
-                    pending.remove(&id);
-                    if self.abort(id, &why, &mut failures_in_a_row).is_err() {
-                        return;
+                let failed = match &p.failed {
+                    Some(why) => Some(why.clone()),
+                    None if p.started.elapsed() > self.config.timeout => {
+                        Some(format!("not complete after {:?}", self.config.timeout))
                     }
-                    continue;
-                }
-                if p.started.elapsed() > self.config.timeout {
+                    None => None,
+                };
+                if let Some(why) = failed {
                     pending.remove(&id);
-                    let why = format!("not complete after {:?}", self.config.timeout);
-                    if self.abort(id, &why, &mut failures_in_a_row).is_err() {
+                    if savepoint == Some(id) {
+                        savepoint = None;
+                        self.savepoint_failed(id, &why);
+                    } else if self.abort(id, &why, &mut failures_in_a_row).is_err() {
                         return;
                     }
                     continue;
@@ -136,6 +171,13 @@ impl Coordinator {
                     break;
                 }
                 let p = pending.remove(&id).expect("present");
+                if savepoint == Some(id) {
+                    if let Err(e) = self.publish_savepoint(id, p.acks, &finished, p.started) {
+                        savepoint = None;
+                        self.savepoint_failed(id, &e.to_string());
+                    }
+                    continue;
+                }
                 match self.publish(id, p.acks, &finished, false, p.started) {
                     Ok(()) => {
                         failures_in_a_row = 0;
@@ -166,23 +208,72 @@ impl Coordinator {
                 break;
             }
 
-            let due = last_trigger + self.config.interval;
+            let Some(interval) = self.config.interval else {
+                continue; // savepoints only
+            };
+            if savepoint.is_some() {
+                continue; // no checkpoint after the savepoint being stopped with
+            }
+            let due = last_trigger + interval;
             let paused = last_done + self.config.min_pause;
             let now = Instant::now();
             if pending.len() < self.config.max_concurrent && now >= due && now >= paused {
                 next_id += 1;
                 last_trigger = now;
-                pending.insert(
-                    next_id,
-                    Pending {
-                        started: now,
-                        acks: HashMap::new(),
-                        failed: None,
-                    },
-                );
+                pending.insert(next_id, Pending::new());
                 Signals::set(&self.signals.trigger, next_id);
             }
         }
+    }
+
+    /// Writes savepoint `id` into a directory of its own under the savepoint directory,
+    /// then publishes it as a checkpoint of the job, which tells the tasks to commit and end.
+    fn publish_savepoint(
+        &mut self,
+        id: u64,
+        acks: HashMap<usize, Vec<Resolved>>,
+        finished: &HashMap<usize, Vec<Resolved>>,
+        started: Instant,
+    ) -> Result<()> {
+        let (meta, stood_in) = self.metadata(id, acks, finished, false);
+        let dir = self.config.savepoint_dir.as_deref().unwrap_or_default();
+        // Flink's name: the job id's first six digits and a random part.
+        let random = new_job_id();
+        let location = format!(
+            "{}/savepoint-{}-{}",
+            dir.trim_end_matches('/'),
+            &self.job_id[..6.min(self.job_id.len())],
+            &random[..12]
+        );
+        let settings: Vec<(&str, &str)> = self
+            .config
+            .store_settings
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let store = CheckpointStore::open(&location, &settings)
+            .map_err(|e| Error::user(format!("savepoint directory {location}: {e}")))?;
+        let path = metadata::publish_savepoint(&self.store, &store, &meta)?;
+        tracing::info!(
+            "savepoint {id} written to {path} in {:?}",
+            started.elapsed()
+        );
+        self.outcome.lock().savepoint = Some(path);
+        self.complete(meta, stood_in, started)
+    }
+
+    /// A savepoint that could not be taken: the job goes on, as Flink's does.
+    fn savepoint_failed(&mut self, id: u64, why: &str) {
+        let text = format!(
+            "the savepoint to stop with failed ({why}); the job goes on (Ctrl-C or SIGTERM \
+             again cancels it)"
+        );
+        tracing::warn!("{text}");
+        self.metrics.event(text);
+        JobMetrics::add(&self.metrics.checkpoints_failed, 1);
+        self.signals.stop_at.store(0, Ordering::SeqCst);
+        Signals::set(&self.signals.aborted, id);
+        self.cancel.withdraw_stop();
     }
 
     /// Writes checkpoint `id` of `acks`, with the final state of ended tasks standing in
@@ -190,11 +281,23 @@ impl Coordinator {
     fn publish(
         &mut self,
         id: u64,
-        mut acks: HashMap<usize, Vec<Resolved>>,
+        acks: HashMap<usize, Vec<Resolved>>,
         finished: &HashMap<usize, Vec<Resolved>>,
         all_finished: bool,
         started: Instant,
     ) -> Result<()> {
+        let (meta, stood_in) = self.metadata(id, acks, finished, all_finished);
+        self.complete(meta, stood_in, started)
+    }
+
+    /// The metadata of checkpoint `id`, and the tasks whose final state stood in for them.
+    fn metadata(
+        &self,
+        id: u64,
+        mut acks: HashMap<usize, Vec<Resolved>>,
+        finished: &HashMap<usize, Vec<Resolved>>,
+        all_finished: bool,
+    ) -> (CheckpointMetadata, Vec<usize>) {
         let mut stood_in = Vec::new();
         for t in 0..self.tasks {
             if let std::collections::hash_map::Entry::Vacant(slot) = acks.entry(t) {
@@ -219,9 +322,21 @@ impl Coordinator {
             job_id: self.job_id.clone(),
             checkpoint_id: id,
             finished: all_finished,
+            savepoint: false,
             max_parallelism: self.max_parallelism,
             operators,
         };
+        (meta, stood_in)
+    }
+
+    /// Publishes `meta` in the job's directory and tells the tasks.
+    fn complete(
+        &mut self,
+        meta: CheckpointMetadata,
+        stood_in: Vec<usize>,
+        started: Instant,
+    ) -> Result<()> {
+        let id = meta.checkpoint_id;
         let path = metadata::publish(&self.store, &meta)?;
         let took = started.elapsed();
         tracing::info!("checkpoint {id} published at {path} in {took:?}");

@@ -36,6 +36,10 @@ pub struct CheckpointMetadata {
     pub checkpoint_id: u64,
     /// Taken after every task had finished: restored, the job only commits.
     pub finished: bool,
+    /// A savepoint: self-contained (its directory holds every file it names), owned by
+    /// the user; a job restored from it starts a job directory of its own.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub savepoint: bool,
     pub max_parallelism: usize,
     /// By operator uid.
     pub operators: BTreeMap<String, OperatorState>,
@@ -147,6 +151,32 @@ pub(crate) fn publish(store: &CheckpointStore, meta: &CheckpointMetadata) -> Res
     Ok(store.object_location(&checkpoint_dir(meta.checkpoint_id)))
 }
 
+/// Writes savepoint `meta` into `store`, a savepoint's own directory: first every file its
+/// tables name, copied from the job's `job_store` (hard links where they can be), then its
+/// `_metadata`, so that a savepoint directory with metadata is whole wherever it is moved.
+pub(crate) fn publish_savepoint(
+    job_store: &CheckpointStore,
+    store: &CheckpointStore,
+    meta: &CheckpointMetadata,
+) -> Result<String> {
+    for manifest in meta.manifests() {
+        for name in manifest.files() {
+            job_store.copy_file_to(name, store).map_err(|e| {
+                Error::user(format!(
+                    "copying {name} into savepoint {}: {e}",
+                    store.location()
+                ))
+            })?;
+        }
+    }
+    let mut meta = meta.clone();
+    meta.savepoint = true;
+    store
+        .put_object(METADATA_FILE, meta.encode())
+        .map_err(|e| Error::user(format!("writing savepoint {}: {e}", store.location())))?;
+    Ok(store.location().to_string())
+}
+
 /// The metadata of checkpoint `id` of the job's `store`; `None` if it was never published.
 pub(crate) fn read(store: &CheckpointStore, id: u64) -> Result<Option<CheckpointMetadata>> {
     let path = format!("{}/{METADATA_FILE}", checkpoint_dir(id));
@@ -227,6 +257,7 @@ mod tests {
             job_id: "j".into(),
             checkpoint_id: 3,
             finished: false,
+            savepoint: false,
             max_parallelism: 128,
             operators,
         }

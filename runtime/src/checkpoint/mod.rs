@@ -32,6 +32,9 @@ pub(crate) struct Signals {
     pub final_published: Vec<AtomicBool>,
     /// Barriers are aligned (`EXACTLY_ONCE`).
     pub aligned: bool,
+    /// The savepoint the job stops with (0: none): sources read nothing after its barrier,
+    /// and once it is published every task tells its operators and ends without flushing.
+    pub stop_at: AtomicU64,
 }
 
 impl Signals {
@@ -42,6 +45,7 @@ impl Signals {
             aborted: AtomicU64::new(0),
             final_published: (0..tasks).map(|_| AtomicBool::new(false)).collect(),
             aligned,
+            stop_at: AtomicU64::new(0),
         }
     }
 

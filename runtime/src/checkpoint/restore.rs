@@ -1,11 +1,12 @@
 //! Resuming a run from a checkpoint: finding it, checking that it fits the job, and handing
 //! each new subtask its share.
 //!
-//! The path may name a checkpoint (`…/<job-id>/chk-<n>` or its `_metadata`), a job's
-//! directory (its newest published checkpoint), or a checkpoint directory holding jobs (the
-//! newest published checkpoint of any). The run continues in the checkpoint's job directory,
-//! as Flink's CLAIM mode: its checkpoints share the restored one's files and number on from
-//! it. Keyed state moves by key group, so any parallelism up to the max parallelism works;
+//! The path may name a checkpoint (`…/<job-id>/chk-<n>` or its `_metadata`), a savepoint
+//! (`…/savepoint-<id>-<random>`), a job's directory (its newest published checkpoint), or a
+//! directory holding jobs or savepoints (the newest of them). The run continues in a
+//! checkpoint's job directory, as Flink's CLAIM mode: its checkpoints share the restored
+//! one's files and number on from it. A savepoint belongs to the user: the run starts a job
+//! directory of its own and copies the savepoint's files into it first. Keyed state moves by key group, so any parallelism up to the max parallelism works;
 //! operator state (a sink's pending commits, a source's splits) is dealt round-robin.
 
 use std::collections::BTreeMap;
@@ -23,8 +24,14 @@ use super::metadata::{self, checkpoint_id_of, CheckpointMetadata, SubtaskState, 
 #[derive(Debug, Clone)]
 pub(crate) struct Restore {
     pub meta: CheckpointMetadata,
-    /// The job directory it lies in, where the run goes on writing checkpoints.
+    /// The checkpoint's (or savepoint's) own directory, which holds its `_metadata`.
+    pub dir: String,
+    /// The job directory it lies in, where the run goes on writing checkpoints (not for a
+    /// savepoint).
     pub job_dir: String,
+    /// Where a job that takes no checkpoints reads the restored state files (a job that
+    /// takes them reads them from its own job directory).
+    pub read_from: Option<CheckpointStore>,
 }
 
 /// Finds the checkpoint `path` names; `settings` are the location's (`s3.*`) settings.
@@ -53,19 +60,27 @@ pub(crate) fn locate(path: &str, settings: &[(&str, &str)]) -> Result<Restore> {
     } else if let Some(chk) = newest_in_job(&local)? {
         chk
     } else {
-        let mut best: Option<(u64, PathBuf)> = None;
-        for job in subdirs(&local)? {
-            if let Some(chk) = newest_in_job(&job)? {
-                let id = chk_id(&chk);
-                if best.as_ref().is_none_or(|(b, _)| id > *b) {
-                    best = Some((id, chk));
+        // Jobs (each its newest checkpoint) and savepoints: the one published last.
+        let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
+        for dir in subdirs(&local)? {
+            let found = if dir.join(METADATA_FILE).is_file() {
+                Some(dir)
+            } else {
+                newest_in_job(&dir)?
+            };
+            if let Some(chk) = found {
+                let written = std::fs::metadata(chk.join(METADATA_FILE))
+                    .and_then(|m| m.modified())
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                if best.as_ref().is_none_or(|(b, _)| written > *b) {
+                    best = Some((written, chk));
                 }
             }
         }
         best.map(|(_, c)| c).ok_or_else(|| {
             Error::user(format!(
-                "cannot restore from {}: it holds no published checkpoint (a chk-<n> \
-                 directory with a _metadata file)",
+                "cannot restore from {}: it holds no published checkpoint or savepoint (a \
+                 chk-<n> or savepoint-… directory with a _metadata file)",
                 local.display()
             ))
         })?
@@ -79,7 +94,9 @@ pub(crate) fn locate(path: &str, settings: &[(&str, &str)]) -> Result<Restore> {
         .ok_or_else(|| Error::user(format!("{} lies in no job directory", chk.display())))?;
     Ok(Restore {
         meta,
+        dir: chk.display().to_string(),
         job_dir: job_dir.display().to_string(),
+        read_from: None,
     })
 }
 
@@ -133,10 +150,25 @@ fn locate_in_store(path: &str, settings: &[(&str, &str)]) -> Result<Restore> {
         })?;
         return Ok(Restore {
             meta,
+            dir: trimmed.to_string(),
             job_dir: parent.to_string(),
+            read_from: None,
         });
     }
     let store = open(trimmed)?;
+    // A savepoint's own directory.
+    let own = store
+        .get_object(METADATA_FILE)
+        .map_err(|e| Error::user(format!("cannot restore from {path}: {e}")))?;
+    if let Some(bytes) = own {
+        let where_ = store.object_location(METADATA_FILE);
+        return Ok(Restore {
+            meta: CheckpointMetadata::decode(&bytes, &where_)?,
+            dir: trimmed.to_string(),
+            job_dir: parent.to_string(),
+            read_from: None,
+        });
+    }
     let id = *metadata::published(&store)?.last().ok_or_else(|| {
         Error::user(format!(
             "cannot restore from {path}: it holds no published checkpoint"
@@ -150,7 +182,9 @@ fn locate_in_store(path: &str, settings: &[(&str, &str)]) -> Result<Restore> {
     })?;
     Ok(Restore {
         meta,
+        dir: format!("{trimmed}/{}", metadata::checkpoint_dir(id)),
         job_dir: trimmed.to_string(),
+        read_from: None,
     })
 }
 

@@ -211,7 +211,7 @@ fn job(rows: i64, failed: Arc<AtomicBool>, sink: Arc<Committed>) -> JobGraph {
 
 fn checkpointing(dir: &std::path::Path) -> CheckpointConfig {
     CheckpointConfig {
-        interval: Duration::from_millis(5),
+        interval: Some(Duration::from_millis(5)),
         mode: CheckpointingMode::ExactlyOnce,
         timeout: Duration::from_secs(60),
         min_pause: Duration::ZERO,
