@@ -422,6 +422,53 @@ impl CheckpointStore {
         });
     }
 
+    /// Deletes every shared file and table manifest that none of `retained` names: what
+    /// checkpoints that were aborted, or never published because the process died, left
+    /// behind. Only safe while no snapshot is being written into the location (before a
+    /// job starts); returns how many objects went.
+    pub fn delete_unreferenced(&self, retained: &[Manifest]) -> StateResult<usize> {
+        let keep: HashSet<&str> = retained.iter().flat_map(Manifest::files).collect();
+        let manifests: HashSet<String> = retained
+            .iter()
+            .map(|m| {
+                self.manifest_object(&m.table, m.checkpoint_id)
+                    .filename()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        let mut doomed = Vec::new();
+        for name in self.list_names("files")? {
+            if !keep.contains(name.as_str()) {
+                doomed.push(self.file_object(&name));
+            }
+        }
+        for name in self.list_names("manifests")? {
+            if !manifests.contains(&name) {
+                doomed.push(self.prefix.clone().join("manifests").join(name.as_str()));
+            }
+        }
+        let count = doomed.len();
+        let mut uploaded = self.uploaded.lock();
+        for object in &doomed {
+            if let Some(name) = object.filename() {
+                uploaded.remove(name);
+            }
+        }
+        drop(uploaded);
+        let objects = self.objects.clone();
+        let location = self.location.clone();
+        self.run(async move {
+            for object in doomed {
+                if let Err(e) = objects.delete(&object).await {
+                    tracing::warn!("could not delete {object} from {location}: {e}");
+                }
+            }
+            Ok(())
+        })?;
+        Ok(count)
+    }
+
     /// Writes `bytes` as the object at `path` (relative to the location, `/`-separated),
     /// whole or not at all: in a directory as temp file, fsync, rename, fsync of the
     /// directory; in a bucket a PUT is atomic. The job's checkpoint metadata goes here.

@@ -166,6 +166,11 @@ pub fn run_job_with(
         Some(cp) => Some(JobDirectory::open(cp, restore.as_mut())?),
         None => None,
     };
+    if let Some(job) = &job {
+        // Nothing writes into the job directory yet: what no published checkpoint names
+        // (an aborted one's files, a killed run's unpublished ones) can go.
+        job.delete_unreferenced(restore.as_ref())?;
+    }
     let mut restarts = restart::Restarts::new(config.restart.clone());
     let mut fail_after = config.fail_after_checkpoint;
     loop {
@@ -297,6 +302,25 @@ impl JobDirectory {
             }
         }
         Ok(all)
+    }
+
+    /// Deletes the state files and table manifests that no published checkpoint of the
+    /// job names, nor the one being restored (a savepoint's files were copied in).
+    fn delete_unreferenced(&self, restore: Option<&Restore>) -> Result<()> {
+        let retained = self.retained()?;
+        let manifests: Vec<gemini_state::Manifest> = retained
+            .iter()
+            .chain(restore.map(|r| &r.meta))
+            .flat_map(|m| m.manifests().cloned())
+            .collect();
+        let gone = self
+            .store
+            .delete_unreferenced(&manifests)
+            .map_err(|e| Error::user(format!("cleaning checkpoint directory {}: {e}", self.dir)))?;
+        if gone > 0 {
+            tracing::info!("deleted {gone} unreferenced files from {}", self.dir);
+        }
+        Ok(())
     }
 
     /// Deletes the job's checkpoints when its retention says so (Flink's rules: kept on

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{data_files, eddy, sorted_csv_rows, stderr};
+use crate::support::{data_files, eddy, sigterm, sorted_csv_rows, spawn_eddy, stderr};
 
 /// A paced Nexmark bid stream (about `events / rate` seconds of wall time) into a CSV
 /// filesystem sink at `out`, checkpointed every `interval` into `chk` unless `chk` is `None`.
@@ -34,15 +34,6 @@ fn paced_job(dir: &Path, out: &Path, chk: Option<&Path>, events: u64, rate: u64)
     let file = dir.join(if chk.is_some() { "job.sql" } else { "ref.sql" });
     std::fs::write(&file, sql).unwrap();
     file
-}
-
-fn spawn(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_eddy"))
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("eddy starts")
 }
 
 /// The published checkpoints under a checkpoint directory.
@@ -117,7 +108,7 @@ fn a_job_killed_twice_resumes_and_commits_every_row_exactly_once() {
     let sql = sql.to_str().unwrap();
     let chk_arg = chk.to_str().unwrap();
     let mut kills = 0;
-    let mut child = spawn(&["run", sql, "-p", "2"]);
+    let mut child = spawn_eddy(&["run", sql, "-p", "2"]);
     loop {
         wait_for_new_checkpoint(&mut child, &chk);
         wait_for_new_checkpoint(&mut child, &chk);
@@ -128,8 +119,19 @@ fn a_job_killed_twice_resumes_and_commits_every_row_exactly_once() {
         child.wait().unwrap();
         kills += 1;
         assert_visible_files_whole(&out);
+        if kills == 1 {
+            // What an unpublished checkpoint would have left: the next run deletes it.
+            let job = std::fs::read_dir(&chk)
+                .unwrap()
+                .flatten()
+                .next()
+                .unwrap()
+                .path();
+            std::fs::write(job.join("files/orphan-of-a-kill-000001.run"), "x").unwrap();
+            std::fs::write(job.join("manifests/orphan-000000000999.json"), "{}").unwrap();
+        }
         let resume: Vec<&str> = vec!["run", sql, "-p", "2", "--from", chk_arg];
-        child = spawn(&resume);
+        child = spawn_eddy(&resume);
         if kills == 2 {
             break;
         }
@@ -148,6 +150,14 @@ fn a_job_killed_twice_resumes_and_commits_every_row_exactly_once() {
         .filter(|e| e.file_name().to_string_lossy().ends_with(".inprogress"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    let job = std::fs::read_dir(&chk)
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .path();
+    assert!(!job.join("files/orphan-of-a-kill-000001.run").exists());
+    assert!(!job.join("manifests/orphan-000000000999.json").exists());
     let got = sorted_csv_rows(&out);
     assert_eq!(got.len(), want.len(), "after {kills} kills");
     assert!(
@@ -186,7 +196,7 @@ fn a_checkpoint_taken_at_parallelism_two_restores_at_one_and_three() {
 
     let sql = paced_job(dir.path(), &out, Some(&chk), events, rate);
     let sql = sql.to_str().unwrap();
-    let mut child = spawn(&["run", sql, "-p", "2"]);
+    let mut child = spawn_eddy(&["run", sql, "-p", "2"]);
     wait_for_new_checkpoint(&mut child, &chk);
     wait_for_new_checkpoint(&mut child, &chk);
     child.kill().unwrap();
@@ -315,7 +325,7 @@ fn sigterm_cancels_without_publishing_partial_output() {
     );
     let file = dir.path().join("long.sql");
     std::fs::write(&file, sql).unwrap();
-    let child = spawn(&["run", file.to_str().unwrap(), "-p", "2"]);
+    let child = spawn_eddy(&["run", file.to_str().unwrap(), "-p", "2"]);
     // Wait until rows are being written (an in-progress file exists).
     let give_up = Instant::now() + Duration::from_secs(120);
     while Instant::now() < give_up {
@@ -328,11 +338,7 @@ fn sigterm_cancels_without_publishing_partial_output() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+    sigterm(&child);
     let o = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(130), "{err}");
@@ -420,7 +426,7 @@ fn killed_and_resumed_at_three(
     std::fs::write(&sql, job(&out, Some(&chk))).unwrap();
     let sql = sql.to_str().unwrap();
     let args = run_args(sql, "2", &out, None);
-    let mut child = spawn(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut child = spawn_eddy(&args.iter().map(String::as_str).collect::<Vec<_>>());
     wait_for_new_checkpoint(&mut child, &chk);
     wait_for_new_checkpoint(&mut child, &chk);
     assert!(

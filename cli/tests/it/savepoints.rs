@@ -5,10 +5,10 @@
 //! written leaves the job running, and a second signal cancels it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use crate::support::{data_files, eddy, sorted_csv_rows, stderr};
+use crate::support::{data_files, eddy, sigterm, sorted_csv_rows, spawn_eddy, stderr};
 
 /// The event rate of every run: it sets the events' times, so the windows too.
 const RATE: u64 = 40_000;
@@ -38,21 +38,19 @@ fn window_job(dir: &Path, name: &str, out: &Path, events: u64, paced: bool) -> P
     file
 }
 
-fn spawn(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_eddy"))
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("eddy starts")
-}
-
-fn sigterm(child: &Child) {
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
+/// Starts `sql` at parallelism 2 with savepoints under `savepoints`, and waits until it
+/// writes to `out`.
+fn started_writing(sql: &Path, savepoints: &Path, out: &Path) -> Child {
+    let mut child = spawn_eddy(&[
+        "run",
+        sql.to_str().unwrap(),
+        "-p",
+        "2",
+        "--savepoint-dir",
+        savepoints.to_str().unwrap(),
+    ]);
+    wait_until_writing(&mut child, out);
+    child
 }
 
 /// Waits until the sink has written rows (an in-progress file exists) or the job ended.
@@ -83,15 +81,7 @@ fn sigterm_with_a_savepoint_dir_stops_with_a_savepoint_that_resumes_elsewhere_ex
 
     let savepoints = dir.path().join("savepoints");
     let paced = window_job(dir.path(), "paced.sql", &out, events, true);
-    let mut child = spawn(&[
-        "run",
-        paced.to_str().unwrap(),
-        "-p",
-        "2",
-        "--savepoint-dir",
-        savepoints.to_str().unwrap(),
-    ]);
-    wait_until_writing(&mut child, &out);
+    let mut child = started_writing(&paced, &savepoints, &out);
     assert!(
         child.try_wait().unwrap().is_none(),
         "the job ended before the stop"
@@ -154,14 +144,7 @@ fn a_savepoint_that_cannot_be_written_leaves_the_job_running_and_a_second_signal
     let blocked = dir.path().join("not-a-directory");
     std::fs::write(&blocked, "x").unwrap();
     let paced = window_job(dir.path(), "paced.sql", &out, 4_000_000, true);
-    let mut child = spawn(&[
-        "run",
-        paced.to_str().unwrap(),
-        "-p",
-        "2",
-        "--savepoint-dir",
-        blocked.to_str().unwrap(),
-    ]);
+    let mut child = started_writing(&paced, &blocked, &out);
     // Stderr, line by line, as the job prints it.
     let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
     let pipe = child.stderr.take().unwrap();
@@ -170,7 +153,6 @@ fn a_savepoint_that_cannot_be_written_leaves_the_job_running_and_a_second_signal
             let _ = lines_tx.send(line);
         }
     });
-    wait_until_writing(&mut child, &out);
     sigterm(&child);
     let mut seen = Vec::new();
     let failed = loop {

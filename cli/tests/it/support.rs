@@ -1,7 +1,7 @@
 //! Helpers: running scripts in-process and through the binary, reading CSV output.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 
 use connectors::{ConnectorRegistry, MaterializeConnector, MaterializeTarget};
@@ -155,6 +155,25 @@ pub fn eddy(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("eddy runs")
+}
+
+/// Starts the `eddy` binary, its stderr piped and its stdout dropped.
+pub fn spawn_eddy(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("eddy starts")
+}
+
+/// Sends SIGTERM to a started `eddy`.
+pub fn sigterm(child: &Child) {
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
 }
 
 pub fn stderr(o: &Output) -> String {
