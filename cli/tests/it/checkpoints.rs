@@ -4,7 +4,7 @@
 //! cancellation by SIGTERM.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use crate::support::{data_files, eddy, sigterm, sorted_csv_rows, spawn_eddy, stderr};
