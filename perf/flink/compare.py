@@ -2,6 +2,10 @@
 
     python3 perf/flink/compare.py --queries q0,q1,q2 [--events N] [--parallelism P] [--reps R]
                                   [--eddy PATH] [--out DIR]
+                                  [--set KEY=VALUE]... [--flink-set KEY=VALUE]...
+
+`--set` gives both engines a setting for the timed runs (e.g. a checkpoint interval and
+directory), `--flink-set` Flink alone (e.g. `state.backend.type=rocksdb`).
 
 Queries are Nexmark's (q0 … q22, nexmark/queries) or jobs over the same tables in
 perf/queries (OVER windows, a Top-N of an aggregate).
@@ -72,7 +76,7 @@ def run_eddy(eddy, script_path, parallelism, extra=()):
     return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime}
 
 
-def run_flink(events_dir, queries, parallelism, sink_dir=None):
+def run_flink(events_dir, queries, parallelism, sink_dir=None, settings=()):
     """One PyFlink JVM running `queries` in turn; its JSON lines."""
     cmd = [
         str(FLINK_PYTHON),
@@ -81,6 +85,8 @@ def run_flink(events_dir, queries, parallelism, sink_dir=None):
         "--queries", ",".join(queries),
         "--parallelism", str(parallelism),
     ]
+    for setting in settings:
+        cmd += ["--set", setting]
     if sink_dir:
         cmd += ["--sink-dir", str(sink_dir)]
         updating = [q for q in queries if q in UPDATING]
@@ -257,7 +263,12 @@ def main():
     ap.add_argument("--rate", type=int, default=10_000_000)
     ap.add_argument("--eddy", default=str(ROOT / "target" / "release" / "eddy"))
     ap.add_argument("--out", default="flink-compare")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a setting of both engines' timed runs (repeatable)")
+    ap.add_argument("--flink-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a setting of Flink's timed runs only (repeatable)")
     args = ap.parse_args()
+    eddy_settings = [a for s in args.set for a in ("--set", s)]
     queries = [q.strip() for q in args.queries.split(",") if q.strip()]
     for q in queries:
         sql.query_path(q)
@@ -298,7 +309,7 @@ def main():
         for engine in order:
             if engine == "eddy":
                 for q in queries:
-                    r = run_eddy(eddy, eddy_script(q), args.parallelism)
+                    r = run_eddy(eddy, eddy_script(q), args.parallelism, eddy_settings)
                     shutil.rmtree(sql.output_dir(work), ignore_errors=True)
                     if "error" in r:
                         key = "eddy (not supported yet)" if r["unsupported"] else "eddy"
@@ -306,7 +317,8 @@ def main():
                     else:
                         runs[q]["eddy"].append(r)
             else:
-                lines = run_flink(events, queries, args.parallelism)
+                lines = run_flink(events, queries, args.parallelism,
+                                  settings=args.set + args.flink_set)
                 for line in lines:
                     if "jvm_start_s" in line:
                         flink_start.append(line["jvm_start_s"])

@@ -1,7 +1,7 @@
 """Runs Nexmark queries in Apache Flink (PyFlink, local MiniCluster) over eddy's event files.
 
 Run with the Python of the venv that perf/flink/setup.sh made:
-    flink_run.py --events DIR --queries q0,q1 --parallelism P [--sink-dir DIR]
+    flink_run.py --events DIR --queries q0,q1 --parallelism P [--sink-dir DIR] [--set KEY=VALUE]...
 Prints one JSON object per line: first the JVM's start-up time, then one per query with Flink's
 net job runtime (`JobExecutionResult.getNetRuntime`, the job run alone), the wall time of
 planning + submission + run, and the CPU seconds the JVM spent over that wall time (from
@@ -74,8 +74,17 @@ def main():
     ap.add_argument("--final-table", default="",
                     help="queries whose results are updated: with --sink-dir, run them in batch "
                          "mode, whose CSV output is the final table their changelog ends in")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a Flink setting for the timed (streaming) runs, e.g. "
+                         "state.backend.type=rocksdb (repeatable)")
     args = ap.parse_args()
     final_table = set(filter(None, args.final_table.split(",")))
+    settings = []
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            sys.exit(f"error: --set '{item}' is not KEY=VALUE")
+        settings.append((key.strip(), value.strip()))
 
     from pyflink.table import EnvironmentSettings, TableEnvironment
 
@@ -96,6 +105,9 @@ def main():
             # Window state outgrows the JobManager's 5 MB in-memory checkpoints: use files.
             conf.set("execution.checkpointing.storage", "filesystem")
             conf.set("execution.checkpointing.dir", (work / "checkpoints").resolve().as_uri())
+        if not batch:
+            for key, value in settings:
+                conf.set(key, value)
         return env
 
     started = time.time()
