@@ -374,18 +374,31 @@ def main():
                 row["eddy"]["events_per_cpu_s"] / row["flink"]["events_per_cpu_s"]
             )
         results.append(row)
-    summary = {"flink_jvm_start_s": median(flink_start), "queries": results}
+    summary = {
+        "flink_jvm_start_s": median(flink_start),
+        "settings": args.set,
+        "flink_settings": args.flink_set,
+        "queries": results,
+    }
     (out / "results.json").write_text(json.dumps(summary, indent=1) + "\n")
 
     def m(v):
         return f"{v / 1e6:.2f} M" if v is not None else "–"
 
+    flink_state = next(
+        (v.split("=", 1)[1] for v in args.flink_set if v.startswith("state.backend.type=")),
+        "heap",
+    )
+    settings = " ".join(f"`{s}`" for s in args.set) or "none"
+    flink_settings = " ".join(f"`{s}`" for s in args.flink_set) or "none"
     lines = [
         f"# eddy vs Apache Flink 2.3, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
         "",
+        f"Settings of both engines' timed runs: {settings}; of Flink's alone: {flink_settings}.",
+        "",
         f"{args.events} events (`eddy nexmark generate`, CSV, {args.parallelism} file(s) per "
         f"stream), parallelism {args.parallelism}, median of {args.reps} repetitions. Flink: "
-        f"PyFlink local MiniCluster, heap state; events/s from its net job runtime; its JVM "
+        f"PyFlink local MiniCluster, {flink_state} state; events/s from its net job runtime; its JVM "
         f"start ({(summary['flink_jvm_start_s'] or 0):.1f} s) and per-job planning and "
         f"submission (column *Flink overhead*) are not in it. eddy: the whole `eddy run` "
         f"process. CPU-s: the engine's process, user + sys.",
