@@ -192,7 +192,7 @@ pub fn run_job_with(
             graph,
             config,
             metrics.clone(),
-            attempt_cancel,
+            attempt_cancel.clone(),
             restore.as_ref(),
             checkpointing,
         );
@@ -211,7 +211,8 @@ pub fn run_job_with(
             });
         }
         let ended = match result {
-            Ok(()) if cancel.is_cancelled() => Ok(JobOutcome::Cancelled),
+            // Cancelled from outside, or a stop with nowhere to put its savepoint.
+            Ok(()) if attempt_cancel.is_cancelled() => Ok(JobOutcome::Cancelled),
             Ok(()) if savepoint.is_some() => Ok(JobOutcome::Stopped {
                 savepoint: savepoint.unwrap_or_default(),
             }),

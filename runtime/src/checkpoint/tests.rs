@@ -10,7 +10,8 @@ use arrow::array::{AsArray, Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Int64Type, Schema, SchemaRef};
 use kernel::checkpoint::{CheckpointId, Committable, SplitState};
 use kernel::config::{
-    CheckpointConfig, CheckpointRetention, CheckpointingMode, JobConfig, RestartStrategy,
+    CheckpointConfig, CheckpointRetention, CheckpointingMode, JobConfig, RecoverySettings,
+    RestartStrategy,
 };
 use kernel::graph::{JobGraph, Node, NodeKind, Partitioning};
 use kernel::metrics::JobMetrics;
@@ -259,6 +260,69 @@ fn a_failed_task_restarts_the_job_from_its_checkpoint_and_every_row_commits_once
         super::metadata::published(&gemini_state::CheckpointStore::local(&job_dir).unwrap())
             .unwrap();
     assert_eq!(published.len(), 2, "{published:?}");
+}
+
+#[test]
+fn a_job_stopped_with_a_savepoint_resumes_from_it_and_every_row_commits_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Arc::new(Committed::default());
+    // The failure is spent already: this job does not fail.
+    let graph = job(20_000, Arc::new(AtomicBool::new(true)), sink.clone());
+    let mut stoppable = checkpointing(&dir.path().join("chk"));
+    stoppable.interval = None; // savepoints only
+    stoppable.savepoint_dir = Some(dir.path().join("savepoints").display().to_string());
+    let config = JobConfig {
+        checkpointing: Some(stoppable),
+        ..JobConfig::default()
+    };
+    let cancel = CancelFlag::default();
+    let stopper = {
+        let cancel = cancel.clone();
+        std::thread::spawn(move || {
+            // The source takes at least 400 ms for its rows.
+            std::thread::sleep(Duration::from_millis(50));
+            cancel.request_stop();
+        })
+    };
+    let outcome = run_job(&graph, &config, Arc::default(), cancel).unwrap();
+    stopper.join().unwrap();
+    let JobOutcome::Stopped { savepoint } = outcome else {
+        panic!("not stopped with a savepoint: {outcome:?}");
+    };
+    assert!(std::path::Path::new(&savepoint).join("_metadata").is_file());
+    let at_stop = sink.rows.lock().len();
+    assert!(at_stop < 20_000, "all {at_stop} rows before the stop");
+
+    // Resumed without checkpoints, from the savepoint: the rest, once.
+    let resumed = JobConfig {
+        recovery: Some(RecoverySettings {
+            path: savepoint,
+            allow_non_restored_state: false,
+            store_settings: Vec::new(),
+        }),
+        ..JobConfig::default()
+    };
+    let outcome = run_job(&graph, &resumed, Arc::default(), CancelFlag::default()).unwrap();
+    assert_eq!(outcome, JobOutcome::Finished);
+    let mut rows = sink.rows.lock().clone();
+    rows.sort_unstable();
+    assert_eq!(rows, (0..20_000).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_stop_request_without_a_savepoint_directory_cancels() {
+    let dir = tempfile::tempdir().unwrap();
+    let sink = Arc::new(Committed::default());
+    let graph = job(20_000, Arc::new(AtomicBool::new(true)), sink.clone());
+    let config = JobConfig {
+        checkpointing: Some(checkpointing(dir.path())),
+        ..JobConfig::default()
+    };
+    let cancel = CancelFlag::default();
+    cancel.request_stop();
+    let outcome = run_job(&graph, &config, Arc::default(), cancel).unwrap();
+    assert_eq!(outcome, JobOutcome::Cancelled);
+    assert!(sink.rows.lock().len() < 20_000);
 }
 
 #[test]
