@@ -499,6 +499,7 @@ pub fn plan_script(sql: &str, opts: &PlanOptions) -> Result<PlannedJob, PlanErro
     let state_ttl_ms = duration_setting(&settings, STATE_TTL)?.filter(|&ms| ms > 0);
     let mini_batch = mini_batch(&settings)?;
     let split_distinct_buckets = split_distinct(&settings)?;
+    let keeps_state = crate::checkpoint_settings::state_is_kept(&settings)?;
     if pipelines.is_empty() {
         return Err(PlanError::at(
             "the script has no INSERT INTO or SELECT statement: nothing to run",
@@ -515,6 +516,7 @@ pub fn plan_script(sql: &str, opts: &PlanOptions) -> Result<PlannedJob, PlanErro
         }
         lowering.state_ttl_ms = state_ttl_ms;
         lowering.joins_in_state_tables = settings.contains_key(STATE_MEMORY_BUDGET);
+        lowering.parallelism_independent = keeps_state;
         lowering.mini_batch = mini_batch;
         lowering.split_distinct_buckets = split_distinct_buckets;
         lowering.sink_connector = opts.sinks_to.clone();

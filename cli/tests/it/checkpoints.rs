@@ -362,6 +362,18 @@ fn killed_and_resumed_at_three_gives_the_same_rows(
 /// As [`killed_and_resumed_at_three_gives_the_same_rows`]; with `materialize` the (updating)
 /// results go to `--materialize-dir` and the final tables are compared.
 fn killed_and_resumed_at_three(
+    events: (u64, u64),
+    columns: &str,
+    query: &str,
+    min_rows: usize,
+    materialize: bool,
+) {
+    killed_and_resumed_at("3", events, columns, query, min_rows, materialize)
+}
+
+/// As [`killed_and_resumed_at_three`], resumed at parallelism `resume_at`.
+fn killed_and_resumed_at(
+    resume_at: &str,
     (events, rate): (u64, u64),
     columns: &str,
     query: &str,
@@ -435,7 +447,7 @@ fn killed_and_resumed_at_three(
     );
     child.kill().unwrap();
     child.wait().unwrap();
-    let args = run_args(sql, "3", &out, Some(&chk));
+    let args = run_args(sql, resume_at, &out, Some(&chk));
     let resumed = eddy(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     let got = sorted_csv_rows(&out);
@@ -452,6 +464,21 @@ fn a_killed_two_phase_window_aggregation_resumes_at_another_parallelism_with_the
          FROM TABLE(HOP(TABLE ev, DESCRIPTOR(ts), INTERVAL '200' MILLISECOND, INTERVAL '600' MILLISECOND))\n\
          WHERE event_type = 2 GROUP BY bid.auction, window_start, window_end;",
         10_000,
+    );
+}
+
+#[test]
+fn a_killed_two_phase_window_aggregation_resumes_at_parallelism_one() {
+    // With checkpoints the plan is the same at every parallelism: two phases at 1 too.
+    killed_and_resumed_at(
+        "1",
+        (150_000, 100_000),
+        "auction BIGINT, wstart TIMESTAMP(3), n BIGINT",
+        "INSERT INTO out_t SELECT bid.auction, window_start, COUNT(*)\n\
+         FROM TABLE(TUMBLE(TABLE ev, DESCRIPTOR(ts), INTERVAL '300' MILLISECOND))\n\
+         WHERE event_type = 2 GROUP BY bid.auction, window_start, window_end;",
+        5_000,
+        false,
     );
 }
 

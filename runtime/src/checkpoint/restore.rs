@@ -220,9 +220,7 @@ impl Restore {
         if !unclaimed.is_empty() && !allow_non_restored {
             return Err(Error::user(format!(
                 "checkpoint {} holds state of {} that no operator of this job claims: the \
-                 query or its plan changed (at parallelism 1 aggregations run in one phase, \
-                 so the state of a two-phase one restores at parallelism 2 or more). Run \
-                 with --allow-non-restored-state (or SET \
+                 query or its plan changed. Run with --allow-non-restored-state (or SET \
                  'execution.state-recovery.ignore-unclaimed-state' = 'true') to drop it",
                 self.meta.checkpoint_id,
                 unclaimed.join(", ")

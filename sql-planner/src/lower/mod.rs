@@ -56,6 +56,10 @@ pub(crate) struct Lowering<'a> {
     /// `state.backend.gemini.memory-budget` is set: joins whose state only grows keep their
     /// rows in state tables, which spill to disk, instead of in memory.
     pub joins_in_state_tables: bool,
+    /// The job's state may be checkpointed or restored: plan the same operators at every
+    /// parallelism, so that state taken at one restores at another (window aggregations
+    /// then run in two phases at parallelism 1 too, as Flink plans them).
+    pub parallelism_independent: bool,
     /// `table.exec.mini-batch.*`, when enabled.
     pub mini_batch: Option<kernel::ops::group_agg::MiniBatch>,
     /// `table.optimizer.distinct-agg.split.bucket-num`, when split distinct aggregation is on.
@@ -167,6 +171,7 @@ impl<'a> Lowering<'a> {
             window_buffer_groups: kernel::ops::window::DEFAULT_BUFFER_GROUPS,
             state_ttl_ms: None,
             joins_in_state_tables: false,
+            parallelism_independent: false,
             mini_batch: None,
             split_distinct_buckets: None,
             sink_connector: None,

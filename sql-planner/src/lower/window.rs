@@ -325,7 +325,9 @@ impl Lowering<'_> {
         } else {
             format!("attached to {:?}", windows.kind)
         };
-        let node = if proctime || (self.parallelism == 1 && upstream == 1) {
+        let one_phase_suffices =
+            self.parallelism == 1 && upstream == 1 && !self.parallelism_independent;
+        let node = if proctime || one_phase_suffices {
             // Processing-time windows run in one phase, as in Flink: a local phase's slices
             // would reach the global one after its clock passed them.
             let (parallelism, partitioning) = self.one_phase(&input, &keys);
