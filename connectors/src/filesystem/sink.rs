@@ -266,11 +266,20 @@ impl PendingFile {
     }
 
     /// Renames the file to its final name; done already (a commit run again after a
-    /// restore) when only the final file is there.
+    /// restore) when only the final file is there. When neither is, the file was committed
+    /// and has since been moved or deleted (a restore from an old savepoint, whose files
+    /// a downstream job took): as Flink's committer, that is not an error; it is logged.
     fn publish(&self) -> Result<()> {
         match std::fs::rename(&self.in_progress, &self.final_path) {
             Ok(()) => Ok(()),
             Err(_) if !self.in_progress.exists() && self.final_path.exists() => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !self.in_progress.exists() => {
+                tracing::warn!(
+                    "part file {} was committed before and is gone since; not committed again",
+                    self.final_path.display()
+                );
+                Ok(())
+            }
             Err(e) => Err(Error::io(
                 format!("cannot commit '{}'", self.final_path.display()),
                 e,
@@ -509,7 +518,27 @@ impl Sink for FsSink {
 
 #[cfg(test)]
 mod tests {
-    use super::escape_path_name;
+    use super::{escape_path_name, PendingFile};
+
+    #[test]
+    fn a_commit_run_again_finds_the_file_committed_or_taken_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = PendingFile {
+            dir: dir.path().to_path_buf(),
+            in_progress: dir.path().join(".part-0.csv.inprogress"),
+            final_path: dir.path().join("part-0.csv"),
+        };
+        std::fs::write(&file.in_progress, "1,2\n").unwrap();
+        file.publish().unwrap();
+        assert_eq!(std::fs::read_to_string(&file.final_path).unwrap(), "1,2\n");
+        // Again after a restore: already done.
+        file.publish().unwrap();
+        // The committed file moved away by a downstream job, then a restore from an old
+        // savepoint commits it once more: nothing to do, and no error.
+        std::fs::remove_file(&file.final_path).unwrap();
+        file.publish().unwrap();
+        assert!(!file.final_path.exists());
+    }
 
     #[test]
     fn partition_values_are_escaped_like_hive() {
