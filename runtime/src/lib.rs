@@ -140,11 +140,7 @@ pub fn run_job_with(
     graph.check_max_parallelism(config.max_parallelism)?;
     let mut restore = match &config.recovery {
         Some(r) => {
-            let settings: Vec<(&str, &str)> = r
-                .store_settings
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
+            let settings = checkpoint::location_settings(&r.store_settings);
             let mut found = checkpoint::restore::locate(&r.path, &settings)?;
             found.check(graph, config.max_parallelism, r.allow_non_restored_state)?;
             if config.checkpointing.is_none() {
@@ -247,15 +243,6 @@ pub fn run_job_with(
     }
 }
 
-/// The location settings (`s3.*`) of the job's checkpoints.
-fn store_settings(config: Option<&CheckpointConfig>) -> Vec<(&str, &str)> {
-    config
-        .iter()
-        .flat_map(|c| c.store_settings.iter())
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect()
-}
-
 /// A job's directory in the checkpoint location: `<dir>/<job-id>/`, or the directory of the
 /// checkpoint the run resumed from.
 struct JobDirectory {
@@ -268,7 +255,7 @@ impl JobDirectory {
     /// The directory of a checkpoint's job (CLAIM mode), or a new one. A savepoint's files
     /// are copied into the new one, and `restore` then reads them there.
     fn open(cp: &CheckpointConfig, restore: Option<&mut Restore>) -> Result<JobDirectory> {
-        let settings = store_settings(Some(cp));
+        let settings = checkpoint::location_settings(&cp.store_settings);
         let (id, dir) = match &restore {
             Some(r) if !r.meta.savepoint => (r.meta.job_id.clone(), r.job_dir.clone()),
             _ => {
@@ -282,13 +269,8 @@ impl JobDirectory {
         if let Some(r) = restore.filter(|r| r.meta.savepoint) {
             let savepoint = CheckpointStore::open(&r.dir, &settings)
                 .map_err(|e| Error::user(format!("savepoint {}: {e}", r.dir)))?;
-            for manifest in r.meta.manifests() {
-                for name in manifest.files() {
-                    savepoint.copy_file_to(name, &store).map_err(|e| {
-                        Error::user(format!("copying {name} out of savepoint {}: {e}", r.dir))
-                    })?;
-                }
-            }
+            let what = format!("out of savepoint {}", r.dir);
+            checkpoint::copy_state_files(&r.meta, &savepoint, &store, &what)?;
             r.job_dir = dir.clone();
         }
         Ok(JobDirectory { id, dir, store })

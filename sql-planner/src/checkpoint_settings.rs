@@ -149,15 +149,6 @@ pub(crate) fn checkpoint_config(
     }))
 }
 
-/// Whether the job takes checkpoints or savepoints, or restores one: then its plan must not
-/// depend on its parallelism.
-pub(crate) fn state_is_kept(settings: &BTreeMap<String, String>) -> Result<bool, PlanError> {
-    let interval = duration_setting(settings, INTERVAL)?.unwrap_or(0);
-    Ok(interval > 0
-        || either(settings, SAVEPOINT_DIR).is_some()
-        || either(settings, RECOVERY_PATH).is_some())
-}
-
 /// The settings of a checkpoint location (`s3.*`).
 fn location_settings(settings: &BTreeMap<String, String>) -> Vec<(String, String)> {
     settings

@@ -499,7 +499,9 @@ pub fn plan_script(sql: &str, opts: &PlanOptions) -> Result<PlannedJob, PlanErro
     let state_ttl_ms = duration_setting(&settings, STATE_TTL)?.filter(|&ms| ms > 0);
     let mini_batch = mini_batch(&settings)?;
     let split_distinct_buckets = split_distinct(&settings)?;
-    let keeps_state = crate::checkpoint_settings::state_is_kept(&settings)?;
+    let mut config = job_config(&settings)?;
+    // Checkpoints, savepoints or a restore: the plan must not depend on the parallelism.
+    let keeps_state = config.checkpointing.is_some() || config.recovery.is_some();
     if pipelines.is_empty() {
         return Err(PlanError::at(
             "the script has no INSERT INTO or SELECT statement: nothing to run",
@@ -531,7 +533,6 @@ pub fn plan_script(sql: &str, opts: &PlanOptions) -> Result<PlannedJob, PlanErro
     }
     refuse_writing_what_is_read(&reads, &writes)?;
     graph.reuse_duplicates();
-    let mut config = job_config(&settings)?;
     // Its upper bound is checked with the parallelism of every node, just below.
     config.max_parallelism = positive_setting(&settings, MAX_PARALLELISM)?
         .unwrap_or_else(|| default_max_parallelism(graph.max_node_parallelism()));

@@ -16,7 +16,6 @@ const RATE: u64 = 40_000;
 /// A Nexmark bid stream of `events` (in real time if `paced`, as fast as it goes if not),
 /// aggregated in tumbling event-time windows into a CSV filesystem sink at `out`.
 fn window_job(dir: &Path, name: &str, out: &Path, events: u64, paced: bool) -> PathBuf {
-    let (rate, unpaced) = (RATE, !paced);
     let sql = format!(
         "SET 'execution.checkpointing.dir' = '{chk}';\n\
          CREATE TABLE ev (\n\
@@ -24,14 +23,15 @@ fn window_job(dir: &Path, name: &str, out: &Path, events: u64, paced: bool) -> P
            bid ROW<auction BIGINT, bidder BIGINT, price BIGINT, channel VARCHAR, url VARCHAR, dateTime TIMESTAMP(3), extra VARCHAR>,\n\
            ts AS bid.dateTime,\n\
            WATERMARK FOR ts AS ts - INTERVAL '1' SECOND\n\
-         ) WITH ('connector' = 'nexmark', 'events.num' = '{events}', 'first-event.rate' = '{rate}', 'max-emit-speed' = '{unpaced}');\n\
+         ) WITH ('connector' = 'nexmark', 'events.num' = '{events}', 'first-event.rate' = '{RATE}', 'max-emit-speed' = '{unpaced}');\n\
          CREATE TABLE out_t (auction BIGINT, wstart TIMESTAMP(3), n BIGINT, m BIGINT)\n\
            WITH ('connector' = 'filesystem', 'path' = '{out}', 'format' = 'csv');\n\
          INSERT INTO out_t SELECT bid.auction, window_start, COUNT(*), MAX(bid.price)\n\
          FROM TABLE(TUMBLE(TABLE ev, DESCRIPTOR(ts), INTERVAL '500' MILLISECOND))\n\
          WHERE event_type = 2 GROUP BY bid.auction, window_start, window_end;\n",
         chk = dir.join("chk").display(),
-        out = out.display()
+        out = out.display(),
+        unpaced = !paced
     );
     let file = dir.join(name);
     std::fs::write(&file, sql).unwrap();

@@ -235,7 +235,7 @@ impl Coordinator {
         finished: &HashMap<usize, Vec<Resolved>>,
         started: Instant,
     ) -> Result<()> {
-        let (meta, stood_in) = self.metadata(id, acks, finished, false);
+        let (meta, stood_in) = self.assemble(id, acks, finished, false);
         let dir = self.config.savepoint_dir.as_deref().unwrap_or_default();
         // Flink's name: the job id's first six digits and a random part.
         let random = new_job_id();
@@ -245,12 +245,7 @@ impl Coordinator {
             &self.job_id[..6.min(self.job_id.len())],
             &random[..12]
         );
-        let settings: Vec<(&str, &str)> = self
-            .config
-            .store_settings
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        let settings = super::location_settings(&self.config.store_settings);
         let store = CheckpointStore::open(&location, &settings)
             .map_err(|e| Error::user(format!("savepoint directory {location}: {e}")))?;
         let path = metadata::publish_savepoint(&self.store, &store, &meta)?;
@@ -286,12 +281,12 @@ impl Coordinator {
         all_finished: bool,
         started: Instant,
     ) -> Result<()> {
-        let (meta, stood_in) = self.metadata(id, acks, finished, all_finished);
+        let (meta, stood_in) = self.assemble(id, acks, finished, all_finished);
         self.complete(meta, stood_in, started)
     }
 
     /// The metadata of checkpoint `id`, and the tasks whose final state stood in for them.
-    fn metadata(
+    fn assemble(
         &self,
         id: u64,
         mut acks: HashMap<usize, Vec<Resolved>>,

@@ -159,16 +159,8 @@ pub(crate) fn publish_savepoint(
     store: &CheckpointStore,
     meta: &CheckpointMetadata,
 ) -> Result<String> {
-    for manifest in meta.manifests() {
-        for name in manifest.files() {
-            job_store.copy_file_to(name, store).map_err(|e| {
-                Error::user(format!(
-                    "copying {name} into savepoint {}: {e}",
-                    store.location()
-                ))
-            })?;
-        }
-    }
+    let what = format!("into savepoint {}", store.location());
+    super::copy_state_files(meta, job_store, store, &what)?;
     let mut meta = meta.clone();
     meta.savepoint = true;
     store

@@ -58,6 +58,31 @@ impl Signals {
     }
 }
 
+/// A location's settings (`s3.*` keys) as `CheckpointStore::open` takes them.
+pub(crate) fn location_settings(settings: &[(String, String)]) -> Vec<(&str, &str)> {
+    settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+/// Copies every state file `meta`'s tables name from `from` into `to` (`what` names the
+/// copy in errors): a savepoint is made, and imported into a job directory, this way.
+pub(crate) fn copy_state_files(
+    meta: &metadata::CheckpointMetadata,
+    from: &gemini_state::CheckpointStore,
+    to: &gemini_state::CheckpointStore,
+    what: &str,
+) -> kernel::Result<()> {
+    for manifest in meta.manifests() {
+        for name in manifest.files() {
+            from.copy_file_to(name, to)
+                .map_err(|e| kernel::Error::user(format!("copying {name} {what}: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
 /// How often a task waiting for input looks at the signals.
 pub(crate) const SIGNAL_POLL: Duration = Duration::from_millis(10);
 
